@@ -1,0 +1,45 @@
+// Temporary: pins modules the components are being written against so go mod tidy keeps them.
+// Removed once every module here is imported by real code.
+//go:build deps
+
+package deps
+
+import (
+	_ "github.com/IBM/sarama"
+	_ "github.com/apache/arrow-go/v18/parquet/file"
+	_ "github.com/apache/arrow-go/v18/parquet/pqarrow"
+	_ "github.com/klauspost/compress/zstd"
+	_ "github.com/parquet-go/parquet-go"
+	_ "github.com/parquet-go/parquet-go/compress/zstd"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/collectors"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/client_golang/prometheus/testutil"
+	_ "github.com/testcontainers/testcontainers-go"
+	_ "github.com/testcontainers/testcontainers-go/modules/kafka"
+	_ "github.com/twmb/franz-go/pkg/kadm"
+	_ "github.com/twmb/franz-go/pkg/kfake"
+	_ "github.com/twmb/franz-go/pkg/kgo"
+	_ "github.com/twmb/franz-go/pkg/sasl/plain"
+	_ "github.com/twmb/franz-go/pkg/sasl/scram"
+	_ "gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
+	_ "golang.org/x/sync/errgroup"
+	_ "k8s.io/api/authentication/v1"
+	_ "k8s.io/api/authorization/v1"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/apimachinery/pkg/apis/meta/v1"
+	_ "k8s.io/client-go/informers"
+	_ "k8s.io/client-go/kubernetes"
+	_ "k8s.io/client-go/kubernetes/fake"
+	_ "k8s.io/client-go/rest"
+	_ "k8s.io/client-go/tools/cache"
+	_ "k8s.io/client-go/tools/clientcmd"
+	_ "golang.org/x/time/rate"
+	_ "github.com/johannesboyne/gofakes3"
+	_ "github.com/johannesboyne/gofakes3/backend/s3mem"
+)
