@@ -1,0 +1,127 @@
+package objectformat
+
+import (
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/logrouter/logrouter/archiver/row"
+)
+
+func isValidUTF8(b []byte) bool { return utf8.Valid(b) }
+
+// batchRows rows are handed to parquet-go at a time (its per-call overhead is significant).
+const batchRows = 256
+
+type parquetEncoder struct {
+	w        *parquet.GenericWriter[row.Row]
+	dec      *row.Decoder
+	opts     Options
+	batch    []row.Row
+	buffered int64
+	stats    Stats
+}
+
+func newParquetEncoder(w io.Writer, o Options) *parquetEncoder {
+	wopts := []parquet.WriterOption{
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.CreatedBy("logrouter", "v1", ""),
+		parquet.KeyValueMetadata("logrouter.schema", "archive.v1"),
+	}
+	if o.TempDir != "" {
+		wopts = append(wopts, parquet.ColumnPageBuffers(parquet.NewFileBufferPool(o.TempDir, "pages.*")))
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 64 << 20
+	}
+	return &parquetEncoder{
+		w: parquet.NewGenericWriter[row.Row](w, wopts...), dec: row.NewDecoder(), opts: o,
+		batch: make([]row.Row, 0, batchRows),
+	}
+}
+
+func (p *parquetEncoder) Add(e *Entry) error {
+	p.batch = p.batch[:len(p.batch)+1]
+	r := &p.batch[len(p.batch)-1]
+	if err := p.dec.Decode(r, e.Value); err != nil {
+		invalidRow(r, e, err)
+		if p.opts.OnInvalid != nil {
+			p.opts.OnInvalid(e, err)
+		}
+	}
+	// The partition directory is the header's namespace: keep the column consistent with it.
+	r.Namespace = e.Namespace
+	if r.Pod == "" {
+		r.Pod = e.Pod
+	}
+	if r.Container == "" {
+		r.Container = e.Container
+	}
+	r.KafkaTopic, r.KafkaPartition, r.KafkaOffset, r.KafkaTime = e.Topic, e.Partition, e.Offset, e.KafkaTime.UnixMicro()
+	p.stats.add(r.TimeOf(), r.Pod, len(e.Value))
+	p.buffered += int64(len(e.Value))
+	if len(p.batch) == cap(p.batch) {
+		return p.flushBatch()
+	}
+	return nil
+}
+
+func (p *parquetEncoder) flushBatch() error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	if _, err := p.w.Write(p.batch); err != nil {
+		return fmt.Errorf("parquet write: %w", err)
+	}
+	clear(p.batch)
+	p.batch = p.batch[:0]
+	if p.buffered >= p.opts.RowGroupBytes {
+		p.buffered = 0
+		if err := p.w.Flush(); err != nil {
+			return fmt.Errorf("parquet flush row group: %w", err)
+		}
+	}
+	return nil
+}
+
+func (p *parquetEncoder) Close() error {
+	if err := p.flushBatch(); err != nil {
+		return err
+	}
+	if err := p.w.Close(); err != nil {
+		return fmt.Errorf("parquet close: %w", err)
+	}
+	return nil
+}
+
+func (p *parquetEncoder) Stats() *Stats { return &p.stats }
+
+// ParquetRows reads the rows of a Parquet object in batches, calling fn with each batch (the
+// slice is reused after fn returns).
+func ParquetRows(r io.ReaderAt, size int64, fn func([]row.Row) error) error {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return fmt.Errorf("open parquet: %w", err)
+	}
+	rd := parquet.NewGenericReader[row.Row](f)
+	defer rd.Close()
+	buf := make([]row.Row, batchRows)
+	for {
+		clear(buf)
+		n, err := rd.Read(buf)
+		if n > 0 {
+			if ferr := fn(buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read parquet rows: %w", err)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+// Package query reads the archive the archiver writes: it finds the objects of one namespace
+// and time range by their partition path and per-object statistics, and streams the matching
+// records in time order. The CLI (logrouter query) and the gateway share it.
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+// Request selects records. Since and Until bound the record's own time (its "ts"), [Since, Until).
+type Request struct {
+	Namespace      string
+	Since, Until   time.Time      // [Since, Until)
+	Pod, Container string         // "" = any
+	Grep           *regexp.Regexp // nil = any; matched against the message
+}
+
+// Stats says how much work a query did; ObjectsOpened is what pruning saves.
+type Stats struct{ ObjectsListed, ObjectsOpened, RecordsScanned, RecordsMatched int64 }
+
+// Engine runs queries against one archive (bucket and prefix). It is safe for concurrent use.
+type Engine struct {
+	bucket *blob.Bucket
+	prefix string
+	// lookahead is how much later than a record's own time it may have been archived: the
+	// archive is partitioned by Kafka time, which runs behind the lines' time by the
+	// collector's delay.
+	lookahead time.Duration
+	// lookbehind covers clocks of collector nodes that run ahead of the broker's.
+	lookbehind time.Duration
+	log        *slog.Logger
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithLookahead sets how long after a line's time it may have reached Kafka (default 6h): a
+// query over [Since, Until) reads the partitions of [Since-lookbehind, Until+lookahead).
+func WithLookahead(d time.Duration) Option { return func(e *Engine) { e.lookahead = d } }
+
+// WithLookbehind sets how far a line's time may be ahead of its Kafka time (default 1h).
+func WithLookbehind(d time.Duration) Option { return func(e *Engine) { e.lookbehind = d } }
+
+// WithLogger sets the logger for skipped objects.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// New returns an engine over the archive under prefix ("" or "a/b") in bucket.
+func New(bucket *blob.Bucket, prefix string, opts ...Option) *Engine {
+	e := &Engine{bucket: bucket, prefix: prefix, lookahead: 6 * time.Hour, lookbehind: time.Hour, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Errors for requests a caller can fix.
+var (
+	ErrNoNamespace = errors.New("query: namespace is required")
+	ErrBadRange    = errors.New("query: since must be before until")
+)
+
+// Run streams matching records in time order to emit; it stops at the first emit error and returns it.
+func (e *Engine) Run(ctx context.Context, req Request, emit func(record.Record) error) (Stats, error) {
+	return e.run(ctx, req, emit)
+}

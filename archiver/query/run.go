@@ -1,0 +1,265 @@
+package query
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/archiver/objectformat"
+	"github.com/logrouter/logrouter/archiver/row"
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+// candidate is an object that survived path pruning.
+type candidate struct {
+	key   string
+	obj   layout.Object
+	size  int64
+	stats objectformat.ObjectStats
+	// lo is the earliest record time the object may hold: its statistics, or what its
+	// partition hour allows when it has none.
+	lo time.Time
+}
+
+func (e *Engine) validate(req Request) error {
+	var errs []error
+	if req.Namespace == "" {
+		errs = append(errs, ErrNoNamespace)
+	} else if !layout.ValidNamespace(req.Namespace) {
+		errs = append(errs, fmt.Errorf("query: namespace %q is not a Kubernetes namespace name", req.Namespace))
+	}
+	if req.Since.IsZero() || req.Until.IsZero() || !req.Since.Before(req.Until) {
+		errs = append(errs, ErrBadRange)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) error) (Stats, error) {
+	var st Stats
+	if err := e.validate(req); err != nil {
+		return st, err
+	}
+	cands, err := e.candidates(ctx, req, &st)
+	if err != nil {
+		return st, err
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := a.lo.Compare(b.lo); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	since, until := req.Since.UnixMicro(), req.Until.UnixMicro()
+	h := &rowHeap{}
+	match := func(r *row.Row) {
+		st.RecordsScanned++
+		if r.Time < since || r.Time >= until ||
+			req.Pod != "" && r.Pod != req.Pod ||
+			req.Container != "" && r.Container != req.Container ||
+			req.Grep != nil && !req.Grep.MatchString(r.Message) {
+			return
+		}
+		heap.Push(h, *r)
+	}
+	for i, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		st.ObjectsOpened++
+		if err := e.read(ctx, c, match); err != nil {
+			return st, err
+		}
+		// Every later object starts at or after bound, so everything before it is final.
+		bound := int64(1<<63 - 1)
+		if i+1 < len(cands) {
+			bound = cands[i+1].lo.UnixMicro()
+		}
+		for h.Len() > 0 && (*h)[0].Time < bound {
+			r := heap.Pop(h).(row.Row)
+			st.RecordsMatched++
+			if err := emit(r.Record()); err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// candidates lists the partitions the range can touch and keeps the objects whose statistics
+// may hold a match.
+func (e *Engine) candidates(ctx context.Context, req Request, st *Stats) ([]candidate, error) {
+	from := req.Since.Add(-e.lookbehind).UTC().Truncate(time.Hour)
+	to := req.Until.Add(e.lookahead).UTC() // hours starting before this
+	nsDir := layout.Join(e.prefix, layout.NamespaceDir(req.Namespace))
+	days, err := e.dirs(ctx, nsDir, "dt=")
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, day := range days {
+		d, err := time.Parse("2006-01-02", day)
+		if err != nil || !d.Before(to) || !d.Add(24*time.Hour).After(from) {
+			continue
+		}
+		hours, err := e.dirs(ctx, nsDir+"dt="+day+"/", "hour=")
+		if err != nil {
+			return nil, err
+		}
+		for _, hh := range hours {
+			var n int
+			if _, err := fmt.Sscanf(hh, "%02d", &n); err != nil || len(hh) != 2 {
+				continue
+			}
+			hour := d.Add(time.Duration(n) * time.Hour)
+			if hour.Before(from) || !hour.Before(to) {
+				continue
+			}
+			cs, err := e.listHour(ctx, req, layout.Join(e.prefix, layout.HourDir(req.Namespace, hour)), hour, st)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cs...)
+		}
+	}
+	return out, nil
+}
+
+// dirs lists the names after want= of the directories directly under dir.
+func (e *Engine) dirs(ctx context.Context, dir, want string) ([]string, error) {
+	it := e.bucket.List(&blob.ListOptions{Prefix: dir, Delimiter: "/"})
+	var out []string
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		if !obj.IsDir {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, dir), "/")
+		if v, ok := strings.CutPrefix(name, want); ok {
+			out = append(out, v)
+		}
+	}
+}
+
+func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour time.Time, st *Stats) ([]candidate, error) {
+	it := e.bucket.List(&blob.ListOptions{Prefix: dir})
+	var out []candidate
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		o, err := layout.ParseKey(e.prefix, obj.Key)
+		if err != nil {
+			continue // not a data object (a stray file in the partition)
+		}
+		st.ObjectsListed++
+		attrs, err := e.bucket.Attributes(ctx, obj.Key)
+		if err != nil {
+			return nil, fmt.Errorf("attributes of %s: %w", obj.Key, err)
+		}
+		c := candidate{key: obj.Key, obj: o, size: obj.Size, stats: objectformat.ParseMetadata(attrs.Metadata), lo: hour.Add(-e.lookahead)}
+		if c.stats.Known {
+			if !c.stats.MaxTime.After(req.Since.Add(-time.Microsecond)) || !c.stats.MinTime.Before(req.Until) {
+				continue
+			}
+			if req.Pod != "" && c.stats.Pods != nil && !c.stats.Pods[req.Pod] {
+				continue
+			}
+			c.lo = c.stats.MinTime
+		}
+		out = append(out, c)
+	}
+}
+
+func (e *Engine) read(ctx context.Context, c candidate, match func(*row.Row)) error {
+	switch c.obj.Format {
+	case layout.Parquet:
+		ra := &rangeReaderAt{ctx: ctx, b: e.bucket, key: c.key}
+		err := objectformat.ParquetRows(ra, c.size, func(rows []row.Row) error {
+			for i := range rows {
+				match(&rows[i])
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", c.key, err)
+		}
+		return nil
+	case layout.NDJSON:
+		r, err := e.bucket.NewReader(ctx, c.key, nil)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", c.key, err)
+		}
+		defer r.Close()
+		if err := objectformat.NDJSONRows(r, func(rw *row.Row) error { match(rw); return nil }); err != nil {
+			return fmt.Errorf("read %s: %w", c.key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("read %s: unknown format", c.key)
+}
+
+// rangeReaderAt reads an object with ranged GETs, so Parquet reads only its footer and the
+// column chunks it needs.
+type rangeReaderAt struct {
+	ctx context.Context
+	b   *blob.Bucket
+	key string
+}
+
+func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rr, err := r.b.NewRangeReader(r.ctx, r.key, off, int64(len(p)), nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rr.Close()
+	n, err := io.ReadFull(rr, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// rowHeap orders rows by time, then Kafka position, so output is deterministic.
+type rowHeap []row.Row
+
+func (h rowHeap) Len() int { return len(h) }
+func (h rowHeap) Less(i, j int) bool {
+	a, b := &h[i], &h[j]
+	if a.Time != b.Time {
+		return a.Time < b.Time
+	}
+	if a.KafkaTopic != b.KafkaTopic {
+		return a.KafkaTopic < b.KafkaTopic
+	}
+	if a.KafkaPartition != b.KafkaPartition {
+		return a.KafkaPartition < b.KafkaPartition
+	}
+	return a.KafkaOffset < b.KafkaOffset
+}
+func (h rowHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *rowHeap) Push(x any)   { *h = append(*h, x.(row.Row)) }
+func (h *rowHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = row.Row{}
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,136 @@
+// Package spool keeps the records of an open archive range on local disk, so that memory does
+// not grow with the number of partitions or the rotation size: each open range costs one
+// small write buffer, whatever its size. A spool lives only as long as its process; after a
+// crash the records are read again from Kafka.
+package spool
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Frame is one spooled record.
+type Frame struct {
+	Offset    int64
+	KafkaTime time.Time
+	Pod       []byte
+	Container []byte
+	Value     []byte
+}
+
+// Writer appends frames to a spool file.
+type Writer struct {
+	f       *os.File
+	w       *bufio.Writer
+	hdr     []byte
+	frames  int64
+	written int64
+}
+
+// Create creates the spool file at path; bufSize is its write buffer.
+func Create(path string, bufSize int) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create spool: %w", err)
+	}
+	return &Writer{f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+}
+
+// Append writes one frame.
+func (w *Writer) Append(fr *Frame) error {
+	h := w.hdr[:0]
+	h = binary.AppendVarint(h, fr.Offset)
+	h = binary.AppendVarint(h, fr.KafkaTime.UnixMilli())
+	h = binary.AppendUvarint(h, uint64(len(fr.Pod)))
+	h = binary.AppendUvarint(h, uint64(len(fr.Container)))
+	h = binary.AppendUvarint(h, uint64(len(fr.Value)))
+	w.hdr = h
+	for _, b := range [][]byte{h, fr.Pod, fr.Container, fr.Value} {
+		if _, err := w.w.Write(b); err != nil {
+			return fmt.Errorf("write spool %s: %w", w.f.Name(), err)
+		}
+	}
+	w.frames++
+	w.written += int64(len(h) + len(fr.Pod) + len(fr.Container) + len(fr.Value))
+	return nil
+}
+
+// Frames is how many frames were appended.
+func (w *Writer) Frames() int64 { return w.frames }
+
+// Path is the spool file's path.
+func (w *Writer) Path() string { return w.f.Name() }
+
+// Finish flushes the spool and returns a reader positioned at its first frame. The writer
+// must not be used afterwards.
+func (w *Writer) Finish() (*Reader, error) {
+	if err := w.w.Flush(); err != nil {
+		w.f.Close()
+		return nil, fmt.Errorf("flush spool %s: %w", w.f.Name(), err)
+	}
+	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+		w.f.Close()
+		return nil, fmt.Errorf("rewind spool: %w", err)
+	}
+	return &Reader{f: w.f, r: bufio.NewReaderSize(w.f, 1<<16)}, nil
+}
+
+// Discard closes and removes the spool file.
+func (w *Writer) Discard() error {
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
+
+// Reader reads frames back in order.
+type Reader struct {
+	f   *os.File
+	r   *bufio.Reader
+	buf []byte
+}
+
+// ErrCorrupt means the spool does not hold what was written (a disk problem).
+var ErrCorrupt = errors.New("corrupt spool")
+
+// Next reads the next frame into fr (its slices are valid until the next call); it returns
+// io.EOF after the last frame.
+func (r *Reader) Next(fr *Frame) error {
+	off, err := binary.ReadVarint(r.r)
+	if err == io.EOF {
+		return io.EOF
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, r.f.Name(), err)
+	}
+	ms, err1 := binary.ReadVarint(r.r)
+	lp, err2 := binary.ReadUvarint(r.r)
+	lc, err3 := binary.ReadUvarint(r.r)
+	lv, err4 := binary.ReadUvarint(r.r)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, r.f.Name(), err)
+	}
+	n := lp + lc + lv
+	if n > 1<<31 {
+		return fmt.Errorf("%w: %s: frame of %d bytes", ErrCorrupt, r.f.Name(), n)
+	}
+	if uint64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	b := r.buf[:n]
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, r.f.Name(), err)
+	}
+	fr.Offset, fr.KafkaTime = off, time.UnixMilli(ms).UTC()
+	fr.Pod, fr.Container, fr.Value = b[:lp], b[lp:lp+lc], b[lp+lc:]
+	return nil
+}
+
+// Close closes and removes the spool file.
+func (r *Reader) Close() error {
+	r.f.Close()
+	return os.Remove(r.f.Name())
+}
