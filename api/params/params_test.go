@@ -1,0 +1,206 @@
+package params
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNamespace(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"team-a", true},
+		{"a", true},
+		{strings.Repeat("a", 63), true},
+		{strings.Repeat("a", 64), false},
+		{"", false},
+		{"..", false},
+		{"a..b", false},
+		{"Team-A", false},
+		{"team_a", false},
+		{"-team", false},
+		{"team-", false},
+		{"team%2fb", false},
+		{"team%2Fb", false},
+		{"team/b", false},
+		{"team.b", false},
+		{"tëam", false},
+		{"team\x00", false},
+	}
+	for _, tt := range tests {
+		err := Namespace(tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("Namespace(%q) = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidNamespace) {
+			t.Errorf("Namespace(%q) error %v does not wrap ErrInvalidNamespace", tt.in, err)
+		}
+	}
+}
+
+func TestParseLogs(t *testing.T) {
+	ts := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		query    string
+		wantCode string // "" = success
+		check    func(t *testing.T, l Logs)
+	}{
+		{name: "empty", query: "", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartDefault || l.Page {
+				t.Fatalf("got %+v", l)
+			}
+		}},
+		{name: "earliest", query: "from=earliest", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartEarliest {
+				t.Fatalf("got %+v", l.Start)
+			}
+		}},
+		{name: "latest", query: "from=latest", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartLatest {
+				t.Fatalf("got %+v", l.Start)
+			}
+		}},
+		{name: "time", query: "from=2026-11-21T10:00:00Z", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartTime || !l.Start.Time.Equal(ts) {
+				t.Fatalf("got %+v", l.Start)
+			}
+		}},
+		{name: "time with offset", query: "from=2026-11-21T11:00:00%2B01:00", check: func(t *testing.T, l Logs) {
+			if !l.Start.Time.Equal(ts) {
+				t.Fatalf("got %v", l.Start.Time)
+			}
+		}},
+		{name: "cursor via from", query: "from=AQAAAAEB", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartCursor || l.Start.Cursor != "AQAAAAEB" || l.Page {
+				t.Fatalf("got %+v", l)
+			}
+		}},
+		{name: "page", query: "limit=10&cursor=AQAAAAEB&pod=web-1&container=app&grep=err(or)?", check: func(t *testing.T, l Logs) {
+			if !l.Page || l.Limit != 10 || l.Start.Cursor != "AQAAAAEB" || l.Filter.Pod != "web-1" || l.Filter.Container != "app" || !l.Filter.Grep.MatchString("an error") {
+				t.Fatalf("got %+v", l)
+			}
+		}},
+		{name: "bad time", query: "from=2026-13-01T00:00:00Z", wantCode: CodeInvalid},
+		{name: "empty from", query: "from=", wantCode: CodeInvalid},
+		{name: "from and cursor", query: "from=earliest&cursor=AQ", wantCode: CodeInvalid},
+		{name: "empty cursor", query: "cursor=", wantCode: CodeInvalid},
+		{name: "limit zero", query: "limit=0", wantCode: CodeInvalid},
+		{name: "limit huge", query: "limit=10001", wantCode: CodeInvalid},
+		{name: "limit text", query: "limit=ten", wantCode: CodeInvalid},
+		{name: "repeated", query: "pod=a&pod=b", wantCode: CodeInvalid},
+		{name: "unknown", query: "topic=logs.other", wantCode: CodeUnknown},
+		{name: "group", query: "group=x", wantCode: CodeUnknown},
+		{name: "access_token", query: "access_token=lrt_x", wantCode: CodeTokenInQuery},
+		{name: "token", query: "token=abc", wantCode: CodeTokenInQuery},
+		{name: "Token uppercase", query: "Access_Token=abc", wantCode: CodeTokenInQuery},
+		{name: "bad escape", query: "pod=%zz", wantCode: CodeInvalid},
+		{name: "bad pod", query: "pod=Web_1", wantCode: CodeInvalid},
+		{name: "bad container", query: "container=a.b", wantCode: CodeInvalid},
+		{name: "bad grep", query: "grep=(", wantCode: CodeInvalid},
+		{name: "empty grep", query: "grep=", wantCode: CodeInvalid},
+		{name: "grep bomb", query: "grep=((a{100}){100}){100}", wantCode: CodeInvalid},
+		{name: "grep repeat", query: "grep=(a{1000}){1000}", wantCode: CodeInvalid},
+		{name: "grep too long", query: "grep=" + strings.Repeat("a", MaxGrepBytes+1), wantCode: CodeInvalid},
+		{name: "backreference", query: `grep=(a)\1`, wantCode: CodeInvalid},
+		{name: "huge query", query: "pod=" + strings.Repeat("a", 9000), wantCode: CodeInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := ParseLogs(tt.query)
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.check(t, l)
+				return
+			}
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != tt.wantCode {
+				t.Fatalf("ParseLogs(%q) = %v, want code %s", tt.query, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestParseArchive(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		query string
+		ok    bool
+	}{
+		{"since only", "since=2026-11-21T10:00:00Z", true},
+		{"range", "since=2026-11-21T10:00:00Z&until=2026-11-21T11:00:00Z&pod=a&grep=x", true},
+		{"missing since", "until=2026-11-21T11:00:00Z", false},
+		{"reversed", "since=2026-11-21T11:00:00Z&until=2026-11-21T10:00:00Z", false},
+		{"equal", "since=2026-11-21T11:00:00Z&until=2026-11-21T11:00:00Z", false},
+		{"future since", "since=2026-11-21T13:00:00Z", false},
+		{"cursor not allowed", "since=2026-11-21T10:00:00Z&cursor=x", false},
+		{"bad limit", "since=2026-11-21T10:00:00Z&limit=-1", false},
+		{"year 0", "since=0000-01-01T00:00:00Z", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseArchive(tt.query, now)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseArchive(%q) = %+v, %v; want ok=%v", tt.query, a, err, tt.ok)
+			}
+			if err == nil && a.Until.IsZero() {
+				t.Fatal("until not defaulted")
+			}
+		})
+	}
+}
+
+func FuzzParseLogs(f *testing.F) {
+	for _, s := range []string{"", "from=earliest", "limit=5&cursor=AQ", "grep=a%2Bb&pod=x", "from=2026-11-21T10:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		l, err := ParseLogs(q)
+		if err != nil {
+			if First(err) == nil {
+				t.Fatalf("error without a parameter: %v", err)
+			}
+			return
+		}
+		if l.Limit < 0 || l.Limit > MaxLimit {
+			t.Fatalf("limit %d out of bounds", l.Limit)
+		}
+		if re := l.Filter.Grep; re != nil && len(re.String()) > MaxGrepBytes {
+			t.Fatalf("grep too long accepted")
+		}
+	})
+}
+
+func FuzzGrep(f *testing.F) {
+	for _, s := range []string{"a", "(a|b)*c", "((a{100}){100}){100}", "[[:alpha:]]+", `\pL{2,}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		re, err := Grep(s)
+		if err != nil {
+			return
+		}
+		// Accepted programs are bounded, and matching a long line terminates quickly (linear).
+		re.MatchString(strings.Repeat("ab", 512))
+	})
+}
+
+func FuzzNamespace(f *testing.F) {
+	for _, s := range []string{"team-a", "..", "%2f", strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if Namespace(s) != nil {
+			return
+		}
+		if len(s) > 63 || strings.ContainsAny(s, "./%_ ") || strings.ToLower(s) != s {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}

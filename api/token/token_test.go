@@ -1,0 +1,229 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/api/params"
+)
+
+func TestParse(t *testing.T) {
+	tok, rec, err := Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret, err := Parse(tok)
+	if err != nil || id != rec.ID || !rec.Verify(secret) {
+		t.Fatalf("Parse(%q) = %q, %q, %v", tok, id, secret, err)
+	}
+	bad := []string{
+		"", "lrt_", tok[:len(tok)-1], tok + "A", "LRT_" + tok[4:], strings.Replace(tok, "_", "-", 2),
+		"lrt_ABCDEF0123456789_" + tok[len(tok)-43:], // uppercase id
+		tok[:len(tok)-1] + "=",                      // not base64url
+		"lrt_0123456789abcdef_" + strings.Repeat("A", 42) + "B", // non-canonical trailing bits
+	}
+	for _, b := range bad {
+		if _, _, err := Parse(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Parse(%q) = %v, want ErrMalformed", b, err)
+		}
+	}
+	if rec.Verify(secret[:len(secret)-1] + "A") {
+		t.Fatal("wrong secret verified")
+	}
+}
+
+func TestParseTTL(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90d", 90 * 24 * time.Hour, true},
+		{"36h", 36 * time.Hour, true},
+		{"0", 0, true},
+		{"1d", 24 * time.Hour, true},
+		{"0d", 0, false},
+		{"-1h", 0, false},
+		{"d", 0, false},
+		{"9999d", 0, false},
+		{"1.5d", 0, false},
+		{"", 0, false},
+		{"forever", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseTTL(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseTTL(%q) = %v, %v; want %v ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		spec Spec
+		ok   bool
+	}{
+		{"one namespace", Spec{Namespaces: []string{"team-a"}}, true},
+		{"admin only", Spec{Admin: true}, true},
+		{"none", Spec{}, false},
+		{"invalid namespace", Spec{Namespaces: []string{"Team"}}, false},
+		{"duplicate", Spec{Namespaces: []string{"a", "a"}}, false},
+		{"negative ttl", Spec{Namespaces: []string{"a"}, TTL: -1}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.spec.Validate(params.Namespace); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	tok, _, _ := Generate(time.Now())
+	f.Add(tok)
+	f.Add("lrt_0123456789abcdef_x")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, secret, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if !ValidID(id) || s != Prefix+id+"_"+secret {
+			t.Fatalf("Parse(%q) accepted inconsistent parts %q %q", s, id, secret)
+		}
+	})
+}
+
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"90d", "1h", "0", "-5d", "99999999999999999999d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseTTL(s)
+		if err == nil && (d < 0 || d > MaxTTL) {
+			t.Fatalf("ParseTTL(%q) = %v out of range", s, d)
+		}
+	})
+}
+
+// TestStoreLifecycle runs two stores (two gateway replicas) against kfake: a token created
+// through one client authenticates on both; a revocation reaches both; expiry is enforced.
+func TestStoreLifecycle(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// A token written before the replicas start must be there once they are ready.
+	cl, err := kgo.NewClient(append(opts, kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := EnsureTopic(ctx, kadm.NewClient(cl), DefaultTopic); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	early, earlyRec, err := Create(ctx, cl, DefaultTopic, Spec{Namespaces: []string{"team-a"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Garbage in the topic is skipped and counted, nothing else is lost.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: DefaultTopic, Key: []byte("junk"), Value: []byte("{")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var stores []*Store
+	for i := 0; i < 2; i++ {
+		s, err := NewStore(opts, DefaultTopic, prometheus.NewRegistry(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("store Run: %v", err)
+			}
+		})
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
+			t.Fatal("store never ready")
+		}
+		stores = append(stores, s)
+	}
+	for i, s := range stores {
+		r, err := s.Authenticate(early, now)
+		if err != nil || r.ID != earlyRec.ID || !r.Allows("team-a") || r.Allows("team-b") {
+			t.Fatalf("store %d: Authenticate = %+v, %v", i, r, err)
+		}
+		if got := testutil.ToFloat64(s.invalid); got != 1 {
+			t.Fatalf("store %d: invalid records = %v, want 1", i, got)
+		}
+	}
+
+	short, shortRec, err := Create(ctx, cl, DefaultTopic, Spec{Namespaces: []string{"team-b"}, TTL: time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		if err := s.WaitFor(ctx, shortRec.ID, func(r *Record) bool { return r != nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		tok  string
+		at   time.Time
+		want error
+	}{
+		{"valid", short, now, nil},
+		{"expired", short, now.Add(time.Hour), ErrExpired},
+		{"unknown", "lrt_0123456789abcdef_" + short[len(short)-43:], now, ErrUnknown},
+		{"wrong secret", short[:len(short)-43] + early[len(early)-43:], now, ErrUnknown},
+		{"malformed", "Bearer " + short, now, ErrMalformed},
+	}
+	for _, tt := range tests {
+		for i, s := range stores {
+			if _, err := s.Authenticate(tt.tok, tt.at); !errors.Is(err, tt.want) {
+				t.Errorf("%s: store %d: Authenticate = %v, want %v", tt.name, i, err, tt.want)
+			}
+		}
+	}
+
+	if _, err := Revoke(ctx, cl, DefaultTopic, earlyRec, now); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		if err := s.WaitFor(ctx, earlyRec.ID, func(r *Record) bool { return r != nil && !r.RevokedAt.IsZero() }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(early, now); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("store %d: revoked token: %v", i, err)
+		}
+		if err := s.Recheck(earlyRec.ID, now); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("store %d: Recheck = %v", i, err)
+		}
+		list := s.List()
+		if len(list) != 2 || list[0].Hash != "" {
+			t.Fatalf("store %d: List = %+v", i, list)
+		}
+	}
+}
