@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/router"
+	"github.com/logrouter/logrouter/router/filemeta"
+)
+
+func init() {
+	commands["collect"] = command{
+		summary: "tail container log files into one Kafka topic per namespace (the node DaemonSet)",
+		run:     runCollect,
+	}
+}
+
+func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg := router.DefaultConfig()
+	cfg.Node = os.Getenv("NODE_NAME")
+	fs := cli.NewFlagSet("collect", stderr)
+	cfg.Register(fs)
+	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
+	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := cfg.CheckDirs(); err != nil {
+		return err
+	}
+	log := cli.Logger(stderr, slog.LevelInfo).With("component", "collector")
+	reg := cli.NewRegistry()
+	c, err := router.New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, log)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Run(gctx) })
+	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
+	return g.Wait()
+}

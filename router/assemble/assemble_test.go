@@ -1,0 +1,311 @@
+package assemble
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/logrouter/logrouter/router/logline"
+)
+
+type out struct {
+	Start, End int64
+	Stream     string
+	Msg        string
+	Split      bool
+	Index      int
+	Last       bool
+	ParseError bool
+	Ckpt       bool
+	State      State
+}
+
+func collect(cfg Config, data []byte, off int64, st State, chunk func() int, final bool) ([]out, int64) {
+	var outs []out
+	var a *Assembler
+	a = New(cfg, off, st, func(o *Output) {
+		outs = append(outs, out{o.Start, o.End, o.Stream, string(o.Msg), o.Split, o.Index, o.Last, o.ParseError != "", o.Checkpointable, a.State()})
+	})
+	// Feed like the collector does: a window that grows by chunk() bytes each read.
+	begin := int(off)
+	end := begin
+	for end < len(data) {
+		end = min(len(data), end+chunk())
+		n := a.Feed(data[begin:end], false)
+		begin += n
+	}
+	if final {
+		begin += a.Feed(data[begin:], true)
+		a.Flush()
+	}
+	return outs, int64(begin)
+}
+
+var testNow = func() []byte { return []byte("2026-11-21T00:00:00Z") }
+
+func criCfg(max int) Config {
+	return Config{Format: logline.FormatCRI, MaxLine: max, Now: testNow}
+}
+
+func TestAssembleCRI(t *testing.T) {
+	ts := "2026-11-21T10:00:00.000000001Z"
+	l := func(stream, tag, msg string) string { return ts + " " + stream + " " + tag + " " + msg + "\n" }
+	n := func(lines ...string) int64 { return int64(len(strings.Join(lines, ""))) }
+	long := strings.Repeat("a", 30)
+	tests := []struct {
+		name  string
+		max   int
+		input []string
+		want  []out
+	}{
+		{
+			name:  "full lines",
+			max:   100,
+			input: []string{l("stdout", "F", "one"), l("stderr", "F", "two")},
+			want: []out{
+				{Start: 0, End: n(l("stdout", "F", "one")), Stream: "stdout", Msg: "one", Ckpt: true},
+				{Start: n(l("stdout", "F", "one")), End: n(l("stdout", "F", "one"), l("stderr", "F", "two")), Stream: "stderr", Msg: "two", Ckpt: true},
+			},
+		},
+		{
+			name:  "partials joined",
+			max:   100,
+			input: []string{l("stdout", "P", "ab"), l("stdout", "P", "cd"), l("stdout", "F", "ef")},
+			want:  []out{{Start: 0, End: 3 * n(l("stdout", "P", "ab")), Stream: "stdout", Msg: "abcdef", Ckpt: true}},
+		},
+		{
+			name:  "interleaved streams keep their parts apart",
+			max:   100,
+			input: []string{l("stdout", "P", "ab"), l("stderr", "F", "err"), l("stdout", "F", "cd")},
+			want: []out{
+				{Start: n(l("stdout", "P", "ab")), End: n(l("stdout", "P", "ab"), l("stderr", "F", "err")), Stream: "stderr", Msg: "err", Ckpt: false},
+				{Start: 0, End: n(l("stdout", "P", "ab"), l("stderr", "F", "err"), l("stdout", "F", "cd")), Stream: "stdout", Msg: "abcd", Ckpt: true},
+			},
+		},
+		{
+			name:  "malformed shipped raw",
+			max:   100,
+			input: []string{"garbage\n", l("stdout", "F", "ok")},
+			want: []out{
+				{Start: 0, End: 8, Msg: "garbage", ParseError: true, Ckpt: true},
+				{Start: 8, End: 8 + n(l("stdout", "F", "ok")), Stream: "stdout", Msg: "ok", Ckpt: true},
+			},
+		},
+		{
+			name:  "partials over the maximum become ordered chunks",
+			max:   70,
+			input: []string{l("stdout", "P", long), l("stdout", "P", long), l("stdout", "F", long)},
+			want: []out{
+				{Start: 0, End: 2 * n(l("stdout", "P", long)), Stream: "stdout", Msg: long + long, Split: true, Index: 0, Ckpt: false},
+				{Start: 2 * n(l("stdout", "P", long)), End: 3 * n(l("stdout", "P", long)), Stream: "stdout", Msg: long, Split: true, Index: 1, Last: true, Ckpt: true},
+			},
+		},
+		{
+			name:  "empty message",
+			max:   100,
+			input: []string{ts + " stdout F\n"},
+			want:  []out{{Start: 0, End: 40, Stream: "stdout", Msg: "", Ckpt: true}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := collect(criCfg(tt.max), []byte(strings.Join(tt.input, "")), 0, State{}, func() int { return 7 }, true)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d outputs %+v, want %d", len(got), got, len(tt.want))
+			}
+			for i := range got {
+				g, w := got[i], tt.want[i]
+				g.State = State{}
+				if g != w {
+					t.Errorf("output %d:\n got %+v\nwant %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAssembleOversizedPhysicalLine(t *testing.T) {
+	ts := "2026-11-21T10:00:00Z"
+	msg := strings.Repeat("x", 250)
+	input := ts + " stdout F " + msg + "\n" + ts + " stdout F next\n"
+	got, _ := collect(criCfg(100), []byte(input), 0, State{}, func() int { return 64 }, true)
+	var joined string
+	for i, o := range got[:len(got)-1] {
+		if !o.Split || o.Index != i {
+			t.Fatalf("chunk %d: %+v", i, o)
+		}
+		if len(o.Msg) > 100 {
+			t.Fatalf("chunk %d longer than max: %d", i, len(o.Msg))
+		}
+		joined += o.Msg
+	}
+	if joined != msg || !got[len(got)-2].Last {
+		t.Fatalf("chunks do not rebuild the line: %d bytes, last=%v", len(joined), got[len(got)-2].Last)
+	}
+	if last := got[len(got)-1]; last.Msg != "next" || last.Split {
+		t.Fatalf("line after the oversized one: %+v", last)
+	}
+}
+
+func TestAssembleUnterminatedNeverEndingLine(t *testing.T) {
+	// A line that never ends (no newline) still flows in MaxLine chunks without final.
+	ts := "2026-11-21T10:00:00Z"
+	input := ts + " stdout F " + strings.Repeat("y", 1000)
+	got, consumed := collect(criCfg(100), []byte(input), 0, State{}, func() int { return 50 }, false)
+	if len(got) < 8 || consumed < 900 {
+		t.Fatalf("stalled: %d outputs, %d consumed", len(got), consumed)
+	}
+}
+
+func TestAssembleDocker(t *testing.T) {
+	cfg := Config{Format: logline.FormatDocker, MaxLine: 1000, Now: testNow}
+	input := `{"log":"part1 ","stream":"stdout","time":"2026-11-21T10:00:00Z"}` + "\n" +
+		`{"log":"part2\n","stream":"stdout","time":"2026-11-21T10:00:00Z"}` + "\n" +
+		`{"log":"oops` + "\n" +
+		`{"log":"e\n","stream":"stderr","time":"2026-11-21T10:00:01Z"}` + "\n"
+	got, _ := collect(cfg, []byte(input), 0, State{}, func() int { return 13 }, true)
+	if len(got) != 3 || got[0].Msg != "part1 part2" || !got[1].ParseError || got[1].Msg != `{"log":"oops` || got[2].Msg != "e" || got[2].Stream != "stderr" {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// genCRI writes a random CRI file: logical lines split into P parts, streams interleaved, some
+// malformed lines and some physical lines longer than max.
+func genCRI(r *rand.Rand, lines, max int) []byte {
+	var b bytes.Buffer
+	ts := "2026-11-21T10:00:00.123456789Z"
+	type pend struct{ parts []string }
+	var open [2]*pend
+	seq := 0
+	for seq < lines || open[0] != nil || open[1] != nil {
+		s := r.IntN(2)
+		if open[s] == nil && seq < lines {
+			msg := fmt.Sprintf("%s-line-%d-%s", []string{"out", "err"}[s], seq, strings.Repeat("z", r.IntN(3)*r.IntN(max)))
+			seq++
+			var parts []string
+			for len(msg) > 0 {
+				n := min(len(msg), 1+r.IntN(max))
+				parts = append(parts, msg[:n])
+				msg = msg[n:]
+			}
+			open[s] = &pend{parts}
+		}
+		if open[s] == nil {
+			continue
+		}
+		p := open[s]
+		tag := "P"
+		if len(p.parts) == 1 {
+			tag = "F"
+		}
+		fmt.Fprintf(&b, "%s %s %s %s\n", ts, []string{"stdout", "stderr"}[s], tag, p.parts[0])
+		p.parts = p.parts[1:]
+		if len(p.parts) == 0 {
+			open[s] = nil
+		}
+		if r.IntN(40) == 0 {
+			fmt.Fprintf(&b, "malformed %d\n", r.IntN(1000))
+		}
+	}
+	return b.Bytes()
+}
+
+// TestResumeFromEveryCheckpoint is the property the collector's durability rests on: restoring
+// at any checkpointable output's (End, State) and reading on yields exactly the outputs that
+// followed it: nothing lost, nothing repeated.
+func TestResumeFromEveryCheckpoint(t *testing.T) {
+	for seed := uint64(0); seed < 30; seed++ {
+		r := rand.New(rand.NewPCG(seed, seed))
+		max := 100 + r.IntN(100)
+		data := genCRI(r, 60, max)
+		chunk := func() int { return 1 + r.IntN(3*max) }
+		full, _ := collect(criCfg(max), data, 0, State{}, chunk, true)
+		checkRebuild(t, seed, full)
+		for k, o := range full {
+			if !o.Ckpt {
+				continue
+			}
+			rest, _ := collect(criCfg(max), data, o.End, o.State, chunk, true)
+			want := full[k+1:]
+			if len(rest) != len(want) {
+				t.Fatalf("seed %d: resume after output %d (end %d, state %+v): %d outputs, want %d", seed, k, o.End, o.State, len(rest), len(want))
+			}
+			for i := range rest {
+				g, w := rest[i], want[i]
+				g.State, w.State = State{}, State{}
+				if g != w {
+					t.Fatalf("seed %d: resume after %d: output %d\n got %+v\nwant %+v", seed, k, i, g, w)
+				}
+			}
+		}
+	}
+}
+
+// checkRebuild checks that the outputs rebuild every generated logical line in order per stream.
+func checkRebuild(t *testing.T, seed uint64, outs []out) {
+	t.Helper()
+	var cur [2]string
+	next := [2]int{}
+	for _, o := range outs {
+		if o.ParseError {
+			if !strings.HasPrefix(o.Msg, "malformed ") {
+				t.Fatalf("seed %d: unexpected raw output %+v", seed, o)
+			}
+			continue
+		}
+		s := streamIndex(o.Stream)
+		if o.Split && o.Index == 0 && cur[s] != "" {
+			t.Fatalf("seed %d: chunk 0 while a line is open", seed)
+		}
+		cur[s] += o.Msg
+		if o.Split && !o.Last {
+			continue
+		}
+		prefix := fmt.Sprintf("%s-line-", []string{"out", "err"}[s])
+		if !strings.HasPrefix(cur[s], prefix) {
+			t.Fatalf("seed %d: rebuilt line %q", seed, cur[s])
+		}
+		var n int
+		fmt.Sscanf(cur[s][len(prefix):], "%d", &n)
+		if n < next[s] {
+			t.Fatalf("seed %d: stream %d line %d after %d", seed, s, n, next[s])
+		}
+		next[s] = n + 1
+		cur[s] = ""
+	}
+}
+
+// FuzzAssembleResume fuzzes arbitrary bytes through the assembler: it never panics, never
+// consumes more than it is given, and resuming at a checkpoint repeats nothing.
+func FuzzAssembleResume(f *testing.F) {
+	f.Add([]byte("2026-11-21T10:00:00Z stdout P ab\n2026-11-21T10:00:00Z stdout F cd\n"), uint8(10), false)
+	f.Add([]byte(`{"log":"a","stream":"stdout","time":"2026-11-21T10:00:00Z"}`+"\n"), uint8(30), true)
+	f.Add([]byte("x\n\n\n2026-11-21T10:00:00Z stderr F "+strings.Repeat("q", 300)), uint8(16), false)
+	f.Fuzz(func(t *testing.T, data []byte, max uint8, docker bool) {
+		cfg := criCfg(int(max%200) + 8)
+		if docker {
+			cfg.Format = logline.FormatDocker
+		}
+		full, consumed := collect(cfg, data, 0, State{}, func() int { return 17 }, true)
+		if consumed != int64(len(data)) {
+			t.Fatalf("consumed %d of %d", consumed, len(data))
+		}
+		for k, o := range full {
+			if o.End > int64(len(data)) || o.Start > o.End {
+				t.Fatalf("output %d range [%d,%d) of %d", k, o.Start, o.End, len(data))
+			}
+			if len(o.Msg) > cfg.MaxLine {
+				t.Fatalf("output %d: %d bytes > max %d", k, len(o.Msg), cfg.MaxLine)
+			}
+			if !o.Ckpt {
+				continue
+			}
+			rest, _ := collect(cfg, data, o.End, o.State, func() int { return 17 }, true)
+			if len(rest) != len(full)-k-1 {
+				t.Fatalf("resume after %d: %d outputs, want %d", k, len(rest), len(full)-k-1)
+			}
+		}
+	})
+}

@@ -1,0 +1,122 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAcquireRelease(t *testing.T) {
+	b := New(100)
+	ctx := context.Background()
+	if err := b.Acquire(ctx, "a", 60); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Acquire(ctx, "a", 40); err != nil {
+		t.Fatal(err)
+	}
+	if b.Used() != 100 || b.UsedBy("a") != 100 {
+		t.Fatalf("used %d", b.Used())
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := b.Acquire(cctx, "a", 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("full budget: err = %v", err)
+	}
+	b.Release("a", 100)
+	if b.Used() != 0 || len(b.ns) != 0 {
+		t.Fatalf("after release: %d %v", b.Used(), b.ns)
+	}
+}
+
+func TestOversizedRequestGrantedWhenIdle(t *testing.T) {
+	b := New(10)
+	if err := b.Acquire(context.Background(), "a", 1000); err != nil {
+		t.Fatal(err)
+	}
+	b.Release("a", 1000)
+}
+
+// A namespace holding the whole budget cannot keep it from another that waits: once the hog
+// releases, the waiter is served before the hog can take more than its share.
+func TestFairShare(t *testing.T) {
+	b := New(100)
+	ctx := context.Background()
+	if err := b.Acquire(ctx, "hog", 100); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- b.Acquire(ctx, "small", 30) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 1 })
+	b.Release("hog", 40) // hog now holds 60 > its share of 50 while small waits
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("small namespace not served")
+	}
+	b.Release("hog", 60)
+	b.Release("small", 30)
+}
+
+func TestWaiterBlocksHogOverShare(t *testing.T) {
+	b := New(100)
+	ctx := context.Background()
+	b.Acquire(ctx, "hog", 50)
+	b.Acquire(ctx, "other", 50)
+	// other waits for 40 more; hog, at its share, must not get in first when bytes free up.
+	done := make(chan struct{})
+	go func() { b.Acquire(ctx, "other", 40); close(done) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 1 })
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := b.Acquire(cctx, "hog", 10); err == nil {
+		t.Fatal("hog over its share while another namespace waits")
+	}
+	b.Release("hog", 50)
+	<-done
+	if b.UsedBy("other") != 90 {
+		t.Fatalf("other holds %d", b.UsedBy("other"))
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	b := New(1000)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns := string(rune('a' + g%3))
+			for range 2000 {
+				if err := b.Acquire(context.Background(), ns, 64); err != nil {
+					t.Error(err)
+					return
+				}
+				if u := b.Used(); u > 1000 {
+					t.Errorf("used %d over budget", u)
+				}
+				b.Release(ns, 64)
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Used() != 0 {
+		t.Fatalf("leaked %d", b.Used())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("condition not reached")
+}

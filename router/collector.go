@@ -1,0 +1,573 @@
+// Package router is the collector: it tails container log files, turns every line into a record
+// (package internal/record) and produces it to its namespace's Kafka topic. A file's checkpoint
+// advances only past lines Kafka acknowledged, so the log file itself is the buffer: nothing is
+// lost on kill -9, rotation or a broker outage. See docs/collector.md.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/budget"
+	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/fileid"
+	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/logline"
+	"github.com/logrouter/logrouter/router/logpath"
+	"github.com/logrouter/logrouter/router/sink"
+)
+
+// Collector tails the node's container logs into Kafka.
+type Collector struct {
+	cfg     Config
+	log     *slog.Logger
+	meta    filemeta.Provider
+	sink    *sink.Sink
+	budget  *budget.Budget
+	store   *checkpoint.Store
+	tmpl    sink.Template
+	metrics *metrics
+	bufs    sync.Pool
+
+	mu      sync.Mutex
+	files   map[fileid.ID]*file
+	done    map[fileid.ID]checkpoint.Entry // let go, still on disk: kept so they are not read again
+	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
+	truncs  []truncation
+	groups  map[string]*file // newest file of each container
+	badPath map[string]bool  // paths already reported unparseable
+	lastCk  time.Time
+
+	wg sync.WaitGroup
+}
+
+// truncation remembers where a copytruncated file was read to, so its copy resumes there.
+type truncation struct {
+	fpLen  int
+	fp     uint64
+	offset int64
+	state  assemble.State
+	format logline.Format
+	group  string
+	at     time.Time
+}
+
+// New validates cfg and connects to Kafka. meta supplies file metadata (filemeta.PathOnly
+// without a Kubernetes API).
+func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tmpl, _ := sink.ParseTemplate(cfg.TopicTemplate)
+	store, err := checkpoint.Open(cfg.CheckpointDir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sink.New(cfg.Sink, cfg.BufferBytes)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{
+		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
+		files: map[fileid.ID]*file{}, done: map[fileid.ID]checkpoint.Entry{}, startup: map[fileid.ID]checkpoint.Entry{},
+		groups: map[string]*file{}, badPath: map[string]bool{},
+	}
+	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) })
+	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
+	return c, nil
+}
+
+func (c *Collector) getBuf(n int) []byte {
+	if n == c.cfg.ReadBytes {
+		return *(c.bufs.Get().(*[]byte))
+	}
+	return make([]byte, n)
+}
+
+func (c *Collector) putBuf(b []byte) {
+	if len(b) == c.cfg.ReadBytes {
+		c.bufs.Put(&b)
+	}
+}
+
+// Run collects until ctx ends, then stops reading, waits up to the shutdown grace for Kafka
+// to acknowledge what is in flight, saves the checkpoints and returns.
+func (c *Collector) Run(ctx context.Context) error {
+	entries, err := c.store.Load()
+	if errors.Is(err, checkpoint.ErrCorrupt) {
+		// Reading everything again duplicates lines; refusing to start would lose them.
+		bad := c.store.Path() + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
+		_ = os.Rename(c.store.Path(), bad)
+		c.log.Error("checkpoint file unreadable: moved aside, files are read from their start", "err", err, "moved_to", bad)
+		entries = nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		c.startup[fileid.ID{Dev: e.Dev, Inode: e.Inode}] = e
+	}
+	c.log.Info("collector starting", "log_dir", c.cfg.LogDir, "pods_dir", c.cfg.PodsDir, "checkpoints", len(entries), "brokers", c.cfg.Sink.Kafka.Brokers)
+
+	c.scan(ctx, true)
+	c.mu.Lock()
+	if n := len(c.startup); n > 0 {
+		c.log.Info("dropping checkpoints of files that no longer exist", "count", n)
+	}
+	c.startup = map[fileid.ID]checkpoint.Entry{}
+	c.lastCk = time.Now()
+	c.mu.Unlock()
+
+	scanT := time.NewTicker(c.cfg.ScanInterval)
+	ckT := time.NewTicker(c.cfg.CheckpointInterval)
+	defer scanT.Stop()
+	defer ckT.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-scanT.C:
+			c.scan(ctx, false)
+		case <-ckT.C:
+			c.saveCheckpoints()
+		}
+	}
+	c.log.Info("stopping: reading stopped, waiting for Kafka to acknowledge in-flight lines", "grace", c.cfg.ShutdownGrace.String())
+	c.wg.Wait()
+	fctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownGrace)
+	err = c.sink.Flush(fctx)
+	cancel()
+	if err != nil {
+		c.log.Warn("shutdown grace ran out: unacknowledged lines will be read again at the next start", "err", err)
+	}
+	c.saveCheckpoints()
+	c.sink.Close()
+	c.mu.Lock()
+	for _, f := range c.files {
+		f.fd.Close()
+	}
+	c.mu.Unlock()
+	c.log.Info("collector stopped")
+	return nil
+}
+
+// candidate is a file found by a scan.
+type candidate struct {
+	path  string
+	meta  filemeta.PathMeta
+	live  bool
+	group string
+	id    fileid.ID
+	size  int64
+	mtime time.Time
+}
+
+// scan finds the node's log files: the live targets of /var/log/containers symlinks and their
+// rotated siblings, then files under /var/log/pods that no symlink points to (a container that
+// was removed, or a symlink not made yet).
+func (c *Collector) scan(ctx context.Context, initial bool) {
+	var cands []candidate
+	covered := map[string]bool{}
+	add := func(cd candidate) {
+		fi, err := os.Stat(cd.path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return
+		}
+		id, err := fileid.Of(fi)
+		if err != nil {
+			return
+		}
+		cd.id, cd.size, cd.mtime = id, fi.Size(), fi.ModTime()
+		cands = append(cands, cd)
+		covered[cd.path] = true
+	}
+	if c.cfg.LogDir != "" {
+		ents, _ := os.ReadDir(c.cfg.LogDir)
+		for _, de := range ents {
+			name := de.Name()
+			if !strings.HasSuffix(name, ".log") {
+				continue
+			}
+			link := filepath.Join(c.cfg.LogDir, name)
+			meta, err := logpath.ParseContainerLink(name)
+			if err != nil {
+				c.reportBadPath("containers", link, err)
+				continue
+			}
+			target, err := filepath.EvalSymlinks(link)
+			if err != nil {
+				continue // the container is gone; its pods-dir file is found below if it remains
+			}
+			if hop, err := os.Readlink(link); err == nil {
+				if !filepath.IsAbs(hop) {
+					hop = filepath.Join(c.cfg.LogDir, hop)
+				}
+				if pm, err := logpath.ParsePodLog(hop); err == nil {
+					meta.PodUID = pm.PodUID
+				}
+			}
+			meta.File = target
+			add(candidate{path: target, meta: meta, live: true, group: target})
+			c.addRotated(target, meta, add)
+		}
+	}
+	if c.cfg.PodsDir != "" {
+		pods, _ := os.ReadDir(c.cfg.PodsDir)
+		for _, pd := range pods {
+			conts, _ := os.ReadDir(filepath.Join(c.cfg.PodsDir, pd.Name()))
+			for _, cd := range conts {
+				dir := filepath.Join(c.cfg.PodsDir, pd.Name(), cd.Name())
+				logs, _ := os.ReadDir(dir)
+				for _, l := range logs {
+					p := filepath.Join(dir, l.Name())
+					if !strings.HasSuffix(l.Name(), ".log") || covered[p] {
+						continue
+					}
+					meta, err := logpath.ParsePodLog(p)
+					if err != nil {
+						c.reportBadPath("pods", p, err)
+						continue
+					}
+					if real, err := filepath.EvalSymlinks(p); err == nil && covered[real] {
+						continue
+					}
+					add(candidate{path: p, meta: meta, group: p})
+					c.addRotated(p, meta, add)
+				}
+			}
+		}
+	}
+	c.place(ctx, cands, initial)
+}
+
+func (c *Collector) reportBadPath(dir, path string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.badPath[path] {
+		return
+	}
+	c.badPath[path] = true
+	c.metrics.pathErrors.WithLabelValues(dir).Inc()
+	c.log.Warn("log file skipped: its path does not follow the kubelet layout", "path", path, "err", err)
+}
+
+// addRotated adds the uncompressed rotated siblings of live file p.
+func (c *Collector) addRotated(p string, meta filemeta.PathMeta, add func(candidate)) {
+	dir, base := filepath.Split(p)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if rot, compressed := logpath.Rotated(base, e.Name()); rot && !compressed {
+			m := meta
+			m.File = filepath.Join(dir, e.Name())
+			add(candidate{path: m.File, meta: m, group: p})
+		}
+	}
+}
+
+// place matches scanned files to open files, saved positions and copytruncate records, and
+// starts a reader for each new one.
+func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) {
+	// Merge candidates of one inode (a pods-dir path and its symlink); live wins.
+	byID := map[fileid.ID]*candidate{}
+	var order []*candidate
+	for i := range cands {
+		cd := &cands[i]
+		if o := byID[cd.id]; o != nil {
+			o.live = o.live || cd.live
+			continue
+		}
+		byID[cd.id] = cd
+		order = append(order, cd)
+	}
+	// Within a container, oldest first and the live file last, so lines keep their order.
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.group != b.group {
+			return a.group < b.group
+		}
+		if a.live != b.live {
+			return !a.live
+		}
+		return a.mtime.Before(b.mtime)
+	})
+	// Files known by inode first: a truncated original must be seen before its copy.
+	known := func(cd *candidate) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, a := c.files[cd.id]
+		_, b := c.done[cd.id]
+		_, s := c.startup[cd.id]
+		return a || b || s
+	}
+	var first, second []*candidate
+	for _, cd := range order {
+		if known(cd) {
+			first = append(first, cd)
+		} else {
+			second = append(second, cd)
+		}
+	}
+	for _, cd := range append(first, second...) {
+		if ctx.Err() != nil {
+			return
+		}
+		c.placeOne(ctx, cd, initial)
+	}
+	// Open files no scan found any more were deleted or moved away: read them to their end.
+	c.mu.Lock()
+	for id, f := range c.files {
+		if _, ok := byID[id]; !ok {
+			f.live.Store(false)
+		}
+	}
+	for id := range c.done {
+		if _, ok := byID[id]; !ok {
+			delete(c.done, id)
+		}
+	}
+	cut := time.Now().Add(-10 * time.Minute)
+	kept := c.truncs[:0]
+	for _, t := range c.truncs {
+		if t.at.After(cut) {
+			kept = append(kept, t)
+		}
+	}
+	c.truncs = kept
+	c.mu.Unlock()
+}
+
+func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
+	c.mu.Lock()
+	if f := c.files[cd.id]; f != nil {
+		f.live.Store(cd.live)
+		p := cd.path
+		f.path.Store(&p)
+		c.mu.Unlock()
+		return
+	}
+	doneEntry, isDone := c.done[cd.id]
+	startEntry, isStart := c.startup[cd.id]
+	delete(c.startup, cd.id)
+	c.mu.Unlock()
+	if isDone && !cd.live && cd.size <= doneEntry.Offset {
+		return // let go and not grown
+	}
+	fd, err := os.Open(cd.path)
+	if err != nil {
+		return
+	}
+	fpLen, fp, err := fileid.Fingerprint(fd)
+	if err != nil {
+		fd.Close()
+		return
+	}
+	var off int64
+	var st assemble.State
+	format := logline.FormatUnknown
+	resume := func(e checkpoint.Entry) bool {
+		ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint)
+		if ok && cd.size >= e.Offset {
+			off, st, format = e.Offset, e.State, parseFormat(e.Format)
+		}
+		if ok && cd.size < e.Offset {
+			// Truncated while we were not running: its copy resumes where it was.
+			c.rememberTruncation(truncation{fpLen: e.FingerprintLen, fp: e.Fingerprint, offset: e.Offset, state: e.State, format: parseFormat(e.Format), group: cd.group, at: time.Now()})
+		}
+		return ok
+	}
+	switch {
+	case isDone && resume(doneEntry):
+		c.mu.Lock()
+		delete(c.done, cd.id)
+		c.mu.Unlock()
+	case isStart && resume(startEntry):
+	default:
+		c.mu.Lock()
+		delete(c.done, cd.id) // an inode reused by a new file
+		c.mu.Unlock()
+		if tr, ok := c.matchTruncation(fd, cd.group); ok {
+			off, st, format = tr.offset, tr.state, tr.format
+			c.metrics.rotations.WithLabelValues("copy").Inc()
+			c.log.Info("copy of a truncated file: resuming where the original was read to", "path", cd.path, "offset", off)
+		} else if c.isCopyOfOpen(fd, cd) {
+			fd.Close() // a copy of a file being read: only its truncation makes it interesting
+			return
+		} else if initial && c.cfg.StartAtEnd {
+			off = cd.size
+		}
+	}
+	c.start(ctx, cd, fd, fpLen, fp, off, st, format)
+}
+
+func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format) {
+	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
+		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
+		bufSize: c.cfg.ReadBytes}
+	p := cd.path
+	f.path.Store(&p)
+	f.live.Store(cd.live)
+	f.log = c.log.With("path", cd.path, "namespace", cd.meta.Namespace, "pod", cd.meta.Pod, "container", cd.meta.Container)
+	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS}, off, st, f.emit)
+	f.handle = c.meta.Open(cd.meta)
+	c.mu.Lock()
+	if prev := c.groups[cd.group]; prev != nil && c.files[prev.id] == prev {
+		f.prev = prev
+	}
+	c.groups[cd.group] = f
+	c.files[cd.id] = f
+	c.mu.Unlock()
+	c.metrics.openFiles.Inc()
+	if !cd.live {
+		c.metrics.rotations.WithLabelValues("rename").Inc()
+	}
+	f.log.Info("reading file", "offset", off, "live", cd.live)
+	c.wg.Add(1)
+	go f.run(ctx)
+}
+
+// release lets a fully read, no longer live file go; its position is kept while it exists.
+func (c *Collector) release(f *file) {
+	e := f.entry()
+	c.mu.Lock()
+	delete(c.files, f.id)
+	if c.groups[f.group] == f {
+		delete(c.groups, f.group)
+	}
+	c.done[f.id] = e
+	c.mu.Unlock()
+	f.caughtUpOnce.Do(func() { close(f.caughtUp) })
+	f.handle.Close()
+	f.fd.Close()
+	c.metrics.openFiles.Dec()
+	c.metrics.bytesBehind.DeleteLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File)
+	f.log.Info("file read to its end and closed", "offset", e.Offset)
+}
+
+func (c *Collector) rememberTruncation(t truncation) {
+	if t.fpLen < fileid.MinCopyFingerprint {
+		return
+	}
+	c.mu.Lock()
+	c.truncs = append(c.truncs, t)
+	c.mu.Unlock()
+}
+
+func (c *Collector) matchTruncation(fd *os.File, group string) (truncation, bool) {
+	c.mu.Lock()
+	truncs := append([]truncation(nil), c.truncs...)
+	c.mu.Unlock()
+	for i, t := range truncs {
+		if t.group != group {
+			continue
+		}
+		if ok, _ := fileid.Matches(fd, t.fpLen, t.fp); ok {
+			c.mu.Lock()
+			c.truncs = append(c.truncs[:i:i], c.truncs[i+1:]...)
+			c.mu.Unlock()
+			return t, true
+		}
+	}
+	return truncation{}, false
+}
+
+// isCopyOfOpen reports whether fd starts like an open file of the same container (a copy made
+// by copytruncate before the original was truncated).
+func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
+	c.mu.Lock()
+	var others []*file
+	for _, f := range c.files {
+		if f.group == cd.group {
+			others = append(others, f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range others {
+		f.mu.Lock()
+		n, sum := f.fpLen, f.fp
+		f.mu.Unlock()
+		if n >= fileid.MinCopyFingerprint {
+			if ok, _ := fileid.Matches(fd, n, sum); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// saveCheckpoints writes every file's position.
+func (c *Collector) saveCheckpoints() {
+	c.mu.Lock()
+	files := make([]*file, 0, len(c.files))
+	for _, f := range c.files {
+		files = append(files, f)
+	}
+	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done))
+	for _, e := range c.done {
+		entries = append(entries, e)
+	}
+	c.mu.Unlock()
+	for _, f := range files {
+		e := f.entry()
+		entries = append(entries, e)
+		if fi, err := f.fd.Stat(); err == nil {
+			c.metrics.bytesBehind.WithLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File).Set(float64(max(0, fi.Size()-e.Offset)))
+		}
+	}
+	if err := c.store.Save(entries); err != nil {
+		c.metrics.checkpointErrors.Inc()
+		c.log.Error("saving checkpoints failed", "err", err)
+	} else {
+		c.mu.Lock()
+		c.lastCk = time.Now()
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.metrics.checkpointAge.Set(time.Since(c.lastCk).Seconds())
+	c.mu.Unlock()
+}
+
+func nowTS() []byte { return time.Now().UTC().AppendFormat(nil, "2006-01-02T15:04:05.000000000Z07:00") }
+
+// errNotDir is returned when a configured directory is not one.
+var errNotDir = errors.New("not a directory")
+
+// CheckDirs verifies the configured directories exist, for a clear error at start.
+func (c *Config) CheckDirs() error {
+	var errs []error
+	for flagName, d := range map[string]string{"--log-dir": c.LogDir, "--pods-dir": c.PodsDir} {
+		if d == "" {
+			continue
+		}
+		fi, err := os.Stat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, fmt.Errorf("%s %s: %w", flagName, d, err))
+		case err == nil && !fi.IsDir():
+			errs = append(errs, fmt.Errorf("%s %s: %w", flagName, d, errNotDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseFormat reads a checkpoint's format name (unknown for anything else: detected again).
+func parseFormat(s string) logline.Format {
+	switch s {
+	case logline.FormatCRI.String():
+		return logline.FormatCRI
+	case logline.FormatDocker.String():
+		return logline.FormatDocker
+	}
+	return logline.FormatUnknown
+}

@@ -1,0 +1,518 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/fileid"
+	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/logline"
+)
+
+// recordOverhead approximates what one record costs beyond its value: the kgo.Record and
+// franz-go's bookkeeping for it.
+const recordOverhead = int64(unsafe.Sizeof(kgo.Record{})) + 64
+
+// file is one open log file and the goroutine that reads it.
+type file struct {
+	c      *Collector
+	id     fileid.ID
+	meta   filemeta.PathMeta
+	group  string
+	fd     *os.File
+	handle filemeta.Handle
+	live   atomic.Bool
+	path   atomic.Pointer[string]
+	prev   *file // an older file of the same container, read first so lines keep their order
+
+	caughtUp     chan struct{} // closed once the file is at its end and no longer live
+	caughtUpOnce sync.Once
+
+	// Owned by the file's goroutine.
+	asm     *assemble.Assembler
+	snap    *filemeta.Snapshot
+	topic   string
+	topicOK error
+	key     []byte
+	headers []kgo.RecordHeader
+	nsm     *nsMetrics
+	cur     *chunk
+	bufSize int
+	log     *slog.Logger
+
+	// Shared with promise callbacks and the checkpointer.
+	mu         sync.Mutex
+	fpLen      int
+	fp         uint64
+	format     logline.Format
+	acked      int64          // checkpoint: all lines before it acknowledged
+	ackedState assemble.State // assembler state at acked
+	queue      []*chunk       // chunks in read order, not yet popped
+	inflight   int
+	failed     error
+	gen        uint64
+	idle       chan struct{} // signalled when inflight drops to 0
+}
+
+// chunk is the records made from one read. Its promise callbacks count down; when all are in,
+// the file's checkpoint may move to the chunk's last checkpointable position.
+type chunk struct {
+	f        *file
+	gen      uint64
+	ns       string
+	nsm      *nsMetrics
+	reserved int64
+	recs     []kgo.Record
+	slab     []byte
+	pending  atomic.Int64
+	errOnce  sync.Once
+	err      error
+	done     bool
+	ckOff    int64
+	ckState  assemble.State
+	promise  func(*kgo.Record, error)
+
+	lines, msgBytes, parseErrs, splits, invalid, excluded int64
+}
+
+func (ch *chunk) onPromise(_ *kgo.Record, err error) {
+	if err != nil {
+		ch.errOnce.Do(func() { ch.err = err })
+	}
+	ch.finishOne()
+}
+
+func (ch *chunk) finishOne() {
+	if ch.pending.Add(-1) == 0 {
+		ch.f.complete(ch)
+	}
+}
+
+type stepResult int
+
+const (
+	stepProgress stepResult = iota
+	stepIdle                // at the end of the file
+	stepBlocked             // waiting on metadata or a topic
+	stepStop                // the collector is stopping
+)
+
+func (f *file) curPath() string { return *f.path.Load() }
+
+// run reads the file until it is let go or ctx ends.
+func (f *file) run(ctx context.Context) {
+	defer f.c.wg.Done()
+	if f.prev != nil {
+		select {
+		case <-f.prev.caughtUp:
+		case <-ctx.Done():
+			return
+		}
+	}
+	var idleSince time.Time
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		if err := f.failure(); err != nil {
+			backoff = nextBackoff(backoff)
+			f.log.Warn("Kafka did not accept lines; reading again from the last acknowledged line", "err", err, "retry_in", backoff.String())
+			if !f.rewind(ctx) || !sleep(ctx, backoff) {
+				return
+			}
+			continue
+		}
+		switch f.step(ctx) {
+		case stepProgress:
+			idleSince = time.Time{}
+			if f.failure() == nil {
+				backoff = 0
+			}
+		case stepStop:
+			return
+		case stepBlocked:
+			backoff = nextBackoff(backoff)
+			if !sleep(ctx, max(backoff, f.c.cfg.PollInterval)) {
+				return
+			}
+		case stepIdle:
+			if !f.live.Load() {
+				f.caughtUpOnce.Do(func() { close(f.caughtUp) })
+				if idleSince.IsZero() {
+					idleSince = time.Now()
+				}
+				if time.Since(idleSince) >= f.c.cfg.RotatedIdle && f.finish(ctx) {
+					return
+				}
+			}
+			if !sleep(ctx, f.c.cfg.PollInterval) {
+				return
+			}
+		}
+	}
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return 100 * time.Millisecond
+	case d >= 15*time.Second:
+		return 30 * time.Second
+	default:
+		return 2 * d
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (f *file) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+// useSnapshot switches to new metadata: topic, key, headers.
+func (f *file) useSnapshot(s *filemeta.Snapshot) {
+	f.snap = s
+	f.nsm = f.c.metrics.forNamespace(s.Namespace)
+	f.topic, f.topicOK = f.c.tmpl.Render(s.Namespace, s.NamespaceLabels)
+	f.key = []byte(s.Key)
+	f.headers = []kgo.RecordHeader{
+		{Key: record.HeaderNamespace, Value: []byte(s.Namespace)},
+		{Key: record.HeaderPod, Value: []byte(s.Pod)},
+		{Key: record.HeaderContainer, Value: []byte(s.Container)},
+		{Key: record.HeaderSchema, Value: record.SchemaHeaderValue},
+	}
+}
+
+// step reads once and produces what it read.
+func (f *file) step(ctx context.Context) stepResult {
+	snap := f.handle.Load()
+	if snap == nil {
+		return stepBlocked // the provider waits (a bounded time) for the pod's metadata
+	}
+	if snap != f.snap {
+		f.useSnapshot(snap)
+	}
+	if !snap.Excluded {
+		err := f.topicOK
+		if err == nil {
+			err = f.c.sink.Ensure(ctx, f.topic, snap.Retention)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return stepStop
+			}
+			f.nsm.topicErrors.Inc()
+			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.topic, "err", err)
+			return stepBlocked
+		}
+	}
+	size := f.bufSize
+	reserve := int64(size)*4 + 4096
+	if err := f.c.budget.Acquire(ctx, snap.Namespace, reserve); err != nil {
+		return stepStop
+	}
+	buf := f.c.getBuf(size)
+	defer f.c.putBuf(buf)
+	pos := f.asm.Pos()
+	n, err := f.fd.ReadAt(buf, pos)
+	if n == 0 {
+		f.c.budget.Release(snap.Namespace, reserve)
+		if err != nil && !errors.Is(err, io.EOF) {
+			f.log.Error("read failed", "err", err)
+			return stepBlocked
+		}
+		f.checkTruncation(ctx, pos)
+		return stepIdle
+	}
+	data := buf[:n]
+	if f.asm.Format() == logline.FormatUnknown {
+		f.detectFormat(data)
+	}
+	// Size the chunk from what was read: tiny lines cost a record each.
+	lines := int64(bytes.Count(data, []byte{'\n'})) + 1
+	estimate := int64(n)*2 + lines*(int64(len(snap.Fragment))+96+recordOverhead)
+	if estimate > reserve {
+		f.c.budget.Force(snap.Namespace, estimate-reserve)
+		reserve = estimate
+	}
+	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
+		recs: make([]kgo.Record, 0, lines), slab: make([]byte, 0, estimate-lines*recordOverhead)}
+	ch.promise = ch.onPromise
+	f.cur = ch
+	consumed := f.asm.Feed(data, false)
+	f.cur = nil
+	if consumed == 0 {
+		f.c.budget.Release(snap.Namespace, reserve)
+		if n == len(buf) && size <= f.c.cfg.MaxLineBytes {
+			f.bufSize = min(2*size, f.c.cfg.MaxLineBytes+1) // a line longer than the buffer
+			return stepProgress
+		}
+		return stepIdle // an unfinished last line
+	}
+	f.bufSize = f.c.cfg.ReadBytes
+	f.refreshFingerprint()
+	f.submit(ch)
+	return stepProgress
+}
+
+// emit turns one assembled line into a record of the current chunk.
+func (f *file) emit(o *assemble.Output) {
+	ch := f.cur
+	if o.Checkpointable {
+		ch.ckOff = o.End
+		ch.ckState = f.asm.State()
+	}
+	ch.lines++
+	ch.msgBytes += int64(len(o.Msg))
+	if o.ParseError != "" {
+		ch.parseErrs++
+	}
+	if o.Split && o.Index == 0 {
+		ch.splits++
+	}
+	if f.snap.Excluded {
+		ch.excluded++
+		return
+	}
+	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
+		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
+	start := len(ch.slab)
+	var invalid bool
+	ch.slab, invalid = record.AppendJSON(ch.slab, f.snap.Fragment, &l)
+	if invalid {
+		ch.invalid++
+	}
+	ch.recs = append(ch.recs, kgo.Record{Topic: f.topic, Key: f.key, Headers: f.headers, Value: ch.slab[start:len(ch.slab):len(ch.slab)]})
+}
+
+// submit queues the chunk for its file and produces its records.
+func (f *file) submit(ch *chunk) {
+	m := ch.nsm
+	m.linesRead.Add(float64(ch.lines))
+	m.bytesRead.Add(float64(ch.msgBytes))
+	if ch.parseErrs > 0 {
+		m.parseErrors.Add(float64(ch.parseErrs))
+	}
+	if ch.splits > 0 {
+		m.splitLines.Add(float64(ch.splits))
+	}
+	if ch.invalid > 0 {
+		m.invalidUTF8.Add(float64(ch.invalid))
+	}
+	if ch.excluded > 0 {
+		m.excludedLines.Add(float64(ch.excluded))
+	}
+	// Give back what the reservation over-estimated.
+	actual := int64(cap(ch.slab)) + int64(len(ch.recs))*recordOverhead
+	if actual < ch.reserved {
+		f.c.budget.Release(ch.ns, ch.reserved-actual)
+		ch.reserved = actual
+	} else if actual > ch.reserved {
+		f.c.budget.Force(ch.ns, actual-ch.reserved)
+		ch.reserved = actual
+	}
+	f.mu.Lock()
+	ch.gen = f.gen
+	f.queue = append(f.queue, ch)
+	f.inflight++
+	f.mu.Unlock()
+	ch.pending.Store(int64(len(ch.recs)) + 1)
+	f.c.metrics.inFlight.Add(float64(len(ch.recs)))
+	for i := range ch.recs {
+		// Not the collector's context: in-flight records must drain on shutdown.
+		f.c.sink.Produce(context.Background(), &ch.recs[i], ch.promise)
+	}
+	ch.finishOne()
+}
+
+// complete runs when every record of ch has its outcome. It never blocks.
+func (f *file) complete(ch *chunk) {
+	f.c.metrics.inFlight.Sub(float64(len(ch.recs)))
+	f.mu.Lock()
+	ch.done = true
+	for len(f.queue) > 0 && f.queue[0].done {
+		h := f.queue[0]
+		if h.err != nil {
+			if f.failed == nil {
+				f.failed = h.err
+			}
+			break
+		}
+		if h.gen == f.gen && h.ckOff >= 0 {
+			f.acked, f.ackedState = h.ckOff, h.ckState
+		}
+		f.queue[0] = nil
+		f.queue = f.queue[1:]
+	}
+	f.inflight--
+	if f.inflight == 0 {
+		select {
+		case f.idle <- struct{}{}:
+		default:
+		}
+	}
+	f.mu.Unlock()
+	f.c.budget.Release(ch.ns, ch.reserved)
+	ch.recs, ch.slab = nil, nil
+	if ch.err == nil {
+		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded))
+		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
+	} else {
+		ch.nsm.produceErrors.Inc()
+	}
+}
+
+// drain waits until no chunk of the file is in flight.
+func (f *file) drain(ctx context.Context) bool {
+	for {
+		f.mu.Lock()
+		n := f.inflight
+		f.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-f.idle:
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// rewind goes back to the last acknowledged position after a failure.
+func (f *file) rewind(ctx context.Context) bool {
+	if !f.drain(ctx) {
+		return false
+	}
+	f.mu.Lock()
+	off, st := f.acked, f.ackedState
+	f.queue, f.failed = nil, nil
+	f.gen++
+	f.mu.Unlock()
+	f.asm.Restore(off, st)
+	return true
+}
+
+// checkTruncation handles copytruncate: the file got shorter than where we read. Everything in
+// flight is settled first, so the position saved for the copy is exact.
+func (f *file) checkTruncation(ctx context.Context, pos int64) {
+	fi, err := f.fd.Stat()
+	if err != nil || fi.Size() >= pos {
+		return
+	}
+	if !f.drain(ctx) {
+		return
+	}
+	f.mu.Lock()
+	tr := truncation{fpLen: f.fpLen, fp: f.fp, offset: f.acked, state: f.ackedState, format: f.format, group: f.group, at: time.Now()}
+	f.queue, f.failed = nil, nil
+	f.gen++
+	f.acked, f.ackedState = 0, assemble.State{}
+	f.mu.Unlock()
+	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
+	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "size", fi.Size(), "read_to", pos)
+	f.c.rememberTruncation(tr)
+	f.asm.Restore(0, assemble.State{})
+	f.asm.SetFormat(logline.FormatUnknown)
+	f.refreshFingerprint()
+}
+
+// refreshFingerprint recomputes a fingerprint shorter than the full size as the file grows.
+func (f *file) refreshFingerprint() {
+	f.mu.Lock()
+	short := f.fpLen < fileid.FingerprintSize
+	f.mu.Unlock()
+	if !short {
+		return
+	}
+	n, sum, err := fileid.Fingerprint(f.fd)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.fpLen, f.fp = n, sum
+	f.mu.Unlock()
+}
+
+func (f *file) detectFormat(data []byte) {
+	line := data
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		line = data[:i]
+	}
+	format := logline.Detect(line)
+	if format == logline.FormatUnknown {
+		format = logline.FormatCRI // shipped raw with a parse error per line, never dropped
+	}
+	f.asm.SetFormat(format)
+	f.mu.Lock()
+	f.format = format
+	f.mu.Unlock()
+}
+
+// finish reads what is left of a file that is no longer live, including an unterminated last
+// line and partial lines whose end will never come, waits for Kafka, and lets the file go.
+func (f *file) finish(ctx context.Context) bool {
+	if f.snap == nil {
+		return false
+	}
+	buf := make([]byte, f.c.cfg.MaxLineBytes+1)
+	n, err := f.fd.ReadAt(buf, f.asm.Pos())
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	if n > 0 || f.asm.Pending() {
+		if f.asm.Format() == logline.FormatUnknown {
+			f.detectFormat(buf[:n])
+		}
+		reserve := int64(n)*2 + 4096 + (recordOverhead+int64(len(f.snap.Fragment)))*int64(bytes.Count(buf[:n], []byte{'\n'})+2)
+		if err := f.c.budget.Acquire(ctx, f.snap.Namespace, reserve); err != nil {
+			return false
+		}
+		ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1}
+		ch.promise = ch.onPromise
+		f.cur = ch
+		f.asm.Feed(buf[:n], true)
+		f.asm.Flush()
+		f.cur = nil
+		f.submit(ch)
+	}
+	if !f.drain(ctx) || f.failure() != nil {
+		return false
+	}
+	f.c.release(f)
+	return true
+}
+
+// entry is the file's checkpoint.
+func (f *file) entry() checkpoint.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return checkpoint.Entry{
+		Dev: f.id.Dev, Inode: f.id.Inode, FingerprintLen: f.fpLen, Fingerprint: f.fp,
+		Path: f.curPath(), Offset: f.acked, State: f.ackedState, Format: f.format.String(),
+		Rotated: !f.live.Load(), Updated: time.Now().UTC(),
+	}
+}

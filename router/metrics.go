@@ -1,0 +1,86 @@
+package router
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
+	produceErrors, topicErrors, splitLines       *prometheus.CounterVec
+	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
+	rotations, pathErrors                        *prometheus.CounterVec
+	inFlight                                     prometheus.Gauge
+	openFiles                                    prometheus.Gauge
+	bytesBehind                                  *prometheus.GaugeVec
+	checkpointAge                                prometheus.Gauge
+	checkpointErrors                             prometheus.Counter
+	mu                                           sync.Mutex
+	ns                                           map[string]*nsMetrics
+}
+
+// nsMetrics caches one namespace's series so the hot path never looks labels up.
+type nsMetrics struct {
+	linesRead, bytesRead, linesAcked, bytesAcked prometheus.Counter
+	produceErrors, topicErrors, splitLines       prometheus.Counter
+	parseErrors, invalidUTF8, excludedLines      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
+	const ns, sub = "logrouter", "collector"
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	g := func(name, help string) prometheus.Gauge {
+		v := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
+		reg.MustRegister(v)
+		return v
+	}
+	m := &metrics{
+		linesRead:     cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
+		bytesRead:     cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
+		linesAcked:    cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
+		bytesAcked:    cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
+		produceErrors: cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
+		topicErrors:   cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, per namespace.", "namespace"),
+		splitLines:    cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
+		parseErrors:   cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
+		invalidUTF8:   cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
+		excludedLines: cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
+		rotations:     cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
+		pathErrors:    cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
+		inFlight:      g("records_in_flight", "Records produced and not yet acknowledged."),
+		openFiles:     g("open_files", "Log files open."),
+		bytesBehind: func() *prometheus.GaugeVec {
+			v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "file_bytes_behind", Help: "File size minus its checkpoint, per open file."}, []string{"namespace", "pod", "container", "file"})
+			reg.MustRegister(v)
+			return v
+		}(),
+		checkpointAge:    g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
+		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
+		ns:               map[string]*nsMetrics{},
+	}
+	reg.MustRegister(m.checkpointErrors)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "buffered_bytes", Help: "Bytes held in the budget (read, not yet acknowledged)."}, budgetUsed))
+	return m
+}
+
+func (m *metrics) forNamespace(ns string) *nsMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := m.ns[ns]; n != nil {
+		return n
+	}
+	n := &nsMetrics{
+		linesRead: m.linesRead.WithLabelValues(ns), bytesRead: m.bytesRead.WithLabelValues(ns),
+		linesAcked: m.linesAcked.WithLabelValues(ns), bytesAcked: m.bytesAcked.WithLabelValues(ns),
+		produceErrors: m.produceErrors.WithLabelValues(ns), topicErrors: m.topicErrors.WithLabelValues(ns),
+		splitLines: m.splitLines.WithLabelValues(ns), parseErrors: m.parseErrors.WithLabelValues(ns),
+		invalidUTF8: m.invalidUTF8.WithLabelValues(ns), excludedLines: m.excludedLines.WithLabelValues(ns),
+	}
+	m.ns[ns] = n
+	return n
+}

@@ -1,0 +1,142 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestTemplate(t *testing.T) {
+	tests := []struct {
+		tmpl, ns  string
+		labels    map[string]string
+		want      string
+		parseErr  bool
+		renderErr bool
+	}{
+		{tmpl: "logs.{namespace}", ns: "team-a", want: "logs.team-a"},
+		{tmpl: "{label:tier}.{namespace}", ns: "a", labels: map[string]string{"tier": "gold"}, want: "gold.a"},
+		{tmpl: "{label:tier}.{namespace}", ns: "a", renderErr: true},
+		{tmpl: "{label:tier}.{namespace}", ns: "a", labels: map[string]string{"tier": "bad/value"}, renderErr: true},
+		{tmpl: "logs", parseErr: true},
+		{tmpl: "logs.{pod}", parseErr: true},
+		{tmpl: "logs.{namespace", parseErr: true},
+		{tmpl: "lo gs.{namespace}", parseErr: true},
+		{tmpl: "{label:}{namespace}", parseErr: true},
+	}
+	for _, tt := range tests {
+		tp, err := ParseTemplate(tt.tmpl)
+		if (err != nil) != tt.parseErr {
+			t.Errorf("ParseTemplate(%q) err = %v", tt.tmpl, err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		got, err := tp.Render(tt.ns, tt.labels)
+		if (err != nil) != tt.renderErr || got != tt.want && !tt.renderErr {
+			t.Errorf("Render(%q, %q) = %q, %v", tt.tmpl, tt.ns, got, err)
+		}
+	}
+}
+
+func TestEnsureCreatesWithRetentionAndUpdates(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = c.ListenAddrs()[0]
+	cfg.Partitions = 3
+	cfg.TopicBackoff = 50 * time.Millisecond
+	s, err := New(cfg, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Ensure(ctx, "logs.a", 0); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(s.Client())
+	retention := func() string {
+		rc, err := adm.DescribeTopicConfigs(ctx, "logs.a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rc[0].Configs {
+			if c.Key == "retention.ms" && c.Value != nil {
+				return *c.Value
+			}
+		}
+		return ""
+	}
+	if got := retention(); got != strconv.FormatInt((72*time.Hour).Milliseconds(), 10) {
+		t.Fatalf("retention.ms = %q", got)
+	}
+	td, _ := adm.ListTopics(ctx, "logs.a")
+	if len(td["logs.a"].Partitions) != 3 {
+		t.Fatalf("partitions: %d", len(td["logs.a"].Partitions))
+	}
+	// A namespace override is applied to the existing topic.
+	if err := s.Ensure(ctx, "logs.a", 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := retention(); got != strconv.FormatInt((7*24*time.Hour).Milliseconds(), 10) {
+		t.Fatalf("retention.ms after override = %q", got)
+	}
+	// Produce works once the topic exists.
+	done := make(chan error, 1)
+	s.Produce(ctx, &kgo.Record{Topic: "logs.a", Value: []byte("x")}, func(_ *kgo.Record, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnsureInvalidTopicIsRememberedAndRetried(t *testing.T) {
+	c, _ := kfake.NewCluster(kfake.NumBrokers(1))
+	defer c.Close()
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = c.ListenAddrs()[0]
+	cfg.TopicBackoff = time.Hour
+	s, err := New(cfg, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err1 := s.Ensure(context.Background(), "bad topic", 0)
+	if !errors.Is(err1, ErrTopic) {
+		t.Fatalf("err = %v", err1)
+	}
+	if err2 := s.Ensure(context.Background(), "bad topic", 0); err2 != err1 {
+		t.Fatalf("failure not remembered during backoff: %v", err2)
+	}
+	if err := s.Ensure(context.Background(), "logs.good", 0); err != nil {
+		t.Fatalf("another topic affected: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := DefaultConfig()
+	c.Kafka.Brokers = ""
+	c.Compression = "brotli"
+	c.Partitions = 0
+	c.ReplicationFactor = 0
+	c.Retention = time.Second
+	err := c.Validate()
+	for _, want := range []string{"--brokers", "--compression", "--topic-partitions", "--topic-replication-factor", "--topic-retention"} {
+		if err == nil || !contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want mention of %s", err, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
