@@ -23,69 +23,28 @@ const maxDepth = 10000
 // trailing "\n"; Partial is true when the log value did not end in "\n" (docker splits lines at
 // 16 KiB). Bytes of the log value that are not valid UTF-8 are kept as they are.
 func Parse(line []byte, scratch []byte) (logline.Line, error) {
-	if l, ok, err := parseFast(line, scratch); ok {
-		return l, err
+	p := parser{s: line, buf: scratch[:0]}
+	if !bytes.HasPrefix(line, []byte(fastPrefix)) {
+		return p.object()
 	}
-	return parseGeneral(line, scratch)
+	i, err := p.member("log", len(fastPrefix)-1)
+	if err != nil {
+		return logline.Line{}, err
+	}
+	if l, ok := p.fastTail(i); ok {
+		return l, nil
+	}
+	// Another order or extra members: go on from the log value, which is decoded already.
+	return p.end(p.members(i, true))
 }
 
 // fastPrefix is how docker (its own marshaller, not encoding/json) begins every line.
 const fastPrefix = `{"log":"`
 
-// parseFast handles the member order docker writes, without whitespace or extra members.
-// ok is false when the line is anything else; parseGeneral then decides.
-func parseFast(s, buf []byte) (l logline.Line, ok bool, err error) {
-	if !bytes.HasPrefix(s, []byte(fastPrefix)) {
-		return l, false, nil
-	}
-	buf, i, err := unquote(buf[:0], s, len(fastPrefix))
-	if err != nil {
-		return l, false, nil
-	}
-	const streamKey = `,"stream":"`
-	const timeKey = `","time":"`
-	rest := s[i:]
-	if !bytes.HasPrefix(rest, []byte(streamKey)) || len(rest) < len(streamKey)+6+len(timeKey) {
-		return l, false, nil
-	}
-	rest = rest[len(streamKey):]
-	stream, known := logline.Stream(rest[:6])
-	if !known || !bytes.HasPrefix(rest[6:], []byte(timeKey)) {
-		return l, false, nil
-	}
-	rest = rest[6+len(timeKey):]
-	// The time value must end the object: `..."}`, with no escapes in it.
-	if len(rest) < 2 || rest[len(rest)-1] != '}' || rest[len(rest)-2] != '"' {
-		return l, false, nil
-	}
-	ts := rest[:len(rest)-2]
-	if bytes.IndexByte(ts, '"') >= 0 || bytes.IndexByte(ts, '\\') >= 0 {
-		return l, false, nil
-	}
-	for _, c := range ts {
-		if c < 0x20 {
-			return l, false, nil
-		}
-	}
-	l, err = finish(buf, 0, len(buf), stream, ts)
-	return l, true, err
-}
-
-// finish builds the line from the decoded log value buf[a:b], the stream and the raw time value.
-func finish(buf []byte, a, b int, stream string, ts []byte) (logline.Line, error) {
-	var l logline.Line
-	nts, err := logline.NormalizeTS(ts, buf[len(buf):])
-	if err != nil {
-		return l, perr(logline.ReasonBadTimestamp, "", err)
-	}
-	msg := buf[a:b:b]
-	if n := len(msg); n > 0 && msg[n-1] == '\n' {
-		msg = msg[:n-1]
-	} else {
-		l.Partial = true
-	}
-	l.TS, l.Stream, l.Msg = nts, stream, msg
-	return l, nil
+// parseGeneral parses without the fast path (the fuzz test compares the two).
+func parseGeneral(s, buf []byte) (logline.Line, error) {
+	p := parser{s: s, buf: buf[:0]}
+	return p.object()
 }
 
 // member states.
@@ -95,34 +54,76 @@ const (
 	notString
 )
 
-// parseGeneral is a complete JSON object parser that keeps only log, stream and time.
-func parseGeneral(s, buf []byte) (logline.Line, error) {
-	buf = buf[:0]
-	var (
-		logState, streamState, timeState int
-		logA, logB                       int    // log value in buf
-		stream                           string // "" when the value was not stdout/stderr
-		streamRaw                        []byte // the raw value, for the error
-		tsRaw                            []byte // slice of s, or of buf when it had escapes
-		tsInBuf                          bool
-		tsA, tsB                         int
-		err                              error
-	)
+// parser is a complete JSON object parser that keeps only log, stream and time.
+type parser struct {
+	s   []byte
+	buf []byte // decoded values: log, and time when it had escapes
+
+	logState, streamState, timeState int
+
+	logA, logB int    // log value in buf
+	stream     string // "" when the value was not stdout/stderr
+	streamRaw  []byte // the raw stream value, for the error
+	tsRaw      []byte // the time value when it had no escapes
+	tsInBuf    bool
+	tsA, tsB   int // the time value in buf otherwise
+}
+
+// fastTail matches what docker writes after the log value: `,"stream":"stdout","time":"<ts>"}`
+// and the end of the line. ok is false when the rest is anything else.
+func (p *parser) fastTail(i int) (l logline.Line, ok bool) {
+	const streamKey = `,"stream":"`
+	const timeKey = `","time":"`
+	rest := p.s[i:]
+	if !bytes.HasPrefix(rest, []byte(streamKey)) || len(rest) < len(streamKey)+6+len(timeKey)+2 {
+		return l, false
+	}
+	rest = rest[len(streamKey):]
+	stream, known := logline.Stream(rest[:6])
+	if !known || !bytes.HasPrefix(rest[6:], []byte(timeKey)) {
+		return l, false
+	}
+	rest = rest[6+len(timeKey):]
+	// The time value must end the object and the line: `..."}`.
+	if rest[len(rest)-1] != '}' || rest[len(rest)-2] != '"' {
+		return l, false
+	}
+	// A timestamp NormalizeTS accepts holds no quote, backslash or control character, so the
+	// value really ended there; anything else is for the general path to judge and report.
+	ts, err := logline.NormalizeTS(rest[:len(rest)-2], p.buf[len(p.buf):])
+	if err != nil {
+		return l, false
+	}
+	return newLine(p.buf, 0, len(p.buf), stream, ts), true
+}
+
+// object parses the whole line.
+func (p *parser) object() (logline.Line, error) {
+	s := p.s
 	i := skipWS(s, 0)
 	if i >= len(s) || s[i] != '{' {
 		return logline.Line{}, syntax(s, i, "expected '{'")
 	}
 	i = skipWS(s, i+1)
 	if i < len(s) && s[i] == '}' {
-		i++
-	} else {
-		for {
+		return p.end(i+1, nil)
+	}
+	return p.end(p.members(i, false))
+}
+
+// members parses members from s[i] (a member name, or just after a member value when
+// afterValue) to the closing brace, and returns the index after it.
+func (p *parser) members(i int, afterValue bool) (int, error) {
+	s := p.s
+	var err error
+	for {
+		if !afterValue {
 			if i >= len(s) || s[i] != '"' {
-				return logline.Line{}, syntax(s, i, "expected a member name")
+				return i, syntax(s, i, "expected a member name")
 			}
 			start := i + 1
 			if i, err = skipString(s, start); err != nil {
-				return logline.Line{}, perr(logline.ReasonBadJSON, "", err)
+				return i, perr(logline.ReasonBadJSON, "", err)
 			}
 			key := s[start : i-1]
 			if bytes.IndexByte(key, '\\') >= 0 {
@@ -132,84 +133,121 @@ func parseGeneral(s, buf []byte) (logline.Line, error) {
 			}
 			i = skipWS(s, i)
 			if i >= len(s) || s[i] != ':' {
-				return logline.Line{}, syntax(s, i, "expected ':' after member name")
+				return i, syntax(s, i, "expected ':' after member name")
 			}
-			i = skipWS(s, i+1)
-			isString := i < len(s) && s[i] == '"'
-			switch {
-			case string(key) == "log" && isString:
-				logA = len(buf)
-				buf, i, err = unquote(buf, s, i+1)
-				logB, logState = len(buf), present
-			case string(key) == "stream" && isString:
-				var sb [8]byte
-				start := i
-				var v []byte
-				v, i, err = unquote(sb[:0], s, i+1)
-				stream, _ = logline.Stream(v)
-				streamRaw, streamState = s[start:i], present
-			case string(key) == "time" && isString:
-				start := i + 1
-				if j := bytes.IndexByte(s[start:], '"'); j >= 0 && bytes.IndexByte(s[start:start+j], '\\') < 0 {
-					// No escapes (always, in practice): keep the raw bytes, still validated by unquote.
-					i, err = skipString(s[:start+j+1], start)
-					tsRaw, tsInBuf = s[start:start+j], false
-				} else {
-					tsA = len(buf)
-					buf, i, err = unquote(buf, s, start)
-					tsB, tsInBuf = len(buf), true
-				}
-				timeState = present
-			default:
-				switch string(key) {
-				case "log":
-					logState = notString
-				case "stream":
-					streamState = notString
-				case "time":
-					timeState = notString
-				}
-				i, err = skipValue(s, i, 2)
+			if i, err = p.member(string(key), skipWS(s, i+1)); err != nil {
+				return i, err
 			}
-			if err != nil {
-				return logline.Line{}, perr(logline.ReasonBadJSON, "", err)
-			}
-			i = skipWS(s, i)
-			if i < len(s) && s[i] == ',' {
-				i = skipWS(s, i+1)
-				continue
-			}
-			if i < len(s) && s[i] == '}' {
-				i++
-				break
-			}
-			return logline.Line{}, syntax(s, i, "expected ',' or '}' after member value")
 		}
+		afterValue = false
+		i = skipWS(s, i)
+		if i < len(s) && s[i] == ',' {
+			i = skipWS(s, i+1)
+			continue
+		}
+		if i < len(s) && s[i] == '}' {
+			return i + 1, nil
+		}
+		return i, syntax(s, i, "expected ',' or '}' after member value")
 	}
-	if i = skipWS(s, i); i < len(s) {
-		return logline.Line{}, syntax(s, i, "data after the object")
-	}
+}
 
+// member parses the value at s[i] of the member named key and returns the index after it.
+func (p *parser) member(key string, i int) (int, error) {
+	s := p.s
+	isString := i < len(s) && s[i] == '"'
+	var err error
 	switch {
-	case logState == missing:
+	case key == "log" && isString:
+		p.logA = len(p.buf)
+		p.buf, i, err = unquote(p.buf, s, i+1)
+		p.logB, p.logState = len(p.buf), present
+	case key == "stream" && isString:
+		var sb [8]byte
+		start := i
+		var v []byte
+		v, i, err = unquote(sb[:0], s, i+1)
+		p.stream, _ = logline.Stream(v)
+		p.streamRaw, p.streamState = s[start:i], present
+	case key == "time" && isString:
+		start := i + 1
+		if j := bytes.IndexByte(s[start:], '"'); j >= 0 && bytes.IndexByte(s[start:start+j], '\\') < 0 {
+			// No escapes (always, in practice): keep the raw bytes, still validated by skipString.
+			i, err = skipString(s[:start+j+1], start)
+			p.tsRaw, p.tsInBuf = s[start:start+j], false
+		} else {
+			p.tsA = len(p.buf)
+			p.buf, i, err = unquote(p.buf, s, start)
+			p.tsB, p.tsInBuf = len(p.buf), true
+		}
+		p.timeState = present
+	default:
+		switch key {
+		case "log":
+			p.logState = notString
+		case "stream":
+			p.streamState = notString
+		case "time":
+			p.timeState = notString
+		}
+		i, err = skipValue(s, i, 2)
+	}
+	if err != nil {
+		return i, perr(logline.ReasonBadJSON, "", err)
+	}
+	return i, nil
+}
+
+// end checks that nothing follows the object at s[i] and builds the line.
+func (p *parser) end(i int, err error) (logline.Line, error) {
+	if err != nil {
+		return logline.Line{}, err
+	}
+	if i = skipWS(p.s, i); i < len(p.s) {
+		return logline.Line{}, syntax(p.s, i, "data after the object")
+	}
+	switch {
+	case p.logState == missing:
 		return logline.Line{}, perr(logline.ReasonMissingLog, "no \"log\" member", nil)
-	case logState == notString:
+	case p.logState == notString:
 		return logline.Line{}, perr(logline.ReasonBadMember, "\"log\" is not a string", nil)
-	case streamState == missing:
+	case p.streamState == missing:
 		return logline.Line{}, perr(logline.ReasonMissingStream, "no \"stream\" member", nil)
-	case streamState == notString:
+	case p.streamState == notString:
 		return logline.Line{}, perr(logline.ReasonBadMember, "\"stream\" is not a string", nil)
-	case stream == "":
-		return logline.Line{}, perr(logline.ReasonUnknownStream, logline.Quote(streamRaw), nil)
-	case timeState == missing:
+	case p.stream == "":
+		return logline.Line{}, perr(logline.ReasonUnknownStream, logline.Quote(p.streamRaw), nil)
+	case p.timeState == missing:
 		return logline.Line{}, perr(logline.ReasonMissingTime, "no \"time\" member", nil)
-	case timeState == notString:
+	case p.timeState == notString:
 		return logline.Line{}, perr(logline.ReasonBadMember, "\"time\" is not a string", nil)
 	}
-	if tsInBuf {
-		tsRaw = buf[tsA:tsB]
+	ts := p.tsRaw
+	if p.tsInBuf {
+		ts = p.buf[p.tsA:p.tsB]
 	}
-	return finish(buf, logA, logB, stream, tsRaw)
+	return finish(p.buf, p.logA, p.logB, p.stream, ts)
+}
+
+// finish builds the line from the decoded log value buf[a:b], the stream and the raw time value.
+func finish(buf []byte, a, b int, stream string, ts []byte) (logline.Line, error) {
+	nts, err := logline.NormalizeTS(ts, buf[len(buf):])
+	if err != nil {
+		return logline.Line{}, perr(logline.ReasonBadTimestamp, "", err)
+	}
+	return newLine(buf, a, b, stream, nts), nil
+}
+
+// newLine builds the line from the decoded log value buf[a:b], the stream and the normalized time.
+func newLine(buf []byte, a, b int, stream string, ts []byte) logline.Line {
+	// Capped, so appending to Msg cannot overwrite a timestamp normalized into buf after it.
+	l := logline.Line{TS: ts, Stream: stream, Msg: buf[a:b:b]}
+	if n := len(l.Msg); n > 0 && l.Msg[n-1] == '\n' {
+		l.Msg = l.Msg[:n-1]
+	} else {
+		l.Partial = true
+	}
+	return l
 }
 
 // skipValue validates the JSON value at s[i] and returns the index after it. depth is the

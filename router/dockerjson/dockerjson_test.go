@@ -224,6 +224,62 @@ func FuzzDockerParse(f *testing.F) {
 	})
 }
 
+// FuzzDockerRoundTrip builds lines as docker would from arbitrary parts (and in other member
+// orders, with attrs), so the fast path meets every message and timestamp.
+func FuzzDockerRoundTrip(f *testing.F) {
+	f.Add("hello \"world\"\t\u2028 <b>&", true, true, "2024-03-05T10:11:12.123456789Z", 0)
+	f.Add("\xff\xfe\x00\x1f😀", false, false, "2024-03-05T12:11:12.5+02:00", 1)
+	f.Add("", true, false, "2024-02-29T00:00:00Z", 2)
+	f.Fuzz(func(t *testing.T, msg string, stdout, newline bool, ts string, layout int) {
+		stream := record.StreamStderr
+		if stdout {
+			stream = record.StreamStdout
+		}
+		logValue := msg
+		if newline {
+			logValue += "\n"
+		}
+		lv, _ := json.Marshal(logValue)
+		tv, _ := json.Marshal(ts)
+		var line string
+		switch layout % 3 {
+		case 0:
+			line = `{"log":` + string(lv) + `,"stream":"` + stream + `","time":` + string(tv) + `}`
+		case 1:
+			line = `{"log":` + string(lv) + `,"stream":"` + stream + `","attrs":{"k":["v",1]},"time":` + string(tv) + `}`
+		default:
+			line = `{"time":` + string(tv) + `, "stream":"` + stream + `", "log":` + string(lv) + `}`
+		}
+		l, err := Parse([]byte(line), nil)
+		var tsBack string
+		if err := json.Unmarshal(tv, &tsBack); err != nil {
+			t.Fatal(err)
+		}
+		wantTS, tsErr := logline.NormalizeTS([]byte(tsBack), nil)
+		if tsErr != nil {
+			var pe *logline.ParseError
+			if !errors.As(err, &pe) || pe.Reason != logline.ReasonBadTimestamp {
+				t.Fatalf("Parse(%q) = %v, want a bad timestamp error", line, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", line, err)
+		}
+		// encoding/json wrote invalid UTF-8 as U+FFFD; what it reads back is the reference.
+		var want string
+		if err := json.Unmarshal(lv, &want); err != nil {
+			t.Fatal(err)
+		}
+		wantPartial := !strings.HasSuffix(want, "\n")
+		want = strings.TrimSuffix(want, "\n")
+		if string(l.Msg) != want || l.Stream != stream || l.Partial != wantPartial || !bytes.Equal(l.TS, wantTS) {
+			t.Fatalf("Parse(%q) = {%q %q %v %q}, want {%q %q %v %q}", line,
+				l.TS, l.Stream, l.Partial, l.Msg, wantTS, stream, wantPartial, want)
+		}
+	})
+}
+
 // sampleLine is a typical docker line of about 180 bytes (the message as in the CRI benchmark).
 const sampleLine = `{"log":"{\"level\":\"info\",\"ts\":\"2024-03-05T10:11:12Z\",\"msg\":\"request served\",\"path\":\"/api/v1/items\",\"status\":200,\"ms\":12}\n","stream":"stdout","time":"2024-03-05T10:11:12.123456789Z"}`
 

@@ -3,6 +3,7 @@ package dockerjson
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -12,13 +13,28 @@ const (
 	msb = 0x8080808080808080
 )
 
-// special reports whether any of the 8 bytes in x is '"', '\\' or a control character: the bytes
-// a JSON string decoder must stop at. It may report a byte after the first hit spuriously (a borrow
-// propagates), never miss one, so it only gates a byte loop.
-func special(x uint64) bool {
+// specialMask sets the high bit of each of the 8 bytes of x (little endian) that is '"', '\\' or a
+// control character: the bytes a JSON string decoder must stop at. A borrow can flag a byte
+// above a real hit spuriously, never one below it, so the lowest flag is exact.
+func specialMask(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
-	return ((q-lsb)&^q|(b-lsb)&^b|(x-lsb*0x20)&^x)&msb != 0
+	return ((q-lsb)&^q | (b-lsb)&^b | (x-lsb*0x20)&^x) & msb
+}
+
+// nextSpecial returns the index of the first byte at or after j that specialMask flags, or len(s).
+func nextSpecial(s []byte, j int) int {
+	for ; j+8 <= len(s); j += 8 {
+		if m := specialMask(binary.LittleEndian.Uint64(s[j:])); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; j < len(s); j++ {
+		if c := s[j]; c == '"' || c == '\\' || c < 0x20 {
+			return j
+		}
+	}
+	return j
 }
 
 // unquote decodes the JSON string whose body starts at s[i] (just after the opening quote),
@@ -38,19 +54,12 @@ func skipString(s []byte, i int) (int, error) {
 
 // scan is unquote when keep is true, skipString when it is false.
 func scan(dst, s []byte, i int, keep bool) ([]byte, int, error) {
+	start := i - 1
 	j := i
 	for {
-		for j+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[j:])) {
-			j += 8
-		}
-		for j < len(s) {
-			if c := s[j]; c == '"' || c == '\\' || c < 0x20 {
-				break
-			}
-			j++
-		}
+		j = nextSpecial(s, j)
 		if j >= len(s) {
-			return dst, j, fmt.Errorf("unterminated string starting at byte %d", i-1)
+			return dst, j, fmt.Errorf("unterminated string starting at byte %d", start)
 		}
 		if keep {
 			dst = append(dst, s[i:j]...)
