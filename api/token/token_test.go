@@ -29,8 +29,8 @@ func TestParse(t *testing.T) {
 	}
 	bad := []string{
 		"", "lrt_", tok[:len(tok)-1], tok + "A", "LRT_" + tok[4:], strings.Replace(tok, "_", "-", 2),
-		"lrt_ABCDEF0123456789_" + tok[len(tok)-43:], // uppercase id
-		tok[:len(tok)-1] + "=",                      // not base64url
+		"lrt_ABCDEF0123456789_" + tok[len(tok)-43:],             // uppercase id
+		tok[:len(tok)-1] + "=",                                  // not base64url
 		"lrt_0123456789abcdef_" + strings.Repeat("A", 42) + "B", // non-canonical trailing bits
 	}
 	for _, b := range bad {

@@ -1,0 +1,126 @@
+package kubeauth
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// newFake answers TokenReviews for "good-token" (user alice, group team-a) and
+// SubjectAccessReviews allowing group team-a to get logs.logrouter.io in namespace team-a only.
+func newFake(t *testing.T) (*fake.Clientset, *atomic.Int64, *atomic.Int64) {
+	t.Helper()
+	cs := fake.NewClientset()
+	var tr, sar atomic.Int64
+	cs.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		tr.Add(1)
+		rev := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
+		switch rev.Spec.Token {
+		case "good-token":
+			rev.Status = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "alice", UID: "u1", Groups: []string{"team-a"}}}
+		case "broken":
+			return true, nil, errors.New("apiserver unavailable")
+		default:
+			rev.Status = authnv1.TokenReviewStatus{Authenticated: false, Error: "invalid bearer token"}
+		}
+		return true, rev, nil
+	})
+	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		sar.Add(1)
+		rev := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).DeepCopy()
+		ra := rev.Spec.ResourceAttributes
+		allowed := ra != nil && ra.Group == Group && ra.Resource == Resource && ra.Verb == Verb && ra.Namespace == "team-a"
+		inGroup := false
+		for _, g := range rev.Spec.Groups {
+			inGroup = inGroup || g == "team-a"
+		}
+		rev.Status.Allowed = allowed && inGroup
+		return true, rev, nil
+	})
+	return cs, &tr, &sar
+}
+
+func TestReviewer(t *testing.T) {
+	cs, trCalls, sarCalls := newFake(t)
+	r, err := New(cs, DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1e9, 0)
+	r.now = func() time.Time { return now }
+	ctx := context.Background()
+
+	tests := []struct {
+		name    string
+		token   string
+		ns      string
+		wantErr error // from Authenticate, then Authorize
+		authErr bool  // Authenticate fails with a non-sentinel error
+	}{
+		{name: "allowed", token: "good-token", ns: "team-a"},
+		{name: "other namespace", token: "good-token", ns: "team-b", wantErr: ErrForbidden},
+		{name: "bad token", token: "bad-token", ns: "team-a", wantErr: ErrUnauthenticated},
+		{name: "apiserver down", token: "broken", ns: "team-a", authErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := r.Authenticate(ctx, tt.token)
+			if tt.authErr {
+				if err == nil || errors.Is(err, ErrUnauthenticated) {
+					t.Fatalf("Authenticate = %v, want a review error", err)
+				}
+				return
+			}
+			if err == nil {
+				err = r.Authorize(ctx, id, tt.ns)
+			}
+			if !errors.Is(err, tt.wantErr) && !(tt.wantErr == nil && err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+
+	// Cached: repeating the requests asks the API server nothing more.
+	tr0, sar0 := trCalls.Load(), sarCalls.Load()
+	for i := 0; i < 100; i++ {
+		id, err := r.Authenticate(ctx, "good-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Authorize(ctx, id, "team-a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Authorize(ctx, id, "team-b"); !errors.Is(err, ErrForbidden) {
+			t.Fatal(err)
+		}
+		if _, err := r.Authenticate(ctx, "bad-token"); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatal(err)
+		}
+	}
+	if trCalls.Load() != tr0 || sarCalls.Load() != sar0 {
+		t.Fatalf("cache missed: %d token reviews, %d access reviews", trCalls.Load()-tr0, sarCalls.Load()-sar0)
+	}
+	// Refusals expire sooner than allows.
+	now = now.Add(DefaultConfig().DenyTTL + time.Second)
+	id, _ := r.Authenticate(ctx, "good-token")
+	_ = r.Authorize(ctx, id, "team-a")
+	_ = r.Authorize(ctx, id, "team-b")
+	if trCalls.Load() != tr0 || sarCalls.Load() != sar0+1 {
+		t.Fatalf("after deny TTL: %d token reviews, %d access reviews, want 0 and 1", trCalls.Load()-tr0, sarCalls.Load()-sar0)
+	}
+	now = now.Add(DefaultConfig().TTL)
+	id, _ = r.Authenticate(ctx, "good-token")
+	_ = r.Authorize(ctx, id, "team-a")
+	if trCalls.Load() != tr0+1 || sarCalls.Load() != sar0+2 {
+		t.Fatalf("after TTL: %d token reviews, %d access reviews, want 1 and 2", trCalls.Load()-tr0, sarCalls.Load()-sar0)
+	}
+}
