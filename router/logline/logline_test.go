@@ -51,6 +51,11 @@ func TestNormalizeTS(t *testing.T) {
 		{"leap day", "2024-02-29T23:59:59.999Z", "2024-02-29T23:59:59.999Z", true},
 		{"cri-o offset", "2024-03-05T12:11:12.123456789+02:00", "2024-03-05T10:11:12.123456789Z", false},
 		{"negative offset crosses day", "2024-12-31T22:30:00.5-03:00", "2025-01-01T01:30:00.5Z", false},
+		{"trailing zeros trimmed", "2024-03-05T12:11:12.500+02:00", "2024-03-05T10:11:12.5Z", false},
+		{"zero fraction dropped", "2024-03-05T12:11:12.000000000+02:00", "2024-03-05T10:11:12Z", false},
+		{"year end via offset", "2023-12-31T23:30:00-00:45", "2024-01-01T00:15:00Z", false},
+		{"month start back", "2024-05-01T01:00:00+01:30", "2024-04-30T23:30:00Z", false},
+		{"year start back", "2024-01-01T00:00:00+00:01", "2023-12-31T23:59:00Z", false},
 		{"zero offset", "2024-03-05T10:11:12+00:00", "2024-03-05T10:11:12Z", false},
 		{"offset with nanos and minutes", "2024-03-05T04:41:12.000000001-05:30", "2024-03-05T10:11:12.000000001Z", false},
 		{"offset no fraction", "2024-01-01T00:59:59+01:00", "2023-12-31T23:59:59Z", false},
@@ -182,6 +187,12 @@ func FuzzNormalizeTS(f *testing.F) {
 		got, err := time.Parse(time.RFC3339Nano, string(out))
 		if err != nil || !got.Equal(want) {
 			t.Fatalf("NormalizeTS(%q) = %q = %v, want instant %v (%v)", orig, out, got, want, err)
+		}
+		// A rewritten timestamp is exactly what time.RFC3339Nano makes of it.
+		if string(out) != orig {
+			if f := want.UTC().Format(time.RFC3339Nano); string(out) != f {
+				t.Fatalf("NormalizeTS(%q) = %q, want %q", orig, out, f)
+			}
 		}
 	})
 }

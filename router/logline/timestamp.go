@@ -43,7 +43,7 @@ func NormalizeTS(ts []byte, buf []byte) ([]byte, error) {
 			return nil, err
 		}
 		if ok {
-			return appendUTC(ts, buf, civilTime(body).Add(-off))
+			return shiftUTC(ts, body, buf, int(off/time.Minute))
 		}
 	}
 	return normalizeSlow(ts, buf)
@@ -116,23 +116,51 @@ func checkBody(ts, body []byte) (bool, error) {
 	return false, fmt.Errorf("%w: %s: %s out of range", ErrTimestamp, Quote(ts), field)
 }
 
-// civilTime converts a body checkBody accepted, read as UTC.
-func civilTime(b []byte) time.Time {
-	year, _ := digits(b[0:4])
-	month, _ := digits(b[5:7])
-	day, _ := digits(b[8:10])
-	hour, _ := digits(b[11:13])
-	minute, _ := digits(b[14:16])
-	sec, _ := digits(b[17:19])
-	nsec := 0
-	if len(b) > 19 {
-		f := b[20:]
-		nsec, _ = digits(f)
-		for i := len(f); i < 9; i++ {
-			nsec *= 10
+// shiftUTC appends body (accepted by checkBody), read in a zone offMin minutes east of UTC, as
+// UTC in the time.RFC3339Nano form (fraction without trailing zeros). Offsets are under a day,
+// so the date moves by at most one day: plain arithmetic, no time.Time, no allocation.
+func shiftUTC(ts, body, buf []byte, offMin int) ([]byte, error) {
+	year, _ := digits(body[0:4])
+	month, _ := digits(body[5:7])
+	day, _ := digits(body[8:10])
+	hour, _ := digits(body[11:13])
+	minute, _ := digits(body[14:16])
+	mins := hour*60 + minute - offMin
+	switch {
+	case mins < 0:
+		mins += 24 * 60
+		if day--; day == 0 {
+			if month--; month == 0 {
+				month, year = 12, year-1
+			}
+			day = daysIn(month, year)
+		}
+	case mins >= 24*60:
+		mins -= 24 * 60
+		if day++; day > daysIn(month, year) {
+			if day, month = 1, month+1; month == 13 {
+				month, year = 1, year+1
+			}
 		}
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if year < 0 || year > 9999 {
+		return nil, fmt.Errorf("%w: %s: year %d in UTC is outside 0000-9999", ErrTimestamp, Quote(ts), year)
+	}
+	b := buf[:0]
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-')
+	b = append(b, byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T')
+	b = append(b, byte('0'+mins/600), byte('0'+mins/60%10), ':', byte('0'+mins%60/10), byte('0'+mins%10), ':')
+	b = append(b, body[17:19]...)
+	if len(body) > 20 {
+		frac := body[20:]
+		for len(frac) > 0 && frac[len(frac)-1] == '0' {
+			frac = frac[:len(frac)-1]
+		}
+		if len(frac) > 0 {
+			b = append(append(b, '.'), frac...)
+		}
+	}
+	return append(b, 'Z'), nil
 }
 
 func digits(b []byte) (int, bool) {
