@@ -46,7 +46,7 @@ func (d *Decoder) Decode(r *Row, value []byte) error {
 	*r = Row{}
 	s := scanner{b: value}
 	if err := d.decode(r, &s); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -167,6 +167,15 @@ func (d *Decoder) decode(r *Row, s *scanner) error {
 			}
 			r.Fields = string(s.b[start:s.i])
 		default:
+			if string(key) == "kafka" {
+				// The archive's NDJSON lines carry their Kafka position here; anything else
+				// by that name is skipped like every unknown member.
+				save := s.i
+				if d.kafka(r, s) == nil {
+					continue
+				}
+				s.i = save
+			}
 			if err := s.skip(0); err != nil {
 				return err
 			}
@@ -249,6 +258,35 @@ func (d *Decoder) k8s(r *Row, s *scanner) error {
 			r.Labels[d.internBytes(k)] = d.internBytes(d.buf)
 			return nil
 		})
+	})
+}
+
+func (d *Decoder) kafka(r *Row, s *scanner) error {
+	return s.object(func(key []byte) error {
+		var err error
+		var n int64
+		switch string(key) {
+		case "topic":
+			if d.buf, err = s.str(d.buf[:0]); err == nil {
+				r.KafkaTopic = d.internBytes(d.buf)
+			}
+		case "partition":
+			if n, err = s.int(); err == nil {
+				r.KafkaPartition = int32(n)
+			}
+		case "offset":
+			r.KafkaOffset, err = s.int()
+		case "timestamp":
+			if d.buf, err = s.str(d.buf[:0]); err == nil {
+				var t time.Time
+				if t, err = time.Parse(time.RFC3339Nano, string(d.buf)); err == nil {
+					r.KafkaTime = t.UnixMicro()
+				}
+			}
+		default:
+			err = s.skip(0)
+		}
+		return err
 	})
 }
 

@@ -34,7 +34,7 @@ type Writer struct {
 
 // Create creates the spool file at path; bufSize is its write buffer.
 func Create(path string, bufSize int) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create spool: %w", err)
 	}
@@ -66,18 +66,17 @@ func (w *Writer) Frames() int64 { return w.frames }
 // Path is the spool file's path.
 func (w *Writer) Path() string { return w.f.Name() }
 
-// Finish flushes the spool and returns a reader positioned at its first frame. The writer
-// must not be used afterwards.
-func (w *Writer) Finish() (*Reader, error) {
+// Reopen flushes the spool and returns a new reader positioned at its first frame; it may be
+// called again (to retry an upload), and appending may continue afterwards.
+func (w *Writer) Reopen() (*Reader, error) {
 	if err := w.w.Flush(); err != nil {
-		w.f.Close()
 		return nil, fmt.Errorf("flush spool %s: %w", w.f.Name(), err)
 	}
-	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
-		w.f.Close()
-		return nil, fmt.Errorf("rewind spool: %w", err)
+	f, err := os.Open(w.f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("reopen spool: %w", err)
 	}
-	return &Reader{f: w.f, r: bufio.NewReaderSize(w.f, 1<<16)}, nil
+	return &Reader{f: f, r: bufio.NewReaderSize(f, 1<<16)}, nil
 }
 
 // Discard closes and removes the spool file.
@@ -129,8 +128,5 @@ func (r *Reader) Next(fr *Frame) error {
 	return nil
 }
 
-// Close closes and removes the spool file.
-func (r *Reader) Close() error {
-	r.f.Close()
-	return os.Remove(r.f.Name())
-}
+// Close closes the reader.
+func (r *Reader) Close() error { return r.f.Close() }

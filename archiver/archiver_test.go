@@ -1,0 +1,209 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gocloud.dev/blob"
+
+	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("ARCHIVER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newCluster(t *testing.T, partitions int32, topics ...string) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, cl
+}
+
+func testConfig(t *testing.T, brokers []string, bucket string) Config {
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = strings.Join(brokers, ",")
+	cfg.Bucket = bucket
+	cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	cfg.MaxObjectAge = time.Second
+	cfg.TopicRefresh = 200 * time.Millisecond
+	cfg.DrainTimeout = 30 * time.Second
+	cfg.MemoryBudget = 64 << 20
+	return cfg
+}
+
+// waitArchived waits until the claim chains of the partitions reach want (next offsets).
+func waitArchived(t *testing.T, b *blob.Bucket, prefix string, want map[archivetest.Pos]int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		behind := ""
+		for p, end := range want {
+			next := int64(0)
+			for {
+				data, err := b.ReadAll(context.Background(), layout.ClaimKey(prefix, p.Topic, p.Partition, next))
+				if err != nil {
+					break
+				}
+				c, err := layout.DecodeClaim(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				next = c.Next()
+			}
+			if next < end {
+				behind = fmt.Sprintf("%s[%d] at %d of %d", p.Topic, p.Partition, next, end)
+				break
+			}
+		}
+		if behind == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive incomplete after %v: %s", timeout, behind)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestArchiveEveryRecordOnce(t *testing.T) {
+	for _, format := range []string{"parquet", "ndjson"} {
+		t.Run(format, func(t *testing.T) {
+			kc, cl := newCluster(t, 2, "logs.team-a", "logs.team-b")
+			dir := t.TempDir()
+			bucket := "file://" + dir
+			ctx := context.Background()
+			base := time.Date(2026, 11, 21, 9, 58, 0, 0, time.UTC)
+			var rs []*kgo.Record
+			want := map[archivetest.Pos]int64{}
+			for i := 0; i < 400; i++ {
+				ns := []string{"team-a", "team-b"}[i%2]
+				// Kafka time crosses 10:00, and a late line (older Kafka time) must not go back.
+				kt := base.Add(time.Duration(i) * time.Second)
+				if i%50 == 7 {
+					kt = kt.Add(-10 * time.Minute)
+				}
+				rs = append(rs, archivetest.Record(archivetest.Line{Namespace: ns, Pod: fmt.Sprintf("web-%d", i%3), Container: "app",
+					Time: kt.Add(-time.Second), Message: archivetest.Seq(ns, i), KafkaTime: kt, Partition: int32(i / 2 % 2)}))
+			}
+			// One value that is not a record and one without a namespace header: archived anyway.
+			bad := &kgo.Record{Topic: "logs.team-a", Partition: 0, Value: []byte("not json"), Timestamp: base}
+			nohdr := archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: "p", Container: "c", Time: base, Message: "x", KafkaTime: base, Partition: 1})
+			nohdr.Headers = nil
+			rs = append(rs, bad, nohdr)
+			if err := archivetest.Produce(ctx, cl, rs); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition}
+				want[p] = max(want[p], r.Offset+1)
+			}
+			reg := prometheus.NewRegistry()
+			cfg := testConfig(t, kc.ListenAddrs(), bucket)
+			cfg.Format = format
+			a, err := New(cfg, reg, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			errc := make(chan error, 1)
+			go func() { errc <- a.Run(runCtx) }()
+			b, err := blob.OpenBucket(ctx, bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			waitArchived(t, b, "", want, 30*time.Second)
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			audit, err := archivetest.Read(ctx, b, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d objects, %d records", len(audit.Objects), len(audit.Count))
+			if len(audit.Problems) > 0 {
+				t.Fatalf("problems: %v", audit.Problems)
+			}
+			for _, r := range rs {
+				p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+				if audit.Count[p] != 1 {
+					t.Errorf("%v archived %d times", p, audit.Count[p])
+				}
+			}
+			if len(audit.Count) != len(rs) {
+				t.Errorf("archive holds %d records, produced %d", len(audit.Count), len(rs))
+			}
+			// Bucketing never goes back: no object of the 09:00 hour starts after a 10:00 one
+			// of the same partition.
+			latest := map[archivetest.Pos]layout.Object{}
+			for _, o := range audit.Objects {
+				k := archivetest.Pos{Topic: o.Topic, Partition: o.Partition}
+				if prev, ok := latest[k]; ok && prev.Start < o.Start && prev.Hour.After(o.Hour) {
+					t.Errorf("bucket time went back: %s then %s", prev.Name(), o.Name())
+				}
+				if prev, ok := latest[k]; !ok || prev.Start < o.Start {
+					latest[k] = o
+				}
+			}
+			badRow := audit.Rows[archivetest.Pos{Topic: "logs.team-a", Partition: 0, Offset: bad.Offset}]
+			if badRow.Message != "not json" || !strings.Contains(badRow.ParseError, "invalid record value") {
+				t.Errorf("invalid value archived as %+v", badRow)
+			}
+			if n := testutil.ToFloat64(a.m.invalid.WithLabelValues("decode")); n != 1 {
+				t.Errorf("invalid decode metric = %v", n)
+			}
+			if n := testutil.ToFloat64(a.m.invalid.WithLabelValues("no_namespace_header")); n != 0 {
+				t.Errorf("no_namespace_header metric = %v (topic fallback is not invalid)", n)
+			}
+			good := audit.Rows[archivetest.Pos{Topic: "logs.team-b", Partition: 1, Offset: 0}]
+			if good.Namespace != "team-b" || !strings.HasPrefix(good.Message, "team-b-seq-") || good.Labels["app"] == "" || good.Node != "node-1" {
+				t.Errorf("row = %+v", good)
+			}
+			// Nothing is left in staging, and every claim's objects exist.
+			var staged []string
+			it := b.List(&blob.ListOptions{Prefix: "_staging/"})
+			for {
+				o, err := it.Next(ctx)
+				if err != nil {
+					break
+				}
+				staged = append(staged, o.Key)
+			}
+			if len(staged) > 0 {
+				t.Errorf("staging not empty: %v", staged)
+			}
+			if n := testutil.ToFloat64(a.m.objects.WithLabelValues(string(a.format))); int(n) != len(audit.Objects) {
+				t.Errorf("objects metric %v, objects %d", n, len(audit.Objects))
+			}
+		})
+	}
+}
+
+var _ = errors.New
+var _ = record.HeaderNamespace

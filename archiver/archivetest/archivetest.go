@@ -1,0 +1,147 @@
+// Package archivetest helps tests of the archive: it produces sequence-numbered records in the
+// collector's format and audits an archive, counting in how many objects each Kafka record
+// appears.
+package archivetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gocloud.dev/blob"
+
+	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/archiver/objectformat"
+	"github.com/logrouter/logrouter/archiver/row"
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+// Line describes one produced record.
+type Line struct {
+	Namespace, Pod, Container string
+	Time                      time.Time // the line's own time
+	Message                   string
+	KafkaTime                 time.Time // zero: the producer's clock
+	Partition                 int32     // -1: by key
+}
+
+// Record builds the Kafka record the collector would produce for l.
+func Record(l Line) *kgo.Record {
+	src := record.Source{Namespace: l.Namespace, Pod: l.Pod, Container: l.Container, Node: "node-1", PodUID: "uid-" + l.Pod,
+		Kubernetes: &record.Kubernetes{Labels: map[string]string{"app": l.Pod}}}
+	v, _ := record.AppendJSON(nil, src.Fragment(), &record.Line{
+		TS: []byte(l.Time.UTC().Format(time.RFC3339Nano)), Stream: record.StreamStdout, Message: []byte(l.Message),
+	})
+	r := &kgo.Record{
+		Topic: "logs." + l.Namespace, Value: v, Timestamp: l.KafkaTime, Partition: l.Partition,
+		Key: []byte(record.Key("", src.PodUID, l.Namespace, l.Pod, l.Container)),
+		Headers: []kgo.RecordHeader{
+			{Key: record.HeaderNamespace, Value: []byte(l.Namespace)},
+			{Key: record.HeaderPod, Value: []byte(l.Pod)},
+			{Key: record.HeaderContainer, Value: []byte(l.Container)},
+			{Key: record.HeaderSchema, Value: record.SchemaHeaderValue},
+		},
+	}
+	return r
+}
+
+// Seq formats a sequence-numbered message.
+func Seq(ns string, i int) string { return ns + "-seq-" + strconv.Itoa(i) }
+
+// Produce produces records synchronously.
+func Produce(ctx context.Context, cl *kgo.Client, rs []*kgo.Record) error {
+	return cl.ProduceSync(ctx, rs...).FirstErr()
+}
+
+// Pos is a Kafka record's position.
+type Pos struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Audit is what an archive holds.
+type Audit struct {
+	// Count is how many objects hold each record.
+	Count map[Pos]int
+	// Rows holds each record's row (the last one read, when duplicated).
+	Rows map[Pos]row.Row
+	// Objects lists the data objects.
+	Objects []layout.Object
+	// Problems lists objects whose content disagrees with their name.
+	Problems []string
+}
+
+// Read audits every data object under prefix (listing the whole archive: tests only).
+func Read(ctx context.Context, b *blob.Bucket, prefix string) (*Audit, error) {
+	a := &Audit{Count: map[Pos]int{}, Rows: map[Pos]row.Row{}}
+	it := b.List(&blob.ListOptions{Prefix: layout.Join(prefix, "namespace=")})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return a, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		o, err := layout.ParseKey(prefix, obj.Key)
+		if err != nil {
+			a.Problems = append(a.Problems, err.Error())
+			continue
+		}
+		a.Objects = append(a.Objects, o)
+		check := func(r *row.Row) {
+			p := Pos{r.KafkaTopic, r.KafkaPartition, r.KafkaOffset}
+			if p.Topic != o.Topic || p.Partition != o.Partition || p.Offset < o.Start || p.Offset > o.End || r.Namespace != o.Namespace {
+				a.Problems = append(a.Problems, fmt.Sprintf("%s holds %v of namespace %s", obj.Key, p, r.Namespace))
+			}
+			a.Count[p]++
+			a.Rows[p] = *r
+		}
+		switch o.Format {
+		case layout.Parquet:
+			data, err := b.ReadAll(ctx, obj.Key)
+			if err != nil {
+				return nil, err
+			}
+			err = objectformat.ParquetRows(bytesReaderAt(data), int64(len(data)), func(rows []row.Row) error {
+				for i := range rows {
+					check(&rows[i])
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", obj.Key, err)
+			}
+		case layout.NDJSON:
+			r, err := b.NewReader(ctx, obj.Key, nil)
+			if err != nil {
+				return nil, err
+			}
+			err = objectformat.NDJSONRows(r, func(rw *row.Row) error {
+				check(rw)
+				return nil
+			})
+			r.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", obj.Key, err)
+			}
+		}
+	}
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,56 @@
+package archiver
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	lag          *prometheus.GaugeVec
+	records      *prometheus.CounterVec
+	inputBytes   prometheus.Counter
+	objects      *prometheus.CounterVec
+	objectBytes  prometheus.Counter
+	upload       prometheus.Histogram
+	flushes      *prometheus.CounterVec
+	errors       *prometheus.CounterVec
+	invalid      *prometheus.CounterVec
+	conflicts    prometheus.Counter
+	spoolBytes   prometheus.Gauge
+	partitions   prometheus.Gauge
+	stagingSwept prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logrouter_archiver_consumer_lag_records",
+			Help: "Records in Kafka not yet archived, per topic (high watermark minus archived position)."}, []string{"topic"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_archiver_records_total",
+			Help: "Records consumed into spools, per topic."}, []string{"topic"}),
+		inputBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_archiver_input_bytes_total",
+			Help: "Bytes of record values archived (claimed objects only)."}),
+		objects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_archiver_objects_written_total",
+			Help: "Data objects claimed and published, per format."}, []string{"format"}),
+		objectBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_archiver_object_bytes_written_total",
+			Help: "Bytes of data objects published."}),
+		upload: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "logrouter_archiver_upload_duration_seconds",
+			Help:    "Time from sealing an offset range to its claim and publication.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_archiver_flushes_total",
+			Help: "Offset ranges sealed, by reason: size, age, hour, shutdown."}, []string{"reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_archiver_errors_total",
+			Help: "Errors by operation: fetch, encode, upload, claim, publish, commit, recover, sweep."}, []string{"op"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_archiver_invalid_records_total",
+			Help: "Records archived with a parse_error because their value or headers were invalid, by reason."}, []string{"reason"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_archiver_claim_conflicts_total",
+			Help: "Offset ranges another writer had claimed first (their upload was discarded)."}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "logrouter_archiver_spool_bytes",
+			Help: "Bytes of sealed ranges on local disk waiting for upload."}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "logrouter_archiver_assigned_partitions",
+			Help: "Partitions this archiver owns."}),
+		stagingSwept: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_archiver_staging_swept_objects_total",
+			Help: "Abandoned staging objects deleted."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.lag, m.records, m.inputBytes, m.objects, m.objectBytes, m.upload, m.flushes,
+			m.errors, m.invalid, m.conflicts, m.spoolBytes, m.partitions, m.stagingSwept)
+	}
+	return m
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/s3blob"
+
+	"github.com/logrouter/logrouter/archiver/query"
+	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+func init() {
+	commands["query"] = command{summary: "read archived records of a namespace and time range", run: runQuery}
+}
+
+// parseQueryTime accepts RFC 3339 or a duration before now ("2h" means two hours ago).
+func parseQueryTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("empty")
+	}
+	if s == "now" {
+		return now, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 (2026-11-21T10:00:00Z), a duration ago (2h) or now: %q", s)
+	}
+	return t, nil
+}
+
+func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("query", stderr)
+	bucketURL := fs.String("bucket", "", "archive bucket URL")
+	prefix := fs.String("prefix", "", "key prefix of the archive inside the bucket")
+	ns := fs.String("namespace", "", "namespace (required)")
+	since := fs.String("since", "1h", "start of the range (RFC 3339, or a duration ago)")
+	until := fs.String("until", "now", "end of the range, exclusive (RFC 3339, a duration ago, or now)")
+	pod := fs.String("pod", "", "only this pod")
+	container := fs.String("container", "", "only this container")
+	grep := fs.String("grep", "", "only messages matching this regular expression (RE2)")
+	output := fs.String("output", "ndjson", "output: ndjson or text")
+	lookahead := fs.Duration("lookahead", 6*time.Hour, "how long after its time a line may have reached Kafka")
+	stats := fs.Bool("stats", false, "print query statistics to stderr")
+	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
+		return err
+	}
+	now := time.Now()
+	req := query.Request{Namespace: *ns, Pod: *pod, Container: *container}
+	var errs []error
+	var err error
+	if *bucketURL == "" {
+		errs = append(errs, errors.New("--bucket is required"))
+	}
+	if req.Since, err = parseQueryTime(*since, now); err != nil {
+		errs = append(errs, fmt.Errorf("--since: %w", err))
+	}
+	if req.Until, err = parseQueryTime(*until, now); err != nil {
+		errs = append(errs, fmt.Errorf("--until: %w", err))
+	}
+	if *grep != "" {
+		if req.Grep, err = regexp.Compile(*grep); err != nil {
+			errs = append(errs, fmt.Errorf("--grep: %w", err))
+		}
+	}
+	if *output != "ndjson" && *output != "text" {
+		errs = append(errs, fmt.Errorf("--output %q: want ndjson or text", *output))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	b, err := blob.OpenBucket(ctx, *bucketURL)
+	if err != nil {
+		return fmt.Errorf("open bucket: %w", err)
+	}
+	defer b.Close()
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	emit := func(r record.Record) error {
+		if *output == "text" {
+			_, err := fmt.Fprintf(w, "%s %s/%s %s %s\n", r.Time.UTC().Format(time.RFC3339Nano), r.Pod, r.Container, r.Stream, r.Message)
+			return err
+		}
+		return enc.Encode(r)
+	}
+	st, err := query.New(b, *prefix, query.WithLookahead(*lookahead)).Run(ctx, req, emit)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if *stats {
+		fmt.Fprintf(stderr, "objects listed %d, opened %d; records scanned %d, matched %d\n", st.ObjectsListed, st.ObjectsOpened, st.RecordsScanned, st.RecordsMatched)
+	}
+	return err
+}
