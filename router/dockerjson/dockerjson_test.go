@@ -280,14 +280,15 @@ func FuzzDockerRoundTrip(f *testing.F) {
 	})
 }
 
-// sampleLine is a typical docker line of about 180 bytes (the message as in the CRI benchmark).
+// sampleLine is a docker line of 201 bytes carrying the message of the CRI benchmark (21 escapes).
 const sampleLine = `{"log":"{\"level\":\"info\",\"ts\":\"2024-03-05T10:11:12Z\",\"msg\":\"request served\",\"path\":\"/api/v1/items\",\"status\":200,\"ms\":12}\n","stream":"stdout","time":"2024-03-05T10:11:12.123456789Z"}`
 
 func BenchmarkDockerParse(b *testing.B) {
 	for _, bc := range []struct{ name, line string }{
-		{"fast", sampleLine},
+		{"jsonmsg", sampleLine}, // docker's member order, a JSON message: 21 escapes
 		{"plain", `{"log":"GET /api/v1/items HTTP/1.1 200 1534 12ms user-agent=kube-probe/1.30 request-id=6f1c2d7e-5b8a-4c4e-9a1b-0c2d3e4f5a6b\n","stream":"stdout","time":"2024-03-05T10:11:12.123456789Z"}`},
-		{"attrs", strings.Replace(sampleLine, `"time"`, `"attrs":{"tag":"web","env":"prod"},"time"`, 1)},
+		// attrs (docker --log-opt labels/tag) leaves the fast path after the log value.
+		{"jsonmsg-attrs", strings.Replace(sampleLine, `"time"`, `"attrs":{"tag":"web","env":"prod"},"time"`, 1)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			line := []byte(bc.line)
