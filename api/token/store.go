@@ -68,31 +68,22 @@ func NewStore(opts []kgo.Opt, topic string, reg prometheus.Registerer, log *slog
 // Ready is closed once the store has read the topic up to its end as of startup.
 func (s *Store) Ready() <-chan struct{} { return s.ready }
 
-// Run tails the topic until ctx ends. It creates the topic (compacted) when it is missing.
+// Run tails the topic until ctx ends. It creates the topic (compacted) when it is missing and
+// retries while Kafka is unreachable; the store is not Ready until it has caught up.
 func (s *Store) Run(ctx context.Context) error {
-	admCl, err := kgo.NewClient(s.opts...)
-	if err != nil {
-		return fmt.Errorf("token store: %w", err)
-	}
-	adm := kadm.NewClient(admCl)
-	if err := EnsureTopic(ctx, adm, s.topic); err != nil {
-		admCl.Close()
-		return err
-	}
-	ends, err := adm.ListEndOffsets(ctx, s.topic)
-	admCl.Close()
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("token store: list end offsets of %s: %w", s.topic, err)
-	}
-	pending := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			pending[o.Partition] = o.Offset
+	var pending map[int32]int64
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		var err error
+		if pending, err = s.endOffsets(ctx); err == nil {
+			break
 		}
-	})
+		s.log.Warn("token store: waiting for Kafka", "topic", s.topic, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
 	if len(pending) == 0 {
 		s.markReady()
 	}
@@ -128,6 +119,33 @@ func (s *Store) Run(ctx context.Context) error {
 			s.markReady()
 		}
 	}
+}
+
+// endOffsets ensures the topic exists and returns the end offsets of its non-empty partitions.
+func (s *Store) endOffsets(ctx context.Context) (map[int32]int64, error) {
+	admCl, err := kgo.NewClient(s.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w", err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	if err := EnsureTopic(ctx, adm, s.topic); err != nil {
+		return nil, err
+	}
+	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token store: list end offsets of %s: %w", s.topic, err)
+	}
+	pending := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
+	})
+	return pending, nil
 }
 
 func (s *Store) markReady() { s.once.Do(func() { close(s.ready) }) }

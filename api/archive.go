@@ -1,0 +1,109 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/logrouter/logrouter/api/limits"
+	"github.com/logrouter/logrouter/api/params"
+	"github.com/logrouter/logrouter/api/problem"
+	"github.com/logrouter/logrouter/archiver/query"
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+var errArchiveLimit = errors.New("archive limit reached")
+
+// serveArchive streams archived records as NDJSON lines {"type":"record","record":{...}} in
+// time order, ended by {"type":"end","reason":"complete"|"limit"|"error",...}: a stream without
+// the end line was cut off.
+func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive) {
+	if g.engine == nil {
+		q.fail(problem.New(http.StatusNotFound, problem.CodeArchiveDisabled, "this gateway has no archive configured (--bucket)"))
+		return
+	}
+	h := q.w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rc := http.NewResponseController(q.w)
+	ctx := q.r.Context()
+	var buf []byte
+	started := false
+	flush := func() error {
+		if !started {
+			q.w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+		if _, err := q.w.Write(buf); err != nil {
+			return err
+		}
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		n := len(buf)
+		buf = buf[:0]
+		return lease.Spend(ctx, n)
+	}
+	sent := 0
+	req := query.Request{Namespace: q.namespace, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep}
+	stats, err := g.engine.Run(ctx, req, func(r record.Record) error {
+		if r.Namespace != q.namespace { // defense in depth: never another namespace's record
+			g.m.recordsHidden.WithLabelValues("foreign_namespace").Inc()
+			return nil
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			g.m.recordsHidden.WithLabelValues("bad_value").Inc()
+			return nil
+		}
+		buf = append(buf, `{"type":"record","record":`...)
+		buf = append(buf, v...)
+		buf = append(buf, '}', '\n')
+		sent++
+		g.m.recordsSent.Inc()
+		if len(buf) >= 64<<10 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if a.Limit > 0 && sent >= a.Limit {
+			return errArchiveLimit
+		}
+		return nil
+	})
+	reason := "complete"
+	switch {
+	case errors.Is(err, errArchiveLimit):
+		reason = "limit"
+	case err != nil && ctx.Err() != nil:
+		return // the client left
+	case err != nil:
+		g.m.archiveErrors.Inc()
+		g.log.Warn("archive query", "namespace", q.namespace, "err", err)
+		if !started {
+			buf = buf[:0]
+			q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the archive could not be read; retry shortly", RetryAfter: 5})
+			return
+		}
+		q.code = problem.CodeUnavailable
+		buf = append(buf, `{"type":"end","reason":"error","problem":{"status":503,"code":"unavailable","detail":"the archive could not be read; retry with since set after the last record received"}}`+"\n"...)
+		_ = flush()
+		return
+	}
+	buf = append(buf, `{"type":"end","reason":"`...)
+	buf = append(buf, reason...)
+	buf = append(buf, `","stats":{"objects_listed":`...)
+	buf = strconv.AppendInt(buf, stats.ObjectsListed, 10)
+	buf = append(buf, `,"objects_opened":`...)
+	buf = strconv.AppendInt(buf, stats.ObjectsOpened, 10)
+	buf = append(buf, `,"records_scanned":`...)
+	buf = strconv.AppendInt(buf, stats.RecordsScanned, 10)
+	buf = append(buf, `,"records_sent":`...)
+	buf = strconv.AppendInt(buf, int64(sent), 10)
+	buf = append(buf, "}}\n"...)
+	_ = flush()
+}

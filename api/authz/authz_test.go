@@ -1,0 +1,56 @@
+package authz
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers []string
+		want    string
+		err     error
+	}{
+		{"ok", []string{"Bearer abc.def-ghi_jk~l+/="}, "abc.def-ghi_jk~l+/=", nil},
+		{"lowercase scheme", []string{"bearer tok"}, "tok", nil},
+		{"none", nil, "", ErrNoCredentials},
+		{"twice", []string{"Bearer a", "Bearer b"}, "", ErrMalformedHeader},
+		{"basic", []string{"Basic dXNlcjpwYXNz"}, "", ErrMalformedHeader},
+		{"no scheme", []string{"tok"}, "", ErrMalformedHeader},
+		{"empty token", []string{"Bearer "}, "", ErrMalformedHeader},
+		{"two spaces", []string{"Bearer  tok"}, "", ErrMalformedHeader},
+		{"space inside", []string{"Bearer a b"}, "", ErrMalformedHeader},
+		{"comma", []string{"Bearer a,Bearer b"}, "", ErrMalformedHeader},
+		{"control byte", []string{"Bearer a\x01"}, "", ErrMalformedHeader},
+		{"oversized", []string{"Bearer " + strings.Repeat("a", MaxAuthorizationBytes)}, "", ErrMalformedHeader},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tt.headers {
+				h.Add("Authorization", v)
+			}
+			got, err := BearerToken(h)
+			if !errors.Is(err, tt.err) || got != tt.want {
+				t.Fatalf("BearerToken = %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func FuzzBearerToken(f *testing.F) {
+	f.Add("Bearer lrt_0123456789abcdef_xyz")
+	f.Add("bearer a b")
+	f.Fuzz(func(t *testing.T, v string) {
+		tok, err := BearerToken(http.Header{"Authorization": {v}})
+		if err != nil {
+			return
+		}
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n,\"") || len(tok) > MaxAuthorizationBytes {
+			t.Fatalf("accepted token %q from %q", tok, v)
+		}
+	})
+}

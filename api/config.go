@@ -1,0 +1,180 @@
+package api
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/internal/kafkaconn"
+)
+
+// Config is the gateway's configuration. Every field has a flag (Register) and so a
+// LOGROUTER_<FLAG> environment variable.
+type Config struct {
+	Kafka kafkaconn.Config `json:"kafka"`
+
+	Listen      string `json:"listen"`
+	TLSCertFile string `json:"tls_cert"`
+	TLSKeyFile  string `json:"tls_key"`
+
+	// TopicTemplate derives a namespace's topic; it must contain {namespace} and match the
+	// collector's --topic-template.
+	TopicTemplate string `json:"topic_template"`
+	TokenTopic    string `json:"token_topic"`
+
+	// Bucket is the archive's gocloud.dev/blob URL; empty disables the archive endpoint.
+	Bucket        string `json:"bucket"`
+	ArchivePrefix string `json:"archive_prefix"`
+
+	KubeAuth      bool          `json:"kube_auth"`
+	Kubeconfig    string        `json:"kubeconfig"`
+	KubeAudiences string        `json:"kube_audiences"`
+	KubeCacheTTL  time.Duration `json:"kube_cache_ttl"`
+
+	MaxStreamsPerToken int           `json:"max_streams_per_token"`
+	BytesPerSecond     int64         `json:"bytes_per_second_per_token"`
+	Heartbeat          time.Duration `json:"heartbeat"`
+	AuthRecheck        time.Duration `json:"auth_recheck"`
+	PageWait           time.Duration `json:"page_wait"`
+	MaxPageBytes       int           `json:"max_page_bytes"`
+
+	ReadHeaderTimeout time.Duration `json:"read_header_timeout"`
+	WriteTimeout      time.Duration `json:"write_timeout"`
+	IdleTimeout       time.Duration `json:"idle_timeout"`
+	MaxHeaderBytes    int           `json:"max_header_bytes"`
+	MaxBodyBytes      int64         `json:"max_body_bytes"`
+	ShutdownGrace     time.Duration `json:"shutdown_grace"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Kafka:              kafkaconn.Config{Brokers: "localhost:9092", ClientID: "logrouter-gateway"},
+		Listen:             ":8080",
+		TopicTemplate:      "logs.{namespace}",
+		TokenTopic:         token.DefaultTopic,
+		KubeCacheTTL:       30 * time.Second,
+		MaxStreamsPerToken: 10,
+		BytesPerSecond:     16 << 20,
+		Heartbeat:          15 * time.Second,
+		AuthRecheck:        5 * time.Second,
+		PageWait:           2 * time.Second,
+		MaxPageBytes:       8 << 20,
+		ReadHeaderTimeout:  5 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		MaxHeaderBytes:     16 << 10,
+		MaxBodyBytes:       64 << 10,
+		ShutdownGrace:      10 * time.Second,
+	}
+}
+
+// Register adds the gateway's flags to fs, with c's current values as defaults.
+func (c *Config) Register(fs *flag.FlagSet) {
+	c.Kafka.Register(fs, c.Kafka.Brokers)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP(S) listen address")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", c.TLSCertFile, "PEM certificate: serve HTTPS (with --tls-key)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", c.TLSKeyFile, "PEM private key for --tls-cert")
+	fs.StringVar(&c.TopicTemplate, "topic-template", c.TopicTemplate, "topic of a namespace; must contain {namespace} and match the collector's")
+	fs.StringVar(&c.TokenTopic, "token-topic", c.TokenTopic, "compacted Kafka topic holding the token store (created if missing)")
+	fs.StringVar(&c.Bucket, "bucket", c.Bucket, "archive bucket URL (gocloud.dev/blob: s3://, gs://, azblob://, file://); empty disables /archive")
+	fs.StringVar(&c.ArchivePrefix, "archive-prefix", c.ArchivePrefix, "key prefix of the archive in --bucket")
+	fs.BoolVar(&c.KubeAuth, "kube-auth", c.KubeAuth, "also accept Kubernetes tokens (TokenReview + SubjectAccessReview on logs.logrouter.io)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig for --kube-auth (default: in-cluster)")
+	fs.StringVar(&c.KubeAudiences, "kube-audiences", c.KubeAudiences, "comma-separated TokenReview audiences (default: the API server's)")
+	fs.DurationVar(&c.KubeCacheTTL, "kube-cache-ttl", c.KubeCacheTTL, "how long an allowed TokenReview/SubjectAccessReview answer is cached")
+	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", c.MaxStreamsPerToken, "concurrent requests per token or identity (0 = unlimited)")
+	fs.Int64Var(&c.BytesPerSecond, "bytes-per-second-per-token", c.BytesPerSecond, "response bytes per second per token or identity (0 = unlimited)")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "idle time after which a stream sends a heartbeat")
+	fs.DurationVar(&c.AuthRecheck, "auth-recheck", c.AuthRecheck, "how often open streams re-check their credentials (revocation, expiry, RBAC)")
+	fs.DurationVar(&c.PageWait, "page-wait", c.PageWait, "longest a page request waits for records it knows exist")
+	fs.IntVar(&c.MaxPageBytes, "max-page-bytes", c.MaxPageBytes, "a page ends early once its records reach this size")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed for each write to a client; slower clients are dropped")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle timeout")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block (larger gets 431)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body (token management)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time given to in-flight requests on shutdown")
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("--listen is required"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if strings.Count(c.TopicTemplate, "{namespace}") != 1 {
+		errs = append(errs, fmt.Errorf("--topic-template %q: must contain {namespace} exactly once", c.TopicTemplate))
+	} else if t := c.Topic(strings.Repeat("a", 63)); !validTopic(t) {
+		errs = append(errs, fmt.Errorf("--topic-template %q: renders invalid Kafka topic names (allowed: [a-zA-Z0-9._-], at most 249)", c.TopicTemplate))
+	}
+	if !validTopic(c.TokenTopic) {
+		errs = append(errs, fmt.Errorf("--token-topic %q: not a valid Kafka topic name", c.TokenTopic))
+	}
+	if c.KubeCacheTTL <= 0 {
+		errs = append(errs, errors.New("--kube-cache-ttl must be positive"))
+	}
+	if c.MaxStreamsPerToken < 0 {
+		errs = append(errs, errors.New("--max-streams-per-token must be >= 0"))
+	}
+	if c.BytesPerSecond < 0 {
+		errs = append(errs, errors.New("--bytes-per-second-per-token must be >= 0"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--heartbeat", c.Heartbeat}, {"--auth-recheck", c.AuthRecheck}, {"--page-wait", c.PageWait},
+		{"--read-header-timeout", c.ReadHeaderTimeout}, {"--write-timeout", c.WriteTimeout},
+		{"--idle-timeout", c.IdleTimeout}, {"--shutdown-grace", c.ShutdownGrace}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
+	}
+	if c.MaxPageBytes < 1024 {
+		errs = append(errs, errors.New("--max-page-bytes must be at least 1024"))
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("--max-header-bytes must be at least 4096"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("--max-body-bytes must be at least 1024"))
+	}
+	return errors.Join(errs...)
+}
+
+// Topic is namespace ns's topic. ns must already be validated.
+func (c *Config) Topic(ns string) string {
+	return strings.Replace(c.TopicTemplate, "{namespace}", ns, 1)
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) audiences() []string {
+	var out []string
+	for _, a := range strings.Split(c.KubeAudiences, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
