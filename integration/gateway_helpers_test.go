@@ -106,7 +106,10 @@ func (e *gwEnv) stop() {
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // token creates a logrouter token through the token topic, as `logrouter tokens create` does,
 // and waits until the gateway knows it.
@@ -144,7 +147,7 @@ func (e *gwEnv) waitToken(secret string) {
 // line is one test record.
 type line struct {
 	ns, pod, container, msg string
-	partition           int32
+	partition               int32
 }
 
 func testRecord(l line, ts time.Time) *kgo.Record {
