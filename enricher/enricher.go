@@ -1,0 +1,557 @@
+// Package enricher supplies Kubernetes metadata for the collector's log files: it implements
+// filemeta.Provider from client-go shared informers (this node's pods, all namespaces), so every
+// record carries the pod's UID, image, labels, selected annotations, owner workload and its
+// namespace's labels, and a namespace can opt out (logrouter.io/exclude) or set its topic's
+// retention (logrouter.io/retention).
+//
+// The collector never waits on the API server: Open and Load only touch memory, each file's
+// snapshot is rendered when its pod or namespace changes and Load is one atomic pointer load.
+// A file whose pod is not known yet is held back for at most Config.MetadataWait, then ships
+// with path metadata marked partial until the pod shows up. A deleted pod's metadata stays
+// until its files are fully read (Handle.Close) plus Config.DeletedPodGrace.
+package enricher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/logrouter/logrouter/enricher/allowlist"
+	"github.com/logrouter/logrouter/enricher/owner"
+	"github.com/logrouter/logrouter/enricher/retention"
+	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/router/filemeta"
+)
+
+// ErrAlreadyRunning is returned by a second call of Run.
+var ErrAlreadyRunning = errors.New("enricher: already running")
+
+// Enricher is the Kubernetes metadata provider. It is safe for concurrent use.
+type Enricher struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time // a test clock in tests
+
+	podFactory informers.SharedInformerFactory
+	nsFactory  informers.SharedInformerFactory
+	podsSynced cache.InformerSynced
+	nsSynced   cache.InformerSynced
+	running    atomic.Bool
+
+	mu         sync.Mutex
+	pods       map[types.UID]*podEntry
+	podsByName map[string]types.UID // "ns/name" -> the newest pod of that name
+	namespaces map[string]*nsEntry
+	handles    map[string]map[*handle]struct{} // open files by namespace
+	waitUID    map[types.UID]map[*handle]struct{}
+	waitName   map[string]map[*handle]struct{} // files whose path has no pod UID
+}
+
+// podEntry is what the enricher keeps of one pod; built from the transformed pod.
+type podEntry struct {
+	uid         types.UID
+	namespace   string
+	name        string
+	labels      map[string]string
+	annotations map[string]string
+	owner       owner.Workload
+	images      map[string]string // container name -> image
+	handles     map[*handle]struct{}
+	deleted     bool
+	expireAt    time.Time // set when deleted and no file is open
+}
+
+type nsEntry struct {
+	labels    map[string]string
+	excluded  bool
+	retention time.Duration
+	// raw annotation values, to report an invalid value once per change
+	rawExclude, rawRetention string
+	deleted                  bool
+	expireAt                 time.Time
+}
+
+// New returns an enricher for cfg. It does not contact the API server: Run starts the
+// informers. reg may be nil (metrics then go nowhere); log may be nil (discarded).
+func New(cfg Config, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) (*Enricher, error) {
+	if !cfg.Enabled {
+		return nil, fmt.Errorf("%w: Enabled is false: use filemeta.PathOnly", ErrConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil Kubernetes client", ErrConfig)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	podLabels := allowlist.MustParse(cfg.PodLabels) // validated above
+	podAnn := allowlist.MustParse(cfg.PodAnnotations)
+	nsLabels := allowlist.MustParse(cfg.NamespaceLabels)
+	e := &Enricher{
+		cfg: cfg, log: log.With("component", "enricher"), metrics: m, now: time.Now,
+		pods:       map[types.UID]*podEntry{},
+		podsByName: map[string]types.UID{},
+		namespaces: map[string]*nsEntry{},
+		handles:    map[string]map[*handle]struct{}{},
+		waitUID:    map[types.UID]map[*handle]struct{}{},
+		waitName:   map[string]map[*handle]struct{}{},
+	}
+	nodeSelector := fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+	e.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = nodeSelector }),
+		informers.WithTransform(podTransform(podLabels, podAnn)))
+	e.nsFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTransform(namespaceTransform(nsLabels)))
+
+	podInf := e.podFactory.Core().V1().Pods().Informer()
+	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { e.podChanged(nil, obj) },
+		UpdateFunc: func(old, obj any) { e.podChanged(old, obj) },
+		DeleteFunc: e.podDeleted,
+	}); err != nil {
+		return nil, fmt.Errorf("enricher: pod event handler: %w", err)
+	}
+	nsInf := e.nsFactory.Core().V1().Namespaces().Informer()
+	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    e.namespaceChanged,
+		UpdateFunc: func(_, obj any) { e.namespaceChanged(obj) },
+		DeleteFunc: e.namespaceDeleted,
+	}); err != nil {
+		return nil, fmt.Errorf("enricher: namespace event handler: %w", err)
+	}
+	e.podsSynced, e.nsSynced = podInf.HasSynced, nsInf.HasSynced
+	return e, nil
+}
+
+// Run starts the informers and runs until ctx ends, then stops them and waits for their
+// goroutines. An unreachable API server is not an error: the informers retry (with client-go's
+// backoff) while files ship with path metadata.
+func (e *Enricher) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	e.podFactory.Start(ctx.Done())
+	e.nsFactory.Start(ctx.Done())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		start := e.now()
+		if cache.WaitForCacheSync(ctx.Done(), e.podsSynced, e.nsSynced) {
+			e.metrics.synced.Set(1)
+			e.log.Info("kubernetes metadata synced", "node", e.cfg.NodeName, "after", e.now().Sub(start).String())
+		}
+	})
+	tick := time.NewTicker(sweepInterval(e.cfg.DeletedPodGrace))
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			e.sweep()
+		}
+	}
+	e.podFactory.Shutdown()
+	e.nsFactory.Shutdown()
+	wg.Wait()
+	return nil
+}
+
+func sweepInterval(grace time.Duration) time.Duration {
+	return min(max(grace/4, time.Second), 30*time.Second)
+}
+
+// Synced reports whether both informers have listed their resources once.
+func (e *Enricher) Synced() bool { return e.podsSynced() && e.nsSynced() }
+
+// handle is one open file. Fields after snap are guarded by Enricher.mu.
+type handle struct {
+	e    *Enricher
+	m    filemeta.PathMeta
+	key  string // Kafka key, fixed at Open so a file's lines never change partition
+	snap atomic.Pointer[filemeta.Snapshot]
+
+	pod     *podEntry // bound pod, nil while unknown
+	expired bool      // the metadata wait is over
+	closed  bool
+	timer   *time.Timer
+}
+
+// Load implements filemeta.Handle: one atomic load.
+func (h *handle) Load() *filemeta.Snapshot { return h.snap.Load() }
+
+// Open implements filemeta.Provider.
+func (e *Enricher) Open(m filemeta.PathMeta) filemeta.Handle {
+	h := &handle{e: e, m: m, key: record.Key(m.ContainerID, m.PodUID, m.Namespace, m.Pod, m.Container)}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	addTo(e.handles, m.Namespace, h)
+	e.metrics.filesOpen.Inc()
+	if p := e.lookup(m); p != nil {
+		e.bind(h, p)
+	} else {
+		// Unbound files stay in these maps after their wait expired, so the pod still binds
+		// them when it shows up.
+		if m.PodUID != "" {
+			addTo(e.waitUID, types.UID(m.PodUID), h)
+		} else {
+			addTo(e.waitName, m.Namespace+"/"+m.Pod, h)
+		}
+		if e.cfg.MetadataWait <= 0 {
+			h.expired = true
+			e.metrics.partialFiles.Inc()
+		} else {
+			e.metrics.filesWaiting.Inc()
+			h.timer = time.AfterFunc(e.cfg.MetadataWait, h.waitExpired)
+		}
+	}
+	e.render(h)
+	return h
+}
+
+// lookup finds a file's pod: by the UID in its path, else by namespace/name.
+func (e *Enricher) lookup(m filemeta.PathMeta) *podEntry {
+	if m.PodUID != "" {
+		return e.pods[types.UID(m.PodUID)]
+	}
+	if uid, ok := e.podsByName[m.Namespace+"/"+m.Pod]; ok {
+		return e.pods[uid]
+	}
+	return nil
+}
+
+// bind attaches h to its pod for good: a name-only file keeps the pod it was bound to even
+// when the name is reused.
+func (e *Enricher) bind(h *handle, p *podEntry) {
+	h.pod = p
+	if p.handles == nil {
+		p.handles = map[*handle]struct{}{}
+	}
+	p.handles[h] = struct{}{}
+	p.expireAt = time.Time{}
+}
+
+// unwait takes h out of the files waiting for their pod (bound or closed).
+func (e *Enricher) unwait(h *handle) {
+	if h.m.PodUID != "" {
+		removeFrom(e.waitUID, types.UID(h.m.PodUID), h)
+	} else {
+		removeFrom(e.waitName, h.m.Namespace+"/"+h.m.Pod, h)
+	}
+	if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+		if !h.expired {
+			e.metrics.filesWaiting.Dec()
+		}
+	}
+}
+
+func (h *handle) waitExpired() {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h.closed || h.pod != nil || h.expired {
+		return
+	}
+	h.expired = true
+	e.metrics.filesWaiting.Dec()
+	e.metrics.partialFiles.Inc()
+	e.log.Warn("no pod metadata in time: shipping with path metadata",
+		"namespace", h.m.Namespace, "pod", h.m.Pod, "pod_uid", h.m.PodUID, "container", h.m.Container,
+		"waited", e.cfg.MetadataWait.String())
+	e.render(h)
+}
+
+// Close implements filemeta.Handle.
+func (h *handle) Close() {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	e.unwait(h)
+	removeFrom(e.handles, h.m.Namespace, h)
+	e.metrics.filesOpen.Dec()
+	if p := h.pod; p != nil {
+		delete(p.handles, h)
+		if p.deleted && len(p.handles) == 0 {
+			p.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
+		}
+	}
+	if ns := e.namespaces[h.m.Namespace]; ns != nil && ns.deleted && len(e.handles[h.m.Namespace]) == 0 {
+		ns.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
+	}
+}
+
+// render publishes h's snapshot. Once a file has a snapshot it never goes back to nil.
+func (e *Enricher) render(h *handle) {
+	ns := e.namespaces[h.m.Namespace]
+	var s *filemeta.Snapshot
+	switch {
+	case h.pod != nil:
+		p := h.pod
+		k := &record.Kubernetes{
+			Image: p.images[h.m.Container], Labels: p.labels, Annotations: p.annotations,
+			OwnerKind: p.owner.Kind, OwnerName: p.owner.Name,
+		}
+		if ns != nil {
+			k.NamespaceLabels = ns.labels
+		}
+		m := h.m
+		if m.PodUID == "" {
+			m.PodUID = string(p.uid)
+		}
+		s = filemeta.SnapshotFor(m, e.cfg.NodeName, k, false)
+	case h.expired || (ns != nil && ns.excluded) || h.snap.Load() != nil:
+		s = filemeta.SnapshotFor(h.m, e.cfg.NodeName, nil, true)
+		if ns != nil {
+			s.NamespaceLabels = ns.labels
+		}
+	default:
+		return // still waiting
+	}
+	s.Key = h.key
+	if ns != nil {
+		s.Retention = ns.retention
+		s.Excluded = ns.excluded
+	}
+	h.snap.Store(s)
+	e.metrics.renders.Inc()
+}
+
+func (e *Enricher) renderAll(hs map[*handle]struct{}) {
+	for h := range hs {
+		e.render(h)
+	}
+}
+
+// podFrom turns an informer object into an entry; nil for anything else.
+func podFrom(obj any) *corev1.Pod {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		p, _ := o.Obj.(*corev1.Pod)
+		return p
+	}
+	return nil
+}
+
+func (e *Enricher) podChanged(oldObj, obj any) {
+	p := podFrom(obj)
+	if p == nil || p.Spec.NodeName != e.cfg.NodeName {
+		return // the field selector already scopes the watch; this guards a server that ignores it
+	}
+	if old := podFrom(oldObj); old != nil && old.UID != p.UID {
+		// The name was reused and the watch missed the deletion (a relist): the old pod is gone.
+		e.podDeleted(old)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	entry := &podEntry{
+		uid: p.UID, namespace: p.Namespace, name: p.Name,
+		labels: p.Labels, annotations: p.Annotations,
+		owner:  owner.Resolve(p.OwnerReferences, p.Labels),
+		images: map[string]string{},
+	}
+	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for _, c := range cs {
+			entry.images[c.Name] = c.Image
+		}
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		entry.images[c.Name] = c.Image
+	}
+	prev := e.pods[p.UID]
+	if prev != nil {
+		if prev.sameData(entry) && !prev.deleted {
+			return // a status change: nothing records carry changed
+		}
+		entry.handles = prev.handles
+		for h := range entry.handles {
+			h.pod = entry
+		}
+	} else {
+		e.metrics.pods.Inc()
+	}
+	e.pods[p.UID] = entry
+	name := p.Namespace + "/" + p.Name
+	e.podsByName[name] = p.UID
+	e.renderAll(entry.handles)
+	// Files that were waiting for this pod, or already shipping partial.
+	for h := range e.waitUID[p.UID] {
+		e.unwait(h)
+		e.bind(h, entry)
+		e.render(h)
+	}
+	for h := range e.waitName[name] {
+		e.unwait(h)
+		e.bind(h, entry)
+		e.render(h)
+	}
+}
+
+func (p *podEntry) sameData(q *podEntry) bool {
+	return p.owner == q.owner && maps.Equal(p.labels, q.labels) && maps.Equal(p.annotations, q.annotations) &&
+		maps.Equal(p.images, q.images)
+}
+
+func (e *Enricher) podDeleted(obj any) {
+	p := podFrom(obj)
+	if p == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	entry := e.pods[p.UID]
+	if entry == nil || entry.deleted {
+		return
+	}
+	// Keep the metadata: its files may still have unread lines, or not be open yet.
+	entry.deleted = true
+	if len(entry.handles) == 0 {
+		entry.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
+	}
+}
+
+// sweep drops deleted pods and namespaces whose files are all read and whose grace is over.
+func (e *Enricher) sweep() {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for uid, p := range e.pods {
+		if p.deleted && len(p.handles) == 0 && !now.Before(p.expireAt) {
+			delete(e.pods, uid)
+			if name := p.namespace + "/" + p.name; e.podsByName[name] == uid {
+				delete(e.podsByName, name)
+			}
+			e.metrics.pods.Dec()
+			e.metrics.podsExpired.Inc()
+		}
+	}
+	for name, ns := range e.namespaces {
+		if ns.deleted && len(e.handles[name]) == 0 && !now.Before(ns.expireAt) {
+			delete(e.namespaces, name)
+			e.metrics.namespaces.Dec()
+		}
+	}
+}
+
+func namespaceFrom(obj any) *corev1.Namespace {
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		ns, _ := o.Obj.(*corev1.Namespace)
+		return ns
+	}
+	return nil
+}
+
+func (e *Enricher) namespaceChanged(obj any) {
+	ns := namespaceFrom(obj)
+	if ns == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	prev := e.namespaces[ns.Name]
+	if prev == nil {
+		prev = &nsEntry{}
+		e.metrics.namespaces.Inc()
+	}
+	entry := &nsEntry{
+		labels:       ns.Labels,
+		rawExclude:   ns.Annotations[AnnotationExclude],
+		rawRetention: ns.Annotations[AnnotationRetention],
+		excluded:     prev.excluded,
+		retention:    prev.retention,
+	}
+	// An invalid value is reported once per change and ignored: the previous valid setting
+	// stays in force until it is fixed (or the annotation removed).
+	if entry.rawExclude != prev.rawExclude {
+		switch entry.rawExclude {
+		case "true":
+			entry.excluded = true
+		case "", "false":
+			entry.excluded = false
+		default:
+			e.invalidAnnotation(ns.Name, AnnotationExclude, entry.rawExclude,
+				fmt.Errorf(`want "true" or "false"`))
+		}
+	}
+	if entry.rawRetention != prev.rawRetention {
+		if entry.rawRetention == "" {
+			entry.retention = 0
+		} else if d, err := retention.Parse(entry.rawRetention); err != nil {
+			e.invalidAnnotation(ns.Name, AnnotationRetention, entry.rawRetention, err)
+		} else {
+			entry.retention = d
+		}
+	}
+	e.namespaces[ns.Name] = entry
+	if prev.excluded != entry.excluded || prev.retention != entry.retention || !maps.Equal(prev.labels, entry.labels) || prev.deleted {
+		e.renderAll(e.handles[ns.Name])
+	}
+}
+
+func (e *Enricher) invalidAnnotation(ns, key, value string, err error) {
+	e.metrics.invalidAnnotations.WithLabelValues(key).Inc()
+	e.log.Warn("ignoring invalid namespace annotation", "namespace", ns, "annotation", key, "value", value, "error", err.Error())
+}
+
+func (e *Enricher) namespaceDeleted(obj any) {
+	ns := namespaceFrom(obj)
+	if ns == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if entry := e.namespaces[ns.Name]; entry != nil && !entry.deleted {
+		entry.deleted = true
+		if len(e.handles[ns.Name]) == 0 {
+			entry.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
+		}
+	}
+}
+
+func addTo[K comparable](m map[K]map[*handle]struct{}, k K, h *handle) {
+	s := m[k]
+	if s == nil {
+		s = map[*handle]struct{}{}
+		m[k] = s
+	}
+	s[h] = struct{}{}
+}
+
+func removeFrom[K comparable](m map[K]map[*handle]struct{}, k K, h *handle) {
+	if s := m[k]; s != nil {
+		delete(s, h)
+		if len(s) == 0 {
+			delete(m, k)
+		}
+	}
+}
