@@ -1,0 +1,374 @@
+package integration
+
+// Compatibility of the collector's namespace topics with the clients teams use to read them:
+// IBM/sarama consumer groups and Debian's kcat (librdkafka). The collector runs in-process
+// against kfake; each client reads logs.<namespace> and every record is decoded per the
+// documented schema (collectortest.Workload.Verify).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/logrouter/logrouter/integration/collectortest"
+	"github.com/logrouter/logrouter/router"
+)
+
+// defaultCompression is the collector's default codec (router.DefaultConfig), what teams'
+// consumers meet in a deployment.
+var defaultCompression = router.DefaultConfig().Sink.Compression
+
+// compatSetup runs the collector, producing with the given compression codec, against an
+// in-process kfake broker over a fake node with two namespaces of 2 pods x 2 containers, half
+// of each container's lines written before it starts and half while it runs, and returns once
+// every line is in Kafka and the collector has stopped.
+func compatSetup(t *testing.T, compression string, lines int) (w *collectortest.Workload, brokers string) {
+	t.Helper()
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	brokers = cl.ListenAddrs()[0]
+	w = collectortest.NewWorkload(t, []string{"team-a", "team-b"}, 2, []string{"app", "sidecar"})
+	w.Write(t, lines/2, 200) // a backlog before the collector starts
+	cfg := collectortest.Config(t, w.Node, brokers, 3)
+	cfg.Sink.Compression = compression
+	col := collectortest.Start(t, cfg)
+	w.Write(t, lines-lines/2, 200) // and lines while it runs
+	adm := collectortest.Admin(t, brokers)
+	collectortest.WaitForRecords(t, adm, w.Want(), 30*time.Second)
+	if err := col.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped and flushed: nothing more may arrive.
+	collectortest.WaitForRecords(t, adm, w.Want(), 5*time.Second)
+	for topic, n := range w.Want() {
+		collectortest.CheckCompression(t, brokers, topic, compression, int(n))
+	}
+	return w, brokers
+}
+
+// saramaHandler collects what its claims deliver and marks each message consumed.
+type saramaHandler struct {
+	mu     sync.Mutex
+	msgs   []collectortest.Msg
+	setups int
+	got    chan struct{} // signalled after each message
+}
+
+func (h *saramaHandler) Setup(sarama.ConsumerGroupSession) error {
+	h.mu.Lock()
+	h.setups++
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case <-sess.Context().Done():
+			return nil
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			msg := collectortest.Msg{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+				Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value)}
+			for _, hd := range m.Headers {
+				msg.Headers = append(msg.Headers, collectortest.Header{Key: string(hd.Key), Value: string(hd.Value)})
+			}
+			h.mu.Lock()
+			h.msgs = append(h.msgs, msg)
+			h.mu.Unlock()
+			sess.MarkMessage(m, "")
+			select {
+			case h.got <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (h *saramaHandler) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.msgs)
+}
+
+// saramaGroupRead reads topic with a sarama consumer group (one member, oldest offset first)
+// until it has want messages or the timeout passes, then closes the group, which commits.
+func saramaGroupRead(t *testing.T, brokers, group, topic string, version sarama.KafkaVersion, want int, timeout time.Duration) []collectortest.Msg {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = version
+	cfg.ClientID = "logrouter-compat-test"
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Return.Errors = true
+	cfg.Metadata.RefreshFrequency = time.Second
+	g, err := sarama.NewConsumerGroup([]string{brokers}, group, cfg)
+	if err != nil {
+		t.Fatalf("sarama %s: new consumer group: %v", version, err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			g.Close()
+		}
+	}()
+	h := &saramaHandler{got: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := g.Consume(ctx, []string{topic}, h); err != nil {
+				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+					break
+				}
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var groupErrs []error
+	var errMu sync.Mutex
+	go func() {
+		for err := range g.Errors() {
+			errMu.Lock()
+			groupErrs = append(groupErrs, err)
+			errMu.Unlock()
+		}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+wait:
+	for h.count() < want {
+		select {
+		case <-h.got:
+		case err := <-done:
+			t.Fatalf("sarama %s: consume: %v", version, err)
+		case <-timer.C:
+			break wait
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("sarama %s: consume: %v", version, err)
+	}
+	closed = true
+	if err := g.Close(); err != nil {
+		t.Errorf("sarama %s: close: %v", version, err)
+	}
+	errMu.Lock()
+	for _, err := range groupErrs {
+		t.Errorf("sarama %s: consumer group error: %v", version, err)
+	}
+	errMu.Unlock()
+	if n := h.count(); n < want {
+		t.Errorf("sarama %s: read %d of %d messages from %s in %s", version, n, want, topic, timeout)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.setups != 1 {
+		t.Errorf("sarama %s: %d group sessions, want 1 (a lone member should not rebalance)", version, h.setups)
+	}
+	return h.msgs
+}
+
+// TestCollectorCompatSaramaConsumerGroup: a sarama consumer group per namespace reads the
+// collector's logs.<namespace> topic from the start; every line arrives exactly once, in order
+// per container, under the container's key and in one partition per container, with the
+// documented headers and value fields; the group's commits land at the end offsets.
+func TestCollectorCompatSaramaConsumerGroup(t *testing.T) {
+	w, brokers := compatSetup(t, defaultCompression, 300)
+	schema := collectortest.LoadSchema(t)
+	collectortest.CheckSchemaDocumentsFields(t, schema)
+	adm := collectortest.Admin(t, brokers)
+	want := w.Want()
+	for _, v := range []sarama.KafkaVersion{sarama.V2_8_0_0, sarama.V3_6_0_0, sarama.V4_1_0_0} {
+		t.Run("kafka-"+v.String(), func(t *testing.T) {
+			for _, ns := range w.Namespaces {
+				topic := collectortest.Topic(ns)
+				group := fmt.Sprintf("compat-sarama-%s-%s", v, ns)
+				msgs := saramaGroupRead(t, brokers, group, topic, v, int(want[topic]), 20*time.Second)
+				w.Verify(t, "sarama "+v.String(), ns, schema, msgs)
+				collectortest.CheckCommitted(t, adm, group, topic)
+			}
+		})
+	}
+}
+
+// kcatPath returns kcat's path, or skips the test when it is not installed
+// (.ci/provision-collector.sh installs Debian's kcat).
+func kcatPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not on PATH (install Debian's kcat: .ci/provision-collector.sh or apt-get install -y kcat); skipping the librdkafka compatibility test")
+	}
+	return p
+}
+
+// runKcat runs kcat with args, bounded by timeout, and returns its stdout.
+func runKcat(t *testing.T, kcat string, timeout time.Duration, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kcat %s: %v (timeout %s)\nstderr:\n%s", strings.Join(args, " "), err, timeout, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// parseKcatJSON parses kcat -J output: one JSON envelope per line.
+func parseKcatJSON(t *testing.T, out []byte) []collectortest.Msg {
+	t.Helper()
+	var msgs []collectortest.Msg
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var env struct {
+			Topic     string          `json:"topic"`
+			Partition int32           `json:"partition"`
+			Offset    int64           `json:"offset"`
+			Headers   json.RawMessage `json:"headers"`
+			Key       *string         `json:"key"`
+			Payload   *string         `json:"payload"`
+		}
+		if err := json.Unmarshal(line, &env); err != nil {
+			t.Fatalf("kcat -J: %v: %.300s", err, line)
+		}
+		if env.Key == nil || env.Payload == nil {
+			t.Fatalf("kcat -J: record without key or payload: %.300s", line)
+		}
+		m := collectortest.Msg{Topic: env.Topic, Partition: env.Partition, Offset: env.Offset, Key: []byte(*env.Key), Value: []byte(*env.Payload)}
+		// kcat 1.7 writes headers as a flat array ["k1","v1","k2","v2",...].
+		if len(env.Headers) > 0 {
+			var flat []string
+			if err := json.Unmarshal(env.Headers, &flat); err != nil || len(flat)%2 != 0 {
+				t.Fatalf("kcat -J: headers %s: want a flat [key, value, ...] array", env.Headers)
+			}
+			for i := 0; i < len(flat); i += 2 {
+				m.Headers = append(m.Headers, collectortest.Header{Key: flat[i], Value: flat[i+1]})
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// parseKcatFormat parses kcat -f '%t\t%p\t%o\t%k\t%h\t%s\n' output. The value is JSON, which
+// holds no raw tab or newline, and the headers ("k=v,k=v") hold no comma or tab.
+func parseKcatFormat(t *testing.T, out []byte) []collectortest.Msg {
+	t.Helper()
+	var msgs []collectortest.Msg
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, "\t", 6)
+		if len(f) != 6 {
+			t.Fatalf("kcat -f: %d fields in %.300q", len(f), line)
+		}
+		p, err1 := strconv.ParseInt(f[1], 10, 32)
+		o, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("kcat -f: partition/offset in %.300q", line)
+		}
+		m := collectortest.Msg{Topic: f[0], Partition: int32(p), Offset: o, Key: []byte(f[3]), Value: []byte(f[5])}
+		if f[4] != "" {
+			for _, kv := range strings.Split(f[4], ",") {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					t.Fatalf("kcat -f: header %q in %.300q", kv, line)
+				}
+				m.Headers = append(m.Headers, collectortest.Header{Key: k, Value: v})
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// TestCollectorCompatKcat: Debian's kcat (librdkafka) reads each logs.<namespace> topic from
+// the beginning to its end, once with the JSON envelope (-J) and once with a format string
+// (-f), and every record checks out per the documented schema.
+func TestCollectorCompatKcat(t *testing.T) {
+	kcat := kcatPath(t)
+	w, brokers := compatSetup(t, defaultCompression, 300)
+	schema := collectortest.LoadSchema(t)
+	collectortest.CheckSchemaDocumentsFields(t, schema)
+	for _, ns := range w.Namespaces {
+		topic := collectortest.Topic(ns)
+		common := []string{"-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-m", "10"}
+		t.Run("json-envelope/"+ns, func(t *testing.T) {
+			out := runKcat(t, kcat, 30*time.Second, append(common, "-J")...)
+			w.Verify(t, "kcat -J", ns, schema, parseKcatJSON(t, out))
+		})
+		t.Run("format/"+ns, func(t *testing.T) {
+			out := runKcat(t, kcat, 30*time.Second, append(common, "-f", `%t\t%p\t%o\t%k\t%h\t%s\n`)...)
+			w.Verify(t, "kcat -f", ns, schema, parseKcatFormat(t, out))
+		})
+	}
+}
+
+// TestCollectorCompatCompression: with each of the collector's other --compression codecs
+// (zstd, the default, is covered above), a sarama consumer group and kcat decode the batches
+// and every record checks out.
+func TestCollectorCompatCompression(t *testing.T) {
+	for _, codec := range []string{"gzip", "snappy", "lz4", "none"} {
+		if codec == defaultCompression {
+			continue
+		}
+		t.Run(codec, func(t *testing.T) {
+			w, brokers := compatSetup(t, codec, 100)
+			schema := collectortest.LoadSchema(t)
+			want := w.Want()
+			adm := collectortest.Admin(t, brokers)
+			ns := w.Namespaces[0]
+			topic := collectortest.Topic(ns)
+			group := "compat-compression-" + codec
+			msgs := saramaGroupRead(t, brokers, group, topic, sarama.V3_6_0_0, int(want[topic]), 20*time.Second)
+			w.Verify(t, "sarama "+codec, ns, schema, msgs)
+			collectortest.CheckCommitted(t, adm, group, topic)
+			if kcat, err := exec.LookPath("kcat"); err == nil {
+				out := runKcat(t, kcat, 30*time.Second, "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-m", "10", "-J")
+				w.Verify(t, "kcat "+codec, ns, schema, parseKcatJSON(t, out))
+			} else {
+				t.Log("kcat is not on PATH: only sarama checked")
+			}
+		})
+	}
+}
