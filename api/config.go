@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 // Config is the gateway's configuration. Every field has a flag (Register) and so a
 // LOGROUTER_<FLAG> environment variable.
 type Config struct {
-	Kafka kafkaconn.Config `json:"kafka"`
+	Kafka kafkaconn.Config `json:"-"` // flags only: it has no JSON form
 
 	Listen      string `json:"listen"`
 	TLSCertFile string `json:"tls_cert"`
@@ -177,4 +179,18 @@ func (c *Config) audiences() []string {
 		}
 	}
 	return out
+}
+
+// DecodeConfig reads a JSON configuration over the defaults; unknown fields are errors.
+func DecodeConfig(r io.Reader) (Config, error) {
+	c := DefaultConfig()
+	d := json.NewDecoder(r)
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("gateway config: %w", err)
+	}
+	if d.More() {
+		return Config{}, errors.New("gateway config: trailing data after the JSON object")
+	}
+	return c, c.Validate()
 }

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/logrouter/logrouter/api/problem"
+)
+
+// TestOpenAPIDocument checks that the served document parses, lists every route the gateway
+// serves and every problem code handlers emit.
+func TestOpenAPIDocument(t *testing.T) {
+	var doc struct {
+		OpenAPI    string                     `json:"openapi"`
+		Paths      map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Code struct {
+							Enum []string `json:"enum"`
+						} `json:"code"`
+					} `json:"properties"`
+				} `json:"Problem"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi %q", doc.OpenAPI)
+	}
+	for _, p := range []string{"/v1/namespaces/{ns}/logs", "/v1/namespaces/{ns}/archive", "/v1/tokens", "/v1/tokens/{id}", "/healthz", "/readyz", "/metrics", "/openapi.json"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("path %s missing", p)
+		}
+	}
+	enum := map[string]bool{}
+	for _, c := range doc.Components.Schemas.Problem.Properties.Code.Enum {
+		enum[c] = true
+	}
+	for _, c := range []string{problem.CodeInvalidNamespace, problem.CodeInvalidParameter, problem.CodeUnknownParameter,
+		problem.CodeTokenInQuery, problem.CodeInvalidCursor, problem.CodeNotAcceptable, problem.CodeUnauthenticated,
+		problem.CodeTokenExpired, problem.CodeTokenRevoked, problem.CodeForbidden, problem.CodeNotFound,
+		problem.CodeMethodNotAllowed, problem.CodeTooManyStreams, problem.CodeRateLimited, problem.CodeBodyTooLarge,
+		problem.CodeUnsupportedMedia, problem.CodeBadRequest, problem.CodeNoTopic, problem.CodeUnavailable,
+		problem.CodeArchiveDisabled, problem.CodeInternal} {
+		if !enum[c] {
+			t.Errorf("problem code %s not documented", c)
+		}
+	}
+}
