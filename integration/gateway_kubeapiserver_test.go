@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/integration/kubeapiserver"
+)
+
+// TestGatewayKubeAPIServer checks Kubernetes identities against a real kube-apiserver: the
+// gateway runs as its ServiceAccount with only deploy/kubernetes/gateway-rbac.yaml, and access
+// to a namespace follows RoleBindings of the logrouter-logs-reader ClusterRole.
+func TestGatewayKubeAPIServer(t *testing.T) {
+	srv := kubeapiserver.Start(t, kubeapiserver.Options{Users: []kubeapiserver.User{
+		{Name: "alice", UID: "u-alice", Groups: []string{"team-a"}},
+		{Name: "bob", UID: "u-bob", Groups: []string{"team-b"}},
+	}})
+	admin := srv.Client(t)
+	for _, ns := range []string{"logrouter", "team-a", "team-b"} {
+		gwApply(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	b, err := os.ReadFile("../deploy/kubernetes/gateway-rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("gateway-rbac.yaml: %v", err)
+		}
+		gwApply(t, admin, obj)
+	}
+	gwToken := srv.ServiceAccountToken(t, "logrouter", "logrouter-gateway")
+	gwClient, err := kubernetes.NewForConfig(srv.ConfigForToken(gwToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipper := srv.ServiceAccountToken(t, "team-a", "log-shipper")
+	other := srv.ServiceAccountToken(t, "team-a", "other")
+
+	e := startGateway(t, 1, func(c *api.Config, o *[]api.Option) {
+		c.KubeAuth = true
+		*o = append(*o, api.WithKubeClient(gwClient))
+	})
+	e.createTopic("logs.team-a", 1)
+	e.createTopic("logs.team-b", 1)
+	e.produce(seqLines("team-a", 0, 3, 1)...)
+
+	tests := []struct {
+		name, token, ns string
+		status          int
+	}{
+		{"group member reads its namespace", srv.Token("alice"), "team-a", 200},
+		{"group member refused elsewhere", srv.Token("alice"), "team-b", 403},
+		{"other group refused", srv.Token("bob"), "team-a", 403},
+		{"bound service account", shipper, "team-a", 200},
+		{"unbound service account", other, "team-a", 403},
+		{"invalid token", "not-a-token", "team-a", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := e.get("/v1/namespaces/"+tt.ns+"/logs?limit=10", tt.token)
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, problemCode(t, resp), tt.status)
+			}
+		})
+	}
+	if resp := e.get("/v1/namespaces/team-a/logs?limit=10", srv.Token("alice")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("cached allow: %d", resp.StatusCode)
+	}
+}
+
+func gwApply(t *testing.T, c kubernetes.Interface, obj any) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		_, err = c.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
+	case *corev1.ServiceAccount:
+		_, err = c.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *rbacv1.ClusterRole:
+		_, err = c.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+	case *rbacv1.ClusterRoleBinding:
+		_, err = c.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+	case *rbacv1.RoleBinding:
+		_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	default:
+		t.Fatalf("gwApply: unsupported %T", obj)
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("apply %T: %v", obj, err)
+	}
+}
