@@ -157,7 +157,11 @@ func (a *Archiver) Run(ctx context.Context) error {
 		kgo.FetchMaxBytes(a.cfg.fetchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(min(a.cfg.fetchMaxBytes(), 4<<20)),
 		kgo.MaxConcurrentFetches(2),
+		kgo.SessionTimeout(a.cfg.SessionTimeout),
 	)
+	if a.cfg.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(a.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -167,6 +171,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	defer cancelUploads()
 	a.uploadCtx = uploadCtx
 
+	a.log.Info("archiver running", "bucket", a.cfg.Bucket, "prefix", a.cfg.Prefix, "group", a.cfg.Group, "format", a.format)
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); a.sweepLoop(ctx) }()
 

@@ -29,6 +29,10 @@ type Config struct {
 	// for records without a namespace header.
 	TopicsRegex string
 	Group       string
+	// InstanceID makes the archiver a static group member: a restarted process with the same
+	// ID takes its partitions back at once, without waiting for the session timeout.
+	InstanceID     string
+	SessionTimeout time.Duration
 	// Format is "parquet" or "ndjson".
 	Format string
 	// MaxObjectBytes rotates an object after this much input (record values).
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		Kafka:          kafkaconn.Config{Brokers: "localhost:9092"},
 		TopicsRegex:    `^logs\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`,
 		Group:          "logrouter-archiver",
+		SessionTimeout: 45 * time.Second,
 		Format:         "parquet",
 		MaxObjectBytes: 128 << 20,
 		MaxObjectAge:   10 * time.Minute,
@@ -80,6 +85,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Prefix, "prefix", c.Prefix, "key prefix of the archive inside the bucket")
 	fs.StringVar(&c.TopicsRegex, "topics-regex", c.TopicsRegex, "topics to archive; a (?P<namespace>...) group names the namespace of records without a namespace header")
 	fs.StringVar(&c.Group, "group", c.Group, "Kafka consumer group")
+	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "static group membership ID (for example the pod name of a StatefulSet)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead archiver keeps its partitions")
 	fs.StringVar(&c.Format, "format", c.Format, "object format: parquet or ndjson")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", c.MaxObjectBytes, "rotate an object after this many bytes of input")
 	fs.DurationVar(&c.MaxObjectAge, "max-object-age", c.MaxObjectAge, "rotate an object this long after its first record")
@@ -112,14 +119,17 @@ func (c *Config) Validate() error {
 	if c.Group == "" {
 		errs = append(errs, errors.New("--group is required"))
 	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("--session-timeout %v: want at least 1s", c.SessionTimeout))
+	}
 	if _, err := layout.ParseFormat(c.Format); err != nil {
 		errs = append(errs, fmt.Errorf("--format: %w", err))
 	}
 	if c.MaxObjectBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("--max-object-bytes %d: want at least 1024", c.MaxObjectBytes))
 	}
-	if c.MaxObjectAge < time.Second {
-		errs = append(errs, fmt.Errorf("--max-object-age %v: want at least 1s", c.MaxObjectAge))
+	if c.MaxObjectAge < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--max-object-age %v: want at least 100ms", c.MaxObjectAge))
 	}
 	if c.MemoryBudget < 32<<20 {
 		errs = append(errs, fmt.Errorf("--memory-budget %d: want at least 32 MiB", c.MemoryBudget))
