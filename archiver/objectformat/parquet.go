@@ -63,7 +63,7 @@ func (p *parquetEncoder) Add(e *Entry) error {
 	r.KafkaTopic, r.KafkaPartition, r.KafkaOffset, r.KafkaTime = e.Topic, e.Partition, e.Offset, e.KafkaTime.UnixMicro()
 	p.stats.add(r.TimeOf(), r.Pod, len(e.Value))
 	p.buffered += int64(len(e.Value))
-	if len(p.batch) == cap(p.batch) {
+	if len(p.batch) == cap(p.batch) || p.buffered >= p.opts.RowGroupBytes {
 		return p.flushBatch()
 	}
 	return nil
