@@ -386,3 +386,60 @@ func TestCollectorCompatCompression(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectorCompatBinary runs the shipped binary, `logrouter collect`, configured as the
+// DaemonSet is (flags, LOGROUTER_* environment variables and NODE_NAME), stops it with SIGTERM
+// as Kubernetes does, and reads what it produced with a sarama consumer group and kcat.
+// LOGROUTER_BIN names a prebuilt binary; without it the test builds ./cmd/logrouter.
+func TestCollectorCompatBinary(t *testing.T) {
+	bin := collectortest.Binary(t)
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	brokers := cl.ListenAddrs()[0]
+	w := collectortest.NewWorkload(t, []string{"team-a", "team-b"}, 2, []string{"app", "sidecar"})
+	w.Write(t, 100, 200)
+	env := []string{
+		"NODE_NAME=" + collectortest.NodeName,
+		"LOGROUTER_BROKERS=" + brokers,
+		"LOGROUTER_CHECKPOINT_DIR=" + t.TempDir(),
+	}
+	p := collectortest.StartBinary(t, bin, env, "collect",
+		"--log-dir", w.Node.LogDir, "--pods-dir", w.Node.PodsDir,
+		"--topic-partitions", "3", "--metrics-addr", "127.0.0.1:0",
+		"--poll-interval", "20ms", "--scan-interval", "50ms", "--checkpoint-interval", "50ms", "--shutdown-grace", "10s")
+	w.Write(t, 100, 200)
+	adm := collectortest.Admin(t, brokers)
+	collectortest.WaitForRecordsWhile(t, adm, w.Want(), 30*time.Second, func() error {
+		if p.Exited() {
+			return fmt.Errorf("logrouter collect exited early:\n%s", p.Stderr.String())
+		}
+		return nil
+	})
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatalf("logrouter collect after SIGTERM: %v\n%s", err, p.Stderr.String())
+	}
+	collectortest.WaitForRecords(t, adm, w.Want(), 5*time.Second)
+	for topic, n := range w.Want() {
+		collectortest.CheckCompression(t, brokers, topic, defaultCompression, int(n))
+	}
+	schema := collectortest.LoadSchema(t)
+	want := w.Want()
+	kcat, kcatErr := exec.LookPath("kcat")
+	for _, ns := range w.Namespaces {
+		topic := collectortest.Topic(ns)
+		group := "compat-binary-" + ns
+		msgs := saramaGroupRead(t, brokers, group, topic, sarama.V3_6_0_0, int(want[topic]), 20*time.Second)
+		w.Verify(t, "sarama", ns, schema, msgs)
+		collectortest.CheckCommitted(t, adm, group, topic)
+		if kcatErr == nil {
+			out := runKcat(t, kcat, 30*time.Second, "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-m", "10", "-J")
+			w.Verify(t, "kcat", ns, schema, parseKcatJSON(t, out))
+		}
+	}
+	if kcatErr != nil {
+		t.Log("kcat is not on PATH: only sarama checked")
+	}
+}

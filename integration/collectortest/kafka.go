@@ -59,6 +59,13 @@ func sum(m map[int32]int64) (n int64) {
 // once when a topic holds more (duplicates), and at the deadline when one holds fewer.
 func WaitForRecords(t testing.TB, adm *kadm.Client, want map[string]int64, timeout time.Duration) {
 	t.Helper()
+	WaitForRecordsWhile(t, adm, want, timeout, nil)
+}
+
+// WaitForRecordsWhile is WaitForRecords that also fails as soon as alive (when not nil)
+// returns an error, e.g. because the collector process exited.
+func WaitForRecordsWhile(t testing.TB, adm *kadm.Client, want map[string]int64, timeout time.Duration, alive func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	topics := slices.Sorted(maps.Keys(want))
 	got := map[string]string{}
@@ -84,6 +91,11 @@ func WaitForRecords(t testing.TB, adm *kadm.Client, want map[string]int64, timeo
 		}
 		if done {
 			return
+		}
+		if alive != nil {
+			if err := alive(); err != nil {
+				t.Fatalf("while waiting for records (per topic %v, want %v): %v", got, want, err)
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %s: records per topic %v, want %v", timeout, got, want)
