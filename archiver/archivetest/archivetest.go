@@ -145,3 +145,46 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// WriteObject encodes entries as the archiver would and stores them as object o, with the
+// statistics metadata the query engine prunes by (none when withStats is false, as for
+// objects written by other tools). It returns the object's statistics.
+func WriteObject(ctx context.Context, b *blob.Bucket, prefix string, o layout.Object, es []objectformat.Entry, withStats bool) (*objectformat.Stats, error) {
+	w, err := b.NewWriter(ctx, o.Key(prefix), nil)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := objectformat.New(o.Format, w, objectformat.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range es {
+		if err := enc.Add(&es[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if withStats {
+		// Rewrite with metadata now that the statistics are known.
+		data, err := b.ReadAll(ctx, o.Key(prefix))
+		if err != nil {
+			return nil, err
+		}
+		if err := b.WriteAll(ctx, o.Key(prefix), data, &blob.WriterOptions{Metadata: enc.Stats().Metadata()}); err != nil {
+			return nil, err
+		}
+	}
+	return enc.Stats(), nil
+}
+
+// Entry builds the archiver's entry for a line at a Kafka position.
+func Entry(l Line, topic string, partition int32, offset int64) objectformat.Entry {
+	r := Record(l)
+	return objectformat.Entry{Topic: topic, Partition: partition, Offset: offset, KafkaTime: l.KafkaTime,
+		Namespace: l.Namespace, Pod: l.Pod, Container: l.Container, Value: r.Value}
+}
