@@ -16,7 +16,7 @@ if [ -x "$BIN" ] && [ -f "$CACHE/bin/versitygw.version" ] && [ "$(cat "$CACHE/bi
 fi
 command -v go >/dev/null 2>&1 || { echo "provision-archiver: go is not on PATH" >&2; exit 1; }
 mkdir -p "$CACHE/bin"
-echo "provision-archiver: go install github.com/versity/versitygw@$VERSION into $CACHE/bin (about a minute)" >&2
-GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "github.com/versity/versitygw@$VERSION"
+echo "provision-archiver: go install github.com/versity/versitygw/cmd/versitygw@$VERSION into $CACHE/bin (about a minute)" >&2
+GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSION"
 echo "$VERSION" >"$CACHE/bin/versitygw.version"
 "$BIN" --version >&2 || true

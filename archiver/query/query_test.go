@@ -133,7 +133,9 @@ func TestQuery(t *testing.T) {
 			start := time.Date(2026, 11, 20, 22, 0, 0, 0, time.UTC) // crosses a day boundary
 			recs, objs := generate(t, b, "archive", start, 30, 40, []string{"team-a", "team-b"}, format)
 			eng := New(b, "archive", WithLookahead(2*time.Hour))
-			at := func(h int, m int) time.Time { return start.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+			at := func(h int, m int) time.Time {
+				return start.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+			}
 			tests := []struct {
 				name string
 				req  Request

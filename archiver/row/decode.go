@@ -1,7 +1,9 @@
 package row
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -391,6 +393,14 @@ func (s *scanner) str(dst []byte) ([]byte, error) {
 	if !s.consume('"') {
 		return dst, s.errorf("want string")
 	}
+	// Fast path: no escape before the closing quote, plain ASCII without control characters.
+	if q := bytes.IndexByte(s.b[s.i:], '"'); q >= 0 {
+		seg := s.b[s.i : s.i+q]
+		if bytes.IndexByte(seg, '\\') < 0 && plainASCII(seg) {
+			s.i += q + 1
+			return append(dst, seg...), nil
+		}
+	}
 	start := s.i
 	for s.i < len(s.b) {
 		c := s.b[s.i]
@@ -413,6 +423,24 @@ func (s *scanner) str(dst []byte) ([]byte, error) {
 		}
 	}
 	return dst, s.errorf("unterminated string")
+}
+
+// plainASCII reports whether b has only bytes 0x20-0x7f, eight at a time.
+func plainASCII(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if (x-lo)&^x&hi != 0 || x&hi != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func appendValid(dst, b []byte) []byte {
