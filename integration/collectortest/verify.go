@@ -57,13 +57,33 @@ func LoadSchema(t testing.TB) *Schema {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
+	type object struct {
+		Ref                  string                     `json:"$ref"`
 		Properties           map[string]json.RawMessage `json:"properties"`
 		Required             []string                   `json:"required"`
 		AdditionalProperties json.RawMessage            `json:"additionalProperties"`
 	}
+	var doc object
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("%s: %v", p, err)
+	}
+	// A schema whose root is {"$ref": "#/$defs/record"} (or #/definitions/...): follow it.
+	if len(doc.Properties) == 0 && strings.HasPrefix(doc.Ref, "#/") {
+		var cur any
+		if err := json.Unmarshal(b, &cur); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, tok := range strings.Split(strings.TrimPrefix(doc.Ref, "#/"), "/") {
+			tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+			m, _ := cur.(map[string]any)
+			cur = m[tok]
+		}
+		ref := doc.Ref
+		rb, _ := json.Marshal(cur)
+		doc = object{}
+		if err := json.Unmarshal(rb, &doc); err != nil {
+			t.Fatalf("%s: %s: %v", p, ref, err)
+		}
 	}
 	if len(doc.Properties) == 0 {
 		t.Fatalf("%s: no top-level properties", p)

@@ -3,6 +3,8 @@ package collectortest
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -117,5 +119,23 @@ func TestCheckFieldsAgainstSchema(t *testing.T) {
 		if checkFields(s, []byte(bad)) == nil || checkFields(nil, []byte(bad)) == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+}
+
+func TestLoadSchemaFollowsRootRef(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "docs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
+	schema := `{"$ref":"#/$defs/record","$defs":{"record":{"type":"object","additionalProperties":false,"required":["v"],
+		"properties":{"v":{"type":"integer"},"message":{"type":["string"]},"k8s":{"$ref":"#/$defs/k8s"}}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "docs", "record.schema.json"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	s := LoadSchema(t)
+	if s == nil || !s.Closed || len(s.Properties) != 3 || s.Properties["v"][0] != "integer" || s.Properties["k8s"] != nil || len(s.Required) != 1 {
+		t.Fatalf("schema %+v", s)
 	}
 }
