@@ -25,7 +25,7 @@ import (
 
 // gwEnv is a kfake cluster and a gateway served over real HTTP on 127.0.0.1.
 type gwEnv struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kfake.Cluster
 	kcl     *kgo.Client
 	gw      *api.Gateway
@@ -44,7 +44,7 @@ func withKube(k kubernetes.Interface) gwOpt {
 	}
 }
 
-func startGateway(t *testing.T, partitions int32, opts ...gwOpt) *gwEnv {
+func startGateway(t testing.TB, partitions int32, opts ...gwOpt) *gwEnv {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(int(partitions)), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -60,7 +60,7 @@ func startGateway(t *testing.T, partitions int32, opts ...gwOpt) *gwEnv {
 	return startGatewayOn(t, cluster, kcl, opts...)
 }
 
-func startGatewayOn(t *testing.T, cluster *kfake.Cluster, kcl *kgo.Client, opts ...gwOpt) *gwEnv {
+func startGatewayOn(t testing.TB, cluster *kfake.Cluster, kcl *kgo.Client, opts ...gwOpt) *gwEnv {
 	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Kafka.Brokers = strings.Join(cluster.ListenAddrs(), ",")
@@ -104,7 +104,7 @@ func (e *gwEnv) stop() {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
@@ -262,7 +262,7 @@ func (s *sseReader) next() (sseEvent, error) {
 }
 
 // problemCode decodes a problem response's code.
-func problemCode(t *testing.T, resp *http.Response) string {
+func problemCode(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
