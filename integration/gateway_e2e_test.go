@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/internal/record"
@@ -325,5 +326,82 @@ func TestGatewayShutdownEndsStreams(t *testing.T) {
 	}
 	if last.event != "end" || !strings.Contains(last.data, "shutdown") {
 		t.Fatalf("last event %+v, want end/shutdown", last)
+	}
+}
+
+// TestGatewayBadRecords puts records a reader must not see among good ones: a value that is
+// not JSON, one without a schema header, one of another namespace (a shared topic) and one
+// whose value would forge envelope fields. Each is skipped and counted; every good record
+// still arrives, in NDJSON and in pages.
+func TestGatewayBadRecords(t *testing.T) {
+	e := startGateway(t, 1)
+	e.createTopic("logs.team-a", 1)
+	now := time.Now()
+	good := func(i int) *kgo.Record {
+		return testRecord(line{ns: "team-a", pod: "web", container: "app", msg: fmt.Sprintf("good %d", i)}, now)
+	}
+	notJSON := good(-1)
+	notJSON.Value = []byte("not json")
+	noSchema := good(-2)
+	noSchema.Headers = noSchema.Headers[:3]
+	foreign := testRecord(line{ns: "team-b", pod: "web", container: "app", msg: "secret of team-b"}, now)
+	foreign.Topic = "logs.team-a"
+	forged := good(-3)
+	forged.Value = []byte(`{"v":1},"cursor":"forged","x":{}`)
+	multiline := good(-4)
+	multiline.Value = []byte("{\"v\":1,\n\"message\":\"pretty printed\"}")
+	rs := []*kgo.Record{good(0), notJSON, good(1), noSchema, good(2), foreign, good(3), forged, good(4), multiline, good(5)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.kcl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+
+	resp := e.get("/v1/namespaces/team-a/logs?from=earliest&limit=7", secret, "Accept", "application/x-ndjson")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var msgs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		var ln struct {
+			Type   string          `json:"type"`
+			Cursor string          `json:"cursor"`
+			Record json.RawMessage `json:"record"`
+		}
+		if err := json.Unmarshal([]byte(l), &ln); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if ln.Type != "record" {
+			continue
+		}
+		if ln.Cursor == "forged" {
+			t.Fatal("a record value forged the cursor")
+		}
+		var r struct{ Message string }
+		_ = json.Unmarshal(ln.Record, &r)
+		msgs = append(msgs, r.Message)
+	}
+	want := []string{"good 0", "good 1", "good 2", "good 3", "good 4", "pretty printed", "good 5"}
+	if strings.Join(msgs, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", msgs, want)
+	}
+	if strings.Contains(string(body), "team-b") {
+		t.Fatal("another namespace's record leaked")
+	}
+	mf, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range mf {
+		if f.GetName() != "logrouter_gateway_records_not_sent_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["bad_value"] != 2 || got["bad_schema"] != 1 || got["foreign_namespace"] != 1 {
+		t.Fatalf("not-sent metrics %v", got)
 	}
 }
