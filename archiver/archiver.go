@@ -43,6 +43,8 @@ type Archiver struct {
 	topicRe *regexp.Regexp
 	nsGroup int // index of the "namespace" group in topicRe, or -1
 	writer  string
+	// localDir is the directory of a file:// bucket (claims are linked there atomically).
+	localDir string
 
 	cl  *kgo.Client
 	adm *kadm.Client
@@ -123,7 +125,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Archiver, er
 	a := &Archiver{
 		cfg: cfg, log: log, m: newMetrics(reg), bucket: b, format: format, topicRe: re,
 		nsGroup: re.SubexpIndex("namespace"), writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		parts: map[tp]*partition{}, uploadSem: make(chan struct{}, cfg.Uploaders),
+		localDir: localDir(cfg.Bucket), parts: map[tp]*partition{}, uploadSem: make(chan struct{}, cfg.Uploaders),
 	}
 	a.cond = sync.NewCond(&a.mu)
 	return a, nil

@@ -151,8 +151,8 @@ func (a *Archiver) upload(ctx context.Context, s *segment) error {
 		return errAbandoned
 	}
 	ckey := layout.ClaimKey(a.cfg.Prefix, claim.Topic, claim.Partition, claim.Start)
-	err := a.bucket.WriteAll(ctx, ckey, claim.Encode(), &blob.WriterOptions{IfNotExist: true, ContentType: "application/json"})
-	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+	err := a.writeIfAbsent(ctx, ckey, claim.Encode())
+	if errors.Is(err, errClaimExists) {
 		theirs, rerr := a.readClaim(ctx, ckey)
 		if rerr != nil {
 			return rerr
