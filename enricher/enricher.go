@@ -17,12 +17,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,7 +31,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/logrouter/logrouter/enricher/allowlist"
-	"github.com/logrouter/logrouter/enricher/owner"
 	"github.com/logrouter/logrouter/enricher/retention"
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/filemeta"
@@ -62,18 +61,12 @@ type Enricher struct {
 	waitName   map[string]map[*handle]struct{} // files whose path has no pod UID
 }
 
-// podEntry is what the enricher keeps of one pod; built from the transformed pod.
+// podEntry is a pod's metadata (shared with the informer's store) and its open files.
 type podEntry struct {
-	uid         types.UID
-	namespace   string
-	name        string
-	labels      map[string]string
-	annotations map[string]string
-	owner       owner.Workload
-	images      map[string]string // container name -> image
-	handles     map[*handle]struct{}
-	deleted     bool
-	expireAt    time.Time // set when deleted and no file is open
+	*podMeta
+	handles  map[*handle]struct{}
+	deleted  bool
+	expireAt time.Time // set when deleted and no file is open
 }
 
 type nsEntry struct {
@@ -314,15 +307,15 @@ func (e *Enricher) render(h *handle) {
 	case h.pod != nil:
 		p := h.pod
 		k := &record.Kubernetes{
-			Image: p.images[h.m.Container], Labels: p.labels, Annotations: p.annotations,
-			OwnerKind: p.owner.Kind, OwnerName: p.owner.Name,
+			Image: p.image(h.m.Container), Labels: p.Labels, Annotations: p.Annotations,
+			OwnerKind: p.Owner.Kind, OwnerName: p.Owner.Name,
 		}
 		if ns != nil {
 			k.NamespaceLabels = ns.labels
 		}
 		m := h.m
 		if m.PodUID == "" {
-			m.PodUID = string(p.uid)
+			m.PodUID = string(p.UID)
 		}
 		s = filemeta.SnapshotFor(m, e.cfg.NodeName, k, false)
 	case h.expired || (ns != nil && ns.excluded) || h.snap.Load() != nil:
@@ -348,13 +341,13 @@ func (e *Enricher) renderAll(hs map[*handle]struct{}) {
 	}
 }
 
-// podFrom turns an informer object into an entry; nil for anything else.
-func podFrom(obj any) *corev1.Pod {
+// podFrom returns the transformed pod an informer event carries, or nil.
+func podFrom(obj any) *podMeta {
 	switch o := obj.(type) {
-	case *corev1.Pod:
+	case *podMeta:
 		return o
 	case cache.DeletedFinalStateUnknown:
-		p, _ := o.Obj.(*corev1.Pod)
+		p, _ := o.Obj.(*podMeta)
 		return p
 	}
 	return nil
@@ -362,7 +355,7 @@ func podFrom(obj any) *corev1.Pod {
 
 func (e *Enricher) podChanged(oldObj, obj any) {
 	p := podFrom(obj)
-	if p == nil || p.Spec.NodeName != e.cfg.NodeName {
+	if p == nil || p.Node != e.cfg.NodeName {
 		return // the field selector already scopes the watch; this guards a server that ignores it
 	}
 	if old := podFrom(oldObj); old != nil && old.UID != p.UID {
@@ -371,33 +364,19 @@ func (e *Enricher) podChanged(oldObj, obj any) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	entry := &podEntry{
-		uid: p.UID, namespace: p.Namespace, name: p.Name,
-		labels: p.Labels, annotations: p.Annotations,
-		owner:  owner.Resolve(p.OwnerReferences, p.Labels),
-		images: map[string]string{},
-	}
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for _, c := range cs {
-			entry.images[c.Name] = c.Image
-		}
-	}
-	for _, c := range p.Spec.EphemeralContainers {
-		entry.images[c.Name] = c.Image
-	}
-	prev := e.pods[p.UID]
-	if prev != nil {
-		if prev.sameData(entry) && !prev.deleted {
+	entry := e.pods[p.UID]
+	if entry == nil {
+		entry = &podEntry{podMeta: p}
+		e.pods[p.UID] = entry
+		e.metrics.pods.Inc()
+	} else {
+		changed := entry.deleted || !entry.sameData(p)
+		// Always hold the informer's current object, so the old one can be collected.
+		entry.podMeta, entry.deleted, entry.expireAt = p, false, time.Time{}
+		if !changed {
 			return // a status change: nothing records carry changed
 		}
-		entry.handles = prev.handles
-		for h := range entry.handles {
-			h.pod = entry
-		}
-	} else {
-		e.metrics.pods.Inc()
 	}
-	e.pods[p.UID] = entry
 	name := p.Namespace + "/" + p.Name
 	e.podsByName[name] = p.UID
 	e.renderAll(entry.handles)
@@ -414,9 +393,9 @@ func (e *Enricher) podChanged(oldObj, obj any) {
 	}
 }
 
-func (p *podEntry) sameData(q *podEntry) bool {
-	return p.owner == q.owner && maps.Equal(p.labels, q.labels) && maps.Equal(p.annotations, q.annotations) &&
-		maps.Equal(p.images, q.images)
+func (p *podEntry) sameData(q *podMeta) bool {
+	return p.Owner == q.Owner && maps.Equal(p.Labels, q.Labels) && maps.Equal(p.Annotations, q.Annotations) &&
+		slices.Equal(p.Images, q.Images)
 }
 
 func (e *Enricher) podDeleted(obj any) {
@@ -445,7 +424,7 @@ func (e *Enricher) sweep() {
 	for uid, p := range e.pods {
 		if p.deleted && len(p.handles) == 0 && !now.Before(p.expireAt) {
 			delete(e.pods, uid)
-			if name := p.namespace + "/" + p.name; e.podsByName[name] == uid {
+			if name := p.Namespace + "/" + p.Name; e.podsByName[name] == uid {
 				delete(e.podsByName, name)
 			}
 			e.metrics.pods.Dec()
@@ -460,12 +439,12 @@ func (e *Enricher) sweep() {
 	}
 }
 
-func namespaceFrom(obj any) *corev1.Namespace {
+func namespaceFrom(obj any) *nsMeta {
 	switch o := obj.(type) {
-	case *corev1.Namespace:
+	case *nsMeta:
 		return o
 	case cache.DeletedFinalStateUnknown:
-		ns, _ := o.Obj.(*corev1.Namespace)
+		ns, _ := o.Obj.(*nsMeta)
 		return ns
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/logrouter/logrouter/enricher/allowlist"
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/filemeta"
 )
@@ -355,9 +356,11 @@ func TestPodNameReusedWithNewUID(t *testing.T) {
 // informer reports an update whose UID changed.
 func TestNameReusedWithoutDeleteEvent(t *testing.T) {
 	e := start(t, testConfig(), fake.NewClientset())
-	e.podChanged(nil, pod("db", "db-0", "uid-1", map[string]string{"gen": "1"}))
+	all := allowlist.MustParse("*")
+	tp := func(p *corev1.Pod) *podMeta { return stripPod(p, all, all) }
+	e.podChanged(nil, tp(pod("db", "db-0", "uid-1", map[string]string{"gen": "1"})))
 	h1 := e.Open(pathMeta("db", "db-0", "uid-1", "app"))
-	e.podChanged(pod("db", "db-0", "uid-1", nil), pod("db", "db-0", "uid-2", map[string]string{"gen": "2"}))
+	e.podChanged(tp(pod("db", "db-0", "uid-1", nil)), tp(pod("db", "db-0", "uid-2", map[string]string{"gen": "2"})))
 	h2 := e.Open(pathMeta("db", "db-0", "uid-2", "app"))
 	if a, b := labelsOf(t, h1)["gen"], labelsOf(t, h2)["gen"]; a != "1" || b != "2" {
 		t.Errorf("gen = %q, %q; want 1, 2", a, b)

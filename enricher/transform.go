@@ -5,32 +5,74 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/logrouter/logrouter/enricher/allowlist"
 	"github.com/logrouter/logrouter/enricher/owner"
 )
 
-// podTransform returns the informer transform for pods: it keeps only what records carry
-// (name, namespace, UID, allowed labels and annotations, the resolved owner, container names
-// and images, the node name), so the cache holds a few hundred bytes per pod instead of the
-// tens of kilobytes of a full pod with managedFields and status.
-//
-// The owner is resolved here, while the pod-template-hash label is still present, and stored
-// as the single owner reference. The transform is idempotent: a resolved owner (Deployment,
-// CronJob) resolves to itself and filtering twice is filtering once.
+// podMeta is what the pod informer stores instead of a *corev1.Pod: what records carry and
+// nothing else. A corev1.Pod is about 1.5 KB of structs before any content (each Container
+// alone is ~600 bytes of mostly empty fields), so even a stripped Pod costs several times this.
+type podMeta struct {
+	metav1.ObjectMeta // name, namespace, UID, resourceVersion, allowed labels and annotations
+	Node              string
+	Owner             owner.Workload
+	Images            []containerImage
+}
+
+type containerImage struct{ Name, Image string }
+
+func (p *podMeta) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object; the informer machinery copies objects rarely.
+func (p *podMeta) DeepCopyObject() runtime.Object {
+	q := *p
+	p.ObjectMeta.DeepCopyInto(&q.ObjectMeta)
+	q.Images = append([]containerImage(nil), p.Images...)
+	return &q
+}
+
+func (p *podMeta) image(container string) string {
+	for _, c := range p.Images {
+		if c.Name == container {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// nsMeta is what the namespace informer stores: name, UID, allowed labels and the
+// logrouter.io/ annotations (the settings the enricher reads).
+type nsMeta struct {
+	metav1.ObjectMeta
+}
+
+func (n *nsMeta) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (n *nsMeta) DeepCopyObject() runtime.Object {
+	q := &nsMeta{}
+	n.ObjectMeta.DeepCopyInto(&q.ObjectMeta)
+	return q
+}
+
+// podTransform returns the informer transform for pods. The owner is resolved here, while
+// the pod-template-hash label is still present even when the allow-list drops it. Objects that
+// are not pods (already transformed ones, tombstones) pass through, so it is idempotent.
 func podTransform(labels, annotations *allowlist.List) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		p, ok := obj.(*corev1.Pod)
 		if !ok {
-			return obj, nil // tombstones and anything unexpected pass through
+			return obj, nil
 		}
 		return stripPod(p, labels, annotations), nil
 	}
 }
 
-func stripPod(p *corev1.Pod, labels, annotations *allowlist.List) *corev1.Pod {
-	out := &corev1.Pod{
+func stripPod(p *corev1.Pod, labels, annotations *allowlist.List) *podMeta {
+	out := &podMeta{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            p.Name,
 			Namespace:       p.Namespace,
@@ -39,61 +81,33 @@ func stripPod(p *corev1.Pod, labels, annotations *allowlist.List) *corev1.Pod {
 			Labels:          labels.Filter(p.Labels),
 			Annotations:     annotations.Filter(p.Annotations),
 		},
-		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Node:  p.Spec.NodeName,
+		Owner: owner.Resolve(p.OwnerReferences, p.Labels),
 	}
-	if w := owner.Resolve(p.OwnerReferences, p.Labels); w.Kind != "" {
-		ctrl := true
-		out.OwnerReferences = []metav1.OwnerReference{{Kind: w.Kind, Name: w.Name, APIVersion: resolvedAPIVersion(w.Kind, p.OwnerReferences), Controller: &ctrl}}
+	n := len(p.Spec.Containers) + len(p.Spec.InitContainers) + len(p.Spec.EphemeralContainers)
+	if n > 0 {
+		out.Images = make([]containerImage, 0, n)
 	}
-	out.Spec.Containers = stripContainers(p.Spec.Containers)
-	out.Spec.InitContainers = stripContainers(p.Spec.InitContainers)
-	if len(p.Spec.EphemeralContainers) > 0 {
-		out.Spec.EphemeralContainers = make([]corev1.EphemeralContainer, len(p.Spec.EphemeralContainers))
-		for i, c := range p.Spec.EphemeralContainers {
-			out.Spec.EphemeralContainers[i].Name = c.Name
-			out.Spec.EphemeralContainers[i].Image = c.Image
-		}
+	for _, c := range p.Spec.Containers {
+		out.Images = append(out.Images, containerImage{c.Name, c.Image})
 	}
-	return out
-}
-
-// resolvedAPIVersion keeps the group of a resolved owner so a second pass of the transform
-// sees the same group (owner.Resolve only rewrites apps/batch kinds it knows).
-func resolvedAPIVersion(kind string, refs []metav1.OwnerReference) string {
-	switch kind {
-	case "Deployment":
-		return "apps/v1"
-	case "CronJob":
-		return "batch/v1"
+	for _, c := range p.Spec.InitContainers {
+		out.Images = append(out.Images, containerImage{c.Name, c.Image})
 	}
-	for _, r := range refs {
-		if r.Kind == kind {
-			return r.APIVersion
-		}
-	}
-	return ""
-}
-
-func stripContainers(cs []corev1.Container) []corev1.Container {
-	if len(cs) == 0 {
-		return nil
-	}
-	out := make([]corev1.Container, len(cs))
-	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Image: c.Image}
+	for _, c := range p.Spec.EphemeralContainers {
+		out.Images = append(out.Images, containerImage{c.Name, c.Image})
 	}
 	return out
 }
 
-// namespaceTransform keeps a namespace's name, UID, allowed labels and logrouter.io/
-// annotations (the settings the enricher reads).
+// namespaceTransform returns the informer transform for namespaces.
 func namespaceTransform(labels *allowlist.List) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		ns, ok := obj.(*corev1.Namespace)
 		if !ok {
 			return obj, nil
 		}
-		out := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		out := &nsMeta{metav1.ObjectMeta{
 			Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion,
 			Labels: labels.Filter(ns.Labels),
 		}}

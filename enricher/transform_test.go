@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/logrouter/logrouter/enricher/allowlist"
+	"github.com/logrouter/logrouter/enricher/owner"
 )
 
 // fullPod is a pod as the API server returns it: managedFields, a last-applied annotation,
@@ -51,28 +52,25 @@ func TestPodTransform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := out.(*corev1.Pod)
-	ctrl := true
-	want := &corev1.Pod{
+	p := out.(*podMeta)
+	want := &podMeta{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web-5d8f7c9b6-x2x4z", Namespace: "shop", UID: "3f0c8a5e-0d7b-4a51-9c56-1f7d6f3b2a10", ResourceVersion: "123456",
 			Labels: map[string]string{"app": "web", "app.kubernetes.io/name": "web",
 				"app.kubernetes.io/part-of": "shop", "app.kubernetes.io/version": "1.2.3", "team": "payments"},
-			Annotations:     map[string]string{"logrouter.io/parser": "json"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Controller: &ctrl}},
+			Annotations: map[string]string{"logrouter.io/parser": "json"},
 		},
-		Spec: corev1.PodSpec{
-			NodeName:       node,
-			Containers:     []corev1.Container{{Name: "app", Image: "registry.example/shop/web:1.2.3"}, {Name: "proxy", Image: "registry.example/proxy:3"}},
-			InitContainers: []corev1.Container{{Name: "migrate", Image: "registry.example/shop/migrate:1"}},
-		},
+		Node:  node,
+		Owner: owner.Workload{Kind: "Deployment", Name: "web"},
+		Images: []containerImage{{"app", "registry.example/shop/web:1.2.3"}, {"proxy", "registry.example/proxy:3"},
+			{"migrate", "registry.example/shop/migrate:1"}},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("transform =\n%+v\nwant\n%+v", p, want)
 	}
-	// Idempotent: a second pass (the label the owner came from is gone) changes nothing.
+	// Idempotent: a transformed pod passes through unchanged.
 	again, _ := tr(p)
-	if !reflect.DeepEqual(again, want) {
+	if again != any(p) {
 		t.Errorf("second transform =\n%+v\nwant\n%+v", again, want)
 	}
 	// Tombstones pass through.
@@ -91,9 +89,28 @@ func TestNamespaceTransform(t *testing.T) {
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
 		Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"kubernetes"}},
 	})
-	want := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u", ResourceVersion: "9",
+	want := &nsMeta{metav1.ObjectMeta{Name: "shop", UID: "u", ResourceVersion: "9",
 		Labels: map[string]string{"team": "payments"}, Annotations: map[string]string{AnnotationExclude: "true"}}}
 	if !reflect.DeepEqual(out, want) {
 		t.Errorf("transform = %+v, want %+v", out, want)
+	}
+}
+
+func TestDeepCopy(t *testing.T) {
+	p := stripPod(fullPod(), allowlist.MustParse("*"), allowlist.MustParse("*"))
+	q := p.DeepCopyObject().(*podMeta)
+	if !reflect.DeepEqual(p, q) {
+		t.Fatalf("copy differs:\n%+v\n%+v", p, q)
+	}
+	q.Labels["app"] = "changed"
+	q.Images[0].Image = "changed"
+	if p.Labels["app"] != "web" || p.Images[0].Image != "registry.example/shop/web:1.2.3" {
+		t.Error("DeepCopyObject shares labels or images with the original")
+	}
+	ns := &nsMeta{metav1.ObjectMeta{Name: "a", Labels: map[string]string{"x": "y"}}}
+	nc := ns.DeepCopyObject().(*nsMeta)
+	nc.Labels["x"] = "z"
+	if ns.Labels["x"] != "y" {
+		t.Error("nsMeta DeepCopyObject shares labels")
 	}
 }
