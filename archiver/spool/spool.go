@@ -76,7 +76,37 @@ func (w *Writer) Reopen() (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reopen spool: %w", err)
 	}
-	return &Reader{f: f, r: bufio.NewReaderSize(f, 1<<16)}, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reopen spool: %w", err)
+	}
+	return newReader(f, st.Size()), nil
+}
+
+func newReader(f *os.File, size int64) *Reader {
+	return &Reader{f: f, r: &countingReader{r: bufio.NewReaderSize(f, 1<<16)}, size: size}
+}
+
+// countingReader counts what the frames consumed, so a corrupt length is caught before it is
+// allocated.
+type countingReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Discard closes and removes the spool file.
@@ -87,9 +117,10 @@ func (w *Writer) Discard() error {
 
 // Reader reads frames back in order.
 type Reader struct {
-	f   *os.File
-	r   *bufio.Reader
-	buf []byte
+	f    *os.File
+	r    *countingReader
+	size int64
+	buf  []byte
 }
 
 // ErrCorrupt means the spool does not hold what was written (a disk problem).
@@ -113,8 +144,8 @@ func (r *Reader) Next(fr *Frame) error {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, r.f.Name(), err)
 	}
 	n := lp + lc + lv
-	if n > 1<<31 {
-		return fmt.Errorf("%w: %s: frame of %d bytes", ErrCorrupt, r.f.Name(), n)
+	if lp > n || lc > n || lv > n || n > uint64(r.size-r.r.n) {
+		return fmt.Errorf("%w: %s: frame of %d bytes with %d left", ErrCorrupt, r.f.Name(), n, r.size-r.r.n)
 	}
 	if uint64(cap(r.buf)) < n {
 		r.buf = make([]byte, n)
