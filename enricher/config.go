@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/logrouter/logrouter/enricher/allowlist"
@@ -54,15 +53,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// Register adds the enricher's flags to fs with cfg's values as defaults. An empty NodeName
-// defaults to the NODE_NAME environment variable (the DaemonSet sets it from spec.nodeName).
+// Register adds the enricher's flags to fs with c's values as defaults: --kubernetes,
+// --kubeconfig and the --kubernetes-* flags. It does not add --node-name: the collector owns
+// that flag (router.Config.Node) and copies it into NodeName.
 func (c *Config) Register(fs *flag.FlagSet) {
-	if c.NodeName == "" {
-		c.NodeName = os.Getenv("NODE_NAME")
-	}
 	fs.BoolVar(&c.Enabled, "kubernetes", c.Enabled, "enrich records with Kubernetes API metadata (false: path metadata only)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file for running outside the cluster (default: in-cluster config)")
-	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name, whose pods are watched (default: $NODE_NAME)")
 	fs.StringVar(&c.PodLabels, "kubernetes-pod-labels", c.PodLabels, "allow-list of pod label keys copied into records: comma-separated globs, '!' excludes")
 	fs.StringVar(&c.PodAnnotations, "kubernetes-pod-annotations", c.PodAnnotations, "allow-list of pod annotation keys copied into records")
 	fs.StringVar(&c.NamespaceLabels, "kubernetes-namespace-labels", c.NamespaceLabels, "allow-list of namespace label keys copied into records and offered to the topic template")
@@ -77,7 +73,7 @@ var ErrConfig = errors.New("invalid enricher config")
 func (c Config) Validate() error {
 	var errs []error
 	if c.Enabled && c.NodeName == "" {
-		errs = append(errs, fmt.Errorf("%w: node name is empty: set --node-name or NODE_NAME (downward API spec.nodeName), or --kubernetes=false", ErrConfig))
+		errs = append(errs, fmt.Errorf("%w: node name is empty: set --node-name (downward API spec.nodeName), or --kubernetes=false", ErrConfig))
 	}
 	for _, l := range []struct{ flag, v string }{
 		{"kubernetes-pod-labels", c.PodLabels},

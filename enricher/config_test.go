@@ -52,14 +52,13 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
-	t.Setenv("NODE_NAME", "from-env")
 	c := DefaultConfig()
+	c.NodeName = "n1"
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	// The collector owns --node-name; Register must not collide with it.
+	fs.String("node-name", "", "")
 	c.Register(fs)
-	if c.NodeName != "from-env" {
-		t.Errorf("node name default = %q, want NODE_NAME", c.NodeName)
-	}
-	err := fs.Parse([]string{"--kubernetes=false", "--kubeconfig=/k", "--node-name=n1", "--kubernetes-pod-labels=app",
+	err := fs.Parse([]string{"--kubernetes=false", "--kubeconfig=/k", "--kubernetes-pod-labels=app",
 		"--kubernetes-pod-annotations=a/*", "--kubernetes-namespace-labels=", "--kubernetes-metadata-wait=2s",
 		"--kubernetes-deleted-pod-grace=1m"})
 	if err != nil {
