@@ -43,15 +43,39 @@ type Collector struct {
 
 	mu      sync.Mutex
 	files   map[fileid.ID]*file
-	done    map[fileid.ID]checkpoint.Entry // let go, still on disk: kept so they are not read again
+	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
 	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
 	truncs  []truncation
+	held    map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
 	groups  map[string]*file // newest file of each container
 	badPath map[string]bool  // paths already reported unparseable
 	lastCk  time.Time
 
 	wg sync.WaitGroup
 }
+
+// heldCopy is a file that starts like an open file of its container: a copytruncate copy made
+// before the original was truncated. Holding it open keeps its lines readable even if it is
+// deleted before the truncation is seen.
+type heldCopy struct {
+	fd    *os.File
+	cd    candidate
+	fpLen int
+	fp    uint64
+	since time.Time
+}
+
+// doneFile is a file read to its end and closed.
+type doneFile struct {
+	entry   checkpoint.Entry
+	size    int64
+	mtime   time.Time
+	missing time.Time // when scans stopped finding it (zero while found)
+}
+
+// forgetAfter is how long a closed file must be missing from scans before its position is
+// dropped: one scan can miss a file that kubelet is renaming.
+const forgetAfter = 30 * time.Second
 
 // truncation remembers where a copytruncated file was read to, so its copy resumes there.
 type truncation struct {
@@ -81,8 +105,8 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	}
 	c := &Collector{
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
-		files: map[fileid.ID]*file{}, done: map[fileid.ID]checkpoint.Entry{}, startup: map[fileid.ID]checkpoint.Entry{},
-		groups: map[string]*file{}, badPath: map[string]bool{},
+		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
+		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
 	}
 	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) })
 	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
@@ -158,6 +182,9 @@ loop:
 	for _, f := range c.files {
 		f.fd.Close()
 	}
+	for _, h := range c.held {
+		h.fd.Close()
+	}
 	c.mu.Unlock()
 	c.log.Info("collector stopped")
 	return nil
@@ -206,20 +233,28 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 				c.reportBadPath("containers", link, err)
 				continue
 			}
+			hop, err := os.Readlink(link)
+			if err != nil {
+				continue
+			}
+			if !filepath.IsAbs(hop) {
+				hop = filepath.Join(c.cfg.LogDir, hop)
+			}
+			if pm, err := logpath.ParsePodLog(hop); err == nil {
+				meta.PodUID = pm.PodUID
+			}
 			target, err := filepath.EvalSymlinks(link)
 			if err != nil {
-				continue // the container is gone; its pods-dir file is found below if it remains
-			}
-			if hop, err := os.Readlink(link); err == nil {
-				if !filepath.IsAbs(hop) {
-					hop = filepath.Join(c.cfg.LogDir, hop)
-				}
-				if pm, err := logpath.ParsePodLog(hop); err == nil {
-					meta.PodUID = pm.PodUID
-				}
+				// The live file is missing: kubelet is between renaming it and creating the
+				// next one, or the container is gone. Its rotated files are still there.
+				target = hop
+			} else {
+				m := meta
+				m.File = target
+				add(candidate{path: target, meta: m, live: true, group: target})
 			}
 			meta.File = target
-			add(candidate{path: target, meta: meta, live: true, group: target})
+			covered[target] = true
 			c.addRotated(target, meta, add)
 		}
 	}
@@ -231,10 +266,17 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 				dir := filepath.Join(c.cfg.PodsDir, pd.Name(), cd.Name())
 				logs, _ := os.ReadDir(dir)
 				for _, l := range logs {
-					p := filepath.Join(dir, l.Name())
-					if !strings.HasSuffix(l.Name(), ".log") || covered[p] {
+					// A live name, or a rotated one whose live file is gone ("0.log.2026...").
+					name := l.Name()
+					live := name
+					if i := strings.Index(name, ".log."); i >= 0 {
+						live = name[:i+len(".log")]
+					}
+					p := filepath.Join(dir, live)
+					if !strings.HasSuffix(live, ".log") || covered[p] {
 						continue
 					}
+					covered[p] = true
 					meta, err := logpath.ParsePodLog(p)
 					if err != nil {
 						c.reportBadPath("pods", p, err)
@@ -250,6 +292,35 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 		}
 	}
 	c.place(ctx, cands, initial)
+	c.placeHeld(ctx)
+}
+
+// placeHeld starts held copies whose original's truncation is now known (where the original
+// was read to), and copies that no longer start like any open file (from their start).
+func (c *Collector) placeHeld(ctx context.Context) {
+	c.mu.Lock()
+	held := make([]heldCopy, 0, len(c.held))
+	for _, h := range c.held {
+		held = append(held, h)
+	}
+	c.mu.Unlock()
+	for _, h := range held {
+		var off int64
+		var st assemble.State
+		format := logline.FormatUnknown
+		if tr, ok := c.copyOfTruncated(h.fd, &h.cd); ok {
+			off, st, format = tr.offset, tr.state, tr.format
+		} else if c.isCopyOfOpen(h.fd, &h.cd) && time.Since(h.since) < 10*time.Minute {
+			continue
+		} else if tr, ok := c.copyOfTruncated(h.fd, &h.cd); ok {
+			off, st, format = tr.offset, tr.state, tr.format
+		}
+		c.mu.Lock()
+		delete(c.held, h.cd.id)
+		c.mu.Unlock()
+		cd := h.cd
+		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, off, st, format)
+	}
 }
 
 func (c *Collector) reportBadPath(dir, path string, err error) {
@@ -328,14 +399,22 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 	// Open files no scan found any more were deleted or moved away: read them to their end.
 	c.mu.Lock()
 	for id, f := range c.files {
-		if _, ok := byID[id]; !ok {
-			f.live.Store(false)
+		if _, ok := byID[id]; !ok && f.live.Swap(false) {
+			c.metrics.rotations.WithLabelValues("rename").Inc()
 		}
 	}
-	for id := range c.done {
-		if _, ok := byID[id]; !ok {
+	now := time.Now()
+	for id, d := range c.done {
+		switch _, ok := byID[id]; {
+		case ok:
+			d.missing = time.Time{}
+		case d.missing.IsZero():
+			d.missing = now
+		case now.Sub(d.missing) > forgetAfter:
 			delete(c.done, id)
+			continue
 		}
+		c.done[id] = d
 	}
 	cut := time.Now().Add(-10 * time.Minute)
 	kept := c.truncs[:0]
@@ -350,23 +429,41 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 
 func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	c.mu.Lock()
+	if _, ok := c.held[cd.id]; ok {
+		c.mu.Unlock()
+		return
+	}
 	if f := c.files[cd.id]; f != nil {
-		f.live.Store(cd.live)
+		if f.live.Swap(cd.live) && !cd.live {
+			c.metrics.rotations.WithLabelValues("rename").Inc()
+		}
 		p := cd.path
 		f.path.Store(&p)
 		c.mu.Unlock()
 		return
 	}
-	doneEntry, isDone := c.done[cd.id]
+	done, isDone := c.done[cd.id]
+	doneEntry := done.entry
 	startEntry, isStart := c.startup[cd.id]
 	delete(c.startup, cd.id)
 	c.mu.Unlock()
-	if isDone && !cd.live && cd.size <= doneEntry.Offset {
-		return // let go and not grown
+	if isDone && !cd.live && cd.size == done.size && cd.mtime.Equal(done.mtime) {
+		return // let go and untouched since (an inode reused by a new file would differ)
 	}
 	fd, err := os.Open(cd.path)
 	if err != nil {
 		return
+	}
+	// The path may name another file than the one the scan stat'ed (rotated in between):
+	// identity is what the descriptor says. The next scan places the new file.
+	if fi, err := fd.Stat(); err != nil {
+		fd.Close()
+		return
+	} else if id, err := fileid.Of(fi); err != nil || id != cd.id {
+		fd.Close()
+		return
+	} else {
+		cd.size = fi.Size()
 	}
 	fpLen, fp, err := fileid.Fingerprint(fd)
 	if err != nil {
@@ -397,13 +494,15 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		c.mu.Lock()
 		delete(c.done, cd.id) // an inode reused by a new file
 		c.mu.Unlock()
-		if tr, ok := c.matchTruncation(fd, cd.group); ok {
+		if tr, ok := c.copyOfTruncated(fd, cd); ok {
 			off, st, format = tr.offset, tr.state, tr.format
-			c.metrics.rotations.WithLabelValues("copy").Inc()
-			c.log.Info("copy of a truncated file: resuming where the original was read to", "path", cd.path, "offset", off)
 		} else if c.isCopyOfOpen(fd, cd) {
-			fd.Close() // a copy of a file being read: only its truncation makes it interesting
+			c.hold(fd, cd, fpLen, fp)
 			return
+		} else if tr, ok := c.copyOfTruncated(fd, cd); ok {
+			// The original published its truncation between the two checks above (it does so
+			// before dropping its fingerprint, so one of the three checks sees it).
+			off, st, format = tr.offset, tr.state, tr.format
 		} else if initial && c.cfg.StartAtEnd {
 			off = cd.size
 		}
@@ -422,17 +521,24 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS}, off, st, f.emit)
 	f.handle = c.meta.Open(cd.meta)
 	c.mu.Lock()
-	if prev := c.groups[cd.group]; prev != nil && c.files[prev.id] == prev {
+	// Lines keep their order across rename rotation: a file waits until the container's
+	// previous file is read to its end. Never behind a live file, though: a file found while the
+	// live one is open (a copytruncate copy) holds older lines and must not wait forever.
+	prev := c.groups[cd.group]
+	switch {
+	case prev == nil || c.files[prev.id] != prev:
+		c.groups[cd.group] = f
+	case prev.live.Load() && !cd.live:
+	case prev.live.Load():
+		c.groups[cd.group] = f
+	default:
 		f.prev = prev
+		c.groups[cd.group] = f
 	}
-	c.groups[cd.group] = f
 	c.files[cd.id] = f
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
-	if !cd.live {
-		c.metrics.rotations.WithLabelValues("rename").Inc()
-	}
-	f.log.Info("reading file", "offset", off, "live", cd.live)
+	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
 	c.wg.Add(1)
 	go f.run(ctx)
 }
@@ -440,19 +546,44 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 // release lets a fully read, no longer live file go; its position is kept while it exists.
 func (c *Collector) release(f *file) {
 	e := f.entry()
+	d := doneFile{entry: e}
+	if fi, err := f.fd.Stat(); err == nil {
+		d.size, d.mtime = fi.Size(), fi.ModTime()
+	}
 	c.mu.Lock()
 	delete(c.files, f.id)
 	if c.groups[f.group] == f {
 		delete(c.groups, f.group)
 	}
-	c.done[f.id] = e
+	c.done[f.id] = d
 	c.mu.Unlock()
 	f.caughtUpOnce.Do(func() { close(f.caughtUp) })
 	f.handle.Close()
 	f.fd.Close()
 	c.metrics.openFiles.Dec()
 	c.metrics.bytesBehind.DeleteLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File)
-	f.log.Info("file read to its end and closed", "offset", e.Offset)
+	f.log.Info("file read to its end and closed", "offset", e.Offset, "inode", f.id.Inode)
+}
+
+// copyOfTruncated matches fd to a truncated file of its container.
+func (c *Collector) copyOfTruncated(fd *os.File, cd *candidate) (truncation, bool) {
+	tr, ok := c.matchTruncation(fd, cd.group)
+	if ok {
+		c.metrics.rotations.WithLabelValues("copy").Inc()
+		c.log.Info("copy of a truncated file: resuming where the original was read to", "path", cd.path, "offset", tr.offset)
+	}
+	return tr, ok
+}
+
+// hold keeps a copy of an open file open until its original's truncation is seen.
+func (c *Collector) hold(fd *os.File, cd *candidate, fpLen int, fp uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.held[cd.id]; ok {
+		fd.Close()
+		return
+	}
+	c.held[cd.id] = heldCopy{fd: fd, cd: *cd, fpLen: fpLen, fp: fp, since: time.Now()}
 }
 
 func (c *Collector) rememberTruncation(t truncation) {
@@ -514,8 +645,8 @@ func (c *Collector) saveCheckpoints() {
 		files = append(files, f)
 	}
 	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done))
-	for _, e := range c.done {
-		entries = append(entries, e)
+	for _, d := range c.done {
+		entries = append(entries, d.entry)
 	}
 	c.mu.Unlock()
 	for _, f := range files {

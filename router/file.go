@@ -237,13 +237,23 @@ func (f *file) step(ctx context.Context) stepResult {
 	defer f.c.putBuf(buf)
 	pos := f.asm.Pos()
 	n, err := f.fd.ReadAt(buf, pos)
+	if n > 0 && !f.sameContent() {
+		// Truncated and written again (copytruncate) before its size fell below our offset: what
+		// was just read is not the continuation of what came before. Checked after the read, so
+		// a read that passes came from the old content.
+		f.c.budget.Release(snap.Namespace, reserve)
+		f.truncated(ctx, "content changed")
+		return stepProgress
+	}
 	if n == 0 {
 		f.c.budget.Release(snap.Namespace, reserve)
 		if err != nil && !errors.Is(err, io.EOF) {
 			f.log.Error("read failed", "err", err)
 			return stepBlocked
 		}
-		f.checkTruncation(ctx, pos)
+		if fi, err := f.fd.Stat(); err == nil && fi.Size() < pos {
+			f.truncated(ctx, "file shrank")
+		}
 		return stepIdle
 	}
 	data := buf[:n]
@@ -416,25 +426,38 @@ func (f *file) rewind(ctx context.Context) bool {
 	return true
 }
 
-// checkTruncation handles copytruncate: the file got shorter than where we read. Everything in
-// flight is settled first, so the position saved for the copy is exact.
-func (f *file) checkTruncation(ctx context.Context, pos int64) {
-	fi, err := f.fd.Stat()
-	if err != nil || fi.Size() >= pos {
-		return
+// sameContent reports whether the file still starts with the bytes it was fingerprinted by.
+func (f *file) sameContent() bool {
+	f.mu.Lock()
+	n, sum := f.fpLen, f.fp
+	f.mu.Unlock()
+	if n == 0 {
+		return true
 	}
+	ok, err := fileid.Matches(f.fd, n, sum)
+	return ok || err != nil
+}
+
+// truncated handles copytruncate: the file was cut back to nothing while we read it. Everything
+// in flight is settled first, so the position saved for its copy is exact.
+func (f *file) truncated(ctx context.Context, reason string) {
 	if !f.drain(ctx) {
 		return
 	}
 	f.mu.Lock()
 	tr := truncation{fpLen: f.fpLen, fp: f.fp, offset: f.acked, state: f.ackedState, format: f.format, group: f.group, at: time.Now()}
+	f.mu.Unlock()
+	// Publish the record before dropping the old fingerprint: a scan in between then matches the
+	// copy to one or the other, never to neither (which would read it again from its start).
+	f.c.rememberTruncation(tr)
+	f.mu.Lock()
 	f.queue, f.failed = nil, nil
 	f.gen++
 	f.acked, f.ackedState = 0, assemble.State{}
+	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint
 	f.mu.Unlock()
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
-	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "size", fi.Size(), "read_to", pos)
-	f.c.rememberTruncation(tr)
+	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "reason", reason, "read_to", tr.offset)
 	f.asm.Restore(0, assemble.State{})
 	f.asm.SetFormat(logline.FormatUnknown)
 	f.refreshFingerprint()

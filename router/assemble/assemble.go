@@ -98,7 +98,7 @@ type Assembler struct {
 
 // New returns an assembler that emits to emit, starting at offset off in state st.
 func New(cfg Config, off int64, st State, emit func(*Output)) *Assembler {
-	a := &Assembler{cfg: cfg, emit: emit, pos: off, tsbuf: make([]byte, 0, 64), scratch: make([]byte, 0, 1024)}
+	a := &Assembler{cfg: cfg, emit: emit, pos: off, tsbuf: make([]byte, 0, 64)}
 	a.Restore(off, st)
 	return a
 }
@@ -207,6 +207,9 @@ func streamName(i int) string {
 func (a *Assembler) parse(line []byte) (logline.Line, error) {
 	switch a.cfg.Format {
 	case logline.FormatDocker:
+		if cap(a.scratch) < 20<<10 {
+			a.scratch = make([]byte, 0, 20<<10) // docker's 16 KiB pieces unescape in place, no allocation
+		}
 		return dockerjson.Parse(line, a.scratch[:0])
 	case logline.FormatCRI:
 		return cri.Parse(line, a.tsbuf[:0])
@@ -220,9 +223,6 @@ func (a *Assembler) physical(line []byte, adv int) {
 	start := a.pos
 	a.pos += int64(adv)
 	l, err := a.parse(line)
-	if a.cfg.Format == logline.FormatDocker && err == nil {
-		a.scratch = l.Msg[:0] // keep the grown buffer
-	}
 	if err != nil {
 		a.raw(line, start, err.Error(), false, 0, true)
 		return

@@ -143,7 +143,7 @@ func (c *Container) RotateRename() (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rot++
-	rotated := fmt.Sprintf("%s.%s-%04d", c.path, time.Now().UTC().Format("20060102-150405"), c.rot)
+	rotated := c.rotatedName()
 	if err := os.Rename(c.path, rotated); err != nil {
 		return "", fmt.Errorf("loadgen: rotate: %w", err)
 	}
@@ -156,13 +156,20 @@ func (c *Container) RotateRename() (string, error) {
 	return rotated, nil
 }
 
+// rotatedName is kubelet's name for a rotated file, 0.log.YYYYMMDD-hhmmss; the timestamp
+// advances a second per rotation so fast test rotations never collide.
+func (c *Container) rotatedName() string {
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(c.rot) * time.Second)
+	return c.path + "." + ts.Format("20060102-150405")
+}
+
 // RotateCopyTruncate rotates like logrotate's copytruncate: the live file is copied to
 // 0.log.<n> and then truncated in place. It returns the copy's path.
 func (c *Container) RotateCopyTruncate() (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rot++
-	cp := fmt.Sprintf("%s.%s-%04d", c.path, time.Now().UTC().Format("20060102-150405"), c.rot)
+	cp := c.rotatedName()
 	data, err := os.ReadFile(c.path)
 	if err != nil {
 		return "", fmt.Errorf("loadgen: copytruncate: %w", err)
