@@ -47,8 +47,8 @@ type Collector struct {
 	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
 	truncs  []truncation
 	held    map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
-	groups  map[string]*file // newest file of each container
-	badPath map[string]bool  // paths already reported unparseable
+	groups  map[string]*file       // newest file of each container
+	badPath map[string]bool        // paths already reported unparseable
 	lastCk  time.Time
 
 	wg sync.WaitGroup
