@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/logrouter/logrouter/integration/collectortest"
+	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router"
 )
 
@@ -441,5 +443,143 @@ func TestCollectorCompatBinary(t *testing.T) {
 	}
 	if kcatErr != nil {
 		t.Log("kcat is not on PATH: only sarama checked")
+	}
+}
+
+// TestCollectorCompatOptionalFields: records that carry the schema's optional fields (a line
+// of invalid UTF-8 with message_base64, the chunks of an oversized line with split, a line the
+// runtime's framing does not parse with parse_error) and a message full of characters JSON
+// must escape read the same through sarama and kcat: byte-identical values, decoded per the
+// schema into exactly the lines written.
+func TestCollectorCompatOptionalFields(t *testing.T) {
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	brokers := cl.ListenAddrs()[0]
+	w := collectortest.NewWorkload(t, []string{"team-a"}, 1, []string{"app"})
+	c := w.Containers[0] // CRI
+	ts := time.Now().UTC()
+	long := strings.Repeat("0123456789", 300)
+	escapes := "h\u00e9llo \u2713 \U0001F680 \u2028 tab\t quote\" backslash\\ ctrl\x01\x1f del\x7f </script>"
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Write(ts, "stdout", "before"))
+	must(c.WriteRaw([]byte("this is not CRI\n")))
+	must(c.Write(ts, "stderr", "bad \xff\xfe utf8"))
+	must(c.Write(ts, "stdout", long))
+	must(c.Write(ts, "stdout", escapes))
+	must(c.Write(ts, "stdout", "after"))
+	cfg := collectortest.Config(t, w.Node, brokers, 3)
+	cfg.MaxLineBytes = 1000
+	col := collectortest.Start(t, cfg)
+	topic := collectortest.Topic("team-a")
+	collectortest.WaitForMessage(t, brokers, topic, "after", 30*time.Second)
+	if err := col.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	adm := collectortest.Admin(t, brokers)
+	total := collectortest.TopicRecords(t, adm, topic)
+	schema := collectortest.LoadSchema(t)
+
+	check := func(t *testing.T, client string, msgs []collectortest.Msg) map[int64]string {
+		t.Helper()
+		if int64(len(msgs)) != total {
+			t.Fatalf("%s: read %d records, the topic holds %d", client, len(msgs), total)
+		}
+		slices.SortFunc(msgs, func(a, b collectortest.Msg) int { return int(a.Offset - b.Offset) })
+		values := map[int64]string{}
+		var recs []record.Record
+		for _, m := range msgs {
+			if m.Partition != msgs[0].Partition {
+				t.Fatalf("%s: one container's records in partitions %d and %d", client, msgs[0].Partition, m.Partition)
+			}
+			if string(m.Key) != c.ID {
+				t.Errorf("%s: key %q, want %q", client, m.Key, c.ID)
+			}
+			if err := collectortest.CheckFields(schema, m.Value); err != nil {
+				t.Errorf("%s: offset %d: %v: %.300s", client, m.Offset, err, m.Value)
+			}
+			rec, err := record.Decode(m.Value)
+			if err != nil {
+				t.Fatalf("%s: offset %d: %v", client, m.Offset, err)
+			}
+			recs = append(recs, rec)
+			values[m.Offset] = string(m.Value)
+		}
+		// Reassemble split chunks; everything else is one record per line.
+		var lines []record.Record
+		var joined strings.Builder
+		next := 0
+		for i, r := range recs {
+			if r.Split == nil {
+				if next != 0 {
+					t.Fatalf("%s: record %d: unsplit record inside a split line", client, i)
+				}
+				lines = append(lines, r)
+				continue
+			}
+			if r.Split.Index != next || len(r.Message) > cfg.MaxLineBytes {
+				t.Fatalf("%s: record %d: split %+v with %d bytes, want index %d of at most %d bytes", client, i, *r.Split, len(r.Message), next, cfg.MaxLineBytes)
+			}
+			joined.WriteString(r.Message)
+			next++
+			if r.Split.Last {
+				r.Message, r.Split = joined.String(), nil
+				lines = append(lines, r)
+				joined.Reset()
+				next = 0
+			}
+		}
+		if next != 0 {
+			t.Fatalf("%s: split line not finished", client)
+		}
+		if chunks := len(recs) - 5; chunks < (len(long)+cfg.MaxLineBytes-1)/cfg.MaxLineBytes {
+			t.Errorf("%s: the %d-byte line came in %d records, want at least %d chunks of --max-line-bytes %d", client, len(long), chunks, (len(long)+cfg.MaxLineBytes-1)/cfg.MaxLineBytes, cfg.MaxLineBytes)
+		}
+		type want struct {
+			msg, stream, parseErr string
+			b64                   []byte
+		}
+		wants := []want{
+			{msg: "before", stream: "stdout"},
+			{msg: "this is not CRI", parseErr: "*"},
+			{msg: "bad \ufffd\ufffd utf8", stream: "stderr", b64: []byte("bad \xff\xfe utf8")},
+			{msg: long, stream: "stdout"},
+			{msg: escapes, stream: "stdout"},
+			{msg: "after", stream: "stdout"},
+		}
+		if len(lines) != len(wants) {
+			t.Fatalf("%s: %d lines after reassembly, want %d", client, len(lines), len(wants))
+		}
+		for i, wl := range wants {
+			l := lines[i]
+			if l.Message != wl.msg || !bytes.Equal(l.MessageBase64, wl.b64) || (wl.parseErr == "") != (l.ParseError == "") ||
+				(wl.parseErr == "" && (l.Stream != wl.stream || !l.Time.Equal(ts))) ||
+				l.Namespace != "team-a" || l.Pod != c.Pod || l.Container != c.Name || l.ContainerID != c.ID || l.Node != collectortest.NodeName {
+				t.Errorf("%s: line %d: %+v\nwant message %.60q stream %q parse error %v message_base64 %q", client, i, l, wl.msg, wl.stream, wl.parseErr != "", wl.b64)
+			}
+		}
+		return values
+	}
+
+	msgs := saramaGroupRead(t, brokers, "compat-optional-fields", topic, sarama.V3_6_0_0, int(total), 20*time.Second)
+	fromSarama := check(t, "sarama", msgs)
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Log("kcat is not on PATH: only sarama checked")
+		return
+	}
+	out := runKcat(t, kcat, 30*time.Second, "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-m", "10", "-J")
+	fromKcat := check(t, "kcat -J", parseKcatJSON(t, out))
+	for off, v := range fromSarama {
+		if fromKcat[off] != v {
+			t.Errorf("offset %d: sarama and kcat read different values:\n%.300s\n%.300s", off, v, fromKcat[off])
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/record"
 )
 
 // Admin is a franz-go admin client for brokers, closed at the end of the test.
@@ -196,4 +198,45 @@ func CheckCompression(t testing.TB, brokers, topic, codec string, want int) {
 	if len(bad) > 0 {
 		t.Errorf("%s: records by compression code %v, want all %d (%s)", topic, bad, code, codec)
 	}
+}
+
+// WaitForMessage reads topic with franz-go until a record whose message is msg arrives, and
+// fails at the timeout.
+func WaitForMessage(t testing.TB, brokers, topic, msg string, timeout time.Duration) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		found := false
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no record with message %q in %s within %s", msg, topic, timeout)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if rec, err := record.Decode(r.Value); err == nil && rec.Message == msg {
+				found = true
+			}
+		})
+		if found {
+			return
+		}
+	}
+}
+
+// TopicRecords returns how many records topic holds (the sum of its end offsets).
+func TopicRecords(t testing.TB, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := EndOffsets(ctx, adm, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum(ends)
 }
