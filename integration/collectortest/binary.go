@@ -21,36 +21,56 @@ var (
 )
 
 // Binary returns the path of a logrouter binary: $LOGROUTER_BIN when set, else one built once
-// per test process from ./cmd/logrouter (without -race: the binary is what ships).
+// per test process from ./cmd/logrouter (without -race: the binary is what ships). The build
+// goes to $LOGROUTER_CACHE/bin (default: the user cache dir's logrouter/bin) and replaces the
+// previous one atomically, so repeated runs do not pile up binaries.
 func Binary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("LOGROUTER_BIN"); p != "" {
 		return p
 	}
-	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "logrouter-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "logrouter")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", buildPath, "./cmd/logrouter")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/logrouter: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { buildPath, buildErr = build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+func build() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	cache := os.Getenv("LOGROUTER_CACHE")
+	if cache == "" {
+		if cache, err = os.UserCacheDir(); err != nil {
+			cache = os.TempDir()
+		}
+		cache = filepath.Join(cache, "logrouter")
+	}
+	dir := filepath.Join(cache, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, ".logrouter-build-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, "./cmd/logrouter")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/logrouter: %v\n%s", err, out)
+	}
+	final := filepath.Join(dir, "logrouter-integration-test")
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	return final, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
