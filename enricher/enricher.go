@@ -202,23 +202,24 @@ func (e *Enricher) Open(m filemeta.PathMeta) filemeta.Handle {
 	e.metrics.filesOpen.Inc()
 	if p := e.lookup(m); p != nil {
 		e.bind(h, p)
+	} else if m.PodUID != "" {
+		// Unbound files stay here after their wait expired, so the pod still binds them when
+		// it shows up.
+		addTo(e.waitUID, types.UID(m.PodUID), h)
 	} else {
-		// Unbound files stay in these maps after their wait expired, so the pod still binds
-		// them when it shows up.
-		if m.PodUID != "" {
-			addTo(e.waitUID, types.UID(m.PodUID), h)
-		} else {
-			addTo(e.waitName, m.Namespace+"/"+m.Pod, h)
-		}
-		if e.cfg.MetadataWait <= 0 {
-			h.expired = true
-			e.metrics.partialFiles.Inc()
-		} else {
-			e.metrics.filesWaiting.Inc()
-			h.timer = time.AfterFunc(e.cfg.MetadataWait, h.waitExpired)
-		}
+		addTo(e.waitName, m.Namespace+"/"+m.Pod, h)
+	}
+	if e.cfg.MetadataWait <= 0 {
+		h.expired = true
 	}
 	e.render(h)
+	switch {
+	case h.snap.Load() == nil:
+		e.metrics.filesWaiting.Inc()
+		h.timer = time.AfterFunc(e.cfg.MetadataWait, h.waitExpired)
+	case h.expired:
+		e.shippedIncomplete(h)
+	}
 	return h
 }
 
@@ -236,6 +237,11 @@ func (e *Enricher) lookup(m filemeta.PathMeta) *podEntry {
 // bind attaches h to its pod for good: a name-only file keeps the pod it was bound to even
 // when the name is reused.
 func (e *Enricher) bind(h *handle, p *podEntry) {
+	if h.m.PodUID != "" {
+		removeFrom(e.waitUID, types.UID(h.m.PodUID), h)
+	} else {
+		removeFrom(e.waitName, h.m.Namespace+"/"+h.m.Pod, h)
+	}
 	h.pod = p
 	if p.handles == nil {
 		p.handles = map[*handle]struct{}{}
@@ -244,19 +250,12 @@ func (e *Enricher) bind(h *handle, p *podEntry) {
 	p.expireAt = time.Time{}
 }
 
-// unwait takes h out of the files waiting for their pod (bound or closed).
-func (e *Enricher) unwait(h *handle) {
-	if h.m.PodUID != "" {
-		removeFrom(e.waitUID, types.UID(h.m.PodUID), h)
-	} else {
-		removeFrom(e.waitName, h.m.Namespace+"/"+h.m.Pod, h)
-	}
+// stopWaiting ends h's bounded wait: it has a snapshot, or it is closed.
+func (e *Enricher) stopWaiting(h *handle) {
 	if h.timer != nil {
 		h.timer.Stop()
 		h.timer = nil
-		if !h.expired {
-			e.metrics.filesWaiting.Dec()
-		}
+		e.metrics.filesWaiting.Dec()
 	}
 }
 
@@ -264,16 +263,29 @@ func (h *handle) waitExpired() {
 	e := h.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if h.closed || h.pod != nil || h.expired {
+	if h.closed || h.timer == nil {
+		return // closed, or the metadata came in time
+	}
+	e.stopWaiting(h)
+	h.expired = true
+	e.render(h)
+	e.shippedIncomplete(h)
+}
+
+// shippedIncomplete counts and reports a file whose wait ended without full metadata.
+func (e *Enricher) shippedIncomplete(h *handle) {
+	s := h.snap.Load()
+	if s == nil || s.Excluded {
 		return
 	}
-	h.expired = true
-	e.metrics.filesWaiting.Dec()
 	e.metrics.partialFiles.Inc()
-	e.log.Warn("no pod metadata in time: shipping with path metadata",
+	missing := "pod"
+	if h.pod != nil {
+		missing = "namespace"
+	}
+	e.log.Warn("no "+missing+" metadata in time: shipping with what is known",
 		"namespace", h.m.Namespace, "pod", h.m.Pod, "pod_uid", h.m.PodUID, "container", h.m.Container,
 		"waited", e.cfg.MetadataWait.String())
-	e.render(h)
 }
 
 // Close implements filemeta.Handle.
@@ -285,7 +297,7 @@ func (h *handle) Close() {
 		return
 	}
 	h.closed = true
-	e.unwait(h)
+	e.stopWaiting(h)
 	removeFrom(e.handles, h.m.Namespace, h)
 	e.metrics.filesOpen.Dec()
 	if p := h.pod; p != nil {
@@ -293,18 +305,26 @@ func (h *handle) Close() {
 		if p.deleted && len(p.handles) == 0 {
 			p.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
 		}
+	} else if h.m.PodUID != "" {
+		removeFrom(e.waitUID, types.UID(h.m.PodUID), h)
+	} else {
+		removeFrom(e.waitName, h.m.Namespace+"/"+h.m.Pod, h)
 	}
 	if ns := e.namespaces[h.m.Namespace]; ns != nil && ns.deleted && len(e.handles[h.m.Namespace]) == 0 {
 		ns.expireAt = e.now().Add(e.cfg.DeletedPodGrace)
 	}
 }
 
-// render publishes h's snapshot. Once a file has a snapshot it never goes back to nil.
+// render publishes h's snapshot, or nothing while h waits. A file waits (at most
+// MetadataWait) for its pod and its namespace, so that its first lines already carry the
+// namespace labels the topic template may route by. Once a file has a snapshot it never goes
+// back to nil.
 func (e *Enricher) render(h *handle) {
 	ns := e.namespaces[h.m.Namespace]
+	shipping := h.expired || h.snap.Load() != nil
 	var s *filemeta.Snapshot
 	switch {
-	case h.pod != nil:
+	case h.pod != nil && (ns != nil || shipping):
 		p := h.pod
 		k := &record.Kubernetes{
 			Image: p.image(h.m.Container), Labels: p.Labels, Annotations: p.Annotations,
@@ -317,8 +337,8 @@ func (e *Enricher) render(h *handle) {
 		if m.PodUID == "" {
 			m.PodUID = string(p.UID)
 		}
-		s = filemeta.SnapshotFor(m, e.cfg.NodeName, k, false)
-	case h.expired || (ns != nil && ns.excluded) || h.snap.Load() != nil:
+		s = filemeta.SnapshotFor(m, e.cfg.NodeName, k, ns == nil)
+	case shipping || (ns != nil && ns.excluded):
 		s = filemeta.SnapshotFor(h.m, e.cfg.NodeName, nil, true)
 		if ns != nil {
 			s.NamespaceLabels = ns.labels
@@ -333,6 +353,7 @@ func (e *Enricher) render(h *handle) {
 	}
 	h.snap.Store(s)
 	e.metrics.renders.Inc()
+	e.stopWaiting(h)
 }
 
 func (e *Enricher) renderAll(hs map[*handle]struct{}) {
@@ -382,12 +403,10 @@ func (e *Enricher) podChanged(oldObj, obj any) {
 	e.renderAll(entry.handles)
 	// Files that were waiting for this pod, or already shipping partial.
 	for h := range e.waitUID[p.UID] {
-		e.unwait(h)
 		e.bind(h, entry)
 		e.render(h)
 	}
 	for h := range e.waitName[name] {
-		e.unwait(h)
 		e.bind(h, entry)
 		e.render(h)
 	}
@@ -458,7 +477,8 @@ func (e *Enricher) namespaceChanged(obj any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	prev := e.namespaces[ns.Name]
-	if prev == nil {
+	isNew := prev == nil
+	if isNew {
 		prev = &nsEntry{}
 		e.metrics.namespaces.Inc()
 	}
@@ -492,7 +512,7 @@ func (e *Enricher) namespaceChanged(obj any) {
 		}
 	}
 	e.namespaces[ns.Name] = entry
-	if prev.excluded != entry.excluded || prev.retention != entry.retention || !maps.Equal(prev.labels, entry.labels) || prev.deleted {
+	if isNew || prev.excluded != entry.excluded || prev.retention != entry.retention || !maps.Equal(prev.labels, entry.labels) || prev.deleted {
 		e.renderAll(e.handles[ns.Name])
 	}
 }

@@ -232,6 +232,43 @@ func TestPodCreatedAfterFile(t *testing.T) {
 	}
 }
 
+// TestWaitsForNamespace: a file's first lines must carry its namespace's labels (the topic
+// template may route by them), so a known pod in a namespace not seen yet still waits.
+func TestWaitsForNamespace(t *testing.T) {
+	client := fake.NewClientset(pod("late-ns", "web", "uid-web", map[string]string{"app": "web"}))
+	e := start(t, testConfig(), client)
+	eventually(t, "sync", e.Synced)
+	h := e.Open(pathMeta("late-ns", "web", "uid-web", "app"))
+	defer h.Close()
+	if s := h.Load(); s != nil {
+		t.Fatalf("snapshot before the namespace is known: %s", s.Fragment)
+	}
+	if _, err := client.CoreV1().Namespaces().Create(context.Background(), namespace("late-ns", map[string]string{"team": "t"}, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "snapshot", func() bool { return h.Load() != nil })
+	r := decode(t, h.Load())
+	if r.Metadata != "" || r.Kubernetes == nil || r.Kubernetes.NamespaceLabels["team"] != "t" || h.Load().NamespaceLabels["team"] != "t" {
+		t.Errorf("record = %+v", r)
+	}
+
+	// When the namespace never shows up in time, the pod's metadata ships marked partial.
+	cfg := testConfig()
+	cfg.MetadataWait = 10 * time.Millisecond
+	client2 := fake.NewClientset(pod("never", "web", "uid-web", map[string]string{"app": "web"}))
+	e2 := start(t, cfg, client2)
+	eventually(t, "sync", e2.Synced)
+	h2 := e2.Open(pathMeta("never", "web", "uid-web", "app"))
+	defer h2.Close()
+	eventually(t, "snapshot", func() bool { return h2.Load() != nil })
+	if r := decode(t, h2.Load()); r.Metadata != record.MetadataPartial || r.Kubernetes == nil || r.Kubernetes.Labels["app"] != "web" {
+		t.Errorf("record = %+v", r)
+	}
+	if got := gauge(t, e2.reg, "logrouter_enricher_partial_files_total"); got != 1 {
+		t.Errorf("partial files = %v, want 1", got)
+	}
+}
+
 func TestWaitExpiresThenEnriches(t *testing.T) {
 	cfg := testConfig()
 	cfg.MetadataWait = 10 * time.Millisecond
@@ -266,7 +303,7 @@ func TestWaitExpiresThenEnriches(t *testing.T) {
 func TestPodDeletedWithUnreadLines(t *testing.T) {
 	cfg := testConfig()
 	cfg.DeletedPodGrace = time.Minute
-	client := fake.NewClientset(pod("shop", "short", "uid-s", map[string]string{"app": "short"}))
+	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "short", "uid-s", map[string]string{"app": "short"}))
 	e := start(t, cfg, client)
 	h := e.Open(pathMeta("shop", "short", "uid-s", "app"))
 	eventually(t, "enriched", enriched(h))
@@ -316,7 +353,7 @@ func TestPodDeletedWithUnreadLines(t *testing.T) {
 }
 
 func TestPodNameReusedWithNewUID(t *testing.T) {
-	client := fake.NewClientset(pod("db", "db-0", "uid-old", map[string]string{"gen": "old"}))
+	client := fake.NewClientset(namespace("db", nil, nil), pod("db", "db-0", "uid-old", map[string]string{"gen": "old"}))
 	e := start(t, testConfig(), client)
 	old := e.Open(pathMeta("db", "db-0", "uid-old", "app"))
 	defer old.Close()
@@ -358,6 +395,8 @@ func TestNameReusedWithoutDeleteEvent(t *testing.T) {
 	e := start(t, testConfig(), fake.NewClientset())
 	all := allowlist.MustParse("*")
 	tp := func(p *corev1.Pod) *podMeta { return stripPod(p, all, all) }
+	ns, _ := namespaceTransform(all)(namespace("db", nil, nil))
+	e.namespaceChanged(ns)
 	e.podChanged(nil, tp(pod("db", "db-0", "uid-1", map[string]string{"gen": "1"})))
 	h1 := e.Open(pathMeta("db", "db-0", "uid-1", "app"))
 	e.podChanged(tp(pod("db", "db-0", "uid-1", nil)), tp(pod("db", "db-0", "uid-2", map[string]string{"gen": "2"})))
@@ -518,7 +557,7 @@ func TestLabelAllowList(t *testing.T) {
 
 func TestOtherNodesPodsIgnored(t *testing.T) {
 	// The fake clientset ignores field selectors, so this checks the handler's own guard.
-	client := fake.NewClientset(pod("shop", "elsewhere", "uid-e", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }))
+	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "elsewhere", "uid-e", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }))
 	e := start(t, testConfig(), client)
 	eventually(t, "sync", e.Synced)
 	h := e.Open(pathMeta("shop", "elsewhere", "uid-e", "app"))
@@ -529,7 +568,7 @@ func TestOtherNodesPodsIgnored(t *testing.T) {
 }
 
 func TestStatusUpdateDoesNotRerender(t *testing.T) {
-	client := fake.NewClientset(pod("shop", "web", "uid-web", map[string]string{"app": "web"}))
+	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "web", "uid-web", map[string]string{"app": "web"}))
 	e := start(t, testConfig(), client)
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	defer h.Close()
@@ -578,5 +617,23 @@ func TestRunTwice(t *testing.T) {
 	eventually(t, "running", e.running.Load)
 	if err := e.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
 		t.Errorf("second Run = %v, want ErrAlreadyRunning", err)
+	}
+}
+
+func TestZeroWaitShipsAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.MetadataWait = 0
+	e := start(t, cfg, fake.NewClientset())
+	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
+	defer h.Close()
+	s := h.Load()
+	if s == nil || decode(t, s).Metadata != record.MetadataPartial {
+		t.Fatalf("zero wait: %v, want a partial snapshot at once", s)
+	}
+	if got := gauge(t, e.reg, "logrouter_enricher_partial_files_total"); got != 1 {
+		t.Errorf("partial files = %v", got)
+	}
+	if got := gauge(t, e.reg, "logrouter_enricher_waiting_files"); got != 0 {
+		t.Errorf("waiting files = %v", got)
 	}
 }
