@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +329,50 @@ func TestGatewayLimits(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("byte budget never enforced")
 		}
+	}
+}
+
+// TestGatewayKubeRecheck opens a stream with a Kubernetes identity, then takes its RBAC away:
+// the stream ends with an "unauthorized" end event once the cached allow expires.
+func TestGatewayKubeRecheck(t *testing.T) {
+	var denied atomic.Bool
+	cs := fakeKube()
+	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if !denied.Load() {
+			return false, nil, nil // fall through to fakeKube's answer
+		}
+		rev := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).DeepCopy()
+		rev.Status.Allowed = false
+		return true, rev, nil
+	})
+	e := startGateway(t, 1, withKube(cs), func(c *api.Config, _ *[]api.Option) { c.KubeCacheTTL = 300 * time.Millisecond })
+	e.createTopic("logs.team-a", 1)
+	resp := e.get("/v1/namespaces/team-a/logs", "kube-alice", "Accept", "text/event-stream")
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	sr := newSSE(resp.Body)
+	heartbeats := 0
+	for heartbeats < 3 { // idle stream: heartbeats keep coming
+		ev, err := sr.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.event == "" && ev.data == "" && ev.id != "" {
+			heartbeats++
+		}
+	}
+	denied.Store(true)
+	var last sseEvent
+	for {
+		ev, err := sr.next()
+		if err != nil {
+			break
+		}
+		last = ev
+	}
+	if last.event != "end" || !strings.Contains(last.data, `"unauthorized"`) || !strings.Contains(last.data, `"forbidden"`) {
+		t.Fatalf("last event %+v", last)
 	}
 }
