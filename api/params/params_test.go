@@ -204,3 +204,22 @@ func FuzzNamespace(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseArchive(f *testing.F) {
+	for _, s := range []string{"since=2026-11-21T10:00:00Z", "since=2026-11-21T10:00:00Z&until=2026-11-21T11:00:00Z&limit=5&grep=x", "until=x"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, q string) {
+		a, err := ParseArchive(q, now)
+		if err != nil {
+			if First(err) == nil {
+				t.Fatalf("error without a parameter: %v", err)
+			}
+			return
+		}
+		if !a.Since.Before(a.Until) || a.Limit < 0 {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
