@@ -71,7 +71,7 @@ type archiverProc struct {
 	stderr *syncBuffer
 }
 
-func startArchiver(t *testing.T, bin string, args ...string) *archiverProc {
+func startArchiver(t testing.TB, bin string, args ...string) *archiverProc {
 	t.Helper()
 	buf := &syncBuffer{}
 	cmd := exec.Command(bin, append([]string{"archive"}, args...)...)

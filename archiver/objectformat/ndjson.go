@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -26,10 +27,18 @@ type ndjsonEncoder struct {
 	stats Stats
 }
 
+// zstdWriters reuses stream encoders across objects (each holds megabytes of tables).
+var zstdWriters sync.Pool
+
 func newNDJSONEncoder(w io.Writer, o Options) (*ndjsonEncoder, error) {
-	z, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return nil, fmt.Errorf("zstd writer: %w", err)
+	z, _ := zstdWriters.Get().(*zstd.Encoder)
+	if z == nil {
+		var err error
+		if z, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)); err != nil {
+			return nil, fmt.Errorf("zstd writer: %w", err)
+		}
+	} else {
+		z.Reset(w)
 	}
 	return &ndjsonEncoder{z: z, dec: row.NewDecoder(), opts: o}, nil
 }
@@ -99,7 +108,10 @@ func appendInvalid(b []byte, r *row.Row) []byte {
 }
 
 func (n *ndjsonEncoder) Close() error {
-	if err := n.z.Close(); err != nil {
+	err := n.z.Close()
+	zstdWriters.Put(n.z)
+	n.z = nil
+	if err != nil {
 		return fmt.Errorf("zstd close: %w", err)
 	}
 	return nil

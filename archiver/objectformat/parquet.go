@@ -25,9 +25,13 @@ type parquetEncoder struct {
 	stats    Stats
 }
 
+// zstdCodec is shared by every Parquet writer: it pools zstd encoders, whose history buffers
+// cost more to allocate than a small object costs to compress.
+var zstdCodec = &zstd.Codec{Level: zstd.SpeedFastest}
+
 func newParquetEncoder(w io.Writer, o Options) *parquetEncoder {
 	wopts := []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.Compression(zstdCodec),
 		parquet.CreatedBy("logrouter", "v1", ""),
 		parquet.KeyValueMetadata("logrouter.schema", "archive.v1"),
 	}

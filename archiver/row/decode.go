@@ -388,41 +388,56 @@ func (s *scanner) object(member func(key []byte) error) error {
 }
 
 // str appends the unescaped string at the scanner to dst. Invalid UTF-8 and lone surrogates
-// become U+FFFD, as encoding/json makes them.
+// become U+FFFD, as encoding/json makes them. Runs between escapes are found with
+// bytes.IndexByte, which is vectorised.
 func (s *scanner) str(dst []byte) ([]byte, error) {
 	if !s.consume('"') {
 		return dst, s.errorf("want string")
 	}
-	// Fast path: no escape before the closing quote, plain ASCII without control characters.
-	if q := bytes.IndexByte(s.b[s.i:], '"'); q >= 0 {
-		seg := s.b[s.i : s.i+q]
-		if bytes.IndexByte(seg, '\\') < 0 && plainASCII(seg) {
-			s.i += q + 1
-			return append(dst, seg...), nil
-		}
-	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			dst = appendValid(dst, s.b[start:s.i])
-			s.i++
-			return dst, nil
-		case c == '\\':
-			dst = appendValid(dst, s.b[start:s.i])
-			var err error
-			if dst, err = s.escape(dst); err != nil {
-				return dst, err
+	for {
+		rest := s.b[s.i:]
+		q := bytes.IndexByte(rest, '"')
+		if q < 0 {
+			if i := ctlIndex(rest); i >= 0 {
+				s.i += i
+				return dst, s.errorf("control character in string")
 			}
-			start = s.i
-		case c < 0x20:
-			return dst, s.errorf("control character in string")
-		default:
-			s.i++
+			s.i = len(s.b)
+			return dst, s.errorf("unterminated string")
+		}
+		seg := rest[:q]
+		bs := bytes.IndexByte(seg, '\\')
+		if bs >= 0 {
+			seg = seg[:bs]
+		}
+		if plainASCII(seg) {
+			dst = append(dst, seg...)
+		} else {
+			if i := ctlIndex(seg); i >= 0 {
+				s.i += i
+				return dst, s.errorf("control character in string")
+			}
+			dst = appendValid(dst, seg)
+		}
+		s.i += len(seg)
+		if bs < 0 {
+			s.i++ // the closing quote
+			return dst, nil
+		}
+		var err error
+		if dst, err = s.escape(dst); err != nil {
+			return dst, err
 		}
 	}
-	return dst, s.errorf("unterminated string")
+}
+
+func ctlIndex(b []byte) int {
+	for i, c := range b {
+		if c < 0x20 {
+			return i
+		}
+	}
+	return -1
 }
 
 // plainASCII reports whether b has only bytes 0x20-0x7f, eight at a time.

@@ -4,6 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -21,6 +26,7 @@ func runArchive(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile to this file (for benchmarks)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
@@ -29,6 +35,22 @@ func runArchive(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := cli.Logger(stderr, lvl).With("component", "archiver")
+	// The budget is also the Go heap's soft limit, so the GC works harder before the process
+	// outgrows it (GOMEMLIMIT in the environment wins).
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(cfg.MemoryBudget)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	reg := cli.NewRegistry()
 	a, err := archiver.New(cfg, reg, log)
 	if err != nil {
@@ -38,5 +60,24 @@ func runArchive(ctx context.Context, args []string, _, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.Run(gctx) })
 	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
-	return g.Wait()
+	err = g.Wait()
+	log.Info("archiver stopped", "peak_rss_bytes", peakRSS())
+	return err
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes, or -1 where /proc has none.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return -1
 }
