@@ -30,10 +30,7 @@ import (
 // all iterations.
 func BenchmarkGatewayEndToEndLatency(b *testing.B) {
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "logrouter")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logrouter/logrouter/cmd/logrouter").CombinedOutput(); err != nil {
-		b.Fatalf("build logrouter: %v\n%s", err, out)
-	}
+	bin := logrouterBinary(b)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		b.Fatal(err)
