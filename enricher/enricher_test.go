@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -37,8 +38,47 @@ func testConfig() Config {
 type testEnricher struct {
 	*Enricher
 	reg    *prometheus.Registry
-	client *fake.Clientset
+	client *watchedClient
 	clock  *fakeClock
+}
+
+// watchedClient is a fake clientset that tells when the informers' watches are open. The fake
+// tracker does not replay events by resourceVersion, so an object changed between an
+// informer's list and its watch would be missed: tests change objects only once both watch.
+type watchedClient struct {
+	*fake.Clientset
+	mu       sync.Mutex
+	watching map[string]bool // resource -> a watch is open
+}
+
+func newClient(objs ...runtime.Object) *watchedClient {
+	c := &watchedClient{Clientset: fake.NewClientset(objs...), watching: map[string]bool{}}
+	c.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		var opts metav1.ListOptions
+		if wa, ok := a.(k8stesting.WatchActionImpl); ok {
+			opts = wa.ListOptions
+		}
+		w, err := c.Tracker().Watch(a.GetResource(), a.GetNamespace(), opts)
+		if err != nil {
+			return true, nil, err
+		}
+		c.mu.Lock()
+		c.watching[a.GetResource().Resource] = true
+		c.mu.Unlock()
+		return true, w, nil
+	})
+	return c
+}
+
+func (c *watchedClient) watches(resources ...string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range resources {
+		if !c.watching[r] {
+			return false
+		}
+	}
+	return true
 }
 
 type fakeClock struct {
@@ -53,8 +93,16 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// start runs an enricher against client until the test ends.
-func start(t *testing.T, cfg Config, client *fake.Clientset) *testEnricher {
+// start runs an enricher against client until the test ends, and returns once its informers
+// have listed and watch.
+func start(t *testing.T, cfg Config, client *watchedClient) *testEnricher {
+	t.Helper()
+	e := startNoWait(t, cfg, client)
+	eventually(t, "informers synced and watching", func() bool { return e.Synced() && client.watches("pods", "namespaces") })
+	return e
+}
+
+func startNoWait(t *testing.T, cfg Config, client *watchedClient) *testEnricher {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	e, err := New(cfg, client, reg, slog.New(slog.DiscardHandler))
@@ -164,7 +212,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func TestEnrichesRecord(t *testing.T) {
 	ctrl := true
-	client := fake.NewClientset(
+	client := newClient(
 		namespace("shop", map[string]string{"team": "payments"}, map[string]string{AnnotationRetention: "7d"}),
 		pod("shop", "web-5d8f7c9b6-x2x4z", "uid-web", map[string]string{"app": "web", "pod-template-hash": "5d8f7c9b6"},
 			func(p *corev1.Pod) {
@@ -206,9 +254,8 @@ func TestEnrichesRecord(t *testing.T) {
 }
 
 func TestPodCreatedAfterFile(t *testing.T) {
-	client := fake.NewClientset(namespace("shop", nil, nil))
+	client := newClient(namespace("shop", nil, nil))
 	e := start(t, testConfig(), client)
-	eventually(t, "sync", e.Synced)
 	h := e.Open(pathMeta("shop", "job-1", "uid-1", "app"))
 	defer h.Close()
 	if s := h.Load(); s != nil {
@@ -235,9 +282,8 @@ func TestPodCreatedAfterFile(t *testing.T) {
 // TestWaitsForNamespace: a file's first lines must carry its namespace's labels (the topic
 // template may route by them), so a known pod in a namespace not seen yet still waits.
 func TestWaitsForNamespace(t *testing.T) {
-	client := fake.NewClientset(pod("late-ns", "web", "uid-web", map[string]string{"app": "web"}))
+	client := newClient(pod("late-ns", "web", "uid-web", map[string]string{"app": "web"}))
 	e := start(t, testConfig(), client)
-	eventually(t, "sync", e.Synced)
 	h := e.Open(pathMeta("late-ns", "web", "uid-web", "app"))
 	defer h.Close()
 	if s := h.Load(); s != nil {
@@ -255,9 +301,8 @@ func TestWaitsForNamespace(t *testing.T) {
 	// When the namespace never shows up in time, the pod's metadata ships marked partial.
 	cfg := testConfig()
 	cfg.MetadataWait = 10 * time.Millisecond
-	client2 := fake.NewClientset(pod("never", "web", "uid-web", map[string]string{"app": "web"}))
+	client2 := newClient(pod("never", "web", "uid-web", map[string]string{"app": "web"}))
 	e2 := start(t, cfg, client2)
-	eventually(t, "sync", e2.Synced)
 	h2 := e2.Open(pathMeta("never", "web", "uid-web", "app"))
 	defer h2.Close()
 	eventually(t, "snapshot", func() bool { return h2.Load() != nil })
@@ -272,9 +317,8 @@ func TestWaitsForNamespace(t *testing.T) {
 func TestWaitExpiresThenEnriches(t *testing.T) {
 	cfg := testConfig()
 	cfg.MetadataWait = 10 * time.Millisecond
-	client := fake.NewClientset(namespace("shop", map[string]string{"team": "payments"}, nil))
+	client := newClient(namespace("shop", map[string]string{"team": "payments"}, nil))
 	e := start(t, cfg, client)
-	eventually(t, "sync", e.Synced)
 	h := e.Open(pathMeta("shop", "late", "uid-late", "app"))
 	defer h.Close()
 	eventually(t, "partial snapshot", func() bool { return h.Load() != nil })
@@ -303,7 +347,7 @@ func TestWaitExpiresThenEnriches(t *testing.T) {
 func TestPodDeletedWithUnreadLines(t *testing.T) {
 	cfg := testConfig()
 	cfg.DeletedPodGrace = time.Minute
-	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "short", "uid-s", map[string]string{"app": "short"}))
+	client := newClient(namespace("shop", nil, nil), pod("shop", "short", "uid-s", map[string]string{"app": "short"}))
 	e := start(t, cfg, client)
 	h := e.Open(pathMeta("shop", "short", "uid-s", "app"))
 	eventually(t, "enriched", enriched(h))
@@ -353,7 +397,7 @@ func TestPodDeletedWithUnreadLines(t *testing.T) {
 }
 
 func TestPodNameReusedWithNewUID(t *testing.T) {
-	client := fake.NewClientset(namespace("db", nil, nil), pod("db", "db-0", "uid-old", map[string]string{"gen": "old"}))
+	client := newClient(namespace("db", nil, nil), pod("db", "db-0", "uid-old", map[string]string{"gen": "old"}))
 	e := start(t, testConfig(), client)
 	old := e.Open(pathMeta("db", "db-0", "uid-old", "app"))
 	defer old.Close()
@@ -392,7 +436,7 @@ func TestPodNameReusedWithNewUID(t *testing.T) {
 // TestNameReusedWithoutDeleteEvent is the relist case: the watch missed the deletion and the
 // informer reports an update whose UID changed.
 func TestNameReusedWithoutDeleteEvent(t *testing.T) {
-	e := start(t, testConfig(), fake.NewClientset())
+	e := start(t, testConfig(), newClient())
 	all := allowlist.MustParse("*")
 	tp := func(p *corev1.Pod) *podMeta { return stripPod(p, all, all) }
 	ns, _ := namespaceTransform(all)(namespace("db", nil, nil))
@@ -417,7 +461,7 @@ func TestNameReusedWithoutDeleteEvent(t *testing.T) {
 func TestAPIUnreachableAtStart(t *testing.T) {
 	cfg := testConfig()
 	cfg.MetadataWait = 10 * time.Millisecond
-	client := fake.NewClientset(
+	client := newClient(
 		namespace("shop", map[string]string{"team": "payments"}, nil),
 		pod("shop", "web", "uid-web", map[string]string{"app": "web"}))
 	var down atomic.Bool
@@ -431,11 +475,11 @@ func TestAPIUnreachableAtStart(t *testing.T) {
 		return false, nil, nil
 	}
 	client.PrependReactor("list", "*", unreachable)
-	client.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watchInterface, error) {
+	client.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
 		handled, _, err := unreachable(a)
 		return handled, nil, err
 	})
-	e := start(t, cfg, client)
+	e := startNoWait(t, cfg, client)
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	defer h.Close()
 	eventually(t, "partial snapshot while the API is down", func() bool { return h.Load() != nil })
@@ -455,7 +499,7 @@ func TestAPIUnreachableAtStart(t *testing.T) {
 }
 
 func TestNamespaceExcludedAndReincluded(t *testing.T) {
-	client := fake.NewClientset(
+	client := newClient(
 		namespace("noisy", nil, map[string]string{AnnotationExclude: "true"}),
 		pod("noisy", "spam", "uid-spam", nil))
 	e := start(t, testConfig(), client)
@@ -492,7 +536,7 @@ func TestNamespaceExcludedAndReincluded(t *testing.T) {
 
 func TestNamespaceSettingsAnnotations(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset(namespace("shop", nil, map[string]string{AnnotationRetention: "3d"}), pod("shop", "web", "uid-web", nil))
+	client := newClient(namespace("shop", nil, map[string]string{AnnotationRetention: "3d"}), pod("shop", "web", "uid-web", nil))
 	e := start(t, testConfig(), client)
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	defer h.Close()
@@ -527,7 +571,7 @@ func TestLabelAllowList(t *testing.T) {
 	cfg.PodLabels = "app,team*,!team-secret"
 	cfg.PodAnnotations = "logrouter.io/*,example.com/owner"
 	cfg.NamespaceLabels = "tier"
-	client := fake.NewClientset(
+	client := newClient(
 		namespace("shop", map[string]string{"tier": "gold", "kubernetes.io/metadata.name": "shop"}, nil),
 		pod("shop", "web", "uid-web", map[string]string{"app": "web", "team-a": "x", "team-secret": "s", "pod-template-hash": "h", "version": "2"},
 			func(p *corev1.Pod) {
@@ -557,9 +601,8 @@ func TestLabelAllowList(t *testing.T) {
 
 func TestOtherNodesPodsIgnored(t *testing.T) {
 	// The fake clientset ignores field selectors, so this checks the handler's own guard.
-	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "elsewhere", "uid-e", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }))
+	client := newClient(namespace("shop", nil, nil), pod("shop", "elsewhere", "uid-e", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }))
 	e := start(t, testConfig(), client)
-	eventually(t, "sync", e.Synced)
 	h := e.Open(pathMeta("shop", "elsewhere", "uid-e", "app"))
 	defer h.Close()
 	if s := h.Load(); s != nil {
@@ -568,7 +611,7 @@ func TestOtherNodesPodsIgnored(t *testing.T) {
 }
 
 func TestStatusUpdateDoesNotRerender(t *testing.T) {
-	client := fake.NewClientset(namespace("shop", nil, nil), pod("shop", "web", "uid-web", map[string]string{"app": "web"}))
+	client := newClient(namespace("shop", nil, nil), pod("shop", "web", "uid-web", map[string]string{"app": "web"}))
 	e := start(t, testConfig(), client)
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	defer h.Close()
@@ -595,7 +638,7 @@ func TestStatusUpdateDoesNotRerender(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndCounts(t *testing.T) {
-	e := start(t, testConfig(), fake.NewClientset())
+	e := start(t, testConfig(), newClient())
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	h.Close()
 	h.Close()
@@ -613,7 +656,7 @@ func TestCloseIsIdempotentAndCounts(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	e := start(t, testConfig(), fake.NewClientset())
+	e := start(t, testConfig(), newClient())
 	eventually(t, "running", e.running.Load)
 	if err := e.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
 		t.Errorf("second Run = %v, want ErrAlreadyRunning", err)
@@ -623,7 +666,7 @@ func TestRunTwice(t *testing.T) {
 func TestZeroWaitShipsAtOnce(t *testing.T) {
 	cfg := testConfig()
 	cfg.MetadataWait = 0
-	e := start(t, cfg, fake.NewClientset())
+	e := start(t, cfg, newClient())
 	h := e.Open(pathMeta("shop", "web", "uid-web", "app"))
 	defer h.Close()
 	s := h.Load()
