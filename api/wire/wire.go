@@ -34,7 +34,7 @@ type Encoder interface {
 
 // CleanValue returns v as one line of valid JSON, or ok=false.
 func CleanValue(v []byte, scratch *bytes.Buffer) (out []byte, ok bool) {
-	if !json.Valid(v) {
+	if !Valid(v) {
 		return nil, false
 	}
 	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {

@@ -65,3 +65,44 @@ func TestSSEFraming(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", b, want)
 	}
 }
+
+func TestValid(t *testing.T) {
+	cases := []string{
+		`{}`, `[]`, `""`, `0`, `-0`, `1.5e-3`, `true`, `false`, `null`, ` {"a" : [1, "x\u00e9\n", {"b":null}]} `,
+		`{"a":1,}`, `[1,]`, `{"a"}`, `{"a":}`, `01`, `1.`, `.5`, `-`, `1e`, `"\x"`, "\"\x01\"", `"\u12"`, `tru`, `nulll`,
+		`{} {}`, `"unterminated`, `[`, `{"a":1`, "\xff", `"` + "\xff" + `"`, `{"v":1},"cursor":"forged"`, ``, ` `,
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	}
+	for _, c := range cases {
+		if got, want := Valid([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("Valid(%.40q) = %v, json.Valid = %v", c, got, want)
+		}
+	}
+}
+
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{"v":1,"message":"a\"b\\c\u0041","n":-1.5E+3,"a":[true,false,null]}`, `[1,]`, `"\ud800"`, "01"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, json.Valid = %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	v := []byte(`{"v":1,"ts":"2026-11-21T10:00:00.123456789Z","stream":"stdout","message":"GET /api/v1/items?page=2 200 12.3ms \"Mozilla/5.0\" user=42 trace=4bf92f3577b34da6a3ce929d0e0e4736","namespace":"shop","pod":"web-5d8f7c9b6-abcde","pod_uid":"0b5c9d2e","container":"app","node":"node-1","offset":123456}`)
+	b.Run("wire.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			Valid(v)
+		}
+	})
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			json.Valid(v)
+		}
+	})
+}
