@@ -1,6 +1,7 @@
 package owner
 
 import (
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,4 +44,35 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzResolve(f *testing.F) {
+	f.Add("apps/v1", "ReplicaSet", "web-5d8f7c9b6", "5d8f7c9b6")
+	f.Add("batch/v1", "Job", "nightly-29012345", "")
+	f.Add("batch/v1", "Job", "-29012345", "")
+	f.Add("v1", "Node", "n", "")
+	f.Fuzz(func(t *testing.T, apiVersion, kind, name, hash string) {
+		ctrl := true
+		refs := []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: name, Controller: &ctrl}}
+		w := Resolve(refs, map[string]string{PodTemplateHashLabel: hash})
+		switch w.Kind {
+		case "Deployment":
+			if kind != "ReplicaSet" || w.Name == "" || w.Name+"-"+hash != name {
+				t.Fatalf("Resolve(%q %q %q, hash %q) = %+v", apiVersion, kind, name, hash, w)
+			}
+		case "CronJob":
+			if kind != "Job" || w.Name == "" || !strings.HasPrefix(name, w.Name+"-") {
+				t.Fatalf("Resolve(%q %q %q) = %+v", apiVersion, kind, name, w)
+			}
+		default:
+			if w.Kind != kind || w.Name != name {
+				t.Fatalf("Resolve(%q %q %q) = %+v, want the reference itself", apiVersion, kind, name, w)
+			}
+		}
+		// Resolving the result again changes nothing (the informer transform relies on it).
+		again := Resolve([]metav1.OwnerReference{{APIVersion: apiVersion, Kind: w.Kind, Name: w.Name, Controller: &ctrl}}, nil)
+		if w.Kind != "" && again != w {
+			t.Fatalf("second Resolve = %+v, want %+v", again, w)
+		}
+	})
 }
