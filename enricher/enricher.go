@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -133,8 +135,33 @@ func New(cfg Config, client kubernetes.Interface, reg prometheus.Registerer, log
 	}); err != nil {
 		return nil, fmt.Errorf("enricher: namespace event handler: %w", err)
 	}
+	for _, x := range []struct {
+		inf      cache.SharedIndexInformer
+		resource string
+	}{{podInf, "pods"}, {nsInf, "namespaces"}} {
+		if err := x.inf.SetWatchErrorHandlerWithContext(e.watchErrorHandler(x.resource)); err != nil {
+			return nil, fmt.Errorf("enricher: %s watch error handler: %w", x.resource, err)
+		}
+	}
 	e.podsSynced, e.nsSynced = podInf.HasSynced, nsInf.HasSynced
 	return e, nil
+}
+
+// watchErrorHandler reports list/watch failures in the component's log and metrics instead of
+// klog. The informer retries on its own, with client-go's backoff.
+func (e *Enricher) watchErrorHandler(resource string) cache.WatchErrorHandlerWithContext {
+	return func(_ context.Context, _ *cache.Reflector, err error) {
+		switch {
+		case errors.Is(err, io.EOF):
+			return // the server closed the watch normally
+		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			e.log.Debug("watch expired, relisting", "resource", resource, "error", err.Error())
+			return
+		}
+		e.metrics.apiErrors.WithLabelValues(resource).Inc()
+		e.log.Warn("kubernetes list/watch failed; retrying, files ship with what is known",
+			"resource", resource, "error", err.Error())
+	}
 }
 
 // Run starts the informers and runs until ctx ends, then stops them and waits for their

@@ -487,6 +487,10 @@ func TestAPIUnreachableAtStart(t *testing.T) {
 		t.Errorf("record while down = %+v", r)
 	}
 	eventually(t, "a failed list", func() bool { return failed.Load() > 0 })
+	eventually(t, "API errors counted", func() bool {
+		return testutil.ToFloat64(e.metrics.apiErrors.WithLabelValues("pods")) > 0 &&
+			testutil.ToFloat64(e.metrics.apiErrors.WithLabelValues("namespaces")) > 0
+	})
 	if e.Synced() {
 		t.Fatal("synced while the API is down")
 	}

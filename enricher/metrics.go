@@ -9,7 +9,7 @@ import (
 type metrics struct {
 	pods, namespaces, filesOpen, filesWaiting, synced prometheus.Gauge
 	partialFiles, renders, podsExpired                prometheus.Counter
-	invalidAnnotations                                *prometheus.CounterVec
+	invalidAnnotations, apiErrors                     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,12 +32,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Deleted pods dropped after their files were read and the grace period passed."}),
 		invalidAnnotations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_enricher_invalid_annotations_total",
 			Help: "Namespace annotations with an invalid value, ignored."}, []string{"annotation"}),
+		apiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logrouter_enricher_api_errors_total",
+			Help: "Failed lists and watches of the Kubernetes API (the informers retry with backoff)."}, []string{"resource"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.pods, m.namespaces, m.filesOpen, m.filesWaiting, m.synced,
-		m.partialFiles, m.renders, m.podsExpired, m.invalidAnnotations} {
+		m.partialFiles, m.renders, m.podsExpired, m.invalidAnnotations, m.apiErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("enricher: register metrics: %w", err)
 		}
