@@ -99,7 +99,9 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	if err != nil {
 		return nil, err
 	}
-	s, err := sink.New(cfg.Sink, cfg.BufferBytes)
+	scfg := cfg.Sink
+	scfg.MaxRecordBytes = MaxRecordBytes(cfg.MaxLineBytes)
+	s, err := sink.New(scfg, cfg.BufferBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -691,6 +693,10 @@ func (c *Config) CheckDirs() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxRecordBytes is the largest record value a line of maxLine bytes can become: JSON escapes a
+// control character as 6 bytes, and the file's metadata and the record's fields come on top.
+func MaxRecordBytes(maxLine int) int { return 6*maxLine + 64<<10 }
 
 // parseFormat reads a checkpoint's format name (unknown for anything else: detected again).
 func parseFormat(s string) logline.Format {

@@ -344,3 +344,30 @@ func TestCollectorBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectorLineThatGrowsWhenEscaped: a line under --max-line-bytes whose JSON encoding is
+// several times larger (quotes, control characters) must be accepted by Kafka as one record, not
+// retried forever while the lines after it are sent again.
+func TestCollectorLineThatGrowsWhenEscaped(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	c, _ := node.AddContainer("esc", "web", "app", loadgen.CRI)
+	quotes := strings.Repeat(`"`, 600<<10)
+	ctrl := strings.Repeat("\x01", 300<<10)
+	ts := time.Now()
+	for _, m := range []string{"before", quotes, ctrl, "after"} {
+		if err := c.WriteRaw(c.Line(ts, "stdout", false, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t, node, brokers)
+	r := startCollector(t, cfg)
+	got := consume(t, brokers, 4, 30*time.Second)
+	if len(got) != 4 || got[0].rec.Message != "before" || got[1].rec.Message != quotes || got[2].rec.Message != ctrl || got[3].rec.Message != "after" {
+		t.Fatalf("got %d records", len(got))
+	}
+	if n := testutil.ToFloat64(r.c.metrics.forNamespace("esc").produceErrors); n != 0 {
+		t.Errorf("produce_errors_total = %v", n)
+	}
+}

@@ -124,9 +124,11 @@ func (f *file) run(ctx context.Context) {
 	}
 	var idleSince time.Time
 	backoff := time.Duration(0)
+	failedAt := int64(-1) // acknowledged offset at the last failure
 	for ctx.Err() == nil {
 		if err := f.failure(); err != nil {
 			backoff = nextBackoff(backoff)
+			failedAt = f.ackedOffset()
 			f.log.Warn("Kafka did not accept lines; reading again from the last acknowledged line", "err", err, "retry_in", backoff.String())
 			if !f.rewind(ctx) || !sleep(ctx, backoff) {
 				return
@@ -136,8 +138,10 @@ func (f *file) run(ctx context.Context) {
 		switch f.step(ctx) {
 		case stepProgress:
 			idleSince = time.Time{}
-			if f.failure() == nil {
-				backoff = 0
+			// A failure is reported after the read that caused it succeeded: only Kafka
+			// acknowledging lines past the failure point shows the problem is gone.
+			if failedAt >= 0 && f.ackedOffset() > failedAt {
+				backoff, failedAt = 0, -1
 			}
 		case stepStop:
 			return
@@ -185,6 +189,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+func (f *file) ackedOffset() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acked
+}
+
 func (f *file) failure() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -229,7 +239,7 @@ func (f *file) step(ctx context.Context) stepResult {
 		}
 	}
 	size := f.bufSize
-	reserve := int64(size)*4 + 4096
+	reserve := int64(size)*6 + 4096
 	if err := f.c.budget.Acquire(ctx, snap.Namespace, reserve); err != nil {
 		return stepStop
 	}
@@ -262,13 +272,14 @@ func (f *file) step(ctx context.Context) stepResult {
 	}
 	// Size the chunk from what was read: tiny lines cost a record each.
 	lines := int64(bytes.Count(data, []byte{'\n'})) + 1
-	estimate := int64(n)*2 + lines*(int64(len(snap.Fragment))+96+recordOverhead)
+	perLine := int64(len(snap.Fragment)) + 96
+	estimate := int64(n)*4 + lines*(2*perLine+recordOverhead) // our copy and franz-go's
 	if estimate > reserve {
 		f.c.budget.Force(snap.Namespace, estimate-reserve)
 		reserve = estimate
 	}
 	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
-		recs: make([]kgo.Record, 0, lines), slab: make([]byte, 0, estimate-lines*recordOverhead)}
+		recs: make([]kgo.Record, 0, lines), slab: make([]byte, 0, int64(n)*2+lines*perLine)}
 	ch.promise = ch.onPromise
 	f.cur = ch
 	consumed := f.asm.Feed(data, false)
@@ -334,8 +345,9 @@ func (f *file) submit(ch *chunk) {
 	if ch.excluded > 0 {
 		m.excludedLines.Add(float64(ch.excluded))
 	}
-	// Give back what the reservation over-estimated.
-	actual := int64(cap(ch.slab)) + int64(len(ch.recs))*recordOverhead
+	// Give back what the reservation over-estimated. franz-go encodes each record into its
+	// batch when it is produced, so every value is held twice until acknowledged.
+	actual := int64(cap(ch.slab)) + int64(len(ch.slab)) + int64(len(ch.recs))*recordOverhead
 	if actual < ch.reserved {
 		f.c.budget.Release(ch.ns, ch.reserved-actual)
 		ch.reserved = actual

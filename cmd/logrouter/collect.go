@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"golang.org/x/sync/errgroup"
 
@@ -27,6 +28,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := cli.NewFlagSet("collect", stderr)
 	cfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
+	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 32 MiB; -1: none; the GOMEMLIMIT variable wins)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
@@ -37,6 +39,15 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := cli.Logger(stderr, slog.LevelInfo).With("component", "collector")
+	// The budget bounds what the collector holds; the soft limit makes the garbage collector
+	// return it promptly instead of letting the heap grow to twice the live data.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit >= 0 {
+		limit := *memLimit
+		if limit == 0 {
+			limit = cfg.BufferBytes + 32<<20
+		}
+		debug.SetMemoryLimit(limit)
+	}
 	reg := cli.NewRegistry()
 	c, err := router.New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, log)
 	if err != nil {

@@ -33,6 +33,9 @@ type Config struct {
 	Retention         time.Duration
 	// TopicBackoff is how long a failed topic creation is answered from memory before retrying.
 	TopicBackoff time.Duration
+	// MaxRecordBytes is the largest record value the collector can make; batches and the
+	// topics' max.message.bytes are sized so that such a record is accepted (set by the collector).
+	MaxRecordBytes int
 }
 
 // DefaultConfig returns the defaults.
@@ -133,8 +136,11 @@ func New(cfg Config, maxBufferedBytes int64) (*Sink, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(cc),
 		kgo.ProducerLinger(cfg.Linger),
-		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
-		kgo.MaxBufferedRecords(1<<22),
+		kgo.ProducerBatchMaxBytes(int32(max(cfg.BatchMaxBytes, cfg.MaxRecordBytes+recordSlack))),
+		// The collector's byte budget is the real bound: every record accounts for more than
+		// 256 bytes, so these caps never bind first and Produce never blocks. (franz-go sizes its
+		// promise ring from the record cap, so it must not be huge.)
+		kgo.MaxBufferedRecords(int(max(maxBufferedBytes/256, 10000))),
 		kgo.MaxBufferedBytes(int(maxBufferedBytes)*2+(64<<20)),
 	)
 	client, err := kgo.NewClient(opts...)
@@ -201,10 +207,16 @@ func (s *Sink) ensure(ctx context.Context, topic string, retention time.Duration
 		ret = retention
 	}
 	retMS := strconv.FormatInt(ret.Milliseconds(), 10)
+	configs := map[string]*string{"retention.ms": &retMS}
+	if s.cfg.MaxRecordBytes > 0 {
+		// Kafka's default (about 1 MB) is below a --max-line-bytes line after JSON escaping.
+		mmb := strconv.Itoa(max(s.cfg.MaxRecordBytes+recordSlack, 1<<20))
+		configs["max.message.bytes"] = &mmb
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if !exists {
-		resp, err := s.adm.CreateTopic(ctx, int32(s.cfg.Partitions), int16(s.cfg.ReplicationFactor), map[string]*string{"retention.ms": &retMS}, topic)
+		resp, err := s.adm.CreateTopic(ctx, int32(s.cfg.Partitions), int16(s.cfg.ReplicationFactor), configs, topic)
 		if err == nil {
 			err = resp.Err
 		}
@@ -238,6 +250,9 @@ func (s *Sink) ensure(ctx context.Context, topic string, retention time.Duration
 	}
 	return nil
 }
+
+// recordSlack covers a record's key, headers and batch framing.
+const recordSlack = 16 << 10
 
 // ValidTopic checks Kafka's rules for topic names.
 func ValidTopic(t string) error {
