@@ -132,6 +132,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cmd.Process.Kill()
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	fmt.Fprintf(stdout, "collector pid %d reading the backlog into kfake at %s...\n", cmd.Process.Pid, brokers)
+	// Peak anonymous memory is sampled: VmHWM includes the binary's file-backed pages, which are
+	// shared and evictable and depend on what else the one binary links.
+	var peakAnon int64
+	stopSample := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if a, err := procStatus(cmd.Process.Pid, "RssAnon:"); err == nil {
+				peakAnon = max(peakAnon, a)
+			}
+			select {
+			case <-stopSample:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	var acked float64
 	for acked < float64(*lines) {
 		if ctx.Err() != nil {
@@ -151,7 +169,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	backlogWall := time.Since(start)
 	backlogCPU, _ := procCPU(cmd.Process.Pid)
-	backlogRSS, _ := procRSS(cmd.Process.Pid)
+	backlogRSS, _ := procStatus(cmd.Process.Pid, "VmRSS:")
 
 	// Live phase: steady writing, each line carrying its write time; a consumer measures when it
 	// arrives (write -> collector -> Kafka ack -> consumer).
@@ -159,6 +177,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	close(stopSample)
+	<-sampled
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("collector: %w (log: %s)", err, logf.Name())
@@ -175,7 +195,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "  RSS after backlog         %.1f MiB\n", float64(backlogRSS)/(1<<20))
 	fmt.Fprintf(stdout, "live: %d lines/s for %ds\n", *liveRate, *liveSeconds)
 	fmt.Fprintf(stdout, "  write-to-consume latency  p50 %s  p99 %s  max %s  (%d samples)\n", lat.p50, lat.p99, lat.max, lat.n)
-	fmt.Fprintf(stdout, "whole run: collector CPU %.2fs, peak RSS %.1f MiB\n", cpuTotal.Seconds(), float64(ru.Maxrss)/1024)
+	fmt.Fprintf(stdout, "whole run: collector CPU %.2fs, peak RSS %.1f MiB, peak anonymous RSS %.1f MiB\n", cpuTotal.Seconds(), float64(ru.Maxrss)/1024, float64(peakAnon)/(1<<20))
 	return nil
 }
 
@@ -304,17 +324,17 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ is 100 on Linux
 }
 
-// procRSS reads a process's resident set size from /proc.
-func procRSS(pid int) (int64, error) {
+// procStatus reads a size field (kB) of /proc/<pid>/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, field) {
 			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
