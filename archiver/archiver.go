@@ -174,6 +174,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 	a.uploadCtx = uploadCtx
 
 	a.log.Info("archiver running", "bucket", a.cfg.Bucket, "prefix", a.cfg.Prefix, "group", a.cfg.Group, "format", a.format)
+	// Wake waitSpoolRoom when ctx ends.
+	stopWake := context.AfterFunc(ctx, func() { a.mu.Lock(); a.cond.Broadcast(); a.mu.Unlock() })
+	defer stopWake()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); a.sweepLoop(ctx) }()
 
