@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/archiver"
+	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/router"
+	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+func init() {
+	commands["dev"] = command{
+		summary: "run the whole system on this machine: Kafka (kfake), a demo workload, collector, archiver, gateway",
+		run:     runDev,
+	}
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("dev", stderr)
+	dir := fs.String("data-dir", filepath.Join(os.TempDir(), "logrouter-dev"), "where Kafka's data, the demo's log files, checkpoints and the archive live")
+	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "address of the in-process Kafka broker")
+	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "address of the REST gateway")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address of /metrics for all components")
+	namespaces := fs.String("namespaces", "shop,payments,search", "demo namespaces, comma-separated")
+	rate := fs.Int("rate", 20, "lines per second per demo container")
+	fresh := fs.Bool("fresh", false, "delete the data directory first")
+	verbose := fs.Bool("verbose", false, "log at debug level")
+	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
+		return err
+	}
+	if *fresh {
+		os.RemoveAll(*dir)
+	}
+	for _, d := range []string{"kafka", "node", "checkpoints", "archive", "spool"} {
+		if err := os.MkdirAll(filepath.Join(*dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logFile, err := os.OpenFile(filepath.Join(*dir, "logrouter.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := cli.Logger(logFile, level)
+	reg := cli.NewRegistry()
+
+	// Kafka: kfake, a Kafka-protocol broker in this process, keeping its data on disk.
+	_, port, _ := strings.Cut(*kafkaAddr, ":")
+	var kport int
+	fmt.Sscanf(port, "%d", &kport)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.DataDir(filepath.Join(*dir, "kafka")))
+	if err != nil {
+		return fmt.Errorf("start Kafka on %s: %w (is something else listening there? use --kafka-addr)", *kafkaAddr, err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()[0]
+
+	node, err := loadgen.NewNode(filepath.Join(*dir, "node"))
+	if err != nil {
+		return err
+	}
+	demo := &loadgen.Demo{Node: node, Namespaces: strings.Split(*namespaces, ","), PodsPerNS: 2, LinesPerSec: *rate, RotateBytes: 1 << 20, KeepRotated: 2}
+	if err := demo.Start(); err != nil {
+		return err
+	}
+
+	ccfg := router.DefaultConfig()
+	ccfg.LogDir, ccfg.PodsDir = node.LogDir, node.PodsDir
+	ccfg.CheckpointDir = filepath.Join(*dir, "checkpoints")
+	ccfg.Node = "dev-node"
+	ccfg.Sink.Kafka.Brokers = brokers
+	ccfg.Sink.Partitions = 3
+	collector, err := router.New(ccfg, filemeta.PathOnly{Node: ccfg.Node}, reg, log.With("component", "collector"))
+	if err != nil {
+		return err
+	}
+
+	bucket := "file://" + filepath.Join(*dir, "archive") + "?create_dir=true"
+	acfg := archiver.DefaultConfig()
+	acfg.Kafka.Brokers = brokers
+	acfg.Bucket = bucket
+	acfg.SpoolDir = filepath.Join(*dir, "spool")
+	acfg.MaxObjectAge = time.Minute
+	acfg.TopicRefresh = 5 * time.Second
+	acfg.SessionTimeout = 10 * time.Second
+	arch, err := archiver.New(acfg, reg, log.With("component", "archiver"))
+	if err != nil {
+		return err
+	}
+
+	gcfg := api.DefaultConfig()
+	gcfg.Kafka.Brokers = brokers
+	gcfg.Listen = *gatewayAddr
+	gcfg.Bucket = bucket
+	gw, err := api.New(gcfg, reg, log.With("component", "gateway"))
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return demo.Run(gctx) })
+	g.Go(func() error { return collector.Run(gctx) })
+	g.Go(func() error { return arch.Run(gctx) })
+	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
+
+	secret, err := devToken(gctx, brokers, gcfg.TokenTopic, demo.Namespaces)
+	if err != nil {
+		return fmt.Errorf("create the dev token: %w", err)
+	}
+	ns := demo.Namespaces[0]
+	fmt.Fprintf(stdout, `logrouter dev is running (Ctrl-C stops it; state is kept in %s)
+
+  Kafka (kfake)      %s   topics logs.<namespace>: %s
+  demo workload      %d containers writing CRI logs under %s (rotated at 1 MiB)
+  collector          reading them; checkpoints in %s
+  archiver           Parquet objects in %s (an object per partition at least every minute)
+  gateway            http://%s
+  metrics            http://%s/metrics
+  log                %s
+
+Look at it:
+  kcat -C -b %s -t logs.%s -o -5 -e
+  curl -N -H 'Authorization: Bearer %s' -H 'Accept: application/x-ndjson' 'http://%s/v1/namespaces/%s/logs?from=earliest'
+  curl -s -H 'Authorization: Bearer %s' 'http://%s/v1/namespaces/%s/logs?limit=5'
+  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
+
+The token above may read: %s.
+`, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
+		*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, secret, *gatewayAddr, ns, secret, *gatewayAddr, ns, bucket, ns, strings.Join(demo.Namespaces, ", "))
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	fmt.Fprintln(stdout, "logrouter dev stopped")
+	return err
+}
+
+// devToken creates a gateway token for the demo namespaces.
+func devToken(ctx context.Context, brokers, topic string, namespaces []string) (string, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := token.EnsureTopic(cctx, kadm.NewClient(cl), topic); err != nil {
+		return "", err
+	}
+	secret, _, err := token.Create(cctx, cl, topic, token.Spec{Name: "dev", Namespaces: namespaces, TTL: 7 * 24 * time.Hour}, time.Now())
+	return secret, err
+}
