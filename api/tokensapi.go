@@ -47,12 +47,8 @@ func (g *Gateway) serveTokens(q *request, id string) {
 		q.fail(problem.New(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "allowed methods: "+allowed))
 		return
 	}
-	if q.r.URL.RawQuery != "" {
-		if _, err := params.ParseLogs(q.r.URL.RawQuery); err != nil && params.First(err).Code == params.CodeTokenInQuery {
-			q.fail(paramProblem(err))
-			return
-		}
-		q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeUnknownParameter, Detail: "token management takes no query parameters", Param: "query"})
+	if err := params.None(q.r.URL.RawQuery); err != nil {
+		q.fail(paramProblem(err))
 		return
 	}
 	if q.r.Method != http.MethodPost && (q.r.ContentLength > 0 || len(q.r.TransferEncoding) > 0) {

@@ -216,6 +216,8 @@ func TestGatewaySecurity(t *testing.T) {
 		{name: "revoke malformed id", method: "DELETE", path: "/v1/tokens/..%2f..", auth: "ADMIN", status: 404, code: "not_found"},
 		{name: "revoke unknown id", method: "DELETE", path: "/v1/tokens/0123456789abcdef", auth: "ADMIN", status: 404, code: "not_found"},
 		{name: "revoke by a team token", method: "DELETE", path: "/v1/tokens/0123456789abcdef", auth: "A", status: 403, code: "forbidden"},
+		{name: "token in query on tokens", path: "/v1/tokens?access_token=" + url.QueryEscape(tokAdmin), status: 400, code: "token_in_query"},
+		{name: "parameters on tokens", path: "/v1/tokens?namespace=team-a", auth: "ADMIN", status: 400, code: "unknown_parameter"},
 		{name: "PUT tokens", method: "PUT", path: "/v1/tokens", auth: "ADMIN", status: 405, code: "method_not_allowed"},
 	}
 	if len(tests) < 50 {

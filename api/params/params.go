@@ -315,12 +315,18 @@ func First(err error) *Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if p := First(e); p != nil {
-				return p
-			}
-		}
-	}
 	return nil
+}
+
+// None checks a query string that must be empty: credentials get CodeTokenInQuery, anything
+// else CodeUnknown.
+func None(rawQuery string) error {
+	if rawQuery == "" {
+		return nil
+	}
+	_, err := values(rawQuery, nil)
+	if err == nil { // e.g. "&": no parameters, but not empty either
+		err = &Error{Param: "query", Code: CodeUnknown, Msg: "this endpoint takes no query parameters"}
+	}
+	return err
 }

@@ -223,3 +223,28 @@ func FuzzParseArchive(f *testing.F) {
 		}
 	})
 }
+
+func TestNone(t *testing.T) {
+	tests := []struct {
+		q    string
+		code string
+	}{
+		{"", ""},
+		{"x=1", CodeUnknown},
+		{"&", CodeUnknown},
+		{"access_token=abc", CodeTokenInQuery},
+		{"%zz", CodeInvalid},
+	}
+	for _, tt := range tests {
+		err := None(tt.q)
+		if tt.code == "" {
+			if err != nil {
+				t.Errorf("None(%q) = %v", tt.q, err)
+			}
+			continue
+		}
+		if pe := First(err); pe == nil || pe.Code != tt.code {
+			t.Errorf("None(%q) = %v, want code %s", tt.q, err, tt.code)
+		}
+	}
+}
