@@ -407,6 +407,7 @@ func TestCollectorCompatBinary(t *testing.T) {
 		"NODE_NAME=" + collectortest.NodeName,
 		"LOGROUTER_BROKERS=" + brokers,
 		"LOGROUTER_CHECKPOINT_DIR=" + t.TempDir(),
+		"LOGROUTER_KUBERNETES=false", // no API server here: path metadata only
 	}
 	p := collectortest.StartBinary(t, bin, env, "collect",
 		"--log-dir", w.Node.LogDir, "--pods-dir", w.Node.PodsDir,

@@ -90,7 +90,7 @@ func TestCollectorSurvivesSIGKILL(t *testing.T) {
 
 	args := []string{"collect",
 		"--log-dir", node.LogDir, "--pods-dir", node.PodsDir, "--checkpoint-dir", ckDir,
-		"--brokers", brokers, "--node-name", "crash-node", "--metrics-addr", "",
+		"--brokers", brokers, "--node-name", "crash-node", "--metrics-addr", "", "--kubernetes=false",
 		"--compression", "none", "--topic-partitions", "2",
 		"--poll-interval", "20ms", "--scan-interval", "100ms", "--checkpoint-interval", "100ms",
 		"--rotated-idle", "300ms", "--shutdown-grace", "10s"}

@@ -114,7 +114,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cargs := []string{"collect", "--log-dir", node.LogDir, "--pods-dir", node.PodsDir,
 		"--checkpoint-dir", filepath.Join(root, "checkpoints"), "--brokers", brokers,
-		"--compression", *compression, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", mport), "--node-name", "bench-node"}
+		"--compression", *compression, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", mport), "--node-name", "bench-node", "--kubernetes=false"}
 	if *extra != "" {
 		cargs = append(cargs, strings.Fields(*extra)...)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
@@ -27,12 +29,15 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Node = os.Getenv("NODE_NAME")
 	fs := cli.NewFlagSet("collect", stderr)
 	cfg.Register(fs)
+	ecfg := enricher.DefaultConfig()
+	ecfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
 	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 32 MiB; -1: none; the GOMEMLIMIT variable wins)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	ecfg.NodeName = cfg.Node
+	if err := errors.Join(cfg.Validate(), ecfg.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := cfg.CheckDirs(); err != nil {
@@ -49,11 +54,28 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		debug.SetMemoryLimit(limit)
 	}
 	reg := cli.NewRegistry()
-	c, err := router.New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, log)
+	var meta filemeta.Provider = filemeta.PathOnly{Node: cfg.Node}
+	var enr *enricher.Enricher
+	if ecfg.Enabled {
+		client, err := enricher.ClientFromConfig(ecfg)
+		if err != nil {
+			return fmt.Errorf("%w (or run with --kubernetes=false for path metadata only)", err)
+		}
+		if enr, err = enricher.New(ecfg, client, reg, log.With("component", "enricher")); err != nil {
+			return err
+		}
+		meta = enr
+	}
+	c, err := router.New(cfg, meta, reg, log)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	if enr != nil {
+		// A slow or unreachable API server never holds the collector back: files ship with
+		// path metadata until the informers sync (see docs/enricher.md).
+		g.Go(func() error { return enr.Run(gctx) })
+	}
 	g.Go(func() error { return c.Run(gctx) })
 	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
 	return g.Wait()
