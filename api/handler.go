@@ -121,19 +121,19 @@ func remoteIP(r *http.Request) string {
 	return h
 }
 
-// serveNamespace checks, in order: method, namespace, query, body, credentials, authorization,
-// limits; then hands over to the endpoint.
+// serveNamespace checks, in order: namespace (before anything else), method, body, query,
+// Accept, credentials, authorization, limits; then hands over to the endpoint.
 func (g *Gateway) serveNamespace(q *request, ns string) {
-	if q.r.Method != http.MethodGet {
-		q.w.Header().Set("Allow", http.MethodGet)
-		q.fail(problem.New(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "only GET is allowed here"))
-		return
-	}
 	if err := params.Namespace(ns); err != nil {
 		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
 		return
 	}
 	q.namespace = ns
+	if q.r.Method != http.MethodGet {
+		q.w.Header().Set("Allow", http.MethodGet)
+		q.fail(problem.New(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "only GET is allowed here"))
+		return
+	}
 	if q.r.ContentLength > 0 || len(q.r.TransferEncoding) > 0 {
 		q.fail(problem.New(http.StatusBadRequest, problem.CodeBadRequest, "GET requests take no body"))
 		return
