@@ -309,3 +309,18 @@ func FuzzAssembleResume(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFeedCRI measures framing, parsing and joining per line (no encoding, no Kafka).
+func BenchmarkFeedCRI(b *testing.B) {
+	msg := `{"level":"info","ts":"2026-11-21T10:00:00Z","msg":"request served","method":"GET","path":"/api/v1/items","status":200,"dur_ms":12,"pad":"xxxxxxxx"}`
+	line := "2026-11-21T10:00:00.123456789Z stdout F " + msg + "\n"
+	data := []byte(strings.Repeat(line, 400))
+	a := New(criCfg(1<<20), 0, State{}, func(*Output) {})
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Restore(0, State{})
+		a.Feed(data, false)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*400), "ns/line")
+}
