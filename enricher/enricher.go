@@ -6,8 +6,8 @@
 //
 // The collector never waits on the API server: Open and Load only touch memory, each file's
 // snapshot is rendered when its pod or namespace changes and Load is one atomic pointer load.
-// A file whose pod is not known yet is held back for at most Config.MetadataWait, then ships
-// with path metadata marked partial until the pod shows up. A deleted pod's metadata stays
+// A file whose pod or namespace is not known yet is held back for at most Config.MetadataWait,
+// then ships with what is known, marked partial, until the rest shows up. A deleted pod's metadata stays
 // until its files are fully read (Handle.Close) plus Config.DeletedPodGrace.
 package enricher
 
@@ -59,8 +59,10 @@ type Enricher struct {
 	podsByName map[string]types.UID // "ns/name" -> the newest pod of that name
 	namespaces map[string]*nsEntry
 	handles    map[string]map[*handle]struct{} // open files by namespace
-	waitUID    map[types.UID]map[*handle]struct{}
-	waitName   map[string]map[*handle]struct{} // files whose path has no pod UID
+	// Files not bound to a pod yet (waiting, or shipping partial), by the pod UID in their
+	// path, or by "ns/name" when the path has none.
+	waitUID  map[types.UID]map[*handle]struct{}
+	waitName map[string]map[*handle]struct{}
 }
 
 // podEntry is a pod's metadata (shared with the informer's store) and its open files.
@@ -175,11 +177,19 @@ func (e *Enricher) Run(ctx context.Context) error {
 	e.nsFactory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		// Polled here rather than with cache.WaitForCacheSync, which logs through klog.
 		start := e.now()
-		if cache.WaitForCacheSync(ctx.Done(), e.podsSynced, e.nsSynced) {
-			e.metrics.synced.Set(1)
-			e.log.Info("kubernetes metadata synced", "node", e.cfg.NodeName, "after", e.now().Sub(start).String())
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for !e.Synced() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
+		e.metrics.synced.Set(1)
+		e.log.Info("kubernetes metadata synced", "node", e.cfg.NodeName, "after", e.now().Sub(start).String())
 	})
 	tick := time.NewTicker(sweepInterval(e.cfg.DeletedPodGrace))
 	defer tick.Stop()
