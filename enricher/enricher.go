@@ -430,7 +430,7 @@ func (e *Enricher) podChanged(oldObj, obj any) {
 	} else {
 		changed := entry.deleted || !entry.sameData(p)
 		// Always hold the informer's current object, so the old one can be collected.
-		entry.podMeta, entry.deleted, entry.expireAt = p, false, time.Time{}
+		entry.podMeta, entry.deleted = p, false
 		if !changed {
 			return // a status change: nothing records carry changed
 		}
