@@ -32,16 +32,17 @@ func BenchmarkArchive(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_BENCH_MB")); err == nil && v > 0 {
 		mb = v
 	}
+	bin := archiveBinary(b)
 	for _, parts := range []int32{1, 200} {
 		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
 			for b.Loop() {
-				benchArchive(b, parts, int64(mb)<<20)
+				benchArchive(b, bin, parts, int64(mb)<<20)
 			}
 		})
 	}
 }
 
-func benchArchive(b *testing.B, parts int32, inputBytes int64) {
+func benchArchive(b *testing.B, bin string, parts int32, inputBytes int64) {
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, "logs.bench"))
 	if err != nil {
 		b.Fatal(err)
@@ -78,7 +79,7 @@ func benchArchive(b *testing.B, parts int32, inputBytes int64) {
 	maddr := ln.Addr().String()
 	ln.Close()
 	t0 := time.Now()
-	p := startArchiver(b, archiveBinaryPath(b), "--brokers", strings.Join(kc.ListenAddrs(), ","), "--bucket", "file://"+filepath.Join(dir, "bucket"),
+	p := startArchiver(b, bin, "--brokers", strings.Join(kc.ListenAddrs(), ","), "--bucket", "file://"+filepath.Join(dir, "bucket"),
 		"--spool-dir", filepath.Join(dir, "spool"), "--metrics-addr", maddr, "--group", "bench",
 		"--cpu-profile", os.Getenv("ARCHIVE_BENCH_CPUPROFILE"))
 	exited := make(chan error, 1)
@@ -144,14 +145,6 @@ func benchArchive(b *testing.B, parts int32, inputBytes int64) {
 	b.ReportMetric(float64(objs)/float64(len(partHours)), "objects/partition-hour")
 	b.ReportMetric(inMB, "input_MB")
 	b.ReportMetric(consumed.Seconds(), "s_to_consume")
-}
-
-var archiveBinaryPath = func(b *testing.B) string {
-	bin, err := buildArchiveBinary()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return bin
 }
 
 // scrapeSum sums a metric's samples from a Prometheus text endpoint (0 if unreachable).
