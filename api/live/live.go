@@ -181,8 +181,9 @@ func (r *Reader) Open(topic string, pos cursor.Cursor) (*kgo.Client, error) {
 		// Retention overtaking a slow reader resets it to the log start; the caller sees the
 		// jump and reports it as skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(8<<20),
-		kgo.FetchMaxPartitionBytes(2<<20),
+		// Bounded per request: a hundred open streams must not buffer gigabytes.
+		kgo.FetchMaxBytes(2<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
