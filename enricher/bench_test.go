@@ -185,3 +185,34 @@ func TestBenchmarkSetup(t *testing.T) {
 		t.Errorf("k8s = %+v", k)
 	}
 }
+
+// BenchmarkPodUpdate is the cost of a pod change that records carry (a label change): the
+// event handler re-renders the snapshot of each of the pod's open files (2 here). Status-only
+// updates, the common kind, stop at the comparison (BenchmarkPodStatusUpdate).
+func BenchmarkPodUpdate(b *testing.B) {
+	e, _, _ := benchEnricher(b, 110)
+	tr := podTransform(allowlist.MustParse("*"), allowlist.MustParse(AnnotationPrefix+"*"))
+	p := benchPod(7)
+	e.Open(filemeta.PathMeta{Namespace: p.Namespace, Pod: p.Name, PodUID: string(p.UID), Container: "proxy"})
+	objs := [2]any{}
+	for i := range objs {
+		q := benchPod(7)
+		q.Labels["version"] = fmt.Sprint(i)
+		objs[i], _ = tr(q)
+	}
+	i := 0
+	for b.Loop() {
+		e.podChanged(objs[i], objs[1-i])
+		i = 1 - i
+	}
+}
+
+func BenchmarkPodStatusUpdate(b *testing.B) {
+	e, _, _ := benchEnricher(b, 110)
+	tr := podTransform(allowlist.MustParse("*"), allowlist.MustParse(AnnotationPrefix+"*"))
+	a, _ := tr(benchPod(7))
+	c, _ := tr(benchPod(7))
+	for b.Loop() {
+		e.podChanged(a, c)
+	}
+}
