@@ -33,6 +33,10 @@ import (
 	"github.com/logrouter/logrouter/internal/record"
 )
 
+// maxClockSkew is how far ahead of this archiver's clock a Kafka timestamp may be before it is
+// capped for bucketing.
+const maxClockSkew = time.Hour
+
 // Archiver archives the topics of Config.TopicsRegex into Config.Bucket.
 type Archiver struct {
 	cfg     Config
@@ -318,6 +322,12 @@ func (a *Archiver) add(p *partition, r *kgo.Record) error {
 		a.m.invalid.WithLabelValues(invalid).Inc()
 	}
 	ms := r.Timestamp.UnixMilli()
+	// A timestamp far in the future (a producer with a broken clock) would hold the running
+	// maximum, and so every later record of the partition, in that future hour: cap it.
+	if limit := time.Now().Add(maxClockSkew).UnixMilli(); ms > limit {
+		ms = limit
+		a.m.invalid.WithLabelValues("future_timestamp").Inc()
+	}
 	bms := max(p.bucketMs, ms)
 	hour := time.UnixMilli(bms).UTC().Truncate(time.Hour)
 	if p.cur != nil && !p.cur.hour.Equal(hour) {

@@ -114,7 +114,10 @@ func TestArchiveEveryRecordOnce(t *testing.T) {
 			bad := &kgo.Record{Topic: "logs.team-a", Partition: 0, Value: []byte("not json"), Timestamp: base}
 			nohdr := archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: "p", Container: "c", Time: base, Message: "x", KafkaTime: base, Partition: 1})
 			nohdr.Headers = nil
-			rs = append(rs, bad, nohdr)
+			// A Kafka timestamp from a broken clock, two days ahead: bucketed at most an hour ahead.
+			future := archivetest.Record(archivetest.Line{Namespace: "team-b", Pod: "p", Container: "c", Time: base, Message: "future",
+				KafkaTime: time.Now().Add(48 * time.Hour), Partition: 0})
+			rs = append(rs, bad, nohdr, future)
 			if err := archivetest.Produce(ctx, cl, rs); err != nil {
 				t.Fatal(err)
 			}
@@ -181,6 +184,14 @@ func TestArchiveEveryRecordOnce(t *testing.T) {
 			if n := testutil.ToFloat64(a.m.invalid.WithLabelValues("no_namespace_header")); n != 0 {
 				t.Errorf("no_namespace_header metric = %v (topic fallback is not invalid)", n)
 			}
+			if n := testutil.ToFloat64(a.m.invalid.WithLabelValues("future_timestamp")); n != 1 {
+				t.Errorf("future_timestamp metric = %v", n)
+			}
+			for _, o := range audit.Objects {
+				if o.Topic == "logs.team-b" && o.Partition == 0 && o.End == future.Offset && o.Hour.After(time.Now().Add(time.Hour)) {
+					t.Errorf("future record bucketed in %v", o.Hour)
+				}
+			}
 			good := audit.Rows[archivetest.Pos{Topic: "logs.team-b", Partition: 1, Offset: 0}]
 			if good.Namespace != "team-b" || !strings.HasPrefix(good.Message, "team-b-seq-") || good.Labels["app"] == "" || good.Node != "node-1" {
 				t.Errorf("row = %+v", good)
@@ -197,6 +208,14 @@ func TestArchiveEveryRecordOnce(t *testing.T) {
 			}
 			if len(staged) > 0 {
 				t.Errorf("staging not empty: %v", staged)
+			}
+			for _, reason := range []string{"hour", "age"} {
+				if testutil.ToFloat64(a.m.flushes.WithLabelValues(reason)) == 0 {
+					t.Errorf("no %s flush", reason)
+				}
+			}
+			if n := testutil.ToFloat64(a.m.records.WithLabelValues("logs.team-a")) + testutil.ToFloat64(a.m.records.WithLabelValues("logs.team-b")); int(n) != len(rs) {
+				t.Errorf("records metric %v, produced %d", n, len(rs))
 			}
 			if n := testutil.ToFloat64(a.m.objects.WithLabelValues(string(a.format))); int(n) != len(audit.Objects) {
 				t.Errorf("objects metric %v, objects %d", n, len(audit.Objects))
