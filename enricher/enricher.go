@@ -121,6 +121,8 @@ func New(cfg Config, client kubernetes.Interface, reg prometheus.Registerer, log
 	e.nsFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTransform(namespaceTransform(nsLabels)))
 
+	// The stores hold *podMeta and *nsMeta (see transform.go), not API types: the factories'
+	// typed Listers must not be used on them.
 	podInf := e.podFactory.Core().V1().Pods().Informer()
 	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { e.podChanged(nil, obj) },
