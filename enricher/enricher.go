@@ -84,7 +84,8 @@ type nsEntry struct {
 }
 
 // New returns an enricher for cfg. It does not contact the API server: Run starts the
-// informers. reg may be nil (metrics then go nowhere); log may be nil (discarded).
+// informers. reg may be nil (metrics then go nowhere); log may be nil (discarded) and is used as
+// given (the caller adds the component attribute).
 func New(cfg Config, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) (*Enricher, error) {
 	if !cfg.Enabled {
 		return nil, fmt.Errorf("%w: Enabled is false: use filemeta.PathOnly", ErrConfig)
@@ -106,7 +107,7 @@ func New(cfg Config, client kubernetes.Interface, reg prometheus.Registerer, log
 	podAnn := allowlist.MustParse(cfg.PodAnnotations)
 	nsLabels := allowlist.MustParse(cfg.NamespaceLabels)
 	e := &Enricher{
-		cfg: cfg, log: log.With("component", "enricher"), metrics: m, now: time.Now,
+		cfg: cfg, log: log, metrics: m, now: time.Now,
 		pods:       map[types.UID]*podEntry{},
 		podsByName: map[string]types.UID{},
 		namespaces: map[string]*nsEntry{},
