@@ -683,3 +683,36 @@ func TestZeroWaitShipsAtOnce(t *testing.T) {
 		t.Errorf("waiting files = %v", got)
 	}
 }
+
+func TestNamespaceDeletedWithOpenFiles(t *testing.T) {
+	cfg := testConfig()
+	cfg.DeletedPodGrace = time.Minute
+	client := newClient(namespace("gone", map[string]string{"team": "t"}, map[string]string{AnnotationRetention: "2d"}), pod("gone", "web", "uid-web", nil))
+	e := start(t, cfg, client)
+	h := e.Open(pathMeta("gone", "web", "uid-web", "app"))
+	eventually(t, "enriched", enriched(h))
+	if err := client.CoreV1().Namespaces().Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "informer saw the deletion", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.namespaces["gone"].deleted
+	})
+	e.clock.Add(time.Hour)
+	e.sweep()
+	if s := h.Load(); s.NamespaceLabels["team"] != "t" || s.Retention != 48*time.Hour {
+		t.Errorf("open file lost its namespace settings: %+v", s)
+	}
+	h.Close()
+	e.clock.Add(cfg.DeletedPodGrace - time.Second)
+	e.sweep()
+	if got := gauge(t, e.reg, "logrouter_enricher_cached_namespaces"); got != 1 {
+		t.Errorf("cached namespaces within the grace period = %v, want 1", got)
+	}
+	e.clock.Add(2 * time.Second)
+	e.sweep()
+	if got := gauge(t, e.reg, "logrouter_enricher_cached_namespaces"); got != 0 {
+		t.Errorf("cached namespaces after the grace period = %v, want 0", got)
+	}
+}
