@@ -283,8 +283,12 @@ func (a *Archiver) publish(ctx context.Context, c layout.Claim) error {
 		}
 		if !ok {
 			if err := a.bucket.Copy(ctx, o.Key, o.Staging, nil); err != nil {
-				a.m.errors.WithLabelValues("publish").Inc()
-				return fmt.Errorf("publish %s from %s: %w", o.Key, o.Staging, err)
+				// Another reader of the claim may have published it and deleted the staging
+				// object between our check and our copy.
+				if ok, eerr := a.bucket.Exists(ctx, o.Key); eerr != nil || !ok {
+					a.m.errors.WithLabelValues("publish").Inc()
+					return fmt.Errorf("publish %s from %s: %w", o.Key, o.Staging, err)
+				}
 			}
 		}
 		if err := a.bucket.Delete(ctx, o.Staging); err != nil && gcerrors.Code(err) != gcerrors.NotFound {

@@ -1,0 +1,131 @@
+package archiver
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gocloud.dev/blob"
+
+	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/archiver/layout"
+)
+
+// TestSplitBrainExactlyOnce runs two archivers in different consumer groups on the same archive:
+// both own every partition, as a zombie and its successor would. They race for every claim;
+// the losers must discard their uploads and continue after the winners' ranges, leaving every
+// record in exactly one object.
+func TestSplitBrainExactlyOnce(t *testing.T) {
+	kc, cl := newCluster(t, 2, "logs.split")
+	bucket := "file://" + t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var produced []*kgo.Record
+	kt := time.Now().Add(-2 * time.Hour)
+	for batch := 0; batch < 10; batch++ {
+		var rs []*kgo.Record
+		for i := 0; i < 100; i++ {
+			kt = kt.Add(time.Second)
+			rs = append(rs, archivetest.Record(archivetest.Line{Namespace: "split", Pod: fmt.Sprintf("p%d", i%3), Container: "c",
+				Time: kt, KafkaTime: kt, Message: archivetest.Seq("split", batch*100+i), Partition: int32(i % 2)}))
+		}
+		if err := archivetest.Produce(ctx, cl, rs); err != nil {
+			t.Fatal(err)
+		}
+		produced = append(produced, rs...)
+	}
+	var archivers []*Archiver
+	var stops []func()
+	for _, group := range []string{"left", "right"} {
+		cfg := testConfig(t, kc.ListenAddrs(), bucket)
+		cfg.Group = group
+		cfg.MaxObjectBytes = 8 << 10
+		cfg.MaxObjectAge = 200 * time.Millisecond
+		a, err := New(cfg, prometheus.NewRegistry(), testLogger(t).With("group", group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, stop := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- a.Run(rctx) }()
+		archivers = append(archivers, a)
+		stops = append(stops, func() {
+			stop()
+			if err := <-errc; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	b, err := blob.OpenBucket(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := map[archivetest.Pos]int64{}
+	for _, r := range produced {
+		p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition}
+		want[p] = max(want[p], r.Offset+1)
+	}
+	waitArchived(t, b, "", want, 40*time.Second)
+	for _, stop := range stops {
+		stop()
+	}
+	audit, err := archivetest.Read(ctx, b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range audit.Problems {
+		t.Error(p)
+	}
+	for _, r := range produced {
+		if n := audit.Count[archivetest.Pos{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}]; n != 1 {
+			t.Errorf("%s[%d]@%d in %d objects", r.Topic, r.Partition, r.Offset, n)
+		}
+	}
+	conflicts := testutil.ToFloat64(archivers[0].m.conflicts) + testutil.ToFloat64(archivers[1].m.conflicts)
+	won := testutil.ToFloat64(archivers[0].m.objects.WithLabelValues("parquet")) + testutil.ToFloat64(archivers[1].m.objects.WithLabelValues("parquet"))
+	t.Logf("%d records in %d objects; %v claims lost, %v won", len(produced), len(audit.Objects), conflicts, won)
+	if conflicts == 0 {
+		t.Error("the two archivers never raced for a claim: the test did not exercise the conflict path")
+	}
+	if int(won) != len(audit.Objects) {
+		t.Errorf("%v objects published by winners, %d in the archive", won, len(audit.Objects))
+	}
+}
+
+// TestSweepDeletesOldStaging checks that abandoned uploads are deleted after the grace, and
+// younger ones are kept.
+func TestSweepDeletesOldStaging(t *testing.T) {
+	cfg := testConfig(t, []string{"127.0.0.1:1"}, "file://"+t.TempDir())
+	cfg.StagingGrace = time.Second
+	a, err := New(cfg, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.bucket.Close()
+	ctx := context.Background()
+	o := layout.Object{Namespace: "ns", Hour: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Topic: "t", Format: layout.Parquet}
+	old := layout.StagingKey("", o, "old")
+	if err := a.bucket.WriteAll(ctx, old, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	young := layout.StagingKey("", o, "young")
+	if err := a.bucket.WriteAll(ctx, young, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	a.sweep(ctx)
+	if ok, _ := a.bucket.Exists(ctx, old); ok {
+		t.Error("old staging object kept")
+	}
+	if ok, _ := a.bucket.Exists(ctx, young); !ok {
+		t.Error("young staging object deleted")
+	}
+	if n := testutil.ToFloat64(a.m.stagingSwept); n != 1 {
+		t.Errorf("swept metric %v", n)
+	}
+}
