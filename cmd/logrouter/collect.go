@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
@@ -43,7 +44,10 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := cfg.CheckDirs(); err != nil {
 		return err
 	}
-	log := cli.Logger(stderr, slog.LevelInfo).With("component", "collector")
+	base := cli.Logger(stderr, slog.LevelInfo)
+	log := base.With("component", "collector")
+	// client-go logs through klog; route it into the same JSON stream.
+	klog.SetSlogLogger(base.With("component", "client-go"))
 	// The budget bounds what the collector holds; the soft limit makes the garbage collector
 	// return it promptly instead of letting the heap grow to twice the live data.
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit >= 0 {
@@ -61,7 +65,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%w (or run with --kubernetes=false for path metadata only)", err)
 		}
-		if enr, err = enricher.New(ecfg, client, reg, log.With("component", "enricher")); err != nil {
+		if enr, err = enricher.New(ecfg, client, reg, base.With("component", "enricher")); err != nil {
 			return err
 		}
 		meta = enr
