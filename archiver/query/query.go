@@ -37,6 +37,8 @@ type Engine struct {
 	// lookbehind covers clocks of collector nodes that run ahead of the broker's.
 	lookbehind time.Duration
 	log        *slog.Logger
+	// maxBuffered bounds the matching records held for ordering (see WithMaxBufferedRecords).
+	maxBuffered int
 }
 
 // Option configures an Engine.
@@ -49,12 +51,17 @@ func WithLookahead(d time.Duration) Option { return func(e *Engine) { e.lookahea
 // WithLookbehind sets how far a line's time may be ahead of its Kafka time (default 1h).
 func WithLookbehind(d time.Duration) Option { return func(e *Engine) { e.lookbehind = d } }
 
+// WithMaxBufferedRecords bounds how many matching records the engine holds to put them in time
+// order (default 1,000,000). Records are held while objects whose time ranges overlap are read;
+// a query that would need more fails with ErrTooManyRecords instead of growing without bound.
+func WithMaxBufferedRecords(n int) Option { return func(e *Engine) { e.maxBuffered = n } }
+
 // WithLogger sets the logger for skipped objects.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // New returns an engine over the archive under prefix ("" or "a/b") in bucket.
 func New(bucket *blob.Bucket, prefix string, opts ...Option) *Engine {
-	e := &Engine{bucket: bucket, prefix: prefix, lookahead: 6 * time.Hour, lookbehind: time.Hour, log: slog.New(slog.DiscardHandler)}
+	e := &Engine{bucket: bucket, prefix: prefix, lookahead: 6 * time.Hour, lookbehind: time.Hour, log: slog.New(slog.DiscardHandler), maxBuffered: 1_000_000}
 	for _, o := range opts {
 		o(e)
 	}
@@ -65,6 +72,9 @@ func New(bucket *blob.Bucket, prefix string, opts ...Option) *Engine {
 var (
 	ErrNoNamespace = errors.New("query: namespace is required")
 	ErrBadRange    = errors.New("query: since must be before until")
+	// ErrTooManyRecords means ordering the result needed more than the buffer bound: narrow the
+	// time range or add a pod, container or grep filter.
+	ErrTooManyRecords = errors.New("query: too many matching records in overlapping objects to order; narrow the query")
 )
 
 // Run streams matching records in time order to emit; it stops at the first emit error and returns it.

@@ -224,9 +224,13 @@ func TestQueryErrors(t *testing.T) {
 			t.Errorf("%+v: err = %v, want %v", tt.req, err, tt.want)
 		}
 	}
+	_, err := New(b, "", WithMaxBufferedRecords(3)).Run(context.Background(), Request{Namespace: "ns", Since: now, Until: now.Add(2 * time.Hour)}, func(record.Record) error { return nil })
+	if !errors.Is(err, ErrTooManyRecords) {
+		t.Errorf("buffer bound: %v", err)
+	}
 	stop := errors.New("client went away")
 	n := 0
-	_, err := eng.Run(context.Background(), Request{Namespace: "ns", Since: now, Until: now.Add(2 * time.Hour)}, func(record.Record) error {
+	_, err = eng.Run(context.Background(), Request{Namespace: "ns", Since: now, Until: now.Add(2 * time.Hour)}, func(record.Record) error {
 		n++
 		if n == 3 {
 			return stop

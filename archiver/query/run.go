@@ -59,15 +59,19 @@ func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) 
 	})
 	since, until := req.Since.UnixMicro(), req.Until.UnixMicro()
 	h := &rowHeap{}
-	match := func(r *row.Row) {
+	match := func(r *row.Row) error {
 		st.RecordsScanned++
 		if r.Time < since || r.Time >= until ||
 			req.Pod != "" && r.Pod != req.Pod ||
 			req.Container != "" && r.Container != req.Container ||
 			req.Grep != nil && !req.Grep.MatchString(r.Message) {
-			return
+			return nil
+		}
+		if h.Len() >= e.maxBuffered {
+			return fmt.Errorf("%w (more than %d)", ErrTooManyRecords, e.maxBuffered)
 		}
 		heap.Push(h, *r)
+		return nil
 	}
 	for i, c := range cands {
 		if err := ctx.Err(); err != nil {
@@ -188,13 +192,15 @@ func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour tim
 	}
 }
 
-func (e *Engine) read(ctx context.Context, c candidate, match func(*row.Row)) error {
+func (e *Engine) read(ctx context.Context, c candidate, match func(*row.Row) error) error {
 	switch c.obj.Format {
 	case layout.Parquet:
 		ra := &rangeReaderAt{ctx: ctx, b: e.bucket, key: c.key}
 		err := objectformat.ParquetRows(ra, c.size, func(rows []row.Row) error {
 			for i := range rows {
-				match(&rows[i])
+				if err := match(&rows[i]); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
@@ -208,7 +214,7 @@ func (e *Engine) read(ctx context.Context, c candidate, match func(*row.Row)) er
 			return fmt.Errorf("open %s: %w", c.key, err)
 		}
 		defer r.Close()
-		if err := objectformat.NDJSONRows(r, func(rw *row.Row) error { match(rw); return nil }); err != nil {
+		if err := objectformat.NDJSONRows(r, match); err != nil {
 			return fmt.Errorf("read %s: %w", c.key, err)
 		}
 		return nil
