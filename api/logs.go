@@ -22,6 +22,8 @@ import (
 
 const (
 	modePage = "page"
+	// writeChunk is how much a stream buffers before writing to the connection.
+	writeChunk = 64 << 10
 )
 
 // negotiate picks the response shape from Accept: SSE, NDJSON or (for anything JSON-ish, */*
@@ -162,7 +164,9 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 	pos := &position{pos: st.Pos}
 	var buf []byte
 	var scratch bytes.Buffer
-	flush := func() error {
+	// write hands buf to the connection (without flushing), so buf stays small however large a
+	// fetch is; flush also pushes it to the client.
+	write := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
@@ -170,12 +174,15 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 		if _, err := q.w.Write(buf); err != nil {
 			return err
 		}
-		if err := rc.Flush(); err != nil {
-			return err
-		}
 		n := len(buf)
 		buf = buf[:0]
 		return lease.Spend(ctx, n)
+	}
+	flush := func() error {
+		if err := write(); err != nil {
+			return err
+		}
+		return rc.Flush()
 	}
 	if mode == wire.SSE {
 		buf = append(buf, "retry: 1000\n\n"...)
@@ -249,6 +256,7 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 				}
 			})
 			done := false
+			var writeErr error
 			fs.EachRecord(func(r *kgo.Record) {
 				if done {
 					return
@@ -283,7 +291,15 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 				if l.Limit > 0 && sent >= l.Limit {
 					done = true
 				}
+				if len(buf) >= writeChunk {
+					if writeErr = write(); writeErr != nil {
+						done = true
+					}
+				}
 			})
+			if writeErr != nil {
+				return
+			}
 			if done {
 				end("limit", nil)
 				return

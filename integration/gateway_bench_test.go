@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"syscall"
@@ -116,6 +118,27 @@ func BenchmarkGatewayStream100Clients(b *testing.B) {
 	const records, clients = 20000, 100
 	e, secret := benchEnv(b, records, 3)
 	http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = clients
+	// Peak live heap (as of the last GC) while the streams run, broker data included, sampled
+	// every 100 ms; and peak heap in use (live plus garbage not yet collected).
+	var peak, peakLive uint64
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			metrics.Read(live)
+			peakLive = max(peakLive, live[0].Value.Uint64())
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	cpu0, t0 := cpuTime(), time.Now()
 	for i := 0; i < b.N; i++ {
 		var wg sync.WaitGroup
@@ -140,6 +163,10 @@ func BenchmarkGatewayStream100Clients(b *testing.B) {
 		}
 	}
 	el, cpu := time.Since(t0), cpuTime()-cpu0
+	close(stop)
+	<-sampled
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-inuse-MiB")
+	b.ReportMetric(float64(peakLive)/(1<<20), "peak-heap-live-MiB")
 	total := float64(records * clients * b.N)
 	b.ReportMetric(total/el.Seconds(), "records/s")
 	b.ReportMetric(total/cpu.Seconds(), "records/cpu-s")

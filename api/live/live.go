@@ -182,8 +182,8 @@ func (r *Reader) Open(topic string, pos cursor.Cursor) (*kgo.Client, error) {
 		// jump and reports it as skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Bounded per request: a hundred open streams must not buffer gigabytes.
-		kgo.FetchMaxBytes(2<<20),
-		kgo.FetchMaxPartitionBytes(1<<20),
+		kgo.FetchMaxBytes(1<<20),
+		kgo.FetchMaxPartitionBytes(512<<10),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
