@@ -121,6 +121,12 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Archiver, er
 	}
 	format, _ := layout.ParseFormat(cfg.Format)
 	re := regexp.MustCompile(cfg.TopicsRegex)
+	if dir := localDir(cfg.Bucket); dir != "" {
+		// fileblob refuses a missing directory; a local archive (dev mode, tests) starts empty.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("bucket directory: %w", err)
+		}
+	}
 	b, err := blob.OpenBucket(context.Background(), cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
