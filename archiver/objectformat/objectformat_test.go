@@ -224,6 +224,29 @@ func TestParquetReadByArrow(t *testing.T) {
 	}
 }
 
+// TestParquetRowGroupSkipping checks that row groups outside a time range are not read.
+func TestParquetRowGroupSkipping(t *testing.T) {
+	es := entries(200) // 1 ms apart, 1 KiB row groups: many groups
+	data, _, _ := encode(t, layout.Parquet, es)
+	lo, hi := base.Add(100*time.Millisecond).UnixMicro(), base.Add(110*time.Millisecond).UnixMicro()
+	var read, inRange int
+	err := ParquetRowsInRange(bytes.NewReader(data), int64(len(data)), lo, hi, func(rows []row.Row) error {
+		for _, r := range rows {
+			read++
+			if r.Time >= lo && r.Time < hi {
+				inRange++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inRange != 10 || read >= len(es)/2 {
+		t.Fatalf("read %d rows for %d in range (of %d)", read, inRange, len(es))
+	}
+}
+
 func TestStatsPodOverflow(t *testing.T) {
 	var s Stats
 	for i := 0; i < maxStatPods+1; i++ {

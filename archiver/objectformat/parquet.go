@@ -3,6 +3,7 @@ package objectformat
 import (
 	"fmt"
 	"io"
+	"math"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
@@ -106,13 +107,37 @@ func (p *parquetEncoder) Stats() *Stats { return &p.stats }
 // ParquetRows reads the rows of a Parquet object in batches, calling fn with each batch (the
 // slice is reused after fn returns).
 func ParquetRows(r io.ReaderAt, size int64, fn func([]row.Row) error) error {
+	return ParquetRowsInRange(r, size, math.MinInt64, math.MaxInt64, fn)
+}
+
+// ParquetRowsInRange is ParquetRows that skips row groups whose ts statistics lie outside
+// [lo, hi) (microseconds): a short query inside a large object reads only its row groups.
+// Rows of the groups it reads are all passed to fn; the caller still filters by time.
+func ParquetRowsInRange(r io.ReaderAt, size int64, lo, hi int64, fn func([]row.Row) error) error {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return fmt.Errorf("open parquet: %w", err)
 	}
-	rd := parquet.NewGenericReader[row.Row](f)
-	defer rd.Close()
+	ts, hasTS := f.Schema().Lookup("ts")
 	buf := make([]row.Row, batchRows)
+	for _, rg := range f.RowGroups() {
+		if hasTS {
+			if cc, ok := rg.ColumnChunks()[ts.ColumnIndex].(*parquet.FileColumnChunk); ok {
+				if mn, mx, ok := cc.Bounds(); ok && (mx.Int64() < lo || mn.Int64() >= hi) {
+					continue
+				}
+			}
+		}
+		if err := readRowGroup(rg, buf, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readRowGroup(rg parquet.RowGroup, buf []row.Row, fn func([]row.Row) error) error {
+	rd := parquet.NewGenericRowGroupReader[row.Row](rg)
+	defer rd.Close()
 	for {
 		clear(buf)
 		n, err := rd.Read(buf)

@@ -78,7 +78,7 @@ func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) 
 			return st, err
 		}
 		st.ObjectsOpened++
-		if err := e.read(ctx, c, match); err != nil {
+		if err := e.read(ctx, c, since, until, match); err != nil {
 			return st, err
 		}
 		// Every later object starts at or after bound, so everything before it is final.
@@ -192,11 +192,11 @@ func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour tim
 	}
 }
 
-func (e *Engine) read(ctx context.Context, c candidate, match func(*row.Row) error) error {
+func (e *Engine) read(ctx context.Context, c candidate, lo, hi int64, match func(*row.Row) error) error {
 	switch c.obj.Format {
 	case layout.Parquet:
 		ra := &rangeReaderAt{ctx: ctx, b: e.bucket, key: c.key}
-		err := objectformat.ParquetRows(ra, c.size, func(rows []row.Row) error {
+		err := objectformat.ParquetRowsInRange(ra, c.size, lo, hi, func(rows []row.Row) error {
 			for i := range rows {
 				if err := match(&rows[i]); err != nil {
 					return err
