@@ -378,3 +378,25 @@ func TestGatewayKubeRecheck(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+// TestGatewayReadHeaderTimeout: a client that sends its headers too slowly is disconnected.
+func TestGatewayReadHeaderTimeout(t *testing.T) {
+	e := startGateway(t, 1, func(c *api.Config, _ *[]api.Option) { c.ReadHeaderTimeout = 300 * time.Millisecond })
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /v1/namespaces/team-a/logs HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c) // returns when the server closes the connection
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("connection held for %v", el)
+	}
+	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") && !strings.HasPrefix(string(b), "HTTP/1.1 400") {
+		t.Fatalf("unexpected response %q", b)
+	}
+}
