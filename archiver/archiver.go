@@ -189,6 +189,8 @@ func (a *Archiver) Run(ctx context.Context) error {
 	defer stopWake()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); a.sweepLoop(ctx) }()
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); a.lagLoop(ctx) }()
 
 	for ctx.Err() == nil {
 		a.waitSpoolRoom(ctx)
@@ -233,6 +235,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	}
 	cl.Close()
 	<-sweepDone
+	<-lagDone
 	a.mu.Lock()
 	for _, p := range a.parts {
 		a.abandon(p)
@@ -307,7 +310,6 @@ func (a *Archiver) addFetch(f kgo.FetchTopicPartition) {
 	if p == nil || !p.owned || !p.ready || p.resync {
 		return
 	}
-	p.lag = max(0, f.HighWatermark-p.next)
 	for _, r := range f.Records {
 		if r.Offset < p.next {
 			continue // already in a claimed range (after a resync or a restart)
@@ -319,7 +321,7 @@ func (a *Archiver) addFetch(f kgo.FetchTopicPartition) {
 			return
 		}
 	}
-	p.lag = max(0, f.HighWatermark-p.next)
+	p.lag = max(0, f.HighWatermark-p.firstUnclaimed())
 }
 
 func (a *Archiver) add(p *partition, r *kgo.Record) error {
@@ -417,6 +419,47 @@ func (a *Archiver) updateLag() {
 	}
 	for t, l := range byTopic {
 		a.m.lag.WithLabelValues(t).Set(float64(l))
+	}
+}
+
+// lagLoop refreshes the lag of owned partitions from the brokers' end offsets, so the gauge is
+// right for partitions that fetch nothing (idle, or paused by a full spool).
+func (a *Archiver) lagLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		topics := map[string]bool{}
+		for _, p := range a.parts {
+			if p.owned && p.ready {
+				topics[p.tp.topic] = true
+			}
+		}
+		a.mu.Unlock()
+		if len(topics) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(topics))
+		for t := range topics {
+			names = append(names, t)
+		}
+		ends, err := a.adm.ListEndOffsets(ctx, names...)
+		if err != nil {
+			continue
+		}
+		a.mu.Lock()
+		ends.Each(func(o kadm.ListedOffset) {
+			if p := a.parts[tp{o.Topic, o.Partition}]; p != nil && p.owned && p.ready && o.Err == nil {
+				p.lag = max(0, o.Offset-p.firstUnclaimed())
+			}
+		})
+		a.updateLag()
+		a.mu.Unlock()
 	}
 }
 
