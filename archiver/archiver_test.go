@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
@@ -226,3 +227,60 @@ func TestArchiveEveryRecordOnce(t *testing.T) {
 
 var _ = errors.New
 var _ = record.HeaderNamespace
+
+// TestLagAndShutdownDrain checks that records spooled but not yet archived count as lag, and
+// that SIGTERM-style cancellation seals, archives and commits them before Run returns.
+func TestLagAndShutdownDrain(t *testing.T) {
+	kc, cl := newCluster(t, 1, "logs.lag")
+	ctx := context.Background()
+	var rs []*kgo.Record
+	now := time.Now()
+	for i := 0; i < 50; i++ {
+		rs = append(rs, archivetest.Record(archivetest.Line{Namespace: "lag", Pod: "p", Container: "c", Time: now, KafkaTime: now, Message: archivetest.Seq("lag", i), Partition: 0}))
+	}
+	if err := archivetest.Produce(ctx, cl, rs); err != nil {
+		t.Fatal(err)
+	}
+	bucket := "file://" + t.TempDir()
+	cfg := testConfig(t, kc.ListenAddrs(), bucket)
+	cfg.MaxObjectAge = time.Hour
+	a, err := New(cfg, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(runCtx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(a.m.lag.WithLabelValues("logs.lag")) != 50 || testutil.ToFloat64(a.m.records.WithLabelValues("logs.lag")) != 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag %v, records %v", testutil.ToFloat64(a.m.lag.WithLabelValues("logs.lag")), testutil.ToFloat64(a.m.records.WithLabelValues("logs.lag")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(a.m.objects.WithLabelValues("parquet")); n != 0 {
+		t.Fatalf("%v objects before the age bound", n)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(a.m.flushes.WithLabelValues("shutdown")); n != 1 {
+		t.Errorf("shutdown flushes %v", n)
+	}
+	b, err := blob.OpenBucket(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitArchived(t, b, "", map[archivetest.Pos]int64{{Topic: "logs.lag", Partition: 0}: 50}, time.Second)
+	// The drain committed the offset: the group's position is the archive's end.
+	adm := kadm.NewClient(cl)
+	offs, err := adm.FetchOffsets(ctx, cfg.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("logs.lag", 0); !ok || o.At != 50 || o.Metadata != fmt.Sprint(now.UnixMilli()) {
+		t.Fatalf("committed %+v, want offset 50 with the bucketing clock %d as metadata", o, now.UnixMilli())
+	}
+}
