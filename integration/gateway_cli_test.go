@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,32 +16,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-var (
-	gwBinOnce sync.Once
-	gwBin     string
-	gwBinErr  error
-)
-
-// logrouterBinary builds cmd/logrouter once per test binary.
+// logrouterBinary builds cmd/logrouter into the test's temporary directory (the build cache
+// makes repeated builds a link step).
 func logrouterBinary(tb testing.TB) string {
 	tb.Helper()
-	gwBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "logrouter-gw-bin-")
-		if err != nil {
-			gwBinErr = err
-			return
-		}
-		gwBin = filepath.Join(dir, "logrouter")
-		out, err := exec.Command("go", "build", "-o", gwBin, "github.com/logrouter/logrouter/cmd/logrouter").CombinedOutput()
-		if err != nil {
-			gwBinErr = err
-			tb.Logf("%s", out)
-		}
-	})
-	if gwBinErr != nil {
-		tb.Fatalf("build logrouter: %v", gwBinErr)
+	bin := filepath.Join(tb.TempDir(), "logrouter")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logrouter/logrouter/cmd/logrouter").CombinedOutput(); err != nil {
+		tb.Fatalf("build logrouter: %v\n%s", err, out)
 	}
-	return gwBin
+	return bin
 }
 
 // TestGatewayCommands runs the real commands: `logrouter tokens create|list|revoke` and
