@@ -672,10 +672,12 @@ func (a *Archiver) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 			err := retry(ctx, a.log, "recover claim chain", func() error {
 				var err error
 				next, bms, err = a.followClaims(ctx, t, n, c.offset, c.bucketMs)
+				if err != nil {
+					a.m.errors.WithLabelValues("recover").Inc()
+				}
 				return err
 			})
 			if err != nil {
-				a.m.errors.WithLabelValues("recover").Inc()
 				return nil, err
 			}
 			a.mu.Lock()

@@ -129,3 +129,54 @@ func TestSweepDeletesOldStaging(t *testing.T) {
 		t.Errorf("swept metric %v", n)
 	}
 }
+
+// TestFollowClaimsPublishes checks recovery: from a committed offset, the claim chain is walked
+// with one read per claim, a claim whose writer died before publishing is published, and the
+// chain's end and bucketing clock are returned.
+func TestFollowClaimsPublishes(t *testing.T) {
+	cfg := testConfig(t, []string{"127.0.0.1:1"}, "file://"+t.TempDir())
+	a, err := New(cfg, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.bucket.Close()
+	ctx := context.Background()
+	hour := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	o1 := layout.Object{Namespace: "x", Hour: hour, Topic: "logs.x", Partition: 0, Start: 0, End: 9, Format: layout.Parquet}
+	o2 := layout.Object{Namespace: "x", Hour: hour, Topic: "logs.x", Partition: 0, Start: 10, End: 19, Format: layout.Parquet}
+	s1 := layout.StagingKey("", o1, "dead")
+	if err := a.bucket.WriteAll(ctx, s1, []byte("object one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bucket.WriteAll(ctx, o2.Key(""), []byte("object two"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []layout.Claim{
+		{Topic: "logs.x", Partition: 0, Start: 0, End: 9, BucketTimeMs: 100, Records: 10, Objects: []layout.ClaimObject{{Key: o1.Key(""), Staging: s1, Namespace: "x", Records: 10}}},
+		{Topic: "logs.x", Partition: 0, Start: 10, End: 19, BucketTimeMs: 200, Records: 10, Objects: []layout.ClaimObject{{Key: o2.Key(""), Staging: layout.StagingKey("", o2, "gone"), Namespace: "x", Records: 10}}},
+	} {
+		if err := a.writeIfAbsent(ctx, layout.ClaimKey("", c.Topic, c.Partition, c.Start), c.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, bms, err := a.followClaims(ctx, "logs.x", 0, 0, 7)
+	if err != nil || next != 20 || bms != 200 {
+		t.Fatalf("followClaims = %d, %d, %v; want 20, 200", next, bms, err)
+	}
+	if got, err := a.bucket.ReadAll(ctx, o1.Key("")); err != nil || string(got) != "object one" {
+		t.Fatalf("claimed object not published: %q %v", got, err)
+	}
+	if ok, _ := a.bucket.Exists(ctx, s1); ok {
+		t.Error("staging object kept after publishing")
+	}
+	// From the chain's end nothing more is claimed: the position and clock stay.
+	if next, bms, err := a.followClaims(ctx, "logs.x", 0, 20, 200); err != nil || next != 20 || bms != 200 {
+		t.Fatalf("at the end: %d %d %v", next, bms, err)
+	}
+	// A claim that points at a missing staging object and no final object is an error, not a skip.
+	bad := layout.Claim{Topic: "logs.x", Partition: 0, Start: 20, End: 29, Objects: []layout.ClaimObject{{Key: "namespace=x/dt=2026-11-21/hour=10/lost.parquet", Staging: "_staging/lost", Namespace: "x"}}}
+	a.writeIfAbsent(ctx, layout.ClaimKey("", "logs.x", 0, 20), bad.Encode())
+	if _, _, err := a.followClaims(ctx, "logs.x", 0, 20, 0); err == nil {
+		t.Fatal("unpublishable claim accepted")
+	}
+}
