@@ -152,26 +152,58 @@ func killTest(t *testing.T, bin, bucketURL string) {
 				all = append(all, produced{string(r.Value), archivetest.Pos{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}})
 			}
 			mu.Unlock()
-			time.Sleep(40 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond) // production spans the kill phase
 		}
 		prodDone <- nil
 	}()
+
+	b, err := blob.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	countClaims := func() int {
+		n := 0
+		it := b.List(&blob.ListOptions{Prefix: "_claims/"})
+		for {
+			o, err := it.Next(ctx)
+			if err != nil {
+				return n
+			}
+			if strings.HasSuffix(o.Key, ".json") {
+				n++
+			}
+		}
+	}
+	progressed := 0 // runs that claimed ranges before they were killed
 
 	const kills = 21
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var lastLog string
 	for i := 0; i < kills; i++ {
+		before := countClaims()
 		p := startArchiver(t, bin, args...)
 		exited := make(chan error, 1)
 		go func() { exited <- p.cmd.Wait() }()
+		// Every third kill lands anywhere from startup on (recovery, joining the group); the
+		// others land while the run is archiving (after it took its partitions).
+		if i%3 != 0 {
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(p.stderr.String(), "partition position") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		select {
 		case err := <-exited:
 			t.Fatalf("archiver exited before it was killed: %v\n%s", err, tail(p.stderr.String(), 3000))
-		case <-time.After(time.Duration(100+rng.IntN(1200)) * time.Millisecond):
+		case <-time.After(time.Duration(rng.IntN(700)) * time.Millisecond):
 		}
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 		lastLog = p.stderr.String()
+		if countClaims() > before {
+			progressed++
+		}
 		if ctx.Err() != nil {
 			t.Fatalf("out of time after %d kills", i)
 		}
@@ -187,11 +219,6 @@ func killTest(t *testing.T, bin, bucketURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := blob.OpenBucket(ctx, bucketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	p := startArchiver(t, bin, args...)
 	exited := make(chan error, 1)
 	go func() { exited <- p.cmd.Wait() }()
@@ -274,7 +301,11 @@ func killTest(t *testing.T, bin, bucketURL string) {
 		}
 		staged++
 	}
-	t.Logf("%d records in %d objects after %d SIGKILLs; %d unclaimed staging objects left by kills", len(all), len(audit.Objects), kills, staged)
+	t.Logf("%d records in %d objects after %d SIGKILLs (%d of the killed runs had claimed ranges); %d unclaimed staging objects left by kills",
+		len(all), len(audit.Objects), kills, progressed, staged)
+	if progressed < kills/2 {
+		t.Errorf("only %d of %d killed runs claimed anything: the kills did not exercise the commit protocol", progressed, kills)
+	}
 }
 
 func tail(s string, n int) string {
