@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
@@ -40,6 +41,8 @@ type Collector struct {
 	tmpl    sink.Template
 	metrics *metrics
 	bufs    sync.Pool
+	slabs   sync.Pool // *[]byte: record values of a chunk
+	recPool sync.Pool // *[]kgo.Record of a chunk
 
 	mu      sync.Mutex
 	files   map[fileid.ID]*file
@@ -120,6 +123,38 @@ func (c *Collector) getBuf(n int) []byte {
 		return *(c.bufs.Get().(*[]byte))
 	}
 	return make([]byte, n)
+}
+
+// getSlab returns an empty buffer with room for n bytes, recycled when possible: chunks are
+// the collector's main allocation, and recycling them keeps the garbage collector's work (and
+// the CPU a tight --memory-limit costs) low.
+func (c *Collector) getSlab(n int) []byte {
+	if p, ok := c.slabs.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func (c *Collector) putSlab(b []byte) {
+	if cap(b) > 0 && cap(b) <= 4*c.cfg.ReadBytes*8 {
+		b = b[:0]
+		c.slabs.Put(&b)
+	}
+}
+
+func (c *Collector) getRecs(n int) []kgo.Record {
+	if p, ok := c.recPool.Get().(*[]kgo.Record); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]kgo.Record, 0, n)
+}
+
+func (c *Collector) putRecs(r []kgo.Record) {
+	if cap(r) > 0 && cap(r) <= c.cfg.ReadBytes {
+		clear(r) // drop references to values and headers
+		r = r[:0]
+		c.recPool.Put(&r)
+	}
 }
 
 func (c *Collector) putBuf(b []byte) {

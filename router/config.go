@@ -96,8 +96,8 @@ func (c *Config) Validate() error {
 	if c.ReadBytes < 4096 {
 		errs = append(errs, fmt.Errorf("--read-bytes %d: must be at least 4096", c.ReadBytes))
 	}
-	if c.BufferBytes < int64(4*c.ReadBytes) {
-		errs = append(errs, fmt.Errorf("--buffer-bytes %d: must be at least 4 x --read-bytes (%d)", c.BufferBytes, 4*c.ReadBytes))
+	if c.BufferBytes < int64(8*c.ReadBytes) {
+		errs = append(errs, fmt.Errorf("--buffer-bytes %d: must be at least 8 x --read-bytes (%d): a read reserves six times its size", c.BufferBytes, 8*c.ReadBytes))
 	}
 	for name, d := range map[string]time.Duration{"--poll-interval": c.PollInterval, "--scan-interval": c.ScanInterval, "--checkpoint-interval": c.CheckpointInterval} {
 		if d <= 0 {

@@ -279,7 +279,7 @@ func (f *file) step(ctx context.Context) stepResult {
 		reserve = estimate
 	}
 	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
-		recs: make([]kgo.Record, 0, lines), slab: make([]byte, 0, int64(n)*2+lines*perLine)}
+		recs: f.c.getRecs(int(lines)), slab: f.c.getSlab(int(int64(n)*2 + lines*perLine))}
 	ch.promise = ch.onPromise
 	f.cur = ch
 	consumed := f.asm.Feed(data, false)
@@ -397,6 +397,9 @@ func (f *file) complete(ch *chunk) {
 	}
 	f.mu.Unlock()
 	f.c.budget.Release(ch.ns, ch.reserved)
+	// Every promise of the chunk has returned: franz-go no longer uses its records or values.
+	f.c.putRecs(ch.recs)
+	f.c.putSlab(ch.slab)
 	ch.recs, ch.slab = nil, nil
 	if ch.err == nil {
 		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded))

@@ -97,6 +97,11 @@ func (b *Budget) fits(s *nsState, n int64) bool {
 	if b.used+n > b.total {
 		return false
 	}
+	if s.used == 0 {
+		// A namespace holding nothing may always take one request: with many namespaces a
+		// fair share can be smaller than one read, and no namespace would ever fit it.
+		return true
+	}
 	others := b.waiting
 	if s.waiters > 0 {
 		others--

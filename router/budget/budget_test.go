@@ -120,3 +120,29 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached")
 }
+
+// With more namespaces than reads fit in their fair shares, each namespace still gets one read
+// in flight at a time instead of all waiting for each other.
+func TestShareSmallerThanOneRequest(t *testing.T) {
+	b := New(100)
+	ctx := context.Background()
+	if err := b.Acquire(ctx, "a", 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Acquire(ctx, "b", 40); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 2)
+	go func() { got <- b.Acquire(ctx, "c", 40) }() // does not fit the total yet
+	go func() { got <- b.Acquire(ctx, "d", 40) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 2 })
+	b.Release("a", 40) // room for one: c or d, though 40 > 100/3
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a namespace holding nothing was not given a request that fits the total")
+	}
+}
