@@ -22,6 +22,9 @@ import (
 	"github.com/logrouter/logrouter/internal/record"
 )
 
+// maxInvalidLogs is how many invalid records of one object are logged one by one.
+const maxInvalidLogs = 10
+
 // errLostRace means another writer claimed the range's start first.
 type errLostRace struct {
 	claim layout.Claim
@@ -207,6 +210,7 @@ func (a *Archiver) stage(ctx context.Context, w *spool.Writer, obj layout.Object
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 	bw := bufio.NewWriterSize(tmp, 256<<10)
+	invalid := 0
 	enc, err := objectformat.New(obj.Format, bw, objectformat.Options{
 		RowGroupBytes: a.cfg.rowGroupBytes(),
 		OnInvalid: func(e *objectformat.Entry, err error) {
@@ -215,7 +219,10 @@ func (a *Archiver) stage(ctx context.Context, w *spool.Writer, obj layout.Object
 				reason = "schema_version"
 			}
 			a.m.invalid.WithLabelValues(reason).Inc()
-			a.log.Warn("invalid record archived with parse_error", "topic", e.Topic, "partition", e.Partition, "offset", e.Offset, "err", err)
+			invalid++
+			if invalid <= maxInvalidLogs { // a flood of bad values must not flood the log
+				a.log.Warn("invalid record archived with parse_error", "topic", e.Topic, "partition", e.Partition, "offset", e.Offset, "err", err)
+			}
 		},
 	})
 	if err != nil {
@@ -240,6 +247,9 @@ func (a *Archiver) stage(ctx context.Context, w *spool.Writer, obj layout.Object
 	if err := enc.Close(); err != nil {
 		a.m.errors.WithLabelValues("encode").Inc()
 		return 0, 0, fmt.Errorf("encode %s: %w", obj.Name(), err)
+	}
+	if invalid > maxInvalidLogs {
+		a.log.Warn("more invalid records archived with parse_error", "object", obj.Name(), "invalid", invalid, "logged", maxInvalidLogs)
 	}
 	if err := bw.Flush(); err != nil {
 		return 0, 0, fmt.Errorf("encode %s: %w", obj.Name(), err)
