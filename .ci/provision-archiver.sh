@@ -7,7 +7,7 @@
 set -euo pipefail
 
 VERSION=v1.8.0
-CACHE=${LOGROUTER_CACHE:-$HOME/.cache/logrouter}
+CACHE=${LOGROUTER_CACHE:-${HOME:-/root}/.cache/logrouter}
 BIN="$CACHE/bin/versitygw"
 
 if [ -x "$BIN" ] && [ -f "$CACHE/bin/versitygw.version" ] && [ "$(cat "$CACHE/bin/versitygw.version")" = "$VERSION" ]; then
