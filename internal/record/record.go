@@ -106,6 +106,9 @@ func Decode(b []byte) (Record, error) {
 	if r.V != SchemaVersion {
 		return Record{}, fmt.Errorf("decode record: %w: %d", ErrUnsupportedVersion, r.V)
 	}
+	if r.Time.IsZero() {
+		return Record{}, errors.New(`decode record: "ts" is missing`)
+	}
 	return r, nil
 }
 

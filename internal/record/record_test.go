@@ -87,6 +87,9 @@ func TestDecodeRejectsOtherVersion(t *testing.T) {
 	if _, err := Decode([]byte(`{`)); err == nil {
 		t.Fatal("want error for bad JSON")
 	}
+	if _, err := Decode([]byte(`{"v":1,"message":"x","namespace":"a","pod":"p","container":"c","offset":0}`)); err == nil {
+		t.Fatal("want error for a record without ts")
+	}
 }
 
 func TestPartialMetadata(t *testing.T) {
