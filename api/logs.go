@@ -274,14 +274,7 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 					pos.pos.Offsets[r.Partition] = r.Offset + 1
 					pos.dirty = true
 				}
-				v := filter.Check(r)
-				var value []byte
-				if v == live.Show {
-					var ok bool
-					if value, ok = wire.CleanValue(r.Value, &scratch); !ok {
-						v = live.BadValue
-					}
-				}
+				v, value := judge(filter, r, &scratch)
 				hidden[v]++
 				if v != live.Show {
 					return
@@ -384,14 +377,7 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 					g.m.retentionSkip.Add(float64(gap.Count))
 					body.Skipped = append(body.Skipped, gap)
 				}
-				v := filter.Check(r)
-				var value []byte
-				if v == live.Show {
-					var ok bool
-					if value, ok = wire.CleanValue(r.Value, &scratch); !ok {
-						v = live.BadValue
-					}
-				}
+				v, value := judge(filter, r, &scratch)
 				hidden[v]++
 				if v != live.Show {
 					return
@@ -421,4 +407,18 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = q.w.Write(append(out, '\n'))
 	_ = lease.Spend(q.r.Context(), len(out))
+}
+
+// judge applies the request's filter to r and, for a record to show, returns its value cleaned
+// for embedding (live.BadValue when it is not valid JSON).
+func judge(filter *live.Filter, r *kgo.Record, scratch *bytes.Buffer) (live.Verdict, []byte) {
+	v := filter.Check(r)
+	if v != live.Show {
+		return v, nil
+	}
+	value, ok := wire.CleanValue(r.Value, scratch)
+	if !ok {
+		return live.BadValue, nil
+	}
+	return v, value
 }
