@@ -54,6 +54,11 @@ type Collector struct {
 	badPath map[string]bool        // paths already reported unparseable
 	lastCk  time.Time
 
+	// reconciling is closed once the records that files resumed at start had already produced
+	// were read back from Kafka (see reconcile.go); resumed lists those files.
+	reconciling chan struct{}
+	resumed     []*file
+
 	wg sync.WaitGroup
 }
 
@@ -181,7 +186,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	c.log.Info("collector starting", "log_dir", c.cfg.LogDir, "pods_dir", c.cfg.PodsDir, "checkpoints", len(entries), "brokers", c.cfg.Sink.Kafka.Brokers)
 
+	c.reconciling = make(chan struct{})
 	c.scan(ctx, true)
+	c.reconcile(ctx)
 	c.mu.Lock()
 	if n := len(c.startup); n > 0 {
 		c.log.Info("dropping checkpoints of files that no longer exist", "count", n)
@@ -356,7 +363,7 @@ func (c *Collector) placeHeld(ctx context.Context) {
 		delete(c.held, h.cd.id)
 		c.mu.Unlock()
 		cd := h.cd
-		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, off, st, format)
+		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, off, st, format, time.Time{})
 	}
 }
 
@@ -509,6 +516,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	}
 	var off int64
 	var st assemble.State
+	var resumedAt time.Time
 	format := logline.FormatUnknown
 	resume := func(e checkpoint.Entry) bool {
 		ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint)
@@ -527,6 +535,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		delete(c.done, cd.id)
 		c.mu.Unlock()
 	case isStart && resume(startEntry):
+		resumedAt = startEntry.Updated
 	default:
 		c.mu.Lock()
 		delete(c.done, cd.id) // an inode reused by a new file
@@ -544,10 +553,13 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			off = cd.size
 		}
 	}
-	c.start(ctx, cd, fd, fpLen, fp, off, st, format)
+	c.start(ctx, cd, fd, fpLen, fp, off, st, format, resumedAt)
 }
 
-func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format) {
+// start begins reading a file. resumedAt is the save time of the startup checkpoint it resumes
+// from (zero otherwise).
+func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format, resumedAt time.Time) {
+	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
 		bufSize: c.cfg.ReadBytes}
@@ -576,6 +588,13 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
+	c.mu.Lock()
+	if c.reconciling != nil && !resumedAt.IsZero() {
+		// Resumed from a checkpoint at start: wait for the read-back of what already reached Kafka.
+		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
+		c.resumed = append(c.resumed, f)
+	}
+	c.mu.Unlock()
 	c.wg.Add(1)
 	go f.run(ctx)
 }

@@ -40,6 +40,8 @@ type file struct {
 
 	caughtUp     chan struct{} // closed once the file is at its end and no longer live
 	caughtUpOnce sync.Once
+	reconciled   chan struct{} // closed when inKafka is known (files resumed at start)
+	checkpointAt time.Time     // when the checkpoint it resumed from was saved
 
 	// Owned by the file's goroutine.
 	asm     *assemble.Assembler
@@ -51,6 +53,9 @@ type file struct {
 	nsm     *nsMetrics
 	cur     *chunk
 	bufSize int
+	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
+	// Kafka has: they are not sent again. Set before the file's goroutine starts reading.
+	inKafka map[[2]int64]struct{}
 	log     *slog.Logger
 
 	// Shared with promise callbacks and the checkpointer.
@@ -85,7 +90,7 @@ type chunk struct {
 	ckState  assemble.State
 	promise  func(*kgo.Record, error)
 
-	lines, msgBytes, parseErrs, splits, invalid, excluded int64
+	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
 }
 
 func (ch *chunk) onPromise(_ *kgo.Record, err error) {
@@ -115,6 +120,13 @@ func (f *file) curPath() string { return *f.path.Load() }
 // run reads the file until it is let go or ctx ends.
 func (f *file) run(ctx context.Context) {
 	defer f.c.wg.Done()
+	if f.reconciled != nil {
+		select {
+		case <-f.reconciled:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if f.prev != nil {
 		select {
 		case <-f.prev.caughtUp:
@@ -317,6 +329,20 @@ func (f *file) emit(o *assemble.Output) {
 		ch.excluded++
 		return
 	}
+	if f.inKafka != nil {
+		k := [2]int64{o.Start, -1}
+		if o.Split {
+			k[1] = int64(o.Index)
+		}
+		if _, ok := f.inKafka[k]; ok {
+			delete(f.inKafka, k)
+			if len(f.inKafka) == 0 {
+				f.inKafka = nil
+			}
+			ch.inKafka++
+			return
+		}
+	}
 	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
 		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
 	start := len(ch.slab)
@@ -344,6 +370,9 @@ func (f *file) submit(ch *chunk) {
 	}
 	if ch.excluded > 0 {
 		m.excludedLines.Add(float64(ch.excluded))
+	}
+	if ch.inKafka > 0 {
+		m.alreadyInKafka.Add(float64(ch.inKafka))
 	}
 	// Give back what the reservation over-estimated. franz-go encodes each record into its
 	// batch when it is produced, so every value is held twice until acknowledged.
@@ -402,7 +431,7 @@ func (f *file) complete(ch *chunk) {
 	f.c.putSlab(ch.slab)
 	ch.recs, ch.slab = nil, nil
 	if ch.err == nil {
-		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded))
+		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded - ch.inKafka))
 		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
 	} else {
 		ch.nsm.produceErrors.Inc()

@@ -10,6 +10,7 @@ type metrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
 	produceErrors, topicErrors, splitLines       *prometheus.CounterVec
 	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
+	alreadyInKafka                               *prometheus.CounterVec
 	rotations, pathErrors                        *prometheus.CounterVec
 	inFlight                                     prometheus.Gauge
 	openFiles                                    prometheus.Gauge
@@ -25,6 +26,7 @@ type nsMetrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked prometheus.Counter
 	produceErrors, topicErrors, splitLines       prometheus.Counter
 	parseErrors, invalidUTF8, excludedLines      prometheus.Counter
+	alreadyInKafka                               prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
@@ -40,20 +42,21 @@ func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
 		return v
 	}
 	m := &metrics{
-		linesRead:     cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
-		bytesRead:     cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
-		linesAcked:    cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
-		bytesAcked:    cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
-		produceErrors: cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
-		topicErrors:   cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, per namespace.", "namespace"),
-		splitLines:    cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
-		parseErrors:   cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
-		invalidUTF8:   cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
-		excludedLines: cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
-		rotations:     cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
-		pathErrors:    cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
-		inFlight:      g("records_in_flight", "Records produced and not yet acknowledged."),
-		openFiles:     g("open_files", "Log files open."),
+		linesRead:      cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
+		bytesRead:      cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
+		linesAcked:     cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
+		bytesAcked:     cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
+		produceErrors:  cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
+		topicErrors:    cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, per namespace.", "namespace"),
+		splitLines:     cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
+		parseErrors:    cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
+		invalidUTF8:    cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
+		excludedLines:  cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
+		alreadyInKafka: cv("lines_already_in_kafka_total", "Lines read again after a restart and not sent, because the previous run's records of them were found in Kafka, per namespace.", "namespace"),
+		rotations:      cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
+		pathErrors:     cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
+		inFlight:       g("records_in_flight", "Records produced and not yet acknowledged."),
+		openFiles:      g("open_files", "Log files open."),
 		bytesBehind: func() *prometheus.GaugeVec {
 			v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "file_bytes_behind", Help: "File size minus its checkpoint, per open file."}, []string{"namespace", "pod", "container", "file"})
 			reg.MustRegister(v)
@@ -80,6 +83,7 @@ func (m *metrics) forNamespace(ns string) *nsMetrics {
 		produceErrors: m.produceErrors.WithLabelValues(ns), topicErrors: m.topicErrors.WithLabelValues(ns),
 		splitLines: m.splitLines.WithLabelValues(ns), parseErrors: m.parseErrors.WithLabelValues(ns),
 		invalidUTF8: m.invalidUTF8.WithLabelValues(ns), excludedLines: m.excludedLines.WithLabelValues(ns),
+		alreadyInKafka: m.alreadyInKafka.WithLabelValues(ns),
 	}
 	m.ns[ns] = n
 	return n

@@ -16,6 +16,7 @@ type Source struct {
 	ContainerID string
 	Node        string
 	File        string
+	Src         string // "<device>:<inode>" of File
 	Kubernetes  *Kubernetes
 	// MetadataPartial marks lines shipped without API metadata (see Record.Metadata).
 	MetadataPartial bool
@@ -39,6 +40,9 @@ func (s *Source) Fragment() []byte {
 	}
 	if s.File != "" {
 		b = appendMember(b, "file", s.File)
+	}
+	if s.Src != "" {
+		b = appendMember(b, "src", s.Src)
 	}
 	if k := s.Kubernetes; k != nil {
 		b = append(b, `,"k8s":{`...)

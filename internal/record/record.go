@@ -58,6 +58,9 @@ type Record struct {
 	// a line, so a consumer can drop the duplicates a collector crash may cause.
 	File   string `json:"file,omitempty"`
 	Offset int64  `json:"offset"`
+	// Src identifies the file on its node ("<device>:<inode>"), which the path does not once
+	// kubelet has rotated it: the collector finds its own records by (node, src, offset).
+	Src string `json:"src,omitempty"`
 
 	// Split is set when a line longer than the collector's --max-line-bytes was cut into chunks.
 	Split *Split `json:"split,omitempty"`

@@ -20,6 +20,7 @@ type PathMeta struct {
 	Container   string
 	ContainerID string // empty when only the /var/log/pods path is known
 	File        string // the path the collector reads (under /var/log/pods when known)
+	Src         string // "<device>:<inode>" of File, set by the collector
 }
 
 // Snapshot is the metadata in force for a file at one moment. Snapshots are immutable.
@@ -72,7 +73,7 @@ func (p PathOnly) Open(m PathMeta) Handle {
 func SnapshotFor(m PathMeta, node string, k8s *record.Kubernetes, partial bool) *Snapshot {
 	src := record.Source{
 		Namespace: m.Namespace, Pod: m.Pod, PodUID: m.PodUID, Container: m.Container,
-		ContainerID: m.ContainerID, Node: node, File: m.File, Kubernetes: k8s, MetadataPartial: partial,
+		ContainerID: m.ContainerID, Node: node, File: m.File, Src: m.Src, Kubernetes: k8s, MetadataPartial: partial,
 	}
 	s := &Snapshot{
 		Fragment:  src.Fragment(),
