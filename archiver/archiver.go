@@ -39,6 +39,10 @@ const maxClockSkew = time.Hour
 
 // Archiver archives the topics of Config.TopicsRegex into Config.Bucket.
 type Archiver struct {
+	// clientReady is closed once cl and adm are set: the group starts joining inside
+	// kgo.NewClient, so franz-go may call adjust before NewClient has returned.
+	clientReady chan struct{}
+
 	cfg     Config
 	log     *slog.Logger
 	m       *metrics
@@ -174,11 +178,13 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if a.cfg.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(a.cfg.InstanceID))
 	}
+	a.clientReady = make(chan struct{})
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	a.cl, a.adm = cl, kadm.NewClient(cl)
+	close(a.clientReady)
 	uploadCtx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelUploads()
 	a.uploadCtx = uploadCtx
@@ -634,6 +640,11 @@ func (a *Archiver) onOffsetsFetched(_ context.Context, _ *kgo.Client, resp *kmsg
 // (or the log start), it follows the claim chain (completing claims a crash left unpublished)
 // and starts fetching at its end.
 func (a *Archiver) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	select {
+	case <-a.clientReady:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	a.mu.Lock()
 	fetched := a.fetched
 	a.mu.Unlock()
