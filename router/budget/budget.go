@@ -29,9 +29,6 @@ func New(total int64) *Budget {
 	return &Budget{total: total, ns: map[string]*nsState{}, wake: make(chan struct{})}
 }
 
-// Total is the budget's size.
-func (b *Budget) Total() int64 { return b.total }
-
 // Used returns the bytes held.
 func (b *Budget) Used() int64 {
 	b.mu.Lock()

@@ -36,14 +36,6 @@ func Of(fi os.FileInfo) (ID, error) {
 	return ID{Dev: uint64(st.Dev), Inode: uint64(st.Ino)}, nil //nolint:unconvert // types differ by platform
 }
 
-// Links returns the number of hard links (0 once the file is deleted but still open).
-func Links(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink) //nolint:unconvert // types differ by platform
-	}
-	return 1
-}
-
 // Fingerprint hashes the first min(FingerprintSize, size) bytes of r.
 func Fingerprint(r io.ReaderAt) (n int, sum uint64, err error) {
 	var buf [FingerprintSize]byte

@@ -92,9 +92,6 @@ func (c *Container) Path() string {
 	return c.path
 }
 
-// Dir is the container's log directory.
-func (c *Container) Dir() string { return c.dir }
-
 // Line renders one physical line in the container's format.
 func (c *Container) Line(ts time.Time, stream string, partial bool, msg string) []byte {
 	if c.Format == Docker {
@@ -196,14 +193,6 @@ func (c *Container) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.f.Close()
-}
-
-// Remove deletes the container's files and symlink, as kubelet does when the pod goes.
-func (c *Container) Remove() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	os.Remove(c.link)
-	return os.RemoveAll(filepath.Dir(c.dir))
 }
 
 // SeqMessage is the message of line seq of a container, padded to about size bytes: an
