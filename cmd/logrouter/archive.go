@@ -12,10 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/internal/rungroup"
 )
 
 func init() {
@@ -59,10 +58,10 @@ func runArchive(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	// A metrics server that cannot start stops the archiver (which drains), and vice versa.
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.Run(gctx) })
-	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
-	err = g.Wait()
+	var g rungroup.Group
+	g.Add("archiver", a.Run)
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	err = g.Run(ctx)
 	log.Info("archiver stopped", "peak_rss_bytes", peakRSS())
 	return err
 }

@@ -9,11 +9,11 @@ import (
 	"os"
 	"runtime/debug"
 
-	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
 
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/internal/rungroup"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
 )
@@ -74,13 +74,13 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	var g rungroup.Group
 	if enr != nil {
 		// A slow or unreachable API server never holds the collector back: files ship with
 		// path metadata until the informers sync (see docs/enricher.md).
-		g.Go(func() error { return enr.Run(gctx) })
+		g.Add("enricher", enr.Run)
 	}
-	g.Go(func() error { return c.Run(gctx) })
-	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
-	return g.Wait()
+	g.Add("collector", c.Run)
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	return g.Run(ctx)
 }

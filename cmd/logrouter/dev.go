@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,12 +15,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/internal/rungroup"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -120,19 +119,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return demo.Run(gctx) })
-	g.Go(func() error { return collector.Run(gctx) })
-	g.Go(func() error { return arch.Run(gctx) })
-	g.Go(func() error { return gw.Run(gctx) })
-	g.Go(func() error { return cli.ServeMetrics(gctx, *metricsAddr, reg, log) })
-
-	secret, err := devToken(gctx, brokers, gcfg.TokenTopic, demo.Namespaces)
-	if err != nil {
-		return fmt.Errorf("create the dev token: %w", err)
-	}
-	ns := demo.Namespaces[0]
-	fmt.Fprintf(stdout, `logrouter dev is running (Ctrl-C stops it; state is kept in %s)
+	// Every component, and the step that creates the dev token and prints the banner, runs in
+	// one group: whichever returns first (a port already taken, a failed token) stops the others
+	// and waits for them to drain before Kafka closes (the deferred cluster.Close).
+	var g rungroup.Group
+	g.Add("demo workload", demo.Run)
+	g.Add("collector", collector.Run)
+	g.Add("archiver", arch.Run)
+	g.Add("gateway", gw.Run)
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	g.Add("dev token", func(ctx context.Context) error {
+		secret, err := devToken(ctx, brokers, gcfg.TokenTopic, demo.Namespaces)
+		if err != nil {
+			return fmt.Errorf("create the dev token: %w", err)
+		}
+		ns := demo.Namespaces[0]
+		fmt.Fprintf(stdout, `logrouter dev is running (Ctrl-C stops it; state is kept in %s)
 
   Kafka (kfake)      %s   topics logs.<namespace>: %s
   demo workload      %d containers writing CRI logs under %s (rotated at 1 MiB)
@@ -150,11 +152,11 @@ Look at it:
 
 The token above may read: %s.
 `, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
-		*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, secret, *gatewayAddr, ns, secret, *gatewayAddr, ns, bucket, ns, strings.Join(demo.Namespaces, ", "))
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
+			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, secret, *gatewayAddr, ns, secret, *gatewayAddr, ns, bucket, ns, strings.Join(demo.Namespaces, ", "))
+		<-ctx.Done()
+		return nil
+	})
+	err = g.Run(ctx)
 	fmt.Fprintln(stdout, "logrouter dev stopped")
 	return err
 }

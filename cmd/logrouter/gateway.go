@@ -11,10 +11,10 @@ import (
 	_ "gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/s3blob"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/internal/cli"
+	"github.com/logrouter/logrouter/internal/rungroup"
 )
 
 func init() {
@@ -40,8 +40,8 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return g.Run(ctx) })
-	eg.Go(func() error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log) })
-	return eg.Wait()
+	var rg rungroup.Group
+	rg.Add("gateway", g.Run)
+	rg.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	return rg.Run(ctx)
 }

@@ -70,9 +70,17 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// ServeMetrics serves /metrics (and /healthz) on addr until ctx ends. An empty addr serves
-// nothing. ready, when non-nil, is called by the caller's own handlers; it is not used here.
-func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) error {
+// Ready reports whether a component is doing its job (shipping, uploading, serving): nil when
+// it is, else what is wrong, for people. It must be cheap: it answers every readiness probe.
+type Ready func() error
+
+// ServeMetrics serves /metrics, /healthz and /readyz on addr until ctx ends. An empty addr
+// serves nothing.
+//
+// /healthz is liveness: it is about the process only, so a pod is never restarted for an
+// outside fault (a broker outage) that a restart cannot cure. /readyz answers 503 with ready's
+// error when ready reports one (nil ready: always ready).
+func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger, ready Ready) error {
 	if addr == "" {
 		<-ctx.Done()
 		return nil
@@ -80,6 +88,7 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { serveReady(w, ready) })
 	// Profiles on the metrics port (not the API port): how memory and CPU are spent in production.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -100,6 +109,18 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	case err := <-errc:
 		return fmt.Errorf("metrics server: %w", err)
 	}
+}
+
+func serveReady(w http.ResponseWriter, ready Ready) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ready != nil {
+		if err := ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+	}
+	io.WriteString(w, "ok\n")
 }
 
 // LookupEnv is os.LookupEnv, named for callers' readability.
