@@ -38,8 +38,21 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, want ErrMalformed", b, err)
 		}
 	}
-	if rec.Verify(secret[:len(secret)-1] + "A") {
-		t.Fatal("wrong secret verified")
+	// Change the secret's last character to each of several others: the secret is random, so
+	// a single fixed replacement ("A") was no change at all whenever the secret ended in it.
+	last := secret[len(secret)-1]
+	changed := 0
+	for _, c := range []byte("AQgw-_") {
+		if c == last {
+			continue
+		}
+		changed++
+		if wrong := secret[:len(secret)-1] + string(c); rec.Verify(wrong) {
+			t.Fatalf("wrong secret %q verified (real %q)", wrong, secret)
+		}
+	}
+	if changed < 5 {
+		t.Fatalf("only %d changed secrets tried", changed)
 	}
 }
 

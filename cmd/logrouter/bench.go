@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,10 +30,15 @@ func init() {
 	commands["bench"] = command{
 		summary: "measure a component: 'bench collect' runs the collector against kfake and reports lines/s, CPU and RSS",
 		run:     runBench,
+		actions: []string{"collect"},
 	}
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stderr, "usage: logrouter bench collect [flags]\n\nRun 'logrouter bench collect -h' for its flags.")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "collect" {
 		return errors.New("usage: logrouter bench collect [flags]")
 	}

@@ -18,7 +18,13 @@ import (
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// actions, for a command that takes one first (tokens create), lists them; the command
+	// prints its usage and returns flag.ErrHelp for isHelp(args[0]).
+	actions []string
 }
+
+// isHelp reports whether arg asks for usage: -h, --help or help, as every command accepts.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
 
 // commands is filled by each subcommand's file (collect.go, dev.go, ...).
 var commands = map[string]command{}
@@ -30,7 +36,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args[0]) {
 		usage(stderr)
 		if len(args) == 0 {
 			return 2

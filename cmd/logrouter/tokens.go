@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +25,8 @@ import (
 )
 
 func init() {
-	commands["tokens"] = command{summary: "create, list and revoke gateway tokens (create|list|revoke)", run: runTokens}
+	commands["tokens"] = command{summary: "create, list and revoke gateway tokens (create|list|revoke)", run: runTokens,
+		actions: []string{"create", "list", "revoke"}}
 }
 
 type multiFlag []string
@@ -41,6 +43,10 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, tokensUsage)
 		return errors.New("missing action")
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stderr, tokensUsage+"\n\nRun 'logrouter tokens ACTION -h' for an action's flags.")
+		return flag.ErrHelp
 	}
 	action, args := args[0], args[1:]
 	fs := cli.NewFlagSet("tokens "+action, stderr)

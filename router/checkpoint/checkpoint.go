@@ -27,7 +27,7 @@ const formatVersion = 1
 type Entry struct {
 	Dev   uint64 `json:"dev"`
 	Inode uint64 `json:"inode"`
-	// FingerprintLen bytes from the file's start hash to Fingerprint (see package router/tail).
+	// FingerprintLen bytes from the file's start hash to Fingerprint (fileid.Fingerprint: it tells a rotated-in file that reuses an inode from the one checkpointed).
 	FingerprintLen int    `json:"fp_len"`
 	Fingerprint    uint64 `json:"fp"`
 	// Path is where the file was last seen (informational; identity is Dev+Inode+Fingerprint).
