@@ -24,7 +24,9 @@ type command struct {
 }
 
 // isHelp reports whether arg asks for usage: -h, --help or help, as every command accepts.
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 // commands is filled by each subcommand's file (collect.go, dev.go, ...).
 var commands = map[string]command{}
