@@ -210,6 +210,14 @@ func TestArchiveEveryRecordOnce(t *testing.T) {
 			if len(staged) > 0 {
 				t.Errorf("staging not empty: %v", staged)
 			}
+			// ... not even the empty directories fileblob would leave for per-attempt keys.
+			if ents, err := os.ReadDir(filepath.Join(dir, "_staging")); err != nil || len(ents) > 0 {
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				t.Errorf("_staging directory holds %v (%v), want it empty", names, err)
+			}
 			for _, reason := range []string{"hour", "age"} {
 				if testutil.ToFloat64(a.m.flushes.WithLabelValues(reason)) == 0 {
 					t.Errorf("no %s flush", reason)

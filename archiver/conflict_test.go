@@ -3,6 +3,9 @@ package archiver
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,10 +101,13 @@ func TestSplitBrainExactlyOnce(t *testing.T) {
 }
 
 // TestSweepDeletesOldStaging checks that abandoned uploads are deleted after the grace, and
-// younger ones are kept.
+// younger ones are kept; that staging objects in the layout of earlier versions
+// (_staging/<attempt>/<namespace>+<name>) are swept too, with the per-attempt directories
+// fileblob leaves behind, so an upgrade leaves no garbage; and that uploads leave no directory.
 func TestSweepDeletesOldStaging(t *testing.T) {
-	cfg := testConfig(t, []string{"127.0.0.1:1"}, "file://"+t.TempDir())
-	cfg.StagingGrace = time.Second
+	dir := t.TempDir()
+	cfg := testConfig(t, []string{"127.0.0.1:1"}, "file://"+dir)
+	cfg.StagingGrace = time.Minute
 	a, err := New(cfg, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -109,24 +115,69 @@ func TestSweepDeletesOldStaging(t *testing.T) {
 	defer a.bucket.Close()
 	ctx := context.Background()
 	o := layout.Object{Namespace: "ns", Hour: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Topic: "t", Format: layout.Parquet}
-	old := layout.StagingKey("", o, "old")
-	if err := a.bucket.WriteAll(ctx, old, []byte("x"), nil); err != nil {
-		t.Fatal(err)
+	local := func(key string) string { return filepath.Join(dir, filepath.FromSlash(key)) }
+	age := func(key string, d time.Duration) {
+		t.Helper()
+		when := time.Now().Add(-d)
+		if err := os.Chtimes(local(key), when, when); err != nil {
+			t.Fatal(err)
+		}
 	}
-	time.Sleep(1100 * time.Millisecond)
-	young := layout.StagingKey("", o, "young")
-	if err := a.bucket.WriteAll(ctx, young, []byte("x"), nil); err != nil {
-		t.Fatal(err)
+	write := func(key string, old bool) {
+		t.Helper()
+		if err := a.bucket.WriteAll(ctx, key, []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if old {
+			age(key, 2*cfg.StagingGrace)
+		}
 	}
+	oldKey, youngKey := layout.StagingKey("", o, "old"), layout.StagingKey("", o, "young")
+	write(oldKey, true)
+	write(youngKey, false)
+	// Earlier versions: one directory per attempt. One abandoned object, one young object, and
+	// the empty directories their published uploads left (one old, one just emptied).
+	legacyOld := "_staging/0123456789abcdef/ns+" + o.Name()
+	legacyYoung := "_staging/1123456789abcdef/ns+" + o.Name()
+	write(legacyOld, true)
+	write(legacyYoung, false)
+	for _, d := range []string{"_staging/2123456789abcdef", "_staging/3123456789abcdef"} {
+		if err := os.Mkdir(local(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age("_staging/2123456789abcdef", 2*cfg.StagingGrace)
+	age("_staging/1123456789abcdef", 2*cfg.StagingGrace) // not empty: kept anyway
+
 	a.sweep(ctx)
-	if ok, _ := a.bucket.Exists(ctx, old); ok {
-		t.Error("old staging object kept")
+	for key, want := range map[string]bool{oldKey: false, youngKey: true, legacyOld: false, legacyYoung: true} {
+		if ok, _ := a.bucket.Exists(ctx, key); ok != want {
+			t.Errorf("staging object %s exists: %v, want %v", key, ok, want)
+		}
 	}
-	if ok, _ := a.bucket.Exists(ctx, young); !ok {
-		t.Error("young staging object deleted")
+	for d, want := range map[string]bool{
+		"_staging/0123456789abcdef": false, // emptied by this sweep
+		"_staging/1123456789abcdef": true,  // still holds a young object
+		"_staging/2123456789abcdef": false, // empty for longer than the grace
+		"_staging/3123456789abcdef": true,  // empty only just now: an earlier version may be using it
+		"_staging":                  true,
+	} {
+		if _, err := os.Stat(local(d)); (err == nil) != want {
+			t.Errorf("directory %s exists: %v, want %v", d, err == nil, want)
+		}
 	}
-	if n := testutil.ToFloat64(a.m.stagingSwept); n != 1 {
-		t.Errorf("swept metric %v", n)
+	if n := testutil.ToFloat64(a.m.stagingSwept); n != 2 {
+		t.Errorf("swept metric %v, want 2", n)
+	}
+	// New staging objects are flat: nothing but files directly in _staging/.
+	ents, err := os.ReadDir(local("_staging"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() && !strings.HasSuffix(e.Name(), layout.StagingExt) && !strings.HasSuffix(e.Name(), ".attrs") {
+			t.Errorf("unexpected staging file %s", e.Name())
+		}
 	}
 }
 

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -404,12 +408,14 @@ func (a *Archiver) sweepLoop(ctx context.Context) {
 	}
 }
 
+// sweep lists everything under the staging prefix, so it also finds the staging objects of
+// earlier versions (_staging/<attempt>/<namespace>+<name>, one directory per attempt).
 func (a *Archiver) sweep(ctx context.Context) {
 	it := a.bucket.List(&blob.ListOptions{Prefix: layout.StagingDir(a.cfg.Prefix)})
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
-			return
+			break
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -423,6 +429,39 @@ func (a *Archiver) sweep(ctx context.Context) {
 		}
 		if err := a.bucket.Delete(ctx, obj.Key); err == nil {
 			a.m.stagingSwept.Inc()
+			if a.localDir != "" {
+				// An old-format attempt directory; removing fails while it still holds objects.
+				if dir := path.Dir(obj.Key); strings.HasPrefix(dir+"/", layout.StagingDir(a.cfg.Prefix)) && dir+"/" != layout.StagingDir(a.cfg.Prefix) {
+					os.Remove(filepath.Join(a.localDir, filepath.FromSlash(dir)))
+				}
+			}
 		}
+	}
+	a.sweepStagingDirs()
+}
+
+// sweepStagingDirs removes the empty directories under a file:// bucket's staging prefix that
+// earlier versions left behind, one per upload (fileblob does not remove a key's directory when
+// it deletes the key). Only directories unchanged for the grace are removed, so an earlier
+// version still running beside this one (a rolling upgrade) never loses a directory it has
+// just created for an upload.
+func (a *Archiver) sweepStagingDirs() {
+	if a.localDir == "" {
+		return
+	}
+	root := filepath.Join(a.localDir, filepath.FromSlash(layout.StagingDir(a.cfg.Prefix)))
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != root {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- { // deepest first
+		fi, err := os.Stat(dirs[i])
+		if err != nil || time.Since(fi.ModTime()) < a.cfg.StagingGrace {
+			continue
+		}
+		os.Remove(dirs[i]) // fails, harmlessly, when not empty
 	}
 }

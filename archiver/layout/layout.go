@@ -6,7 +6,6 @@ package layout
 import (
 	"errors"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -149,9 +148,18 @@ func ClaimKey(prefix, topic string, partition int32, start int64) string {
 
 // StagingKey is where one upload attempt puts a data object before it is claimed. attempt makes
 // concurrent attempts (a zombie and the partition's new owner) write different keys.
+//
+// The name is flat (no directory per attempt: fileblob would leave one empty directory behind
+// per object) and is the final name with StagingExt appended, so that it never ends in a data
+// extension and an analyst's glob such as <root>/**/*.parquet does not pick up an upload a
+// crash left behind (DuckDB does not skip _-prefixed directories the way Hive engines do). Staging keys of earlier versions,
+// _staging/<attempt>/<namespace>+<name>, are still under StagingDir and swept from there.
 func StagingKey(prefix string, o Object, attempt string) string {
-	return Join(prefix, path.Join("_staging", attempt, o.Namespace+"+"+o.Name()))
+	return Join(prefix, "_staging/"+attempt+"+"+o.Namespace+"+"+o.Name()+StagingExt)
 }
+
+// StagingExt ends every staging object's name.
+const StagingExt = ".staged"
 
 // StagingDir is the prefix of every staging object (for lifecycle rules and sweeps).
 func StagingDir(prefix string) string { return Join(prefix, "_staging/") }

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ func TestParseKeyRejects(t *testing.T) {
 	for _, key := range []string{
 		"_claims/t/0/00000000000000000000.json",
 		"_staging/abc/x+t+0+00000000000000000000+00000000000000000001.parquet",
+		"_staging/abc+x+t+0+00000000000000000000+00000000000000000001.parquet.staged",
 		"namespace=a/dt=2026-11-21/hour=24/t+0+00000000000000000000+00000000000000000001.parquet",
 		"namespace=a/dt=2026-13-21/hour=01/t+0+00000000000000000000+00000000000000000001.parquet",
 		"namespace=a/dt=2026-11-21/hour=01/t+0+00000000000000000002+00000000000000000001.parquet",
@@ -48,6 +50,41 @@ func TestParseKeyRejects(t *testing.T) {
 	}
 	if _, err := ParseKey("p", "q/namespace=a/dt=2026-11-21/hour=01/t+0+00000000000000000000+00000000000000000001.parquet"); !errors.Is(err, ErrNotDataKey) {
 		t.Error("key outside the prefix accepted")
+	}
+}
+
+// TestStagingKeyMatchesNoDataGlob checks that a staging object an interrupted upload leaves
+// behind is invisible to analysts' globs (<root>/**/*.parquet, **/*.ndjson.zst), which DuckDB
+// applies to _-prefixed directories too, and that it is one flat name under StagingDir (no
+// per-attempt directory for fileblob to leave behind).
+func TestStagingKeyMatchesNoDataGlob(t *testing.T) {
+	hour := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	for _, prefix := range []string{"", "arch/v1"} {
+		for _, f := range []Format{Parquet, NDJSON} {
+			for _, ns := range []string{"a", "team-b"} {
+				for _, attempt := range []string{"0123456789abcdef", "fedcba9876543210"} {
+					o := Object{Namespace: ns, Hour: hour, Topic: "logs." + ns, Partition: 2, Start: 5, End: 9, Format: f}
+					key := StagingKey(prefix, o, attempt)
+					rest, ok := strings.CutPrefix(key, StagingDir(prefix))
+					if !ok || strings.Contains(rest, "/") || !strings.HasSuffix(rest, StagingExt) {
+						t.Errorf("staging key %q: want one name under %q ending in %q", key, StagingDir(prefix), StagingExt)
+					}
+					for _, g := range []Format{Parquet, NDJSON} {
+						if m, _ := path.Match("*."+string(g), path.Base(key)); m || strings.HasSuffix(key, "."+string(g)) {
+							t.Errorf("staging key %q matches the data glob *.%s", key, g)
+						}
+					}
+					if _, err := ParseKey(prefix, key); !errors.Is(err, ErrNotDataKey) {
+						t.Errorf("ParseKey(%q) = %v, want ErrNotDataKey", key, err)
+					}
+					if seen[key] {
+						t.Errorf("staging key %q not unique", key)
+					}
+					seen[key] = true
+				}
+			}
+		}
 	}
 }
 
