@@ -60,34 +60,8 @@ func testConfig(t *testing.T, brokers []string, bucket string) Config {
 // waitArchived waits until the claim chains of the partitions reach want (next offsets).
 func waitArchived(t *testing.T, b *blob.Bucket, prefix string, want map[archivetest.Pos]int64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		behind := ""
-		for p, end := range want {
-			next := int64(0)
-			for {
-				data, err := b.ReadAll(context.Background(), layout.ClaimKey(prefix, p.Topic, p.Partition, next))
-				if err != nil {
-					break
-				}
-				c, err := layout.DecodeClaim(data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				next = c.Next()
-			}
-			if next < end {
-				behind = fmt.Sprintf("%s[%d] at %d of %d", p.Topic, p.Partition, next, end)
-				break
-			}
-		}
-		if behind == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("archive incomplete after %v: %s", timeout, behind)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := archivetest.WaitArchived(context.Background(), b, prefix, want, timeout); err != nil {
+		t.Fatal(err)
 	}
 }
 

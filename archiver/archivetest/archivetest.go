@@ -28,6 +28,44 @@ type Line struct {
 	Partition                 int32     // -1: by key
 }
 
+// WaitArchived waits until the claim chain of each partition in want reaches its next offset
+// (one past the last record produced there), following the claims from offset 0.
+func WaitArchived(ctx context.Context, b *blob.Bucket, prefix string, want map[Pos]int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		behind := ""
+		for p, end := range want {
+			next := int64(0)
+			for {
+				data, err := b.ReadAll(ctx, layout.ClaimKey(prefix, p.Topic, p.Partition, next))
+				if err != nil {
+					break
+				}
+				c, err := layout.DecodeClaim(data)
+				if err != nil {
+					return err
+				}
+				next = c.Next()
+			}
+			if next < end {
+				behind = fmt.Sprintf("%s[%d] at %d of %d", p.Topic, p.Partition, next, end)
+				break
+			}
+		}
+		if behind == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("archive incomplete after %v: %s", timeout, behind)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Record builds the Kafka record the collector would produce for l.
 func Record(l Line) *kgo.Record {
 	src := record.Source{Namespace: l.Namespace, Pod: l.Pod, Container: l.Container, Node: "node-1", PodUID: "uid-" + l.Pod,
