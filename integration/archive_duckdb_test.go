@@ -363,12 +363,12 @@ func TestArchiveDuckDBDocs(t *testing.T) {
 				}
 				return ""
 			}},
-		{"**/*.parquet over the whole archive", "SELECT count(*) FROM read_parquet('" + roots["parquet"] + "/**/*.parquet', " + hiveTypes + ")",
+		{"**/*.parquet over the whole archive", "SELECT count(*) FROM read_parquet('" + roots["parquet"] + "/**/*.parquet', hive_partitioning = true)",
 			countIs(len(ls))},
-		{"**/*.ndjson.zst over the whole archive", "SELECT count(*) FROM read_ndjson('" + roots["ndjson"] + "/**/*.ndjson.zst', compression = 'zstd', " + hiveTypes + ")",
+		{"**/*.ndjson.zst over the whole archive", "SELECT count(*) FROM read_ndjson('" + roots["ndjson"] + "/**/*.ndjson.zst', compression = 'zstd', hive_partitioning = true)",
 			countIs(len(ls))},
 		// What a staging name with a data extension did (versions before .staged).
-		{"an old-style staging name breaks **/*.parquet", "SELECT count(*) FROM read_parquet('" + legacy + "/**/*.parquet', " + hiveTypes + ")",
+		{"an old-style staging name breaks **/*.parquet", "SELECT count(*) FROM read_parquet('" + legacy + "/**/*.parquet', hive_partitioning = true)",
 			func(r duckdbResult) string {
 				if !strings.Contains(r.Error, "Hive partition") {
 					return "want a Hive partition error"
