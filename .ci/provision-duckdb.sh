@@ -16,9 +16,13 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$VERSION" ] && [ -d "$DIR/node_modu
 	echo "provision-duckdb: @duckdb/node-api $VERSION already in $DIR" >&2
 	exit 0
 fi
-for c in node npm; do
-	command -v "$c" >/dev/null 2>&1 || { echo "provision-duckdb: $c is not on PATH (apt-get install nodejs npm)" >&2; exit 1; }
-done
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	SUDO=
+	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+	echo "provision-duckdb: installing Debian's nodejs and npm" >&2
+	$SUDO apt-get update
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
 mkdir -p "$DIR"
 rm -f "$STAMP"
 if [ ! -f "$DIR/package.json" ]; then
