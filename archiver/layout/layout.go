@@ -152,8 +152,9 @@ func ClaimKey(prefix, topic string, partition int32, start int64) string {
 // The name is flat (no directory per attempt: fileblob would leave one empty directory behind
 // per object) and is the final name with StagingExt appended, so that it never ends in a data
 // extension and an analyst's glob such as <root>/**/*.parquet does not pick up an upload a
-// crash left behind (DuckDB does not skip _-prefixed directories the way Hive engines do). Staging keys of earlier versions,
-// _staging/<attempt>/<namespace>+<name>, are still under StagingDir and swept from there.
+// crash left behind (DuckDB does not skip _-prefixed directories the way Hive engines do).
+// Staging keys of earlier versions, _staging/<attempt>/<namespace>+<name>, are still under
+// StagingDir and swept from there.
 func StagingKey(prefix string, o Object, attempt string) string {
 	return Join(prefix, "_staging/"+attempt+"+"+o.Namespace+"+"+o.Name()+StagingExt)
 }
