@@ -345,35 +345,54 @@ func TestPreCreatedTopicLimits(t *testing.T) {
 // TestPartialFailureResendsOnlyWhatFailed: Kafka refuses one produce request in the middle of a
 // read (the records before it in the same chunk were acknowledged). Only what was not
 // acknowledged is sent again: every line once (in file order once sorted by offset: what is sent
-// again can land after lines read later).
+// again can land after lines read later). Small batches and large reads make one read's records
+// span several batches, on a pre-created topic with a small limit and on a topic the collector
+// creates.
 func TestPartialFailureResendsOnlyWhatFailed(t *testing.T) {
-	cl := newCluster(t)
-	brokers := cl.ListenAddrs()[0]
-	// Small batches (64 KiB limit) and large reads: one read's records span several batches.
-	preCreate(t, brokers, 1, 64<<10, "logs.part")
-	var produces atomic.Int32
-	fault := cl.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "logs.part", Err: kerr.MessageTooLarge,
-		When: func(kmsg.Request) bool { return produces.Add(1) == 3 }})
-	node, _ := loadgen.NewNode(t.TempDir())
-	w := &writer{t: t, want: map[string][]string{}}
-	c, _ := node.AddContainer("part", "web", "app", loadgen.CRI)
-	for s := range 3000 {
-		w.line(c, loadgen.SeqMessage("part", s, 1000), false)
-	}
-	cfg := testConfig(t, node, brokers)
-	cfg.ReadBytes = 1 << 20
-	cfg.BufferBytes = 64 << 20
-	r := startCollector(t, cfg)
-	waitCaughtUp(t, cfg.CheckpointDir, []*loadgen.Container{c})
-	if err := r.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if fault.Hits() != 1 {
-		t.Fatalf("fault answered %d produce requests, want 1", fault.Hits())
-	}
-	checkLines(t, readTopics(t, brokers, "logs.part"), w.want, map[string]int{"logs.part": 64 << 10}, false)
-	if n := testutil.ToFloat64(r.c.metrics.forNamespace("part").produceErrors); n == 0 {
-		t.Errorf("produce_errors_total = 0: the failure was not seen")
+	for _, tc := range []struct {
+		name      string
+		preLimit  int // pre-create the topic with this max.message.bytes; 0: the collector creates it
+		maxLine   int
+		batchMax  int
+		recordMax int
+	}{
+		{name: "pre-created 64KiB", preLimit: 64 << 10, maxLine: 1 << 20, batchMax: 1 << 20, recordMax: 64 << 10},
+		{name: "collector-created", maxLine: 4096, batchMax: 16 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t)
+			brokers := cl.ListenAddrs()[0]
+			if tc.preLimit > 0 {
+				preCreate(t, brokers, 1, tc.preLimit, "logs.part")
+			}
+			var produces atomic.Int32
+			fault := cl.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "logs.part", Err: kerr.MessageTooLarge,
+				When: func(kmsg.Request) bool { return produces.Add(1) == 3 }})
+			node, _ := loadgen.NewNode(t.TempDir())
+			w := &writer{t: t, want: map[string][]string{}}
+			c, _ := node.AddContainer("part", "web", "app", loadgen.CRI)
+			for s := range 3000 {
+				w.line(c, loadgen.SeqMessage("part", s, 1000), false)
+			}
+			cfg := testConfig(t, node, brokers)
+			cfg.Sink.Partitions = 1
+			cfg.MaxLineBytes = tc.maxLine
+			cfg.Sink.BatchMaxBytes = tc.batchMax
+			cfg.ReadBytes = 1 << 20
+			cfg.BufferBytes = 64 << 20
+			r := startCollector(t, cfg)
+			waitCaughtUp(t, cfg.CheckpointDir, []*loadgen.Container{c})
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if fault.Hits() != 1 {
+				t.Fatalf("fault answered %d produce requests, want 1", fault.Hits())
+			}
+			checkLines(t, readTopics(t, brokers, "logs.part"), w.want, map[string]int{"logs.part": tc.recordMax}, false)
+			if n := testutil.ToFloat64(r.c.metrics.forNamespace("part").produceErrors); n == 0 {
+				t.Errorf("produce_errors_total = 0: the failure was not seen")
+			}
+		})
 	}
 }
 
