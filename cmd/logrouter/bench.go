@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -52,6 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	compression := fs.String("compression", "none", "Kafka compression for the collector")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed after)")
 	extra := fs.String("collector-flags", "", "extra flags for the collector, space-separated")
+	topicLimit := fs.Int("precreate-max-message-bytes", 0, "create each namespace's topic before the collector starts (6 partitions, as a platform team would) with this max.message.bytes (1048588 is Kafka's default); 0: the collector creates them")
 	heapProfile := fs.String("heap-profile", "", "save the collector's heap profile, taken half way through the backlog, to this file")
 	if err := cli.Parse(fs, args[1:], cli.LookupEnv); err != nil {
 		return err
@@ -110,6 +112,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()[0]
+	if *topicLimit > 0 {
+		if err := precreateTopics(ctx, brokers, *namespaces, *topicLimit); err != nil {
+			return err
+		}
+	}
 	mport, err := freeTCPPort()
 	if err != nil {
 		return err
@@ -343,4 +350,26 @@ func procStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// precreateTopics creates the bench namespaces' topics with max.message.bytes = limit.
+func precreateTopics(ctx context.Context, brokers string, namespaces, limit int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topics := make([]string, namespaces)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("logs.bench-%d", i)
+	}
+	v := strconv.Itoa(limit)
+	resps, err := kadm.NewClient(cl).CreateTopics(ctx, 6, 1, map[string]*string{"max.message.bytes": &v}, topics...)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("pre-create topics: %w", err)
+	}
+	return nil
 }
