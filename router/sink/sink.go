@@ -87,6 +87,9 @@ func (c *Config) Validate() error {
 	if c.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("--topic-retention %s: must be at least 1m", c.Retention))
 	}
+	if c.LimitRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("topic limit refresh %s: must be positive", c.LimitRefresh))
+	}
 	if c.BatchMaxBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--batch-max-bytes %d: must be at least 1024", c.BatchMaxBytes))
 	}
