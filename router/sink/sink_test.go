@@ -49,21 +49,30 @@ func TestTemplate(t *testing.T) {
 	}
 }
 
-func TestEnsureCreatesWithRetentionAndUpdates(t *testing.T) {
+// newTestSink starts a kfake cluster and a sink on it, with cfg changed by set.
+func newTestSink(t *testing.T, set func(*Config)) (*kfake.Cluster, *Sink) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	cfg := DefaultConfig()
 	cfg.Kafka.Brokers = c.ListenAddrs()[0]
-	cfg.Partitions = 3
-	cfg.TopicBackoff = 50 * time.Millisecond
+	set(&cfg)
 	s, err := New(cfg, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close)
+	return c, s
+}
+
+func TestEnsureCreatesWithRetentionAndUpdates(t *testing.T) {
+	_, s := newTestSink(t, func(cfg *Config) {
+		cfg.Partitions = 3
+		cfg.TopicBackoff = 50 * time.Millisecond
+	})
 	ctx := context.Background()
 	if err := s.Ensure(ctx, "logs.a", 0); err != nil {
 		t.Fatal(err)
@@ -147,20 +156,10 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // DescribeConfigs): Kafka's default and a small limit for topics created beforehand, the raised
 // one for a topic the sink creates. Without DESCRIBE_CONFIGS the topic is an error that says so.
 func TestLineRoom(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = c.ListenAddrs()[0]
-	cfg.TopicBackoff = 10 * time.Millisecond
-	cfg.MaxRecordBytes = 8 << 20
-	s, err := New(cfg, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	c, s := newTestSink(t, func(cfg *Config) {
+		cfg.TopicBackoff = 10 * time.Millisecond
+		cfg.MaxRecordBytes = 8 << 20
+	})
 	ctx := context.Background()
 	adm := kadm.NewClient(s.Client())
 	small := "262144"
@@ -196,7 +195,7 @@ func TestLineRoom(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "logs.denied"); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Ensure(ctx, "logs.denied", 0)
+	err := s.Ensure(ctx, "logs.denied", 0)
 	if !errors.Is(err, ErrTopic) || !strings.Contains(err.Error(), "DESCRIBE_CONFIGS") {
 		t.Fatalf("Ensure without DESCRIBE_CONFIGS = %v", err)
 	}
