@@ -515,7 +515,6 @@ func (f *file) complete(ch *chunk) {
 	f.c.putRecs(ch.recs)
 	f.c.putSlab(ch.slab)
 	ch.recs, ch.slab = nil, nil
-
 	if ch.err == nil {
 		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded - ch.inKafka))
 		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
