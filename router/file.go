@@ -396,15 +396,16 @@ func (f *file) emit(o *assemble.Output) {
 		}
 	}
 	if f.inKafka != nil {
-		k := [2]int64{key[0], key[1]}
+		k := [2]int64{o.Start, -1}
+		if o.Split {
+			k[1] = int64(o.Index)
+		}
 		if _, ok := f.inKafka[k]; ok {
 			delete(f.inKafka, k)
 			if len(f.inKafka) == 0 {
 				f.inKafka = nil
 			}
-			// Remembered as acknowledged: a produce failure before the next checkpoint
-			// must not send it again either.
-			f.skipAgain(key)
+			f.skipAgain(key) // also after a produce failure before the next checkpoint
 			ch.inKafka++
 			return
 		}
