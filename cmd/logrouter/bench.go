@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -350,26 +349,4 @@ func procStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
-// precreateTopics creates the bench namespaces' topics with max.message.bytes = limit.
-func precreateTopics(ctx context.Context, brokers string, namespaces, limit int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	topics := make([]string, namespaces)
-	for i := range topics {
-		topics[i] = fmt.Sprintf("logs.bench-%d", i)
-	}
-	v := strconv.Itoa(limit)
-	resps, err := kadm.NewClient(cl).CreateTopics(ctx, 6, 1, map[string]*string{"max.message.bytes": &v}, topics...)
-	if err == nil {
-		err = resps.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("pre-create topics: %w", err)
-	}
-	return nil
 }
