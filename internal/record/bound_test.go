@@ -45,3 +45,22 @@ func TestMaxValueLenBoundsEveryMessage(t *testing.T) {
 		t.Errorf("a value limit below the fixed overhead fits a message")
 	}
 }
+
+// FuzzMaxValueLen: no message encodes above MaxValueLen.
+func FuzzMaxValueLen(f *testing.F) {
+	for _, s := range []string{"", "\x01", "\xff", `"\`, "\xe2\x82", "ok \u00e9 \U0001F600", strings.Repeat("\x1f\xc3", 50)} {
+		f.Add([]byte(s), "")
+	}
+	f.Add([]byte("x"), "cri: unexpected \"\\x01\" at byte 3")
+	frag := (&Source{Namespace: "ns", Pod: "p\x01", Container: "c"}).Fragment()
+	f.Fuzz(func(t *testing.T, msg []byte, perr string) {
+		if len(perr) > 200 {
+			perr = perr[:200] // parse errors are short messages of the parsers
+		}
+		l := Line{TS: []byte("2026-12-01T10:00:00.123456789Z"), Stream: "stdout", Message: msg, Offset: 1 << 40, Split: true, SplitIndex: 12345, ParseError: perr}
+		v, _ := AppendJSON(nil, frag, &l)
+		if max := MaxValueLen(len(msg), len(frag)); len(v) > max {
+			t.Fatalf("value %d bytes > MaxValueLen %d", len(v), max)
+		}
+	})
+}
