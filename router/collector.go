@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -43,6 +44,7 @@ type Collector struct {
 	bufs    sync.Pool
 	slabs   sync.Pool // *[]byte: record values of a chunk
 	recPool sync.Pool // *[]kgo.Record of a chunk
+	keyPool sync.Pool // *[]outKey of a chunk
 
 	mu      sync.Mutex
 	files   map[fileid.ID]*file
@@ -159,6 +161,20 @@ func (c *Collector) putRecs(r []kgo.Record) {
 		clear(r) // drop references to values and headers
 		r = r[:0]
 		c.recPool.Put(&r)
+	}
+}
+
+func (c *Collector) getKeys(n int) []outKey {
+	if p, ok := c.keyPool.Get().(*[]outKey); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]outKey, 0, n)
+}
+
+func (c *Collector) putKeys(k []outKey) {
+	if cap(k) > 0 && cap(k) <= c.cfg.ReadBytes {
+		k = k[:0]
+		c.keyPool.Put(&k)
 	}
 }
 
@@ -748,9 +764,10 @@ func (c *Config) CheckDirs() error {
 	return errors.Join(errs...)
 }
 
-// MaxRecordBytes is the largest record value a line of maxLine bytes can become: JSON escapes a
-// control character as 6 bytes, and the file's metadata and the record's fields come on top.
-func MaxRecordBytes(maxLine int) int { return 6*maxLine + 64<<10 }
+// MaxRecordBytes is the largest record value a line of maxLine bytes can become (with up to
+// 64 KiB of file metadata): the size topics the collector creates accept. Lines to other topics
+// are cut to fit the topic's own limit.
+func MaxRecordBytes(maxLine int) int { return record.MaxValueLen(maxLine, 64<<10) }
 
 // parseFormat reads a checkpoint's format name (unknown for anything else: detected again).
 func parseFormat(s string) logline.Format {

@@ -56,7 +56,15 @@ type file struct {
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
 	// Kafka has: they are not sent again. Set before the file's goroutine starts reading.
 	inKafka map[[2]int64]struct{}
-	log     *slog.Logger
+	// resend holds outputs (outKey) past the checkpoint that Kafka acknowledged before a produce
+	// failure: reading again from the checkpoint skips them. resendEnd is their largest end.
+	resend    map[outKey]struct{}
+	resendEnd int64
+	// room is the topic's record room (sink.LineRoom) lineMax was computed from, for roomSnap.
+	room     int
+	roomSnap *filemeta.Snapshot
+	lineMax  int
+	log      *slog.Logger
 
 	// Shared with promise callbacks and the checkpointer.
 	mu         sync.Mutex
@@ -66,6 +74,7 @@ type file struct {
 	acked      int64          // checkpoint: all lines before it acknowledged
 	ackedState assemble.State // assembler state at acked
 	queue      []*chunk       // chunks in read order, not yet popped
+	beyond     []outKey       // acknowledged outputs of popped chunks that end past acked
 	inflight   int
 	failed     error
 	gen        uint64
@@ -81,6 +90,7 @@ type chunk struct {
 	nsm      *nsMetrics
 	reserved int64
 	recs     []kgo.Record
+	keys     []outKey // keys[i] identifies recs[i]; its end is set to -1 when the record failed
 	slab     []byte
 	pending  atomic.Int64
 	errOnce  sync.Once
@@ -93,9 +103,18 @@ type chunk struct {
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
 }
 
-func (ch *chunk) onPromise(_ *kgo.Record, err error) {
+// outKey identifies an output of a file: start offset, split index (-1: not split) and end
+// offset. The same key read again is the same bytes.
+type outKey [3]int64
+
+func (ch *chunk) onPromise(r *kgo.Record, err error) {
 	if err != nil {
 		ch.errOnce.Do(func() { ch.err = err })
+		// Only this record is to be sent again: the others of the chunk may be in Kafka.
+		// (Promises of different records write different elements.)
+		i := (uintptr(unsafe.Pointer(r)) - uintptr(unsafe.Pointer(&ch.recs[0]))) / unsafe.Sizeof(kgo.Record{})
+		ch.keys[i][2] = -1
+		ch.f.c.sink.TooLarge(r.Topic, err)
 	}
 	ch.finishOne()
 }
@@ -249,6 +268,12 @@ func (f *file) step(ctx context.Context) stepResult {
 			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.topic, "err", err)
 			return stepBlocked
 		}
+		if !f.fitLines() {
+			return stepBlocked
+		}
+	}
+	if f.resend != nil && f.ackedOffset() >= f.resendEnd {
+		f.resend = nil // all of it is behind the checkpoint: never read again
 	}
 	size := f.bufSize
 	reserve := int64(size)*6 + 4096
@@ -291,7 +316,7 @@ func (f *file) step(ctx context.Context) stepResult {
 		reserve = estimate
 	}
 	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
-		recs: f.c.getRecs(int(lines)), slab: f.c.getSlab(int(int64(n)*2 + lines*perLine))}
+		recs: f.c.getRecs(int(lines)), keys: f.c.getKeys(int(lines)), slab: f.c.getSlab(int(int64(n)*2 + lines*perLine))}
 	ch.promise = ch.onPromise
 	f.cur = ch
 	consumed := f.asm.Feed(data, false)
@@ -308,6 +333,37 @@ func (f *file) step(ctx context.Context) stepResult {
 	f.refreshFingerprint()
 	f.submit(ch)
 	return stepProgress
+}
+
+// minLine is the smallest message cut worth producing (--max-line-bytes' minimum).
+const minLine = 256
+
+// fitLines cuts lines so that every record of the file fits its topic's max.message.bytes
+// (after JSON escaping, with the file's key, headers and metadata). A topic whose limit is too
+// small for even one record is an error for that topic only: its lines wait in the file, and
+// the next limit read (after the platform team raised it) lets them go.
+func (f *file) fitLines() bool {
+	room := f.c.sink.LineRoom(f.topic)
+	framing := len(f.key)
+	for _, h := range f.headers {
+		framing += len(h.Key) + len(h.Value) + 10
+	}
+	if room != f.room || f.snap != f.roomSnap {
+		f.room, f.roomSnap = room, f.snap
+		f.lineMax = min(f.c.cfg.MaxLineBytes, record.MaxMessageLen(room-framing, len(f.snap.Fragment)))
+		if f.lineMax >= minLine && f.lineMax != f.asm.MaxLine() {
+			f.asm.SetMaxLine(f.lineMax)
+		}
+	}
+	if f.lineMax >= minLine {
+		return true
+	}
+	f.nsm.topicErrors.Inc()
+	f.c.sink.Warn(f.topic, func() {
+		f.log.Error("topic's max.message.bytes is too small for one record of this file: its lines wait in the file; raise the topic's max.message.bytes",
+			"topic", f.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
+	})
+	return false
 }
 
 // emit turns one assembled line into a record of the current chunk.
@@ -329,6 +385,16 @@ func (f *file) emit(o *assemble.Output) {
 		ch.excluded++
 		return
 	}
+	key := outKey{o.Start, -1, o.End}
+	if o.Split {
+		key[1] = int64(o.Index)
+	}
+	if f.resend != nil {
+		if _, ok := f.resend[key]; ok {
+			ch.inKafka++
+			return
+		}
+	}
 	if f.inKafka != nil {
 		k := [2]int64{o.Start, -1}
 		if o.Split {
@@ -339,6 +405,7 @@ func (f *file) emit(o *assemble.Output) {
 			if len(f.inKafka) == 0 {
 				f.inKafka = nil
 			}
+			f.skipAgain(key) // also after a produce failure before the next checkpoint
 			ch.inKafka++
 			return
 		}
@@ -352,6 +419,16 @@ func (f *file) emit(o *assemble.Output) {
 		ch.invalid++
 	}
 	ch.recs = append(ch.recs, kgo.Record{Topic: f.topic, Key: f.key, Headers: f.headers, Value: ch.slab[start:len(ch.slab):len(ch.slab)]})
+	ch.keys = append(ch.keys, key)
+}
+
+// skipAgain adds an output known to be in Kafka to the set reading skips.
+func (f *file) skipAgain(k outKey) {
+	if f.resend == nil {
+		f.resend = map[outKey]struct{}{}
+	}
+	f.resend[k] = struct{}{}
+	f.resendEnd = max(f.resendEnd, k[2])
 }
 
 // submit queues the chunk for its file and produces its records.
@@ -411,9 +488,18 @@ func (f *file) complete(ch *chunk) {
 			}
 			break
 		}
-		if h.gen == f.gen && h.ckOff >= 0 {
+		if h.gen == f.gen && h.ckOff >= 0 && h.ckOff > f.acked {
 			f.acked, f.ackedState = h.ckOff, h.ckState
+			f.beyond = pruneKeys(f.beyond, f.acked)
 		}
+		// Outputs past the checkpoint are read again after a failure: remember they are in Kafka.
+		for _, k := range h.keys {
+			if k[2] > f.acked {
+				f.beyond = append(f.beyond, k)
+			}
+		}
+		f.c.putKeys(h.keys)
+		h.keys = nil
 		f.queue[0] = nil
 		f.queue = f.queue[1:]
 	}
@@ -463,11 +549,39 @@ func (f *file) rewind(ctx context.Context) bool {
 	}
 	f.mu.Lock()
 	off, st := f.acked, f.ackedState
+	// What Kafka acknowledged past the checkpoint is skipped when read again: only the records
+	// that failed (and those never sent) go out a second time.
+	for _, k := range f.beyond {
+		if k[2] > off {
+			f.skipAgain(k)
+		}
+	}
+	for _, ch := range f.queue {
+		for _, k := range ch.keys {
+			if k[2] > off { // a failed record's end is -1
+				f.skipAgain(k)
+			}
+		}
+		f.c.putKeys(ch.keys)
+		ch.keys = nil
+	}
+	f.beyond = nil
 	f.queue, f.failed = nil, nil
 	f.gen++
 	f.mu.Unlock()
 	f.asm.Restore(off, st)
 	return true
+}
+
+// pruneKeys drops the keys that end at or before off (behind the checkpoint).
+func pruneKeys(keys []outKey, off int64) []outKey {
+	kept := keys[:0]
+	for _, k := range keys {
+		if k[2] > off {
+			kept = append(kept, k)
+		}
+	}
+	return kept
 }
 
 // sameContent reports whether the file still starts with the bytes it was fingerprinted by.
@@ -495,7 +609,8 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	// copy to one or the other, never to neither (which would read it again from its start).
 	f.c.rememberTruncation(tr)
 	f.mu.Lock()
-	f.queue, f.failed = nil, nil
+	f.queue, f.failed, f.beyond = nil, nil, nil
+	f.resend, f.resendEnd = nil, 0 // offsets of the old content
 	f.gen++
 	f.acked, f.ackedState = 0, assemble.State{}
 	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint

@@ -241,3 +241,28 @@ func runeLen[S ~string | ~[]byte](s S, i int) int {
 		return 4
 	}
 }
+
+// maxValueOverhead bounds what AppendJSON adds besides the message and the source fragment:
+// timestamp, stream, offset, split marker, a parse error and the JSON punctuation.
+const maxValueOverhead = 2048
+
+// base64Member is what a message with invalid UTF-8 adds around its base64 copy.
+const base64Member = len(`,"message_base64":""`)
+
+// MaxValueLen is the largest value AppendJSON makes from a message of msgLen bytes and a
+// fragment of fragLen bytes: a control character escapes to 6 bytes, and a message with invalid
+// UTF-8 is carried a second time in base64.
+func MaxValueLen(msgLen, fragLen int) int {
+	return maxValueOverhead + fragLen + 6*msgLen + base64.StdEncoding.EncodedLen(msgLen) + base64Member
+}
+
+// MaxMessageLen is the longest message whose value (MaxValueLen) stays within valueLen bytes;
+// 0 when not even an empty message fits.
+func MaxMessageLen(valueLen, fragLen int) int {
+	// 6n + 4*ceil(n/3) <= 6n + 4n/3 + 4 <= room  <=>  n <= 3(room-4)/22
+	room := valueLen - maxValueOverhead - fragLen - base64Member - 4
+	if room <= 0 {
+		return 0
+	}
+	return room * 3 / 22
+}

@@ -120,6 +120,13 @@ func (a *Assembler) Restore(off int64, st State) {
 // SetFormat changes the format (detected from the first line of a file).
 func (a *Assembler) SetFormat(f logline.Format) { a.cfg.Format = f }
 
+// SetMaxLine changes the largest message a record carries (the file's topic limits it). Lines
+// already being assembled keep what they hold.
+func (a *Assembler) SetMaxLine(n int) { a.cfg.MaxLine = n }
+
+// MaxLine returns the largest message a record carries.
+func (a *Assembler) MaxLine() int { return a.cfg.MaxLine }
+
 // Format returns the current format.
 func (a *Assembler) Format() logline.Format { return a.cfg.Format }
 

@@ -13,11 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/logrouter/logrouter/internal/kafkaconn"
 )
@@ -33,9 +35,12 @@ type Config struct {
 	Retention         time.Duration
 	// TopicBackoff is how long a failed topic creation is answered from memory before retrying.
 	TopicBackoff time.Duration
-	// MaxRecordBytes is the largest record value the collector can make; batches and the
-	// topics' max.message.bytes are sized so that such a record is accepted (set by the collector).
+	// MaxRecordBytes is the largest record value the collector can make; the topics it creates
+	// get a max.message.bytes that accepts such a record (set by the collector). Topics created
+	// by others keep their limit: the collector reads it and cuts lines to fit (LineRoom).
 	MaxRecordBytes int
+	// LimitRefresh is how often a topic's max.message.bytes is read again.
+	LimitRefresh time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -49,6 +54,7 @@ func DefaultConfig() Config {
 		ReplicationFactor: -1, // the broker's default
 		Retention:         72 * time.Hour,
 		TopicBackoff:      5 * time.Second,
+		LimitRefresh:      time.Minute,
 	}
 }
 
@@ -80,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("--topic-retention %s: must be at least 1m", c.Retention))
+	}
+	if c.LimitRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("topic limit refresh %s: must be positive", c.LimitRefresh))
 	}
 	if c.BatchMaxBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--batch-max-bytes %d: must be at least 1024", c.BatchMaxBytes))
@@ -119,6 +128,19 @@ type topicState struct {
 	retention time.Duration // applied retention (0: the default)
 	err       error
 	retryAt   time.Time
+
+	limit       int       // the topic's max.message.bytes, as last described (0: not yet)
+	describedAt time.Time // when limit was read
+	// stale is set when Kafka answered MESSAGE_TOO_LARGE: the limit is read again before the
+	// next produce.
+	stale atomic.Bool
+	// batchMax is the batch cap franz-go was given for the topic (ProducerBatchMaxBytesFn;
+	// franz-go caches it per partition). Read without ts.mu, from franz-go's goroutines.
+	batchMax atomic.Int32
+	// served is set once franz-go read batchMax (it does when it first produces to a partition):
+	// from then on batchMax may only be lowered, with a purge.
+	served atomic.Bool
+	warn   rate.Sometimes
 }
 
 // New connects the producer. maxBuffered bounds franz-go's own buffer; the collector's byte
@@ -132,11 +154,14 @@ func New(cfg Config, maxBufferedBytes int64) (*Sink, error) {
 		return nil, err
 	}
 	cc, _ := codec(cfg.Compression)
+	s := &Sink{cfg: cfg, topics: map[string]*topicState{}}
 	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(cc),
 		kgo.ProducerLinger(cfg.Linger),
-		kgo.ProducerBatchMaxBytes(int32(max(cfg.BatchMaxBytes, cfg.MaxRecordBytes+recordSlack))),
+		// Per topic: a batch above the topic's max.message.bytes is refused whole (compression
+		// does not help incompressible lines), so batches are capped at each topic's limit.
+		kgo.ProducerBatchMaxBytesFn(s.batchMaxFor),
 		// The collector's byte budget is the real bound: every record accounts for more than
 		// 256 bytes, so these caps never bind first and Produce never blocks. (franz-go sizes its
 		// promise ring from the record cap, so it must not be huge.)
@@ -147,7 +172,73 @@ func New(cfg Config, maxBufferedBytes int64) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	return &Sink{cfg: cfg, client: client, adm: kadm.NewClient(client), topics: map[string]*topicState{}}, nil
+	s.client, s.adm = client, kadm.NewClient(client)
+	return s, nil
+}
+
+// defaultBatchMax is franz-go's own default, under Kafka's default max.message.bytes; it is
+// used only for a topic whose limit was not read (the collector reads it before producing).
+const defaultBatchMax = 1000012
+
+// batchMaxFor answers franz-go's per-topic batch cap. It must not block: franz-go calls it
+// while it holds its metadata locks.
+func (s *Sink) batchMaxFor(topic string) int32 {
+	s.mu.Lock()
+	ts := s.topics[topic]
+	s.mu.Unlock()
+	if ts != nil {
+		if v := ts.batchMax.Load(); v > 0 {
+			ts.served.Store(true)
+			return v
+		}
+	}
+	return defaultBatchMax
+}
+
+// batchOverhead is a record batch's header (61 bytes) and the record's own framing (length,
+// attributes, timestamp and offset deltas, key and value lengths, header count) at their largest.
+const batchOverhead = 61 + 40
+
+// LineRoom is the room for one record's key, value and headers (each header's key and value,
+// plus 10 bytes of framing) on topic: what fits the smaller of the topic's max.message.bytes and
+// the batch cap franz-go uses for it. 0 before Ensure succeeded for the topic.
+func (s *Sink) LineRoom(topic string) int {
+	s.mu.Lock()
+	ts := s.topics[topic]
+	s.mu.Unlock()
+	if ts == nil {
+		return 0
+	}
+	b := int(ts.batchMax.Load())
+	if b == 0 {
+		return 0
+	}
+	return max(0, b-batchOverhead)
+}
+
+// Warn runs log at most once a minute per topic: a problem of one topic (a limit too small for a
+// record) is reported by each of its files.
+func (s *Sink) Warn(topic string, log func()) {
+	s.mu.Lock()
+	ts := s.topics[topic]
+	s.mu.Unlock()
+	if ts != nil {
+		ts.warn.Do(log)
+	}
+}
+
+// TooLarge reports that Kafka refused a record of topic as too large: the topic's limit is
+// read again before its next produce (it may have been lowered). It never blocks.
+func (s *Sink) TooLarge(topic string, err error) {
+	if !errors.Is(err, kerr.MessageTooLarge) && !errors.Is(err, kerr.RecordListTooLarge) {
+		return
+	}
+	s.mu.Lock()
+	ts := s.topics[topic]
+	s.mu.Unlock()
+	if ts != nil {
+		ts.stale.Store(true)
+	}
 }
 
 // Client exposes the franz-go client (for flushing and closing).
@@ -169,32 +260,101 @@ func (s *Sink) Close() { s.client.Close() }
 var ErrTopic = errors.New("topic unavailable")
 
 // Ensure makes sure topic exists (creating it with the configured partitions, replication and
-// retention) and that its retention is retention when that is non-zero. It is cheap once the
-// topic is ready. After a failure it returns the same error until the backoff has passed.
+// retention), that its retention is retention when that is non-zero, and that its
+// max.message.bytes is known (read again every LimitRefresh, and after Kafka refused a record as
+// too large). It is cheap once the topic is ready. After a failure it returns the same error
+// until the backoff has passed.
 func (s *Sink) Ensure(ctx context.Context, topic string, retention time.Duration) error {
 	s.mu.Lock()
 	ts := s.topics[topic]
 	if ts == nil {
-		ts = &topicState{}
+		ts = &topicState{warn: rate.Sometimes{First: 1, Interval: time.Minute}}
 		s.topics[topic] = ts
 	}
 	s.mu.Unlock()
 
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.ready && ts.retention == retention {
+	configured := ts.ready && ts.retention == retention
+	if configured && !s.limitDue(ts) {
 		return nil
 	}
 	if ts.err != nil && time.Now().Before(ts.retryAt) {
 		return ts.err
 	}
-	err := s.ensure(ctx, topic, retention, ts.ready)
-	if err != nil {
+	fail := func(err error) error {
 		ts.err = fmt.Errorf("%w: %s: %v", ErrTopic, topic, err)
 		ts.retryAt = time.Now().Add(s.cfg.TopicBackoff)
 		return ts.err
 	}
-	ts.ready, ts.retention, ts.err = true, retention, nil
+	if !configured {
+		if err := s.ensure(ctx, topic, retention, ts.ready); err != nil {
+			return fail(err)
+		}
+		ts.ready, ts.retention = true, retention
+	}
+	if s.limitDue(ts) {
+		if err := s.readLimit(ctx, topic, ts); err != nil {
+			if ts.limit == 0 {
+				// Producing without the limit could exceed it: the lines wait in their files.
+				return fail(fmt.Errorf("read max.message.bytes (the collector needs DESCRIBE_CONFIGS on its topics): %w", err))
+			}
+			ts.describedAt = time.Now() // keep the known limit; read it again at the next refresh
+		}
+	}
+	ts.err = nil
+	return nil
+}
+
+func (s *Sink) limitDue(ts *topicState) bool {
+	return ts.limit == 0 || ts.stale.Load() || time.Since(ts.describedAt) >= s.cfg.LimitRefresh
+}
+
+// readLimit describes the topic's effective max.message.bytes and sizes its batches to it.
+func (s *Sink) readLimit(ctx context.Context, topic string, ts *topicState) error {
+	ts.stale.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	rcs, err := s.adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return err
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return err
+	}
+	limit := 0
+	for _, c := range rc.Configs {
+		if c.Key == "max.message.bytes" && c.Value != nil {
+			limit, err = strconv.Atoi(*c.Value)
+			if err != nil {
+				return fmt.Errorf("max.message.bytes %q: %w", *c.Value, err)
+			}
+		}
+	}
+	if limit <= 0 {
+		return errors.New("max.message.bytes missing from the topic's configuration")
+	}
+	ts.limit, ts.describedAt = limit, time.Now()
+	// Batches never exceed the topic's limit; below it, the configured cap (raised so the
+	// largest record of a topic the collector created fits in one batch).
+	want := int32(min(limit, max(s.cfg.BatchMaxBytes, s.cfg.MaxRecordBytes+recordSlack), 1<<30))
+	switch cur := ts.batchMax.Load(); {
+	case cur == 0 || !ts.served.Load():
+		ts.batchMax.Store(want) // franz-go has not read it yet
+	case want < cur:
+		// Lowered while in use: franz-go keeps a partition's cap until the partition is
+		// rebuilt, so drop the topic's producer state. Its buffered records fail and their
+		// files send them again (only what Kafka did not acknowledge).
+		ts.batchMax.Store(want)
+		ts.served.Store(false)
+		s.client.PurgeTopicsFromProducing(topic)
+	}
+	// A limit raised while in use is used from the next start: the cap franz-go holds stays,
+	// and records are sized to it (LineRoom), so they always fit.
 	return nil
 }
 
