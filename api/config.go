@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
 )
 
@@ -118,6 +119,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--topic-template %q: must contain {namespace} exactly once", c.TopicTemplate))
 	} else if t := c.Topic(strings.Repeat("a", 63)); !validTopic(t) {
 		errs = append(errs, fmt.Errorf("--topic-template %q: renders invalid Kafka topic names (allowed: [a-zA-Z0-9._-], at most 249)", c.TopicTemplate))
+	}
+	if c.Bucket != "" {
+		// A misread URL would serve an empty or wrong archive without a word.
+		if err := bucketurl.Check(c.Bucket); err != nil {
+			errs = append(errs, fmt.Errorf("--bucket: %w", err))
+		}
 	}
 	if !validTopic(c.TokenTopic) {
 		errs = append(errs, fmt.Errorf("--token-topic %q: not a valid Kafka topic name", c.TokenTopic))

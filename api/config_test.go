@@ -22,6 +22,9 @@ func TestConfigValidate(t *testing.T) {
 			c.MaxStreamsPerToken = -1
 			c.TokenTopic = "bad topic"
 		}, wants: []string{"--brokers", "--tls-cert", "--heartbeat", "--max-streams-per-token", "--token-topic"}},
+		{name: "archive in memory", edit: func(c *Config) { c.Bucket = "mem://" }, wants: []string{"--bucket", "s3, gs, azblob, file"}},
+		{name: "file bucket with a host", edit: func(c *Config) { c.Bucket = "file://archive/dir" }, wants: []string{"--bucket", "file:///abs/path"}},
+		{name: "file bucket", edit: func(c *Config) { c.Bucket = "file:///var/lib/archive" }},
 		{name: "tiny header limit", edit: func(c *Config) { c.MaxHeaderBytes = 100 }, wants: []string{"--max-header-bytes"}},
 	}
 	for _, tt := range tests {

@@ -25,7 +25,6 @@ import (
 	_ "gocloud.dev/blob/azureblob"
 	_ "gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/gcsblob"
-	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/logrouter/logrouter/archiver/layout"
@@ -47,6 +46,8 @@ type Archiver struct {
 	log     *slog.Logger
 	m       *metrics
 	bucket  *blob.Bucket
+	// ownBucket: New opened the bucket, so Run closes it.
+	ownBucket bool
 	format  layout.Format
 	topicRe *regexp.Regexp
 	nsGroup int // index of the "namespace" group in topicRe, or -1
@@ -115,9 +116,27 @@ type segment struct {
 	reason   string
 }
 
+// Option adjusts New for embedding and tests.
+type Option func(*options)
+
+type options struct {
+	bucket *blob.Bucket
+}
+
+// WithBucket archives into b instead of opening Config.Bucket, which is then not checked (it
+// only names the bucket in logs). It is how tests archive into memory (memblob): the archive
+// command accepts durable URLs only. b's driver must enforce IfNotExist atomically (object
+// stores and memblob do; for fileblob use a file:// Config.Bucket, whose claims use link(2)).
+// The caller keeps ownership of b (it is not closed).
+func WithBucket(b *blob.Bucket) Option { return func(o *options) { o.bucket = b } }
+
 // New validates cfg and opens the bucket.
-func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Archiver, error) {
-	if err := cfg.Validate(); err != nil {
+func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Archiver, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := cfg.validate(o.bucket == nil); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -125,21 +144,24 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Archiver, er
 	}
 	format, _ := layout.ParseFormat(cfg.Format)
 	re := regexp.MustCompile(cfg.TopicsRegex)
-	if dir := localDir(cfg.Bucket); dir != "" {
-		// fileblob refuses a missing directory; a local archive (dev mode, tests) starts empty.
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("bucket directory: %w", err)
+	b, local := o.bucket, ""
+	if b == nil {
+		if local = localDir(cfg.Bucket); local != "" {
+			// fileblob refuses a missing directory; a local archive (dev mode, tests) starts empty.
+			if err := os.MkdirAll(local, 0o755); err != nil {
+				return nil, fmt.Errorf("bucket directory: %w", err)
+			}
 		}
-	}
-	b, err := blob.OpenBucket(context.Background(), cfg.Bucket)
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+		var err error
+		if b, err = blob.OpenBucket(context.Background(), cfg.Bucket); err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+		}
 	}
 	host, _ := os.Hostname()
 	a := &Archiver{
-		cfg: cfg, log: log, m: newMetrics(reg), bucket: b, format: format, topicRe: re,
+		cfg: cfg, log: log, m: newMetrics(reg), bucket: b, ownBucket: o.bucket == nil, format: format, topicRe: re,
 		nsGroup: re.SubexpIndex("namespace"), writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		localDir: localDir(cfg.Bucket), parts: map[tp]*partition{}, uploadSem: make(chan struct{}, cfg.Uploaders),
+		localDir: local, parts: map[tp]*partition{}, uploadSem: make(chan struct{}, cfg.Uploaders),
 	}
 	a.cond = sync.NewCond(&a.mu)
 	return a, nil
@@ -148,7 +170,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Archiver, er
 // Run consumes and archives until ctx ends, then seals every open range, uploads what it can
 // within DrainTimeout, commits, and leaves the group.
 func (a *Archiver) Run(ctx context.Context) error {
-	defer a.bucket.Close()
+	if a.ownBucket {
+		defer a.bucket.Close()
+	}
 	unlock, err := prepareSpoolDir(a.cfg.SpoolDir)
 	if err != nil {
 		return err

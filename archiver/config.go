@@ -15,13 +15,15 @@ import (
 	"time"
 
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
 )
 
 // Config configures an Archiver. Start from DefaultConfig.
 type Config struct {
 	Kafka kafkaconn.Config
-	// Bucket is a gocloud.dev/blob URL: s3://, gs://, azblob://, file://, mem://.
+	// Bucket is a gocloud.dev/blob URL of a durable bucket: s3://, gs://, azblob://, file:///abs/path
+	// (internal/bucketurl.Check). Tests may archive into memory with WithBucket instead.
 	Bucket string
 	// Prefix is the key prefix of the archive inside the bucket.
 	Prefix string
@@ -100,15 +102,20 @@ func (c *Config) Register(fs *flag.FlagSet) {
 }
 
 // Validate reports every problem at once.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate checks Bucket only when the archiver is to open it (see WithBucket).
+func (c *Config) validate(bucket bool) error {
 	var errs []error
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Bucket == "" {
+	if !bucket {
+		// The caller supplied the bucket.
+	} else if c.Bucket == "" {
 		errs = append(errs, errors.New("--bucket is required"))
-	} else if !strings.Contains(c.Bucket, "://") {
-		errs = append(errs, fmt.Errorf("--bucket %q: want a URL such as s3://bucket or file:///dir", c.Bucket))
+	} else if err := bucketurl.Check(c.Bucket); err != nil {
+		errs = append(errs, fmt.Errorf("--bucket: %w", err))
 	}
 	if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
 		errs = append(errs, fmt.Errorf("--prefix %q: want a relative key prefix", c.Prefix))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 )
@@ -133,7 +135,13 @@ func TestRebalanceWithoutLoss(t *testing.T) {
 func TestClaimWriteIfAbsentIsAtomic(t *testing.T) {
 	for _, url := range []string{"file://" + t.TempDir(), "mem://"} {
 		cfg := testConfig(t, []string{"127.0.0.1:1"}, url)
-		a, err := New(cfg, nil, nil)
+		var opts []Option
+		if url == "mem://" { // the Go API's way to an in-memory bucket (the URL is refused)
+			mem := memblob.OpenBucket(nil)
+			defer mem.Close()
+			opts = append(opts, WithBucket(mem))
+		}
+		a, err := New(cfg, nil, nil, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,4 +214,39 @@ func splitLines(s string) []string {
 		}
 	}
 	return append(out, s[start:])
+}
+
+// TestConfigRefusesVolatileBuckets: the archive must refuse a bucket it would lose data in
+// (mem://) or write somewhere else than typed (file://host/path), naming what to write instead.
+func TestConfigRefusesVolatileBuckets(t *testing.T) {
+	for _, tt := range []struct{ bucket, want string }{
+		{"mem://", "s3, gs, azblob, file"},
+		{"mem://x", "s3, gs, azblob, file"},
+		{"bogus://x", "s3, gs, azblob, file"},
+		{"file://relative/dir", "file:///abs/path"},
+		{"file://name", "file:///abs/path"},
+		{"file:relative", "file:///abs/path"},
+		{"file:///ok", ""},
+		{"file:///ok?create_dir=true", ""},
+		{"s3://b?region=us-east-1", ""},
+		{"gs://b", ""},
+		{"azblob://b", ""},
+	} {
+		c := DefaultConfig()
+		c.Bucket = tt.bucket
+		err := c.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.bucket, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "--bucket")):
+			t.Errorf("%s: error %v, want one about --bucket naming %q", tt.bucket, err, tt.want)
+		}
+	}
+	// Tests reach memory through the Go API only.
+	mem := memblob.OpenBucket(nil)
+	defer mem.Close()
+	c := testConfig(t, []string{"127.0.0.1:1"}, "")
+	if _, err := New(c, nil, nil, WithBucket(mem)); err != nil {
+		t.Fatalf("WithBucket: %v", err)
+	}
 }

@@ -46,6 +46,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
+	// The archive's file:// URL needs an absolute path (file://data/archive would name host "data").
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	*dir = abs
 	if *fresh {
 		os.RemoveAll(*dir)
 	}

@@ -19,6 +19,7 @@ import (
 	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/logrouter/logrouter/archiver/query"
+	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/internal/record"
 )
@@ -67,6 +68,9 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if *bucketURL == "" {
 		errs = append(errs, errors.New("--bucket is required"))
+	} else if err := bucketurl.Check(*bucketURL); err != nil {
+		// A misread URL would answer "nothing archived" instead of an error.
+		errs = append(errs, fmt.Errorf("--bucket: %w", err))
 	}
 	if req.Since, err = parseQueryTime(*since, now); err != nil {
 		errs = append(errs, fmt.Errorf("--since: %w", err))
