@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"gocloud.dev/blob"
+	"golang.org/x/time/rate"
 
 	// Drivers for the bucket URL schemes the archiver accepts.
 	_ "gocloud.dev/blob/azureblob"
@@ -42,16 +43,16 @@ type Archiver struct {
 	// kgo.NewClient, so franz-go may call adjust before NewClient has returned.
 	clientReady chan struct{}
 
-	cfg     Config
-	log     *slog.Logger
-	m       *metrics
-	bucket  *blob.Bucket
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics
+	bucket *blob.Bucket
 	// ownBucket: New opened the bucket, so Run closes it.
 	ownBucket bool
-	format  layout.Format
-	topicRe *regexp.Regexp
-	nsGroup int // index of the "namespace" group in topicRe, or -1
-	writer  string
+	format    layout.Format
+	topicRe   *regexp.Regexp
+	nsGroup   int // index of the "namespace" group in topicRe, or -1
+	writer    string
 	// localDir is the directory of a file:// bucket (claims are linked there atomically).
 	localDir string
 
@@ -69,6 +70,13 @@ type Archiver struct {
 	uploadSem chan struct{}
 	uploadCtx context.Context
 	chains    sync.WaitGroup
+
+	health *health
+	// uploadWarn bounds the log lines of failing uploads (each is counted in errors_total).
+	uploadWarn rate.Sometimes
+	fetchWarn  rate.Sometimes
+	// leftRecords and leftRanges count what the drain abandoned (a.mu).
+	leftRecords, leftRanges int64
 }
 
 type tp struct {
@@ -108,6 +116,7 @@ type segment struct {
 	end      int64
 	hour     time.Time
 	bucketMs int64
+	firstMs  int64                    // Kafka time of the first record
 	spools   map[string]*spool.Writer // by namespace
 	bytes    int64
 	records  int64
@@ -164,6 +173,10 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 		localDir: local, parts: map[tp]*partition{}, uploadSem: make(chan struct{}, cfg.Uploaders),
 	}
 	a.cond = sync.NewCond(&a.mu)
+	a.health = newHealth(time.Now())
+	a.uploadWarn = rate.Sometimes{First: 3, Interval: 10 * time.Second}
+	a.fetchWarn = rate.Sometimes{First: 3, Interval: 10 * time.Second}
+	registerHealth(reg, a.oldestUnarchivedAge, a.health.kafkaContactAge)
 	return a, nil
 }
 
@@ -198,6 +211,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 		kgo.FetchMaxPartitionBytes(min(a.cfg.fetchMaxBytes(), 4<<20)),
 		kgo.MaxConcurrentFetches(2),
 		kgo.SessionTimeout(a.cfg.SessionTimeout),
+		kgo.WithHooks(a.health),
 	)
 	if a.cfg.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(a.cfg.InstanceID))
@@ -235,7 +249,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 				return
 			}
 			a.m.errors.WithLabelValues("fetch").Inc()
-			a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			a.fetchWarn.Do(func() { a.log.Warn("fetch error", "topic", t, "partition", p, "err", err) })
 		})
 		a.mu.Lock()
 		fs.EachPartition(a.addFetch)
@@ -256,12 +270,23 @@ func (a *Archiver) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() { a.chains.Wait(); close(done) }()
+	var drainErr error
 	select {
 	case <-done:
 	case <-time.After(a.cfg.DrainTimeout):
-		a.log.Error("drain timeout: abandoning uploads; their ranges will be archived again by the next owner")
 		cancelUploads()
 		<-done
+		a.mu.Lock()
+		records, ranges := a.leftRecords, a.leftRanges
+		a.mu.Unlock()
+		if records > 0 {
+			// Nothing of them is claimed or committed, so the next owner archives them from Kafka;
+			// still, this run did not do its job, and the exit code must say so.
+			a.log.Error("drain timeout: abandoning uploads; the records are left to the next run (not committed)",
+				"drain_timeout", a.cfg.DrainTimeout.String(), "records_left", records, "ranges_left", ranges, "ready", errString(a.Ready()))
+			drainErr = fmt.Errorf("%w after %v: %d records in %d ranges not archived; not committed, the next run archives them from Kafka",
+				ErrDrainTimeout, a.cfg.DrainTimeout, records, ranges)
+		}
 	}
 	cl.Close()
 	<-sweepDone
@@ -271,7 +296,17 @@ func (a *Archiver) Run(ctx context.Context) error {
 		a.abandon(p)
 	}
 	a.mu.Unlock()
-	return nil
+	return drainErr
+}
+
+// ErrDrainTimeout means Run gave up uploads at shutdown: their records stay in Kafka, uncommitted.
+var ErrDrainTimeout = errors.New("drain timeout")
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
 }
 
 // prepareSpoolDir creates and locks the spool directory and deletes what a previous process
@@ -372,7 +407,7 @@ func (a *Archiver) add(p *partition, r *kgo.Record) error {
 		a.seal(p, "hour")
 	}
 	if p.cur == nil {
-		p.cur = &segment{part: p, gen: p.gen, start: p.next, hour: hour, spools: map[string]*spool.Writer{}, opened: time.Now()}
+		p.cur = &segment{part: p, gen: p.gen, start: p.next, hour: hour, firstMs: ms, spools: map[string]*spool.Writer{}, opened: time.Now()}
 	}
 	s := p.cur
 	w := s.spools[ns]
@@ -709,6 +744,8 @@ func (a *Archiver) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 				next, bms, err = a.followClaims(ctx, t, n, c.offset, c.bucketMs)
 				if err != nil {
 					a.m.errors.WithLabelValues("recover").Inc()
+					// A bucket that cannot be read stops consumption here: readiness must show it.
+					a.uploadResult(fmt.Errorf("recover claim chain of %s[%d]: %w", t, n, err))
 				}
 				return err
 			})

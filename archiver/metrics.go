@@ -16,6 +16,8 @@ type metrics struct {
 	spoolBytes   prometheus.Gauge
 	partitions   prometheus.Gauge
 	stagingSwept prometheus.Counter
+	// uploadFailures is the number of consecutive failed archive attempts (0 after a success).
+	uploadFailures prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,10 +49,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Partitions this archiver owns."}),
 		stagingSwept: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_archiver_staging_swept_objects_total",
 			Help: "Abandoned staging objects deleted."}),
+		uploadFailures: prometheus.NewGauge(prometheus.GaugeOpts{Name: "logrouter_archiver_upload_consecutive_failures",
+			Help: "Archive attempts (encode, upload, claim, publish) failed in a row, of any range; 0 after a success."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.lag, m.records, m.inputBytes, m.objects, m.objectBytes, m.upload, m.flushes,
-			m.errors, m.invalid, m.conflicts, m.spoolBytes, m.partitions, m.stagingSwept)
+			m.errors, m.invalid, m.conflicts, m.spoolBytes, m.partitions, m.stagingSwept, m.uploadFailures)
 	}
 	return m
+}
+
+// registerHealth adds the gauges computed when scraped.
+func registerHealth(reg prometheus.Registerer, oldestUnarchived, kafkaContact func() float64) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logrouter_archiver_oldest_unarchived_record_age_seconds",
+			Help: "Age (by Kafka timestamp) of the oldest record consumed but not yet archived; 0 when none waits."}, oldestUnarchived),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logrouter_archiver_kafka_contact_age_seconds",
+			Help: "Seconds since a broker last answered a request."}, kafkaContact),
+	)
 }

@@ -79,8 +79,16 @@ func (a *Archiver) uploadChain(p *partition) {
 		case errors.Is(err, errAbandoned):
 		default:
 			// Only reached when uploads are cancelled (drain timeout): nothing was claimed.
-			a.log.Error("range not archived; the partition's next owner archives it", "topic", p.tp.topic, "partition", p.tp.partition, "start", s.start, "err", err)
 			if p.gen == s.gen {
+				records, ranges := s.records, int64(1)
+				for _, q := range p.pending {
+					if q.gen == p.gen {
+						records, ranges = records+q.records, ranges+1
+					}
+				}
+				a.leftRecords += records
+				a.leftRanges += ranges
+				a.log.Error("ranges not archived; the partition's next owner archives them", "topic", p.tp.topic, "partition", p.tp.partition, "start", s.start, "records", records, "err", err)
 				a.abandon(p)
 			}
 		}
@@ -102,14 +110,18 @@ func (a *Archiver) uploadWithRetry(s *segment) error {
 			return errAbandoned
 		}
 		err := a.upload(a.uploadCtx, s)
-		if err == nil {
-			return nil
-		}
 		var lost *errLostRace
-		if errors.As(err, &lost) || errors.Is(err, errAbandoned) || a.uploadCtx.Err() != nil {
+		if err == nil || errors.As(err, &lost) {
+			a.uploadResult(nil) // a lost race read the winner's claim: the bucket works
 			return err
 		}
-		a.log.Warn("archiving a range failed; retrying", "topic", s.part.tp.topic, "partition", s.part.tp.partition, "start", s.start, "err", err)
+		if errors.Is(err, errAbandoned) || a.uploadCtx.Err() != nil {
+			return err
+		}
+		a.uploadResult(err)
+		a.uploadWarn.Do(func() {
+			a.log.Warn("archiving a range failed; retrying", "topic", s.part.tp.topic, "partition", s.part.tp.partition, "start", s.start, "err", err)
+		})
 		select {
 		case <-a.uploadCtx.Done():
 			return a.uploadCtx.Err()

@@ -58,9 +58,10 @@ func runArchive(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	// A metrics server that cannot start stops the archiver (which drains), and vice versa.
+	// /readyz fails while uploads keep failing or Kafka cannot be reached (Archiver.Ready).
 	var g rungroup.Group
 	g.Add("archiver", a.Run)
-	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, a.Ready) })
 	err = g.Run(ctx)
 	log.Info("archiver stopped", "peak_rss_bytes", peakRSS())
 	return err
