@@ -24,7 +24,29 @@ type Request struct {
 }
 
 // Stats says how much work a query did; ObjectsOpened is what pruning saves.
-type Stats struct{ ObjectsListed, ObjectsOpened, RecordsScanned, RecordsMatched int64 }
+type Stats struct {
+	ObjectsListed, ObjectsOpened, RecordsScanned, RecordsMatched int64
+	// Outside tells whether records of the range may lie in hours the query did not read.
+	Outside Outside
+}
+
+// Outside is evidence, from object statistics, that records of a query's range may lie
+// outside the Kafka-time hours it read, because their own time is further from their Kafka
+// time than the engine's look-behind (WithLookbehind) or look-ahead (WithLookahead) allows: a
+// node clock running ahead, an application stamping future times, lines shipped very late.
+// The engine reads the hours it is told to; it checks the hour on either side of them, and the
+// statistics of every object it lists, for such records.
+type Outside struct {
+	// Unread counts objects in the hour just before or just after the hours read whose
+	// statistics show records inside the range: they were not read.
+	Unread int64
+	// Lookbehind and Lookahead are the smallest whole hours that cover the records seen
+	// (0: the engine's own value does).
+	Lookbehind, Lookahead time.Duration
+}
+
+// Any reports whether some records of the range may have been missed.
+func (o Outside) Any() bool { return o.Unread > 0 || o.Lookbehind > 0 || o.Lookahead > 0 }
 
 // Engine runs queries against one archive (bucket and prefix). It is safe for concurrent use.
 type Engine struct {
@@ -48,7 +70,8 @@ type Option func(*Engine)
 // query over [Since, Until) reads the partitions of [Since-lookbehind, Until+lookahead).
 func WithLookahead(d time.Duration) Option { return func(e *Engine) { e.lookahead = d } }
 
-// WithLookbehind sets how far a line's time may be ahead of its Kafka time (default 1h).
+// WithLookbehind sets how far a line's time may be ahead of its Kafka time (default 1h): a
+// query over [Since, Until) also reads the partitions of the look-behind before Since.
 func WithLookbehind(d time.Duration) Option { return func(e *Engine) { e.lookbehind = d } }
 
 // WithMaxBufferedRecords bounds how many matching records the engine holds to put them in time

@@ -167,6 +167,9 @@ func TestQuery(t *testing.T) {
 							t.Fatalf("record %d = %s %s %q, want %s %s %q", i, got[i].Time, got[i].Pod, got[i].Message, want[i].l.Time, want[i].l.Pod, want[i].l.Message)
 						}
 					}
+					if st.Outside.Any() { // every record is within the bounds
+						t.Errorf("false warning: %+v", st.Outside)
+					}
 					if st.RecordsMatched != int64(len(want)) {
 						t.Errorf("RecordsMatched %d", st.RecordsMatched)
 					}

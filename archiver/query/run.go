@@ -107,10 +107,13 @@ func (e *Engine) candidates(ctx context.Context, req Request, st *Stats) ([]cand
 	if err != nil {
 		return nil, err
 	}
+	// The hour on either side of the range read is checked too (statistics only), so that a
+	// look-behind or look-ahead too short for this archive is said, not silently applied.
+	before, after := from.Add(-time.Hour), to.Add(time.Hour)
 	var out []candidate
 	for _, day := range days {
 		d, err := time.Parse("2006-01-02", day)
-		if err != nil || !d.Before(to) || !d.Add(24*time.Hour).After(from) {
+		if err != nil || !d.Before(after) || !d.Add(24*time.Hour).After(before) {
 			continue
 		}
 		hours, err := e.dirs(ctx, nsDir+"dt="+day+"/", "hour=")
@@ -123,17 +126,79 @@ func (e *Engine) candidates(ctx context.Context, req Request, st *Stats) ([]cand
 				continue
 			}
 			hour := d.Add(time.Duration(n) * time.Hour)
-			if hour.Before(from) || !hour.Before(to) {
-				continue
+			dir := layout.Join(e.prefix, layout.HourDir(req.Namespace, hour))
+			switch {
+			case !hour.Before(from) && hour.Before(to):
+				cs, err := e.listHour(ctx, req, dir, hour, st)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, cs...)
+			case !hour.Before(before) && hour.Before(after):
+				if err := e.checkHour(ctx, req, dir, hour, st); err != nil {
+					return nil, err
+				}
 			}
-			cs, err := e.listHour(ctx, req, layout.Join(e.prefix, layout.HourDir(req.Namespace, hour)), hour, st)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, cs...)
 		}
 	}
 	return out, nil
+}
+
+// ceilHours is the smallest whole number of hours above d.
+func ceilHours(d time.Duration) time.Duration { return (d/time.Hour + 1) * time.Hour }
+
+// skew notes, from an object's statistics, records that some query would miss. A record of
+// own time T in the object of hour H is read by a query from since=T only if
+// trunc(T-lookbehind) <= H, and by one until just after T only if H < T+lookahead. MaxTime
+// beyond H+1h+lookbehind, or MinTime before H-lookahead, proves such a record exists; an archive
+// whose records all obey the bounds never sets them.
+func (e *Engine) skew(s objectformat.ObjectStats, hour time.Time, st *Stats) {
+	if !s.Known {
+		return
+	}
+	if ahead := s.MaxTime.Sub(hour.Add(time.Hour)); ahead > e.lookbehind {
+		// A query from MaxTime reads this hour once since-lookbehind < hour+1h.
+		st.Outside.Lookbehind = max(st.Outside.Lookbehind, ceilHours(ahead))
+	}
+	if late := hour.Sub(s.MinTime); late > e.lookahead {
+		// A query until just after MinTime reads this hour once until+lookahead > hour.
+		st.Outside.Lookahead = max(st.Outside.Lookahead, ceilHours(late))
+	}
+}
+
+// checkHour looks at the statistics of the objects of an hour next to the ones read: objects
+// holding records of the range were missed.
+func (e *Engine) checkHour(ctx context.Context, req Request, dir string, hour time.Time, st *Stats) error {
+	it := e.bucket.List(&blob.ListOptions{Prefix: dir})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", dir, err)
+		}
+		if _, err := layout.ParseKey(e.prefix, obj.Key); err != nil {
+			continue
+		}
+		attrs, err := e.bucket.Attributes(ctx, obj.Key)
+		if err != nil {
+			return fmt.Errorf("attributes of %s: %w", obj.Key, err)
+		}
+		s := objectformat.ParseMetadata(attrs.Metadata)
+		e.skew(s, hour, st)
+		if !s.Known || s.MaxTime.Before(req.Since) || !s.MinTime.Before(req.Until) {
+			continue
+		}
+		st.Outside.Unread++
+		if hour.Before(req.Since) {
+			// The hour is read once since-lookbehind falls inside it.
+			st.Outside.Lookbehind = max(st.Outside.Lookbehind, ceilHours(req.Since.Sub(hour.Add(time.Hour))))
+		} else {
+			// The hour is read once until+lookahead passes its start.
+			st.Outside.Lookahead = max(st.Outside.Lookahead, ceilHours(hour.Sub(req.Until)))
+		}
+	}
 }
 
 // dirs lists the names after want= of the directories directly under dir.
@@ -179,6 +244,7 @@ func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour tim
 			return nil, fmt.Errorf("attributes of %s: %w", obj.Key, err)
 		}
 		c := candidate{key: obj.Key, obj: o, size: obj.Size, stats: objectformat.ParseMetadata(attrs.Metadata), lo: hour.Add(-e.lookahead)}
+		e.skew(c.stats, hour, st)
 		if c.stats.Known {
 			if !c.stats.MaxTime.After(req.Since.Add(-time.Microsecond)) || !c.stats.MinTime.Before(req.Until) {
 				continue

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"gocloud.dev/blob"
@@ -57,7 +58,8 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	container := fs.String("container", "", "only this container")
 	grep := fs.String("grep", "", "only messages matching this regular expression (RE2)")
 	output := fs.String("output", "ndjson", "output: ndjson or text")
-	lookahead := fs.Duration("lookahead", 6*time.Hour, "how long after its time a line may have reached Kafka")
+	lookahead := fs.Duration("lookahead", 6*time.Hour, "how long after its time a line may have reached Kafka (late lines); later Kafka hours are read for it")
+	clockSkew := fs.Duration("clock-skew", time.Hour, "how far a line's time may run ahead of its Kafka time (node clocks ahead, future timestamps); earlier Kafka hours are read for it")
 	stats := fs.Bool("stats", false, "print query statistics to stderr")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
@@ -83,6 +85,12 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			errs = append(errs, fmt.Errorf("--grep: %w", err))
 		}
 	}
+	if *lookahead < 0 {
+		errs = append(errs, fmt.Errorf("--lookahead %v: want >= 0", *lookahead))
+	}
+	if *clockSkew < 0 {
+		errs = append(errs, fmt.Errorf("--clock-skew %v: want >= 0", *clockSkew))
+	}
 	if *output != "ndjson" && *output != "text" {
 		errs = append(errs, fmt.Errorf("--output %q: want ndjson or text", *output))
 	}
@@ -104,12 +112,32 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return enc.Encode(r)
 	}
-	st, err := query.New(b, *prefix, query.WithLookahead(*lookahead)).Run(ctx, req, emit)
+	st, err := query.New(b, *prefix, query.WithLookahead(*lookahead), query.WithLookbehind(*clockSkew)).Run(ctx, req, emit)
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}
 	if *stats {
 		fmt.Fprintf(stderr, "objects listed %d, opened %d; records scanned %d, matched %d\n", st.ObjectsListed, st.ObjectsOpened, st.RecordsScanned, st.RecordsMatched)
 	}
+	if err == nil && st.Outside.Any() {
+		fmt.Fprintln(stderr, outsideWarning(st.Outside, *clockSkew, *lookahead))
+	}
 	return err
+}
+
+// outsideWarning tells the user that records of the range may sit in Kafka hours the query did
+// not read, and which flag to widen.
+func outsideWarning(o query.Outside, clockSkew, lookahead time.Duration) string {
+	var b strings.Builder
+	b.WriteString("warning: records of this range may be missing:")
+	if o.Unread > 0 {
+		fmt.Fprintf(&b, " %d object(s) in the hour next to the hours read hold records of the range and were not read;", o.Unread)
+	}
+	if o.Lookbehind > 0 {
+		fmt.Fprintf(&b, " lines run further ahead of their Kafka time than --clock-skew %v covers: rerun with --clock-skew %v;", clockSkew, o.Lookbehind)
+	}
+	if o.Lookahead > 0 {
+		fmt.Fprintf(&b, " lines reached Kafka later after their time than --lookahead %v covers: rerun with --lookahead %v;", lookahead, o.Lookahead)
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
