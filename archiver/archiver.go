@@ -280,11 +280,12 @@ func (a *Archiver) Run(ctx context.Context) error {
 		records, ranges := a.leftRecords, a.leftRanges
 		a.mu.Unlock()
 		if records > 0 {
-			// Nothing of them is claimed or committed, so the next owner archives them from Kafka;
-			// still, this run did not do its job, and the exit code must say so.
+			// Nothing of them is committed, so the next owner archives them (from Kafka, or from
+			// staging when a claim landed before the bucket failed); still, this run did not do
+			// its job, and the exit code must say so.
 			a.log.Error("drain timeout: abandoning uploads; the records are left to the next run (not committed)",
 				"drain_timeout", a.cfg.DrainTimeout.String(), "records_left", records, "ranges_left", ranges, "ready", errString(a.Ready()))
-			drainErr = fmt.Errorf("%w after %v: %d records in %d ranges not archived; not committed, the next run archives them from Kafka",
+			drainErr = fmt.Errorf("%w after %v: %d records in %d ranges not archived; not committed: the next run archives them",
 				ErrDrainTimeout, a.cfg.DrainTimeout, records, ranges)
 		}
 	}
@@ -299,7 +300,8 @@ func (a *Archiver) Run(ctx context.Context) error {
 	return drainErr
 }
 
-// ErrDrainTimeout means Run gave up uploads at shutdown: their records stay in Kafka, uncommitted.
+// ErrDrainTimeout means Run gave up uploads at shutdown: their offsets are not committed, so the
+// next run archives the records.
 var ErrDrainTimeout = errors.New("drain timeout")
 
 func errString(err error) string {

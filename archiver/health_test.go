@@ -69,6 +69,31 @@ func produceSeq(t *testing.T, cl *kgo.Client, ns string, from, n int) {
 	}
 }
 
+// startRun runs a in the background until stop (or the test's end); stop returns Run's error.
+func startRun(t *testing.T, a *Archiver) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-errc })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// openTestBucket opens url for the test's own reads.
+func openTestBucket(t *testing.T, url string) *blob.Bucket {
+	b, err := blob.OpenBucket(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 // breakDir replaces a file:// bucket's directory by a regular file (unlike chmod, this stops
 // root too) and returns the function that puts it back.
 func breakDir(t *testing.T, dir string) (restore func()) {
@@ -106,15 +131,8 @@ func TestUnwritableBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	b, err := blob.OpenBucket(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	stop := startRun(t, a)
+	b := openTestBucket(t, bucket)
 	part := archivetest.Pos{Topic: "logs.unw", Partition: 0}
 
 	produceSeq(t, cl, "unw", 0, 20)
@@ -149,8 +167,7 @@ func TestUnwritableBucket(t *testing.T) {
 		n := testutil.ToFloat64(a.m.records.WithLabelValues("logs.unw"))
 		return n == 75, fmt.Sprint(n)
 	})
-	cancel()
-	err = <-errc
+	err = stop()
 	if !errors.Is(err, ErrDrainTimeout) || !strings.Contains(err.Error(), "25 records") {
 		t.Fatalf("Run = %v, want ErrDrainTimeout for 25 records", err)
 	}
@@ -171,12 +188,9 @@ func TestUnwritableBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	errc2 := make(chan error, 1)
-	go func() { errc2 <- a2.Run(ctx2) }()
+	stop2 := startRun(t, a2)
 	waitArchived(t, b, "", map[archivetest.Pos]int64{part: 75}, 30*time.Second)
-	cancel2()
-	if err := <-errc2; err != nil {
+	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
 	audit, err := archivetest.Read(context.Background(), b, "")
@@ -234,15 +248,8 @@ func TestBrokerOutageReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.health.kafkaGrace = 2 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	b, err := blob.OpenBucket(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	stop := startRun(t, a)
+	b := openTestBucket(t, bucket)
 	part := archivetest.Pos{Topic: "logs.out", Partition: 0}
 
 	produce(0, 10)
@@ -266,8 +273,7 @@ func TestBrokerOutageReadiness(t *testing.T) {
 		err := a.Ready()
 		return err == nil, fmt.Sprint(err)
 	})
-	cancel()
-	if err := <-errc; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -78,7 +78,7 @@ func (a *Archiver) uploadChain(p *partition) {
 			}
 		case errors.Is(err, errAbandoned):
 		default:
-			// Only reached when uploads are cancelled (drain timeout): nothing was claimed.
+			// Only reached when uploads are cancelled (drain timeout): nothing was committed.
 			if p.gen == s.gen {
 				records, ranges := s.records, int64(1)
 				for _, q := range p.pending {
