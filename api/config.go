@@ -12,6 +12,7 @@ import (
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // Config is the gateway's configuration. Every field has a flag (Register) and so a
@@ -57,7 +58,7 @@ func DefaultConfig() Config {
 	return Config{
 		Kafka:              kafkaconn.Config{Brokers: "localhost:9092", ClientID: "logrouter-gateway"},
 		Listen:             ":8080",
-		TopicTemplate:      "logs.{namespace}",
+		TopicTemplate:      topic.DefaultTemplate,
 		TokenTopic:         token.DefaultTopic,
 		KubeCacheTTL:       30 * time.Second,
 		MaxStreamsPerToken: 10,
@@ -115,10 +116,14 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
-	if strings.Count(c.TopicTemplate, "{namespace}") != 1 {
-		errs = append(errs, fmt.Errorf("--topic-template %q: must contain {namespace} exactly once", c.TopicTemplate))
-	} else if t := c.Topic(strings.Repeat("a", 63)); !validTopic(t) {
-		errs = append(errs, fmt.Errorf("--topic-template %q: renders invalid Kafka topic names (allowed: [a-zA-Z0-9._-], at most 249)", c.TopicTemplate))
+	// The gateway knows a namespace from the path only, not its labels: a template with
+	// {label:...} cannot be rendered here.
+	if t, err := topic.Parse(c.TopicTemplate); err != nil {
+		errs = append(errs, fmt.Errorf("--topic-template: %w", err))
+	} else if strings.Count(c.TopicTemplate, "{namespace}") != 1 || t.UsesLabels() {
+		errs = append(errs, fmt.Errorf("--topic-template %q: the gateway needs {namespace} exactly once and no {label:...}", c.TopicTemplate))
+	} else if err := topic.Valid(c.Topic(strings.Repeat("a", 63))); err != nil {
+		errs = append(errs, fmt.Errorf("--topic-template %q: renders invalid Kafka topic names: %w", c.TopicTemplate, err))
 	}
 	if c.Bucket != "" {
 		// A misread URL would serve an empty or wrong archive without a word.
@@ -126,7 +131,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--bucket: %w", err))
 		}
 	}
-	if !validTopic(c.TokenTopic) {
+	if topic.Valid(c.TokenTopic) != nil {
 		errs = append(errs, fmt.Errorf("--token-topic %q: not a valid Kafka topic name", c.TokenTopic))
 	}
 	if c.KubeCacheTTL <= 0 {
@@ -163,19 +168,6 @@ func (c *Config) Validate() error {
 // Topic is namespace ns's topic. ns must already be validated.
 func (c *Config) Topic(ns string) string {
 	return strings.Replace(c.TopicTemplate, "{namespace}", ns, 1)
-}
-
-func validTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Config) audiences() []string {

@@ -17,6 +17,7 @@ import (
 	"github.com/logrouter/logrouter/archiver/layout"
 	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // Config configures an Archiver. Start from DefaultConfig.
@@ -64,7 +65,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Kafka:          kafkaconn.Config{Brokers: "localhost:9092"},
-		TopicsRegex:    `^logs\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`,
+		TopicsRegex:    topic.DefaultPattern,
 		Group:          "logrouter-archiver",
 		SessionTimeout: 45 * time.Second,
 		Format:         "parquet",

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -39,7 +40,7 @@ type Collector struct {
 	sink    *sink.Sink
 	budget  *budget.Budget
 	store   *checkpoint.Store
-	tmpl    sink.Template
+	tmpl    topic.Template
 	metrics *metrics
 	bufs    sync.Pool
 	slabs   sync.Pool // *[]byte: record values of a chunk
@@ -104,7 +105,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tmpl, _ := sink.ParseTemplate(cfg.TopicTemplate)
+	tmpl, _ := topic.Parse(cfg.TopicTemplate)
 	store, err := checkpoint.Open(cfg.CheckpointDir)
 	if err != nil {
 		return nil, err

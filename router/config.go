@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router/sink"
 )
 
@@ -43,7 +44,7 @@ func DefaultConfig() Config {
 		LogDir:             "/var/log/containers",
 		PodsDir:            "/var/log/pods",
 		CheckpointDir:      "/var/lib/logrouter",
-		TopicTemplate:      "logs.{namespace}",
+		TopicTemplate:      topic.DefaultTemplate,
 		Sink:               sink.DefaultConfig(),
 		BufferBytes:        64 << 20,
 		MaxLineBytes:       1 << 20,
@@ -84,7 +85,7 @@ func (c *Config) Validate() error {
 	if c.CheckpointDir == "" {
 		errs = append(errs, errors.New("--checkpoint-dir is required"))
 	}
-	if _, err := sink.ParseTemplate(c.TopicTemplate); err != nil {
+	if _, err := topic.Parse(c.TopicTemplate); err != nil {
 		errs = append(errs, fmt.Errorf("--topic-template: %w", err))
 	}
 	if err := c.Sink.Validate(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/logrouter/logrouter/archiver/objectformat"
 	"github.com/logrouter/logrouter/archiver/row"
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // Line describes one produced record.
@@ -74,7 +75,7 @@ func Record(l Line) *kgo.Record {
 		TS: []byte(l.Time.UTC().Format(time.RFC3339Nano)), Stream: record.StreamStdout, Message: []byte(l.Message),
 	})
 	r := &kgo.Record{
-		Topic: "logs." + l.Namespace, Value: v, Timestamp: l.KafkaTime, Partition: l.Partition,
+		Topic: topic.Of(l.Namespace), Value: v, Timestamp: l.KafkaTime, Partition: l.Partition,
 		Key: []byte(record.Key("", src.PodUID, l.Namespace, l.Pod, l.Container)),
 		Headers: []kgo.RecordHeader{
 			{Key: record.HeaderNamespace, Value: []byte(l.Namespace)},

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // precreateTopics creates the bench namespaces' topics with max.message.bytes = limit.
@@ -18,7 +20,7 @@ func precreateTopics(ctx context.Context, brokers string, namespaces, limit int)
 	defer cl.Close()
 	topics := make([]string, namespaces)
 	for i := range topics {
-		topics[i] = fmt.Sprintf("logs.bench-%d", i)
+		topics[i] = topic.Of(fmt.Sprintf("bench-%d", i))
 	}
 	v := strconv.Itoa(limit)
 	resps, err := kadm.NewClient(cl).CreateTopics(ctx, 6, 1, map[string]*string{"max.message.bytes": &v}, topics...)

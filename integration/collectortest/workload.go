@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
@@ -107,4 +108,4 @@ func (w *Workload) Want() map[string]int64 {
 }
 
 // Topic is the collector's default topic of namespace ns.
-func Topic(ns string) string { return "logs." + ns }
+func Topic(ns string) string { return topic.Of(ns) }

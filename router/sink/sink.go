@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/logrouter/logrouter/internal/kafkaconn"
+	topicname "github.com/logrouter/logrouter/internal/topic"
 )
 
 // Config of the producer and of the topics it creates.
@@ -359,7 +360,7 @@ func (s *Sink) readLimit(ctx context.Context, topic string, ts *topicState) erro
 }
 
 func (s *Sink) ensure(ctx context.Context, topic string, retention time.Duration, exists bool) error {
-	if err := ValidTopic(topic); err != nil {
+	if err := topicname.Valid(topic); err != nil {
 		return err
 	}
 	ret := s.cfg.Retention
@@ -413,23 +414,3 @@ func (s *Sink) ensure(ctx context.Context, topic string, retention time.Duration
 
 // recordSlack covers a record's key, headers and batch framing.
 const recordSlack = 16 << 10
-
-// ValidTopic checks Kafka's rules for topic names.
-func ValidTopic(t string) error {
-	if t == "" || t == "." || t == ".." {
-		return fmt.Errorf("invalid topic name %q", t)
-	}
-	if len(t) > 249 {
-		return fmt.Errorf("invalid topic name %q: longer than 249 characters", t)
-	}
-	return validTopicChars(t)
-}
-
-func validTopicChars(t string) error {
-	for _, c := range t {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("invalid topic name %q: character %q (allowed: ASCII letters, digits, '.', '_', '-')", t, c)
-		}
-	}
-	return nil
-}

@@ -15,40 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func TestTemplate(t *testing.T) {
-	tests := []struct {
-		tmpl, ns  string
-		labels    map[string]string
-		want      string
-		parseErr  bool
-		renderErr bool
-	}{
-		{tmpl: "logs.{namespace}", ns: "team-a", want: "logs.team-a"},
-		{tmpl: "{label:tier}.{namespace}", ns: "a", labels: map[string]string{"tier": "gold"}, want: "gold.a"},
-		{tmpl: "{label:tier}.{namespace}", ns: "a", renderErr: true},
-		{tmpl: "{label:tier}.{namespace}", ns: "a", labels: map[string]string{"tier": "bad/value"}, renderErr: true},
-		{tmpl: "logs", parseErr: true},
-		{tmpl: "logs.{pod}", parseErr: true},
-		{tmpl: "logs.{namespace", parseErr: true},
-		{tmpl: "lo gs.{namespace}", parseErr: true},
-		{tmpl: "{label:}{namespace}", parseErr: true},
-	}
-	for _, tt := range tests {
-		tp, err := ParseTemplate(tt.tmpl)
-		if (err != nil) != tt.parseErr {
-			t.Errorf("ParseTemplate(%q) err = %v", tt.tmpl, err)
-			continue
-		}
-		if err != nil {
-			continue
-		}
-		got, err := tp.Render(tt.ns, tt.labels)
-		if (err != nil) != tt.renderErr || got != tt.want && !tt.renderErr {
-			t.Errorf("Render(%q, %q) = %q, %v", tt.tmpl, tt.ns, got, err)
-		}
-	}
-}
-
 // newTestSink starts a kfake cluster and a sink on it, with cfg changed by set.
 func newTestSink(t *testing.T, set func(*Config)) (*kfake.Cluster, *Sink) {
 	t.Helper()

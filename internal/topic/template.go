@@ -1,4 +1,8 @@
-package sink
+// Package topic is the one definition of logrouter's Kafka topic names: a namespace's topic
+// (DefaultTemplate, logs.<namespace>, or the operator's --topic-template), Kafka's naming rules,
+// and the pattern that finds namespace topics among a cluster's topics. The collector, the
+// archiver and the gateway all use it, so they cannot disagree on where a namespace's logs are.
+package topic
 
 import (
 	"errors"
@@ -6,8 +10,11 @@ import (
 	"strings"
 )
 
+// DefaultTemplate is the topic of a namespace unless an operator sets another template.
+const DefaultTemplate = "logs.{namespace}"
+
 // Template names a namespace's topic: literal text with {namespace} and {label:<name>} (a
-// namespace label, from the enricher) placeholders. Default "logs.{namespace}".
+// namespace label, from the enricher) placeholders. Default DefaultTemplate.
 type Template struct {
 	parts []tmplPart
 }
@@ -19,8 +26,8 @@ type tmplPart struct {
 
 const nsPart = "\x00ns"
 
-// ParseTemplate parses a topic template.
-func ParseTemplate(s string) (Template, error) {
+// Parse parses a topic template.
+func Parse(s string) (Template, error) {
 	var t Template
 	rest := s
 	hasNS := false
@@ -83,8 +90,48 @@ func (t Template) Render(namespace string, labels map[string]string) (string, er
 		}
 	}
 	topic := b.String()
-	if err := ValidTopic(topic); err != nil {
+	if err := Valid(topic); err != nil {
 		return "", fmt.Errorf("topic for namespace %s: %w", namespace, err)
 	}
 	return topic, nil
 }
+
+// UsesLabels reports whether the template needs namespace labels to render, which only the
+// collector (through the enricher) has.
+func (t Template) UsesLabels() bool {
+	for _, p := range t.parts {
+		if p.label != "" && p.label != nsPart {
+			return true
+		}
+	}
+	return false
+}
+
+// Of is namespace's topic under the default template.
+func Of(namespace string) string { return "logs." + namespace }
+
+// Valid checks Kafka's rules for topic names.
+func Valid(t string) error {
+	if t == "" || t == "." || t == ".." {
+		return fmt.Errorf("invalid Kafka topic name %q", t)
+	}
+	if len(t) > 249 {
+		return fmt.Errorf("invalid Kafka topic name %q: longer than 249 characters", t)
+	}
+	return validTopicChars(t)
+}
+
+func validTopicChars(t string) error {
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("invalid Kafka topic name %q: character %q (allowed: ASCII letters, digits, '.', '_', '-')", t, c)
+		}
+	}
+	return nil
+}
+
+// NamespacePattern matches a Kubernetes namespace name (an RFC 1123 label).
+const NamespacePattern = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+
+// DefaultPattern matches the topics of DefaultTemplate; its group "namespace" is the namespace.
+const DefaultPattern = `^logs\.(?P<namespace>` + NamespacePattern + `)$`
