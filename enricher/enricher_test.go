@@ -242,6 +242,11 @@ func TestEnrichesRecord(t *testing.T) {
 		!maps.Equal(k.Labels, want.Labels) || !maps.Equal(k.Annotations, want.Annotations) || !maps.Equal(k.NamespaceLabels, want.NamespaceLabels) {
 		t.Errorf("k8s = %+v\nwant %+v", *k, want)
 	}
+	// The same metadata, structured, for selectors and conditions that must not decode JSON.
+	if sk := s.Kubernetes; sk == nil || sk.Image != want.Image || sk.OwnerKind != want.OwnerKind || sk.OwnerName != want.OwnerName ||
+		!maps.Equal(sk.Labels, want.Labels) || !maps.Equal(sk.Annotations, want.Annotations) || !maps.Equal(sk.NamespaceLabels, want.NamespaceLabels) {
+		t.Errorf("snapshot's structured metadata = %+v\nwant %+v", sk, want)
+	}
 	if r.Namespace != "shop" || r.Pod != m.Pod || r.PodUID != "uid-web" || r.Container != "sidecar" || r.Node != node || r.Metadata != "" {
 		t.Errorf("record = %+v", r)
 	}

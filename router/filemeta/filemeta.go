@@ -35,6 +35,11 @@ type Snapshot struct {
 	Key string
 	// NamespaceLabels feed the topic template ({label:<name>}).
 	NamespaceLabels map[string]string
+	// Kubernetes is the API metadata (pod labels, annotations, owner, image, namespace labels)
+	// as structured data, for what decides per file without decoding Fragment: pipeline
+	// selectors and conditions. Nil while the file ships with path metadata only. Shared and
+	// read-only, like the whole snapshot.
+	Kubernetes *record.Kubernetes
 	// Retention overrides the topic's retention.ms when the topic is created or updated;
 	// zero means the collector's default.
 	Retention time.Duration
@@ -82,6 +87,7 @@ func SnapshotFor(m PathMeta, node string, k8s *record.Kubernetes, partial bool) 
 	}
 	if k8s != nil {
 		s.NamespaceLabels = k8s.NamespaceLabels
+		s.Kubernetes = k8s
 	}
 	return s
 }
