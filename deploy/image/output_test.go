@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -127,7 +128,7 @@ func TestWriteLayoutRefusesForeignDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, _ := name.NewTag("logrouter:v1")
-	err := WriteLayout(dir, ref, []v1.Image{nil})
+	err := WriteLayout(dir, ref, []v1.Image{empty.Image})
 	if err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("WriteLayout into a foreign directory: %v", err)
 	}
