@@ -9,6 +9,8 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -154,6 +158,7 @@ func TestDocumentedImages(t *testing.T) {
 			bin := inspectFiles(t, fromLayout)
 			inspectBinary(t, v, bin, fromLayout)
 			rebuild(t, bin, fromLayout)
+			push(t, out, fromLayout)
 		})
 	}
 }
@@ -362,6 +367,33 @@ func rebuild(t *testing.T, bin []byte, img v1.Image) {
 	spec.CACerts = []byte("not a certificate")
 	if _, err := image.Build(spec); err == nil || !strings.Contains(err.Error(), "PEM") {
 		t.Errorf("bad CA bundle: %v, want an error about PEM", err)
+	}
+}
+
+// push does what docs/image.md's `crane push` lines do (crane's own library calls: crane.Load
+// for a tarball, the layout's single image for a directory) against go-containerregistry's
+// registry, and pulls back: the registry must hold the digest the build printed.
+func push(t *testing.T, out outputs, fromLayout v1.Image) {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	fromTar, err := crane.Load(out.tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, img := range map[string]v1.Image{"layout": fromLayout, "tarball": fromTar} {
+		dst := host + "/logrouter/" + out.variant + ":" + src
+		if err := crane.Push(img, dst); err != nil {
+			t.Fatalf("push %s: %v", src, err)
+		}
+		got, err := crane.Digest(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := img.Digest(); got != want.String() {
+			t.Errorf("pushed %s: registry has %s, built %s", src, got, want)
+		}
 	}
 }
 
