@@ -96,6 +96,11 @@ func (s Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("label %s is empty", k))
 		}
 	}
+	if len(s.CACerts) > 0 {
+		if p, _ := pem.Decode(s.CACerts); p == nil || p.Type != "CERTIFICATE" {
+			errs = append(errs, errors.New("CA bundle holds no PEM certificate"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -116,9 +121,6 @@ func Build(s Spec) (v1.Image, error) {
 	certs := s.CACerts
 	if len(certs) == 0 {
 		certs = BundledRoots()
-	}
-	if p, _ := pem.Decode(certs); p == nil || p.Type != "CERTIFICATE" {
-		return nil, errors.New("CA bundle holds no PEM certificate")
 	}
 	layerTar, err := rootfs(bin, certs, s.Created)
 	if err != nil {

@@ -40,8 +40,8 @@ func TestBuildRefuses(t *testing.T) {
 		{"wrong arch", func() Spec { s := validSpec(dynamic); s.Arch = "arm64"; return s }, nil, []string{"set GOARCH"}},
 		{"script", func() Spec { return validSpec(text) }, nil, []string{"not an ELF"}},
 		{"missing", func() Spec { return validSpec(filepath.Join(t.TempDir(), "none")) }, os.ErrNotExist, nil},
-		{"every spec problem at once", func() Spec { return Spec{Arch: "386"} }, nil, []string{
-			"no binary", `arch "386"`, "no created time", LabelSource, LabelVersion, LabelRevision, LabelCreated}},
+		{"every spec problem at once", func() Spec { return Spec{Arch: "386", CACerts: []byte("junk")} }, nil, []string{
+			"no binary", "no PEM certificate", `arch "386"`, "no created time", LabelSource, LabelVersion, LabelRevision, LabelCreated}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Build(tc.spec())
