@@ -28,6 +28,9 @@ type Config struct {
 	// collector's --topic-template.
 	TopicTemplate string `json:"topic_template"`
 	TokenTopic    string `json:"token_topic"`
+	// TokenMaxStaleness bounds how long the token store may go without confirming that it holds
+	// the whole token topic; past it every logrouter token is refused (fail closed).
+	TokenMaxStaleness time.Duration `json:"token_max_staleness"`
 
 	// Bucket is the archive's gocloud.dev/blob URL; empty disables the archive endpoint.
 	Bucket        string `json:"bucket"`
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 		Listen:             ":8080",
 		TopicTemplate:      topic.DefaultTemplate,
 		TokenTopic:         token.DefaultTopic,
+		TokenMaxStaleness:  token.DefaultMaxStaleness,
 		KubeCacheTTL:       30 * time.Second,
 		MaxStreamsPerToken: 10,
 		BytesPerSecond:     16 << 20,
@@ -84,6 +88,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKeyFile, "tls-key", c.TLSKeyFile, "PEM private key for --tls-cert")
 	fs.StringVar(&c.TopicTemplate, "topic-template", c.TopicTemplate, "topic of a namespace; must contain {namespace} and match the collector's")
 	fs.StringVar(&c.TokenTopic, "token-topic", c.TokenTopic, "compacted Kafka topic holding the token store (created if missing)")
+	fs.DurationVar(&c.TokenMaxStaleness, "token-max-staleness", c.TokenMaxStaleness, "refuse every logrouter token once the token store has not confirmed the whole token topic for this long (Kafka down, topic deleted)")
 	fs.StringVar(&c.Bucket, "bucket", c.Bucket, "archive bucket URL (gocloud.dev/blob: s3://, gs://, azblob://, file://); empty disables /archive")
 	fs.StringVar(&c.ArchivePrefix, "archive-prefix", c.ArchivePrefix, "key prefix of the archive in --bucket")
 	fs.BoolVar(&c.KubeAuth, "kube-auth", c.KubeAuth, "also accept Kubernetes tokens (TokenReview + SubjectAccessReview on logs.logrouter.io)")
@@ -148,7 +153,8 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{{"--heartbeat", c.Heartbeat}, {"--auth-recheck", c.AuthRecheck}, {"--page-wait", c.PageWait},
 		{"--read-header-timeout", c.ReadHeaderTimeout}, {"--write-timeout", c.WriteTimeout},
-		{"--idle-timeout", c.IdleTimeout}, {"--shutdown-grace", c.ShutdownGrace}} {
+		{"--idle-timeout", c.IdleTimeout}, {"--shutdown-grace", c.ShutdownGrace},
+		{"--token-max-staleness", c.TokenMaxStaleness}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/logrouter/logrouter/api/kubeauth"
 	"github.com/logrouter/logrouter/api/limits"
 	"github.com/logrouter/logrouter/api/live"
+	"github.com/logrouter/logrouter/api/problem"
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/archiver/query"
 )
@@ -110,7 +111,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 	if err != nil {
 		return nil, fmt.Errorf("gateway kafka: %w", err)
 	}
-	if g.store, err = token.NewStore(kopts, cfg.TokenTopic, reg, log); err != nil {
+	if g.store, err = token.NewStore(kopts, cfg.TokenTopic, reg, log, token.WithMaxStaleness(cfg.TokenMaxStaleness)); err != nil {
 		return nil, err
 	}
 	if g.reader, err = live.NewReader(kopts); err != nil {
@@ -260,31 +261,29 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
-func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
+// serveReady answers from the token store's last probe of Kafka (a real round trip every
+// probe interval, not cached metadata), so it turns false while Kafka or the token topic cannot
+// be read and answers at once either way.
+func (g *Gateway) serveReady(q *request) {
 	select {
 	case <-g.stopping:
-		http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+		q.fail(problem.New(http.StatusServiceUnavailable, problem.CodeUnavailable, "not ready: shutting down"))
 		return
-	case <-g.store.Ready():
 	default:
-		http.Error(w, "token store not loaded yet\n", http.StatusServiceUnavailable)
+	}
+	if err := g.store.Health(); err != nil {
+		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "not ready: " + err.Error(), RetryAfter: 1})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := g.reader.Ping(ctx); err != nil {
-		http.Error(w, "kafka unreachable\n", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ok\n"))
+	_, _ = q.w.Write([]byte("ok\n"))
 }
 
-func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) serveMetrics(q *request) {
 	if g.gatherer == nil {
-		http.NotFound(w, r)
+		q.fail(problem.New(http.StatusNotFound, problem.CodeNotFound, "no metrics registry"))
 		return
 	}
-	promhttp.HandlerFor(g.gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	promhttp.HandlerFor(g.gatherer, promhttp.HandlerOpts{}).ServeHTTP(q.w, q.r)
 }
 
 // splitPath splits an escaped path into its segments; ok is false for an empty segment

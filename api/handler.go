@@ -90,10 +90,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = q.w.Write([]byte("ok\n"))
 	case len(segs) == 1 && segs[0] == "readyz":
 		q.endpoint = "readyz"
-		g.serveReady(q.w, r)
+		g.serveReady(q)
 	case len(segs) == 1 && segs[0] == "metrics":
 		q.endpoint = "metrics"
-		g.serveMetrics(q.w, r)
+		g.serveMetrics(q)
 	case len(segs) == 1 && segs[0] == "openapi.json":
 		q.endpoint = "openapi"
 		q.w.Header().Set("Content-Type", "application/json")
@@ -228,6 +228,8 @@ func authProblem(err error) *problem.Error {
 		return &problem.Error{Status: http.StatusBadRequest, Code: problem.CodeBadRequest, Detail: err.Error() + "; send exactly one `Authorization: Bearer <token>` header", Param: "Authorization"}
 	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrUnknown), errors.Is(err, kubeauth.ErrUnauthenticated), errors.Is(err, authz.ErrKubeAuthDisabled):
 		return problem.New(http.StatusUnauthorized, problem.CodeUnauthenticated, "the bearer token is not valid")
+	case errors.Is(err, token.ErrStoreUnavailable):
+		return &problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the token store could not confirm its view of the token topic recently, so no logrouter token is accepted; retry shortly", RetryAfter: 2}
 	case errors.Is(err, authz.ErrForbidden):
 		return problem.New(http.StatusForbidden, problem.CodeForbidden, "your credentials do not grant access to this namespace")
 	case errors.Is(err, authz.ErrNotAdmin):

@@ -48,14 +48,6 @@ func NewReader(opts []kgo.Opt) (*Reader, error) {
 // Close releases the shared client.
 func (r *Reader) Close() { r.cl.Close() }
 
-// Ping checks that Kafka answers (for /readyz).
-func (r *Reader) Ping(ctx context.Context) error {
-	if _, err := r.adm.BrokerMetadata(ctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
-}
-
 // Skip reports records that retention deleted before the reader got to them: offsets
 // [From, To) of Partition.
 type Skip struct {

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logrouter/logrouter/api/params"
 )
@@ -239,4 +244,239 @@ func TestStoreLifecycle(t *testing.T) {
 			t.Fatalf("store %d: List = %+v", i, list)
 		}
 	}
+}
+
+// lineCounter is a slog handler that counts records by message.
+type lineCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *lineCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.n[r.Message]++
+	c.mu.Unlock()
+	return nil
+}
+func (c *lineCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *lineCounter) WithGroup(string) slog.Handler      { return c }
+func (c *lineCounter) count(msg string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[msg]
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runStore(t *testing.T, opts []kgo.Opt, log *slog.Logger, sopts ...StoreOption) *Store {
+	t.Helper()
+	s, err := NewStore(opts, DefaultTopic, prometheus.NewRegistry(), log, sopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("store Run: %v", err)
+		}
+	})
+	select {
+	case <-s.Ready():
+	case <-time.After(15 * time.Second):
+		t.Fatal("store never ready")
+	}
+	return s
+}
+
+// TestStoreFollowsRecreatedTopic deletes the token topic under a running store, recreates it
+// the way `logrouter tokens create` does, revokes and creates tokens: the store refuses tokens
+// while the topic is gone, says why in Health, logs rarely, and reads the new topic.
+func TestStoreFollowsRecreatedTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	lines := &lineCounter{n: map[string]int{}}
+	s := runStore(t, opts, slog.New(lines), WithMaxStaleness(2*time.Second))
+	now := func() time.Time { return time.Now() }
+
+	old, oldRec, err := Create(ctx, cl, DefaultTopic, Spec{Namespaces: []string{"team-a"}}, now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, oldRec.ID, func(r *Record) bool { return r != nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(old, now()); err != nil {
+		t.Fatalf("before deletion: %v", err)
+	}
+	if err := s.Health(); err != nil {
+		t.Fatalf("before deletion: Health = %v", err)
+	}
+
+	// Step 1: the topic is deleted. Tokens are refused (the store cannot be read), Health
+	// names the missing topic, and the store does not recreate it by itself.
+	deleted := time.Now()
+	if _, err := adm.DeleteTopic(ctx, DefaultTopic); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "old token refused after deletion", func() bool {
+		_, err := s.Authenticate(old, now())
+		return errors.Is(err, ErrStoreUnavailable)
+	})
+	if err := s.Health(); !errors.Is(err, ErrTopicMissing) {
+		t.Fatalf("after deletion: Health = %v, want ErrTopicMissing", err)
+	}
+	if err := s.Recheck(oldRec.ID, now()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("after deletion: Recheck = %v", err)
+	}
+	// Several probes fail while the topic is missing; the log says so once per 10 s.
+	eventually(t, "repeated probe failures", func() bool {
+		return testutil.ToFloat64(s.failures.WithLabelValues("topic_missing")) >= 5
+	})
+	if _, err := s.Authenticate(old, now()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("token accepted while the topic is missing: %v", err)
+	}
+	// (kadm's ListTopics answers from a metadata cache; ask the broker.)
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(DefaultTopic)
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx, cl); err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("the topic exists again (recreated by the store?): %+v, %v", resp, err)
+	}
+	allowed := 1 + int(time.Since(deleted)/(10*time.Second))
+	if n := lines.count("token store cannot read its topic"); n < 1 || n > allowed {
+		t.Fatalf("%d error lines in %s, want 1 to %d", n, time.Since(deleted), allowed)
+	}
+
+	// Step 2: `tokens create` recreates the topic and writes a new token.
+	if err := EnsureTopic(ctx, adm, DefaultTopic); err != nil {
+		t.Fatal(err)
+	}
+	fresh, freshRec, err := Create(ctx, cl, DefaultTopic, Spec{Namespaces: []string{"team-b"}}, now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "new token accepted", func() bool {
+		_, err := s.Authenticate(fresh, now())
+		return err == nil
+	})
+	if err := s.Health(); err != nil {
+		t.Fatalf("after recreation: Health = %v", err)
+	}
+	// The old token lived only in the deleted topic: it is gone.
+	if _, err := s.Authenticate(old, now()); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("old token after recreation: %v, want ErrUnknown", err)
+	}
+
+	// Step 3: a revocation written to the new topic takes effect.
+	if _, err := Revoke(ctx, cl, DefaultTopic, freshRec, now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "revocation applied", func() bool {
+		_, err := s.Authenticate(fresh, now())
+		return errors.Is(err, ErrRevoked)
+	})
+
+	// Step 4: more tokens work as usual.
+	more, _, err := Create(ctx, cl, DefaultTopic, Spec{Admin: true}, now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "another token accepted", func() bool {
+		_, err := s.Authenticate(more, now())
+		return err == nil
+	})
+}
+
+// TestStoreFailsClosed stops Kafka under a running store whose clock is frozen at the last
+// confirmation: tokens stay valid up to the staleness bound and are refused past it; when the
+// broker is back (with its data) the store confirms again.
+func TestStoreFailsClosed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	start := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := start()
+	defer func() { c.Close() }()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var offset atomic.Int64
+	t0 := time.Now()
+	clock := func() time.Time { return t0.Add(time.Duration(offset.Load())) }
+	const bound = 2 * time.Second
+	s := runStore(t, opts, slog.New(slog.DiscardHandler), WithMaxStaleness(bound), WithClock(clock))
+	tok, rec, err := Create(ctx, cl, DefaultTopic, Spec{Namespaces: []string{"team-a"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, rec.ID, func(r *Record) bool { return r != nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for a confirmation that covers the token (every confirmation is at t0).
+	eventually(t, "token confirmed", func() bool {
+		_, err := s.Authenticate(tok, time.Now())
+		return err == nil
+	})
+
+	c.Close()
+	eventually(t, "Health reports Kafka", func() bool { return errors.Is(s.Health(), ErrKafkaUnreachable) })
+	offset.Store(int64(bound))
+	if _, err := s.Authenticate(tok, time.Now()); err != nil {
+		t.Fatalf("at the bound: %v", err)
+	}
+	offset.Store(int64(bound + time.Millisecond))
+	if _, err := s.Authenticate(tok, time.Now()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("past the bound: %v, want ErrStoreUnavailable", err)
+	}
+	if err := s.Recheck(rec.ID, time.Now()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("past the bound: Recheck = %v", err)
+	}
+
+	c = start()
+	eventually(t, "confirmed again after the broker is back", func() bool {
+		_, err := s.Authenticate(tok, time.Now())
+		return err == nil && s.Health() == nil
+	})
 }
