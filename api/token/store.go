@@ -217,7 +217,9 @@ func (s *Store) fail(err error) {
 		s.confirmed = time.Time{}
 	}
 	s.mu.Unlock()
-	s.errLog.Do(func() { s.log.Error("token store cannot read its topic", "topic", s.topic, "reason", reason, "err", err) })
+	s.errLog.Do(func() {
+		s.log.Error("token store cannot read its topic", "topic", s.topic, "reason", reason, "err", err)
+	})
 }
 
 // generation is one read of the topic from its start; it lives under Store.mu.
