@@ -64,6 +64,7 @@ type Store struct {
 	confirmed time.Time     // the view held the whole topic as of this time; zero = not known
 	problem   error         // why the last probe or read failed; nil once confirmed again
 	topicID   [16]byte      // of the topic the view was read from
+	probedAt  time.Time     // last probe Kafka answered
 	ready     chan struct{}
 	once      sync.Once
 
@@ -160,8 +161,12 @@ func (s *Store) Health() error {
 	if s.problem != nil {
 		return s.problem
 	}
-	if age := s.now().Sub(s.confirmed); s.confirmed.IsZero() || age > 3*s.every {
-		return fmt.Errorf("token store: no confirmed read of %s for %s", s.topic, age.Round(time.Millisecond))
+	now := s.now()
+	if age := now.Sub(s.probedAt); age > 3*s.every {
+		return fmt.Errorf("token store: %w: no answer to the probe of %s for %s", ErrKafkaUnreachable, s.topic, age.Round(time.Millisecond))
+	}
+	if age := now.Sub(s.confirmed); s.confirmed.IsZero() || age > 3*s.every {
+		return fmt.Errorf("token store: behind the topic %s: not caught up for %s", s.topic, age.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -248,6 +253,7 @@ func (s *Store) follow(ctx context.Context, adm *kgo.Client, create bool) error 
 	s.reloads.Inc()
 	g := &generation{id: id, recs: map[string]*Record{}, next: map[int32]int64{}, pendAt: at, pendEnd: ends}
 	s.mu.Lock()
+	s.probedAt = at
 	if s.topicID != id && s.topicID != ([16]byte{}) {
 		s.confirmed = time.Time{} // what we hold came from a topic that no longer exists
 	}
@@ -329,6 +335,9 @@ func (s *Store) prober(ctx context.Context, cancel context.CancelCauseFunc, adm 
 			if err == nil && e < g.next[p] {
 				err = fmt.Errorf("%w (partition %d end offset %d is behind what was read, %d)", errTopicReplaced, p, e, g.next[p])
 			}
+		}
+		if err == nil {
+			s.probedAt = at
 		}
 		if err == nil && g.pendEnd == nil {
 			g.pendAt, g.pendEnd = at, ends
