@@ -169,6 +169,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 		}
 		g.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	if g.srv.TLSConfig == nil {
+		g.ln = &problemListener{Listener: g.ln, g: g}
+	}
 	return g, nil
 }
 

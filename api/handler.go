@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -79,6 +80,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"method", r.Method, "status", status, "code", q.code, "bytes", q.w.bytes,
 			"duration_ms", time.Since(start).Milliseconds(), "remote", remoteIP(r))
 	}()
+	if n := headerBytes(r); n > g.cfg.MaxHeaderBytes {
+		q.fail(problem.New(http.StatusRequestHeaderFieldsTooLarge, problem.CodeHeaderTooLarge,
+			fmt.Sprintf("the request line and headers are %d bytes, at most %d allowed (--max-header-bytes)", n, g.cfg.MaxHeaderBytes)))
+		return
+	}
 	segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
 		q.fail(problem.New(http.StatusNotFound, problem.CodeNotFound, "no such endpoint; see /openapi.json"))
@@ -113,10 +119,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func remoteIP(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
+func remoteIP(r *http.Request) string { return hostOf(r.RemoteAddr) }
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return r.RemoteAddr
+		return addr
 	}
 	return h
 }
@@ -219,15 +227,18 @@ func paramProblem(err error) *problem.Error {
 func authProblem(err error) *problem.Error {
 	switch {
 	case errors.Is(err, token.ErrExpired):
-		return problem.New(http.StatusUnauthorized, problem.CodeTokenExpired, "the token has expired; create a new one with `logrouter tokens create`")
+		return &problem.Error{Status: http.StatusUnauthorized, Code: problem.CodeTokenExpired, Detail: "the token has expired; create a new one with `logrouter tokens create`", BearerError: "invalid_token"}
 	case errors.Is(err, token.ErrRevoked):
-		return problem.New(http.StatusUnauthorized, problem.CodeTokenRevoked, "the token has been revoked")
+		return &problem.Error{Status: http.StatusUnauthorized, Code: problem.CodeTokenRevoked, Detail: "the token has been revoked", BearerError: "invalid_token"}
 	case errors.Is(err, authz.ErrNoCredentials):
 		return problem.New(http.StatusUnauthorized, problem.CodeUnauthenticated, "no credentials: send `Authorization: Bearer <token>`")
+	case errors.Is(err, authz.ErrUnsupportedScheme):
+		// RFC 6750 3.1: an unsupported scheme is answered like missing credentials.
+		return &problem.Error{Status: http.StatusUnauthorized, Code: problem.CodeUnauthenticated, Detail: "only the Bearer scheme is accepted: send `Authorization: Bearer <token>`", Param: "Authorization"}
 	case errors.Is(err, authz.ErrMalformedHeader):
-		return &problem.Error{Status: http.StatusBadRequest, Code: problem.CodeBadRequest, Detail: err.Error() + "; send exactly one `Authorization: Bearer <token>` header", Param: "Authorization"}
+		return &problem.Error{Status: http.StatusBadRequest, Code: problem.CodeBadRequest, Detail: err.Error() + "; send exactly one `Authorization: Bearer <token>` header", Param: "Authorization", BearerError: "invalid_request"}
 	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrUnknown), errors.Is(err, kubeauth.ErrUnauthenticated), errors.Is(err, authz.ErrKubeAuthDisabled):
-		return problem.New(http.StatusUnauthorized, problem.CodeUnauthenticated, "the bearer token is not valid")
+		return &problem.Error{Status: http.StatusUnauthorized, Code: problem.CodeUnauthenticated, Detail: "the bearer token is not valid", BearerError: "invalid_token"}
 	case errors.Is(err, token.ErrStoreUnavailable):
 		return &problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the token store could not confirm its view of the token topic recently, so no logrouter token is accepted; retry shortly", RetryAfter: 2}
 	case errors.Is(err, authz.ErrForbidden):

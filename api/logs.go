@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,7 +75,7 @@ func (g *Gateway) resolve(q *request, start params.Start, dflt params.StartKind)
 	case errors.Is(err, live.ErrNoTopic):
 		q.fail(problem.New(http.StatusNotFound, problem.CodeNoTopic, fmt.Sprintf("no logs have been produced for namespace %q yet", q.namespace)))
 	case errors.Is(err, live.ErrBadCursor), errors.Is(err, live.ErrCursorAhead):
-		q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeInvalidCursor, Detail: err.Error() + "; use a cursor this API returned for this namespace, or from=earliest|latest|<time>", Param: "cursor"})
+		q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeInvalidCursor, Detail: err.Error() + "; use a cursor this API returned for this namespace, or from=earliest|latest|<time>", Param: cmp.Or(start.Param, "cursor")})
 	default:
 		g.log.Warn("resolve start", "namespace", q.namespace, "err", err)
 		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "Kafka is unavailable; retry shortly", RetryAfter: 2})
@@ -132,7 +133,7 @@ func (g *Gateway) serveStream(q *request, lease *limits.Lease, l params.Logs, mo
 				q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeInvalidCursor, Detail: "Last-Event-ID must be one event id this stream sent", Param: "Last-Event-ID"})
 				return
 			}
-			start = params.Start{Kind: params.StartCursor, Cursor: id[0]}
+			start = params.Start{Kind: params.StartCursor, Cursor: id[0], Param: "Last-Event-ID"}
 		}
 	}
 	topic, st, ok := g.resolve(q, start, params.StartLatest)

@@ -44,7 +44,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	for _, c := range []string{problem.CodeInvalidNamespace, problem.CodeInvalidParameter, problem.CodeUnknownParameter,
 		problem.CodeTokenInQuery, problem.CodeInvalidCursor, problem.CodeNotAcceptable, problem.CodeUnauthenticated,
 		problem.CodeTokenExpired, problem.CodeTokenRevoked, problem.CodeForbidden, problem.CodeNotFound,
-		problem.CodeMethodNotAllowed, problem.CodeTooManyStreams, problem.CodeRateLimited, problem.CodeBodyTooLarge,
+		problem.CodeMethodNotAllowed, problem.CodeTooManyStreams, problem.CodeRateLimited, problem.CodeBodyTooLarge, problem.CodeHeaderTooLarge,
 		problem.CodeUnsupportedMedia, problem.CodeBadRequest, problem.CodeNoTopic, problem.CodeUnavailable,
 		problem.CodeArchiveDisabled, problem.CodeInternal} {
 		if !enum[c] {

@@ -129,7 +129,10 @@ func TestGatewaySecurity(t *testing.T) {
 		hdrs   []string // extra "Name: value" lines
 		body   string
 		status int
-		code   string // "" = do not check (net/http's own refusals are plain text)
+		code   string // "" = do not check
+		param  string // "" = do not check
+		// challenge must appear in WWW-Authenticate (401s must always carry a Bearer one)
+		challenge string
 	}{
 		// Authentication.
 		{name: "no credentials", path: logsA, status: 401, code: "unauthenticated"},
@@ -139,13 +142,17 @@ func TestGatewaySecurity(t *testing.T) {
 		{name: "wrong secret", path: logsA, auth: "=" + tokA[:len(tokA)-43] + tokB[len(tokB)-43:], status: 401, code: "unauthenticated"},
 		{name: "truncated token", path: logsA, auth: "=" + tokA[:len(tokA)-1], status: 401, code: "unauthenticated"},
 		{name: "kube token unknown", path: logsA, auth: "=not-a-kube-token", status: 401, code: "unauthenticated"},
-		{name: "basic auth", path: logsA, hdrs: []string{"Authorization: Basic dXNlcjpwYXNz"}, status: 400, code: "bad_request"},
-		{name: "two authorization headers", path: logsA, hdrs: []string{"Authorization: Bearer " + tokA, "Authorization: Bearer " + tokB}, status: 400, code: "bad_request"},
-		{name: "two tokens in one header", path: logsA, hdrs: []string{"Authorization: Bearer " + tokA + ", Bearer " + tokB}, status: 400, code: "bad_request"},
-		{name: "scheme without token", path: logsA, hdrs: []string{"Authorization: Bearer"}, status: 400, code: "bad_request"},
-		{name: "oversized authorization", path: logsA, hdrs: []string{"Authorization: Bearer " + strings.Repeat("a", 9000)}, status: 400, code: "bad_request"},
-		{name: "oversized header block", path: logsA, auth: "A", hdrs: []string{"X-Pad: " + strings.Repeat("a", 40000)}, status: 431},
-		{name: "control byte in header", path: logsA, hdrs: []string{"Authorization: Bearer a\x01b"}, status: 400},
+		// RFC 6750 3.1: another scheme is answered like no credentials, with the Bearer challenge.
+		{name: "basic auth", path: logsA, hdrs: []string{"Authorization: Basic dXNlcjpwYXNz"}, status: 401, code: "unauthenticated"},
+		{name: "token without scheme", path: logsA, hdrs: []string{"Authorization: " + tokA}, status: 401, code: "unauthenticated"},
+		// A malformed Bearer header is invalid_request: 400 with the challenge and its error code.
+		{name: "two authorization headers", path: logsA, hdrs: []string{"Authorization: Bearer " + tokA, "Authorization: Bearer " + tokB}, status: 400, code: "bad_request", challenge: `error="invalid_request"`},
+		{name: "two tokens in one header", path: logsA, hdrs: []string{"Authorization: Bearer " + tokA + ", Bearer " + tokB}, status: 400, code: "bad_request", challenge: `error="invalid_request"`},
+		{name: "scheme without token", path: logsA, hdrs: []string{"Authorization: Bearer"}, status: 400, code: "bad_request", challenge: `error="invalid_request"`},
+		{name: "oversized authorization", path: logsA, hdrs: []string{"Authorization: Bearer " + strings.Repeat("a", 9000)}, status: 400, code: "bad_request", challenge: `error="invalid_request"`},
+		{name: "oversized header block", path: logsA, auth: "A", hdrs: []string{"X-Pad: " + strings.Repeat("a", 40000)}, status: 431, code: "header_too_large"},
+		{name: "header block over the limit", path: logsA, auth: "A", hdrs: []string{"X-Pad: " + strings.Repeat("a", 17000)}, status: 431, code: "header_too_large"},
+		{name: "control byte in header", path: logsA, hdrs: []string{"Authorization: Bearer a\x01b"}, status: 400, code: "bad_request"},
 		{name: "token in query access_token", path: logsA + "?access_token=" + url.QueryEscape(tokA), status: 400, code: "token_in_query"},
 		{name: "token in query token", path: logsA + "?token=" + url.QueryEscape(tokA), status: 400, code: "token_in_query"},
 		{name: "token in query with header", path: logsA + "?access_token=x", auth: "A", status: 400, code: "token_in_query"},
@@ -172,6 +179,8 @@ func TestGatewaySecurity(t *testing.T) {
 		{name: "escaped nul", path: "/v1/namespaces/team-a%00/logs", auth: "A", status: 400, code: "invalid_namespace"},
 		{name: "escaped space", path: "/v1/namespaces/team%20a/logs", auth: "A", status: 400, code: "invalid_namespace"},
 		{name: "unicode", path: "/v1/namespaces/t%C3%A9am/logs", auth: "A", status: 400, code: "invalid_namespace"},
+		{name: "bad escape in namespace", path: "/v1/namespaces/ns%zz/logs", auth: "A", status: 400, code: "bad_request"},
+		{name: "truncated escape in path", path: "/v1/namespaces/team-a/logs%2", auth: "A", status: 400, code: "bad_request"},
 		{name: "empty namespace", path: "/v1/namespaces//logs", auth: "A", status: 404, code: "not_found"},
 		{name: "trailing slash", path: logsA + "/", auth: "A", status: 404, code: "not_found"},
 		{name: "unknown resource", path: "/v1/namespaces/team-a/secrets", auth: "A", status: 404, code: "not_found"},
@@ -191,11 +200,18 @@ func TestGatewaySecurity(t *testing.T) {
 		{name: "limit zero", path: logsA + "?limit=0", auth: "A", status: 400, code: "invalid_parameter"},
 		{name: "limit huge", path: logsA + "?limit=1000000", auth: "A", status: 400, code: "invalid_parameter"},
 		{name: "query too long", path: logsA + "?pod=" + strings.Repeat("a", 9000), auth: "A", status: 400, code: "invalid_parameter"},
-		{name: "garbage cursor", path: logsA + "?from=not-a-cursor", auth: "A", status: 400, code: "invalid_cursor"},
-		{name: "other namespace's cursor", path: logsA + "?cursor=" + bCursor, auth: "A", status: 400, code: "invalid_cursor"},
+		{name: "from neither time nor cursor", path: logsA + "?from=yesterday-ish", auth: "A", status: 400, code: "invalid_parameter", param: "from"},
+		{name: "from garbage", path: logsA + "?from=not-a-cursor", auth: "A", status: 400, code: "invalid_parameter", param: "from"},
+		{name: "garbage cursor", path: logsA + "?cursor=not-a-cursor", auth: "A", status: 400, code: "invalid_cursor", param: "cursor"},
+		{name: "other namespace's cursor", path: logsA + "?cursor=" + bCursor, auth: "A", status: 400, code: "invalid_cursor", param: "cursor"},
+		{name: "other namespace's cursor in from", path: logsA + "?from=" + bCursor, auth: "A", status: 400, code: "invalid_cursor", param: "from"},
+		// The topic hash in a cursor is not a secret (anyone can compute it): a cursor forged for
+		// team-b's topic, sent to team-b's path, is refused by the path's authorization.
+		{name: "forged cursor on the other namespace", path: "/v1/namespaces/team-b/logs?cursor=" + bCursor, auth: "A", status: 403, code: "forbidden"},
+		{name: "forged cursor stream on the other namespace", path: "/v1/namespaces/team-b/logs", auth: "A", hdrs: []string{"Accept: text/event-stream", "Last-Event-ID: " + bCursor}, status: 403, code: "forbidden"},
 		{name: "cursor ahead of topic", path: logsA + "?cursor=" + aheadCursor, auth: "A", status: 400, code: "invalid_cursor"},
 		{name: "garbage Last-Event-ID", path: logsA, auth: "A", hdrs: []string{"Accept: text/event-stream", "Last-Event-ID: ../../etc"}, status: 400, code: "invalid_cursor"},
-		{name: "other namespace's Last-Event-ID", path: logsA, auth: "A", hdrs: []string{"Accept: text/event-stream", "Last-Event-ID: " + bCursor}, status: 400, code: "invalid_cursor"},
+		{name: "other namespace's Last-Event-ID", path: logsA, auth: "A", hdrs: []string{"Accept: text/event-stream", "Last-Event-ID: " + bCursor}, status: 400, code: "invalid_cursor", param: "Last-Event-ID"},
 		{name: "archive without since", path: "/v1/namespaces/team-a/archive", auth: "A", status: 400, code: "invalid_parameter"},
 		{name: "archive reversed range", path: "/v1/namespaces/team-a/archive?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", auth: "A", status: 400, code: "invalid_parameter"},
 		// Methods, bodies, media types.
@@ -251,12 +267,16 @@ func TestGatewaySecurity(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
 			}
 			if tt.code != "" {
-				if got := problemCode(t, resp); got != tt.code {
-					t.Fatalf("code %q, want %q", got, tt.code)
+				if got, param := problemParam(t, resp); got != tt.code || tt.param != "" && param != tt.param {
+					t.Fatalf("code %q param %q, want %q %q", got, param, tt.code, tt.param)
 				}
 			}
-			if tt.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
-				t.Fatal("401 without WWW-Authenticate")
+			wa := resp.Header.Get("WWW-Authenticate")
+			if tt.status == 401 && !strings.HasPrefix(wa, "Bearer ") {
+				t.Fatalf("401 with WWW-Authenticate %q, want a Bearer challenge", wa)
+			}
+			if tt.challenge != "" && (!strings.HasPrefix(wa, "Bearer ") || !strings.Contains(wa, tt.challenge)) {
+				t.Fatalf("WWW-Authenticate %q, want a Bearer challenge with %s", wa, tt.challenge)
 			}
 		})
 	}
@@ -271,6 +291,26 @@ func TestGatewaySecurity(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// problemParam decodes a problem response's code and param.
+func problemParam(t testing.TB, resp *http.Response) (code, param string) {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		return fmt.Sprintf("(content-type %q: %s)", ct, b), ""
+	}
+	var p struct {
+		Code   string `json:"code"`
+		Param  string `json:"param"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil || p.Status != resp.StatusCode || p.Detail == "" {
+		return fmt.Sprintf("(bad problem %s)", b), ""
+	}
+	return p.Code, p.Param
 }
 
 // TestGatewayLimits checks the per-token concurrent stream limit and the byte budget: both
@@ -398,5 +438,57 @@ func TestGatewayReadHeaderTimeout(t *testing.T) {
 	}
 	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") && !strings.HasPrefix(string(b), "HTTP/1.1 400") {
 		t.Fatalf("unexpected response %q", b)
+	}
+}
+
+// TestGatewayHeaderLimit sends header blocks around the documented 16 KiB limit over a real
+// TCP connection: exactly at the limit is served, one byte over gets 431 as problem+json, and
+// so do blocks in net/http's 4 KiB of slack and beyond it.
+func TestGatewayHeaderLimit(t *testing.T) {
+	e := startGateway(t, 1)
+	e.createTopic("logs.team-a", 1)
+	e.produce(seqLines("team-a", 0, 1, 1)...)
+	tok, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	limit := api.DefaultConfig().MaxHeaderBytes
+	if limit != 16<<10 {
+		t.Fatalf("default --max-header-bytes is %d, docs/api.md says 16 KiB", limit)
+	}
+	addr := e.gw.Addr().String()
+	// request returns a request whose line and headers (blank line included) are size bytes.
+	request := func(size int) string {
+		head := fmt.Sprintf("GET /v1/namespaces/team-a/logs?limit=1 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nAuthorization: Bearer %s\r\nX-Big: ", addr, tok)
+		pad := size - len(head) - len("\r\n\r\n")
+		if pad < 1 {
+			t.Fatalf("size %d too small", size)
+		}
+		r := head + strings.Repeat("b", pad) + "\r\n\r\n"
+		if len(r) != size {
+			t.Fatalf("built %d bytes, want %d", len(r), size)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		size   int
+		status int
+	}{
+		{limit - 1, 200},
+		{limit, 200},
+		{limit + 1, 431},
+		{20000, 431},            // inside net/http's slack: the issue's example
+		{limit + 4096 + 1, 431}, // net/http's own limit
+		{limit + 8192, 431},
+	} {
+		resp := raw(t, addr, request(tt.size))
+		if resp.StatusCode != tt.status {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%d bytes: status %d, want %d: %s", tt.size, resp.StatusCode, tt.status, b)
+		}
+		if tt.status == 200 {
+			resp.Body.Close()
+			continue
+		}
+		if code := problemCode(t, resp); code != "header_too_large" {
+			t.Fatalf("%d bytes: code %q, want header_too_large", tt.size, code)
+		}
 	}
 }

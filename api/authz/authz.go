@@ -22,11 +22,14 @@ const MaxAuthorizationBytes = 8 << 10
 
 // Errors callers branch on (besides the token and kubeauth sentinels, which are wrapped).
 var (
-	ErrNoCredentials    = errors.New("no credentials: send Authorization: Bearer <token>")
-	ErrMalformedHeader  = errors.New("malformed Authorization header")
-	ErrForbidden        = errors.New("not allowed to read this namespace")
-	ErrNotAdmin         = errors.New("token management needs an admin token")
-	ErrKubeAuthDisabled = errors.New("kubernetes tokens are not accepted by this gateway")
+	ErrNoCredentials   = errors.New("no credentials: send Authorization: Bearer <token>")
+	ErrMalformedHeader = errors.New("malformed Authorization header")
+	// ErrUnsupportedScheme: an Authorization header with another scheme (Basic, Digest, ...),
+	// which RFC 6750 treats like no credentials.
+	ErrUnsupportedScheme = errors.New("the Authorization scheme is not Bearer")
+	ErrForbidden         = errors.New("not allowed to read this namespace")
+	ErrNotAdmin          = errors.New("token management needs an admin token")
+	ErrKubeAuthDisabled  = errors.New("kubernetes tokens are not accepted by this gateway")
 )
 
 // Principal is an authenticated caller.
@@ -59,10 +62,10 @@ func BearerToken(h http.Header) (string, error) {
 		return "", fmt.Errorf("%w: longer than %d bytes", ErrMalformedHeader, MaxAuthorizationBytes)
 	}
 	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", fmt.Errorf("%w: want the Bearer scheme", ErrMalformedHeader)
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrUnsupportedScheme
 	}
-	if tok == "" {
+	if !ok || tok == "" {
 		return "", fmt.Errorf("%w: empty token", ErrMalformedHeader)
 	}
 	// RFC 6750 token68 characters only: no spaces, no control bytes, no second credential.

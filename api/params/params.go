@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/logrouter/logrouter/api/cursor"
 )
 
 // Limits on client-controlled values.
@@ -80,6 +82,8 @@ type Start struct {
 	Kind   StartKind
 	Time   time.Time
 	Cursor string // opaque, decoded by package cursor against the topic
+	// Param names where the cursor came from ("from", "cursor", "Last-Event-ID"), for errors.
+	Param string
 }
 
 // Filter selects records.
@@ -156,7 +160,7 @@ func ParseLogs(rawQuery string) (Logs, error) {
 		if c == "" || len(c) > MaxCursorLen {
 			errs = append(errs, &Error{Param: "cursor", Code: CodeInvalid, Msg: "cursor must be the non-empty next_cursor of a previous page"})
 		} else {
-			l.Start = Start{Kind: StartCursor, Cursor: c}
+			l.Start = Start{Kind: StartCursor, Cursor: c, Param: "cursor"}
 		}
 	}
 	if v, ok := q["limit"]; ok {
@@ -235,7 +239,12 @@ func ParseFrom(s string) (Start, error) {
 		}
 		return Start{Kind: StartTime, Time: t}, nil
 	}
-	return Start{Kind: StartCursor, Cursor: s}, nil
+	// Anything else must be a cursor. One that does not even decode is a bad `from` value
+	// (a typo, "yesterday"), not a cursor of the wrong topic.
+	if _, err := cursor.Decode(s); err != nil {
+		return Start{}, &Error{Param: "from", Code: CodeInvalid, Msg: fmt.Sprintf("%q is not earliest, latest, an RFC 3339 time (e.g. 2026-11-21T10:00:00Z) or a cursor this API returned", truncate(s, 64))}
+	}
+	return Start{Kind: StartCursor, Cursor: s, Param: "from"}, nil
 }
 
 func parseTime(param, s string) (time.Time, error) {

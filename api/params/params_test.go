@@ -44,10 +44,11 @@ func TestNamespace(t *testing.T) {
 func TestParseLogs(t *testing.T) {
 	ts := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name     string
-		query    string
-		wantCode string // "" = success
-		check    func(t *testing.T, l Logs)
+		name      string
+		query     string
+		wantCode  string // "" = success
+		wantParam string
+		check     func(t *testing.T, l Logs)
 	}{
 		{name: "empty", query: "", check: func(t *testing.T, l Logs) {
 			if l.Start.Kind != StartDefault || l.Page {
@@ -74,17 +75,20 @@ func TestParseLogs(t *testing.T) {
 				t.Fatalf("got %v", l.Start.Time)
 			}
 		}},
-		{name: "cursor via from", query: "from=AQAAAAEB", check: func(t *testing.T, l Logs) {
-			if l.Start.Kind != StartCursor || l.Start.Cursor != "AQAAAAEB" || l.Page {
+		{name: "cursor via from", query: "from=AQAAAAEBAQ", check: func(t *testing.T, l Logs) {
+			if l.Start.Kind != StartCursor || l.Start.Cursor != "AQAAAAEBAQ" || l.Page {
 				t.Fatalf("got %+v", l)
 			}
 		}},
-		{name: "page", query: "limit=10&cursor=AQAAAAEB&pod=web-1&container=app&grep=err(or)?", check: func(t *testing.T, l Logs) {
-			if !l.Page || l.Limit != 10 || l.Start.Cursor != "AQAAAAEB" || l.Filter.Pod != "web-1" || l.Filter.Container != "app" || !l.Filter.Grep.MatchString("an error") {
+		{name: "page", query: "limit=10&cursor=AQAAAAEBAQ&pod=web-1&container=app&grep=err(or)?", check: func(t *testing.T, l Logs) {
+			if !l.Page || l.Limit != 10 || l.Start.Cursor != "AQAAAAEBAQ" || l.Filter.Pod != "web-1" || l.Filter.Container != "app" || !l.Filter.Grep.MatchString("an error") {
 				t.Fatalf("got %+v", l)
 			}
 		}},
 		{name: "bad time", query: "from=2026-13-01T00:00:00Z", wantCode: CodeInvalid},
+		{name: "from neither time nor cursor", query: "from=yesterday-ish", wantCode: CodeInvalid, wantParam: "from"},
+		{name: "from short date", query: "from=2026", wantCode: CodeInvalid, wantParam: "from"},
+		{name: "from truncated cursor", query: "from=AQAAAAE", wantCode: CodeInvalid, wantParam: "from"},
 		{name: "empty from", query: "from=", wantCode: CodeInvalid},
 		{name: "from and cursor", query: "from=earliest&cursor=AQ", wantCode: CodeInvalid},
 		{name: "empty cursor", query: "cursor=", wantCode: CodeInvalid},
@@ -119,8 +123,8 @@ func TestParseLogs(t *testing.T) {
 				return
 			}
 			var pe *Error
-			if !errors.As(err, &pe) || pe.Code != tt.wantCode {
-				t.Fatalf("ParseLogs(%q) = %v, want code %s", tt.query, err, tt.wantCode)
+			if !errors.As(err, &pe) || pe.Code != tt.wantCode || tt.wantParam != "" && pe.Param != tt.wantParam {
+				t.Fatalf("ParseLogs(%q) = %v, want code %s param %q", tt.query, err, tt.wantCode, tt.wantParam)
 			}
 		})
 	}

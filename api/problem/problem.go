@@ -28,6 +28,7 @@ const (
 	CodeTooManyStreams   = "too_many_streams"
 	CodeRateLimited      = "rate_limited"
 	CodeBodyTooLarge     = "body_too_large"
+	CodeHeaderTooLarge   = "header_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeBadRequest       = "bad_request"
 	CodeNoTopic          = "no_logs_yet"
@@ -55,6 +56,10 @@ type Error struct {
 	Detail     string
 	Param      string
 	RetryAfter int // seconds; sets Retry-After when > 0
+	// BearerError is the RFC 6750 error code of the WWW-Authenticate challenge
+	// ("invalid_request", "invalid_token"). A 401 always carries a Bearer challenge; another
+	// status carries one only when BearerError is set.
+	BearerError string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
@@ -73,10 +78,18 @@ func Write(w http.ResponseWriter, instance string, e *Error) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
-	if e.Status == http.StatusUnauthorized {
+	switch {
+	case e.BearerError != "":
+		h.Set("WWW-Authenticate", `Bearer realm="logrouter", error="`+e.BearerError+`"`)
+	case e.Status == http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="logrouter"`)
 	}
 	w.WriteHeader(e.Status)
+	_, _ = w.Write(Body(instance, e))
+}
+
+// Body is e's JSON document (with a trailing newline) for request path instance.
+func Body(instance string, e *Error) []byte {
 	b, _ := json.Marshal(Problem{
 		Type:     "https://logrouter.dev/problems/" + e.Code,
 		Title:    http.StatusText(e.Status),
@@ -86,5 +99,5 @@ func Write(w http.ResponseWriter, instance string, e *Error) {
 		Instance: instance,
 		Param:    e.Param,
 	})
-	_, _ = w.Write(append(b, '\n'))
+	return append(b, '\n')
 }

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/logrouter/logrouter/api/problem"
+)
+
+// headerBytes is the size of r's request line and header fields as a client sends them with
+// one space after each colon ("Name: value\r\n" each, Host included, and the blank line):
+// the block --max-header-bytes limits. net/http's own MaxHeaderBytes check allows 4096 bytes
+// more than configured, so the exact limit is enforced here.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	for i, te := range r.TransferEncoding { // net/http moves Transfer-Encoding out of Header
+		if i == 0 {
+			n += len("Transfer-Encoding: ") + 2
+		} else {
+			n += len(", ")
+		}
+		n += len(te)
+	}
+	return n + 2
+}
+
+// netHTTPErrorHeaders follow the status line of the answers net/http writes by itself, before
+// any handler runs, to a request it cannot parse (a bad percent-escape in the path, a header
+// block over its limit, a bad Host). Handler responses always carry a Date header after
+// Connection, so they never match.
+const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// problemListener hands out connections that turn net/http's own plain-text refusals into
+// problem+json, so that every error of the API has the documented shape. It is used for plain
+// HTTP only: under TLS net/http writes to the *tls.Conn, above this layer.
+type problemListener struct {
+	net.Listener
+	g *Gateway
+}
+
+func (l *problemListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &problemConn{Conn: c, g: l.g}, nil
+}
+
+type problemConn struct {
+	net.Conn
+	g *Gateway
+}
+
+func (c *problemConn) Write(b []byte) (int, error) {
+	if !bytes.HasPrefix(b, []byte("HTTP/1.1 ")) {
+		return c.Conn.Write(b)
+	}
+	i := bytes.Index(b, []byte(netHTTPErrorHeaders))
+	if i < 0 || bytes.Contains(b[:i], []byte("\r\n")) || len(b) < len("HTTP/1.1 400") {
+		return c.Conn.Write(b)
+	}
+	status, err := strconv.Atoi(string(b[9:12]))
+	if err != nil {
+		return c.Conn.Write(b)
+	}
+	// The status line may carry net/http's reason: "400 Bad Request: missing required Host header".
+	_, why, _ := strings.Cut(string(b[12:i]), ": ")
+	if _, err := c.Conn.Write(c.g.unparsed(status, why, c.RemoteAddr())); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// unparsed renders the problem response for a request net/http refused before routing, and
+// counts and audits it like any other request.
+func (g *Gateway) unparsed(status int, why string, remote net.Addr) []byte {
+	e := &problem.Error{Status: status, Code: problem.CodeBadRequest,
+		Detail: "the request could not be parsed (for example a bad percent-escape such as %zz in the path, or a malformed header line)"}
+	switch {
+	case status == http.StatusRequestHeaderFieldsTooLarge:
+		e.Code, e.Detail = problem.CodeHeaderTooLarge, fmt.Sprintf("the request line and headers are larger than %d bytes (--max-header-bytes)", g.cfg.MaxHeaderBytes)
+	case why != "":
+		e.Detail = "the request could not be parsed: " + why
+	}
+	g.m.requests.WithLabelValues("other", strconv.Itoa(status), e.Code).Inc()
+	g.log.Info("audit", "principal", "", "namespace", "", "endpoint", "other", "method", "",
+		"status", status, "code", e.Code, "bytes", 0, "duration_ms", 0, "remote", hostOf(remote.String()))
+	body := problem.Body("", e)
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), problem.ContentType, len(body), body)
+}
