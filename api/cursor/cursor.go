@@ -1,7 +1,13 @@
 // Package cursor encodes a reader's position in a namespace's topic as an opaque string: the
-// next offset to read in every partition, bound to the topic by a hash so that a cursor from one
-// namespace is refused on another. SSE event ids, NDJSON "cursor" fields and page next_cursor
-// values are all cursors; a client resumes by sending one back and gets no gap and no duplicate.
+// next offset to read in every partition, and an unkeyed hash of the topic. SSE event ids,
+// NDJSON "cursor" fields and page next_cursor values are all cursors; a client resumes by
+// sending one back and gets no gap and no duplicate.
+//
+// The hash catches mistakes (a cursor pasted into another namespace's URL, or kept across a
+// --topic-template change, would otherwise resume at meaningless offsets). It is not a security
+// control: anyone can compute it, so a cursor can be forged for any topic. Access is decided on
+// the request path alone (the namespace in the URL against the credentials), before a cursor
+// is decoded, and the topic is derived from that namespace, never from the cursor.
 //
 // Layout (before unpadded base64url): version byte 1, 4-byte big-endian FNV-1a hash of the
 // topic, uvarint partition count n, then n uvarints, each the partition's next offset plus one
@@ -34,7 +40,7 @@ type Cursor struct {
 	Offsets   []int64
 }
 
-// TopicHash returns the hash that binds a cursor to topic.
+// TopicHash returns the hash that ties a cursor to topic (FNV-1a: a checksum, not a MAC).
 func TopicHash(topic string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(topic))
