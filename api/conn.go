@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -43,11 +44,13 @@ func headerBytes(r *http.Request) int {
 const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 // problemListener hands out connections that turn net/http's own plain-text refusals into
-// problem+json, so that every error of the API has the documented shape. It is used for plain
-// HTTP only: under TLS net/http writes to the *tls.Conn, above this layer.
+// problem+json, so that every error of the API has the documented shape. With tls set it also
+// terminates TLS itself: net/http would otherwise write its refusals to the *tls.Conn, where
+// they can no longer be seen.
 type problemListener struct {
 	net.Listener
-	g *Gateway
+	g   *Gateway
+	tls *tls.Config
 }
 
 func (l *problemListener) Accept() (net.Conn, error) {
@@ -55,9 +58,16 @@ func (l *problemListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.tls != nil {
+		c = tls.Server(c, l.tls)
+	}
 	return &problemConn{Conn: c, g: l.g}, nil
 }
 
+// problemConn is one connection; under TLS, Conn is the *tls.Conn, which handshakes on the
+// first read, under the deadline net/http sets for reading the request (--read-header-timeout).
+// It has no ConnectionState method on purpose: net/http would then take it for TLS and not
+// serve HTTP/2 on it.
 type problemConn struct {
 	net.Conn
 	g *Gateway

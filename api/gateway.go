@@ -66,6 +66,7 @@ type Gateway struct {
 
 	ln      net.Listener
 	srv     *http.Server
+	tls     *tls.Config // nil: plain HTTP
 	store   *token.Store
 	reader  *live.Reader
 	admin   *kgo.Client // writes token records
@@ -161,17 +162,22 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: streams are long. Each write gets its own deadline instead.
 	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
 			_ = g.ln.Close()
 			return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
 		}
-		g.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		g.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+		// TLS is terminated by problemListener, below net/http, so that net/http's own
+		// refusals pass through problemConn; HTTP/2 (ALPN h2) then reaches net/http as
+		// prior-knowledge HTTP/2 on the decrypted stream.
+		protos.SetUnencryptedHTTP2(true)
 	}
-	if g.srv.TLSConfig == nil {
-		g.ln = &problemListener{Listener: g.ln, g: g}
-	}
+	g.srv.Protocols = &protos
+	g.ln = &problemListener{Listener: g.ln, g: g, tls: g.tls}
 	return g, nil
 }
 
@@ -202,7 +208,7 @@ func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
 // URL is the base URL clients use.
 func (g *Gateway) URL() string {
 	scheme := "http"
-	if g.srv.TLSConfig != nil {
+	if g.tls != nil {
 		scheme = "https"
 	}
 	return scheme + "://" + g.ln.Addr().String()
@@ -224,14 +230,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg, egCtx := errgroup.WithContext(ctx)
 	storeErr := make(chan error, 1)
 	go func() { storeErr <- g.store.Run(storeCtx) }()
-	useTLS := g.srv.TLSConfig != nil
+	useTLS := g.tls != nil
 	eg.Go(func() error {
-		var err error
-		if useTLS {
-			err = g.srv.ServeTLS(g.ln, "", "")
-		} else {
-			err = g.srv.Serve(g.ln)
-		}
+		err := g.srv.Serve(g.ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}

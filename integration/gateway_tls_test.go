@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -52,6 +53,13 @@ func TestGatewayTLSAndProbes(t *testing.T) {
 	if !strings.HasPrefix(e.base, "https://") {
 		t.Fatalf("base %s", e.base)
 	}
+	// A client that connects and never starts the TLS handshake is dropped after
+	// --read-header-timeout (checked at the end of the test).
+	idle, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	defer client.CloseIdleConnections()
 	e.createTopic("logs.team-a", 1)
@@ -94,6 +102,39 @@ func TestGatewayTLSAndProbes(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
+	}
+	// Requests net/http refuses before routing are problem+json under TLS too (HTTP/1.1).
+	for _, tt := range []struct {
+		name, req, code string
+		status          int
+	}{
+		{"bad escape", "GET /v1/namespaces/ns%zz/logs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "bad_request", 400},
+		{"header block over net/http's limit", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 30000) + "\r\nConnection: close\r\n\r\n", "header_too_large", 431},
+		{"header block just over the limit", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 17000) + "\r\nConnection: close\r\n\r\n", "header_too_large", 431},
+	} {
+		c, err := tls.Dial("tcp", e.gw.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, tt.req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if resp.StatusCode != tt.status {
+			t.Fatalf("%s: status %d", tt.name, resp.StatusCode)
+		}
+		if code := problemCode(t, resp); code != tt.code {
+			t.Fatalf("%s: code %q, want %q", tt.name, code, tt.code)
+		}
+		c.Close()
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(idle); err != nil {
+		t.Fatalf("idle connection before the handshake was not dropped: %v", err)
 	}
 	// Plain HTTP to the TLS listener is refused.
 	resp, err := http.Get("http://" + e.gw.Addr().String() + "/healthz")
