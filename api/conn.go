@@ -74,23 +74,34 @@ type problemConn struct {
 }
 
 func (c *problemConn) Write(b []byte) (int, error) {
-	if !bytes.HasPrefix(b, []byte("HTTP/1.1 ")) {
+	status, why, ok := netHTTPError(b)
+	if !ok {
 		return c.Conn.Write(b)
 	}
-	i := bytes.Index(b, []byte(netHTTPErrorHeaders))
-	if i < 0 || bytes.Contains(b[:i], []byte("\r\n")) || len(b) < len("HTTP/1.1 400") {
-		return c.Conn.Write(b)
-	}
-	status, err := strconv.Atoi(string(b[9:12]))
-	if err != nil {
-		return c.Conn.Write(b)
-	}
-	// The status line may carry net/http's reason: "400 Bad Request: missing required Host header".
-	_, why, _ := strings.Cut(string(b[12:i]), ": ")
 	if _, err := c.Conn.Write(c.g.unparsed(status, why, c.RemoteAddr())); err != nil {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// netHTTPError reports whether b is one of net/http's own refusals, with its status and the
+// reason net/http put in the status line, if any ("400 Bad Request: missing required Host
+// header").
+func netHTTPError(b []byte) (status int, why string, ok bool) {
+	const prefix = "HTTP/1.1 "
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return 0, "", false
+	}
+	i := bytes.Index(b, []byte(netHTTPErrorHeaders))
+	if i < len(prefix)+3 || bytes.Contains(b[:i], []byte("\r\n")) {
+		return 0, "", false
+	}
+	status, err := strconv.Atoi(string(b[len(prefix) : len(prefix)+3]))
+	if err != nil || status < 400 || status > 599 {
+		return 0, "", false
+	}
+	_, why, _ = strings.Cut(string(b[len(prefix)+3:i]), ": ")
+	return status, why, true
 }
 
 // unparsed renders the problem response for a request net/http refused before routing, and
