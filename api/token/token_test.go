@@ -168,24 +168,7 @@ func TestStoreLifecycle(t *testing.T) {
 
 	var stores []*Store
 	for i := 0; i < 2; i++ {
-		s, err := NewStore(opts, DefaultTopic, prometheus.NewRegistry(), log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("store Run: %v", err)
-			}
-		})
-		select {
-		case <-s.Ready():
-		case <-ctx.Done():
-			t.Fatal("store never ready")
-		}
-		stores = append(stores, s)
+		stores = append(stores, runStore(t, opts, log))
 	}
 	for i, s := range stores {
 		r, err := s.Authenticate(early, now)
