@@ -137,12 +137,7 @@ func FuzzParseTTL(f *testing.F) {
 // TestStoreLifecycle runs two stores (two gateway replicas) against kfake: a token created
 // through one client authenticates on both; a revocation reaches both; expiry is enforced.
 func TestStoreLifecycle(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	opts := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -262,6 +257,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// fakeKafka starts an in-memory kfake broker for the test and returns client options for it.
+func fakeKafka(t *testing.T) []kgo.Opt {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+}
+
 func runStore(t *testing.T, opts []kgo.Opt, log *slog.Logger, sopts ...StoreOption) *Store {
 	t.Helper()
 	s, err := NewStore(opts, DefaultTopic, prometheus.NewRegistry(), log, sopts...)
@@ -289,12 +295,7 @@ func runStore(t *testing.T, opts []kgo.Opt, log *slog.Logger, sopts ...StoreOpti
 // the way `logrouter tokens create` does, revokes and creates tokens: the store refuses tokens
 // while the topic is gone, says why in Health, logs rarely, and reads the new topic.
 func TestStoreFollowsRecreatedTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	opts := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(opts...)
