@@ -152,13 +152,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 Look at it:
   kcat -C -b %s -t logs.%s -o -5 -e
-  curl -N -H 'Authorization: Bearer %s' -H 'Accept: application/x-ndjson' 'http://%s/v1/namespaces/%s/logs?from=earliest'
-  curl -s -H 'Authorization: Bearer %s' 'http://%s/v1/namespaces/%s/logs?limit=5'
-  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
+%s  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
 
 The token above may read: %s.
 `, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
-			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, secret, *gatewayAddr, ns, secret, *gatewayAddr, ns, bucket, ns, strings.Join(demo.Namespaces, ", "))
+			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns, strings.Join(demo.Namespaces, ", "))
 		<-ctx.Done()
 		return nil
 	})

@@ -35,7 +35,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 const tokensUsage = `usage:
-  logrouter tokens create --namespace NS [--namespace NS2] [--ttl 90d] [--name NAME] [--admin]
+  logrouter tokens create --namespace NS [--namespace NS2] [--ttl 90d] [--name NAME] [--admin] [--gateway-url URL]
   logrouter tokens list [--output table|json]
   logrouter tokens revoke ID`
 
@@ -55,7 +55,7 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	topic := fs.String("token-topic", token.DefaultTopic, "compacted Kafka topic holding the token store (the gateway's --token-topic)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	var namespaces multiFlag
-	var name, ttl, output *string
+	var name, ttl, output, gatewayURL *string
 	var admin *bool
 	var id string
 	switch action {
@@ -64,6 +64,7 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		name = fs.String("name", "", "a name for people (team, tool)")
 		ttl = fs.String("ttl", api.DefaultTTL, "lifetime: days (90d) or a duration (36h); 0 = no expiry")
 		admin = fs.Bool("admin", false, "the token may manage tokens over the API (it reads no namespace unless given --namespace)")
+		gatewayURL = fs.String("gateway-url", "", "also print ready-to-paste curl commands that use the new token on the gateway at this URL (e.g. http://localhost:8080)")
 	case "list":
 		output = fs.String("output", "table", "table or json")
 	case "revoke":
@@ -118,6 +119,11 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "created token %s (namespaces %s, admin %v, expires %s); the secret below is shown only once\n",
 			rec.ID, strings.Join(rec.Namespaces, ","), rec.Admin, exp)
 		fmt.Fprintln(stdout, secret)
+		if *gatewayURL != "" {
+			for _, ns := range rec.Namespaces {
+				fmt.Fprintf(stderr, "\nRead %s with it:\n%s", ns, gatewayCurls(strings.TrimSuffix(*gatewayURL, "/"), secret, ns))
+			}
+		}
 		return nil
 	}
 	store, err := loadStore(ctx, opts, *topic)
@@ -179,4 +185,12 @@ func loadStore(ctx context.Context, opts []kgo.Opt, topic string) (*token.Store,
 	case <-ctx.Done():
 		return nil, fmt.Errorf("reading token topic %s: %w", topic, ctx.Err())
 	}
+}
+
+// gatewayCurls are ready-to-paste requests for a namespace's logs with a token, on the gateway
+// at base (http://host:port): follow the live stream from the start, and read one page.
+func gatewayCurls(base, secret, namespace string) string {
+	return fmt.Sprintf(`  curl -N -H 'Authorization: Bearer %[1]s' -H 'Accept: application/x-ndjson' '%[2]s/v1/namespaces/%[3]s/logs?from=earliest'
+  curl -s -H 'Authorization: Bearer %[1]s' '%[2]s/v1/namespaces/%[3]s/logs?limit=5'
+`, secret, base, namespace)
 }
