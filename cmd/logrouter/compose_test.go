@@ -99,7 +99,7 @@ func TestComposeFileRefusesMistakes(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		text   func(string) string // a change to the document's text, or
+		text   func(string) string  // a change to the document's text, or
 		change func(*types.Project) // to the loaded project
 		want   string
 	}{
@@ -150,14 +150,18 @@ func TestComposeFileRefusesMistakes(t *testing.T) {
 		{name: "wrong S3 credentials", want: "AWS_SECRET_ACCESS_KEY",
 			change: edit("archiver", func(s *types.ServiceConfig) { setEnv(s, "AWS_SECRET_ACCESS_KEY", "guess") })},
 		{name: "collector reads another directory", want: "--log-dir /var/log2/containers",
-			change: edit("collector", func(s *types.ServiceConfig) { replaceArg(s, "--log-dir=/var/log/containers", "--log-dir=/var/log2/containers") })},
+			change: edit("collector", func(s *types.ServiceConfig) {
+				replaceArg(s, "--log-dir=/var/log/containers", "--log-dir=/var/log2/containers")
+			})},
 		{name: "demo logs on another path", want: "same path",
 			change: edit("demo-writer", func(s *types.ServiceConfig) {
 				s.Volumes[0].Target = "/logs"
 				replaceArg(s, "/var/log", "/logs")
 			})},
 		{name: "checkpoints lost with the container", want: "--checkpoint-dir /tmp/cp",
-			change: edit("collector", func(s *types.ServiceConfig) { replaceArg(s, "--checkpoint-dir=/var/lib/logrouter", "--checkpoint-dir=/tmp/cp") })},
+			change: edit("collector", func(s *types.ServiceConfig) {
+				replaceArg(s, "--checkpoint-dir=/var/lib/logrouter", "--checkpoint-dir=/tmp/cp")
+			})},
 		{name: "token for a namespace nobody writes", want: `namespace "billing"`,
 			change: edit("token", func(s *types.ServiceConfig) { replaceArg(s, "--namespace=search", "--namespace=billing") })},
 		{name: "curl lines at an unpublished port", want: "--gateway-url http://localhost:8081",
