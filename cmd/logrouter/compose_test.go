@@ -38,7 +38,10 @@ func loadCompose(content []byte) (*types.Project, error) {
 		WorkingDir:  filepath.Dir(abs),
 		ConfigFiles: []types.ConfigFile{{Filename: abs, Content: content}},
 		Environment: types.Mapping{},
-	}, func(o *loader.Options) { o.SetProjectName("logrouter", true) })
+	}, func(o *loader.Options) {
+		o.SetProjectName("logrouter", true)
+		o.Profiles = []string{"*"} // the tools too (docker compose run query)
+	})
 }
 
 // TestComposeFile: docker-compose.yml cannot run here (no Docker engine), so this checks what
@@ -58,7 +61,7 @@ func TestComposeFile(t *testing.T) {
 		t.Error(err)
 	}
 	// The stack is the whole system: a check above that matched no service would pass vacuously.
-	for _, cmd := range []string{"collect", "archive", "gateway", "tokens", "demo-writer"} {
+	for _, cmd := range []string{"collect", "archive", "gateway", "tokens", "demo-writer", "query"} {
 		if len(servicesRunning(p, cmd)) == 0 {
 			t.Errorf("no service runs logrouter %s", cmd)
 		}
@@ -271,7 +274,7 @@ func checkCompose(p *types.Project) []error {
 			kafkaAddrs(name, p.Services[name])
 		}
 	}
-	for _, cmd := range []string{"archive", "gateway"} {
+	for _, cmd := range []string{"archive", "gateway", "query"} {
 		for _, name := range servicesRunning(p, cmd) {
 			checkBucket(p, name, &errs)
 		}
@@ -281,11 +284,27 @@ func checkCompose(p *types.Project) []error {
 	return errs
 }
 
+// logrouterArgs are the arguments of the logrouter binary in a service built from the
+// Dockerfile: its command, after the entrypoint's own arguments when it sets one that runs
+// /logrouter (the image's entrypoint).
+func logrouterArgs(s types.ServiceConfig) []string {
+	if s.Build == nil {
+		return nil
+	}
+	if len(s.Entrypoint) > 0 {
+		if s.Entrypoint[0] != "/logrouter" {
+			return nil
+		}
+		return append(slices.Clone([]string(s.Entrypoint[1:])), s.Command...)
+	}
+	return slices.Clone([]string(s.Command))
+}
+
 // servicesRunning names the services whose command is logrouter cmd.
 func servicesRunning(p *types.Project, cmd string) []string {
 	var names []string
 	for _, name := range p.ServiceNames() {
-		if s := p.Services[name]; s.Build != nil && len(s.Command) > 0 && s.Command[0] == cmd {
+		if args := logrouterArgs(p.Services[name]); len(args) > 0 && args[0] == cmd {
 			names = append(names, name)
 		}
 	}
@@ -332,7 +351,8 @@ func checkBuild(s types.ServiceConfig) error {
 	if m := regexp.MustCompile(`-tags[ =](\S+)`).FindStringSubmatch(text); m != nil {
 		tags = strings.Split(m[1], ",")
 	}
-	if len(s.Command) == 0 {
+	args := logrouterArgs(s)
+	if len(args) == 0 {
 		return errors.New("no command: the image's entrypoint needs a subcommand")
 	}
 	if len(tags) > 0 {
@@ -340,8 +360,8 @@ func checkBuild(s types.ServiceConfig) error {
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(cmds, s.Command[0]) {
-			return fmt.Errorf("command %q is not in the %s target's build (-tags %s has %v)", s.Command[0], s.Build.Target, strings.Join(tags, ","), cmds)
+		if !slices.Contains(cmds, args[0]) {
+			return fmt.Errorf("command %q is not in the %s target's build (-tags %s has %v)", args[0], s.Build.Target, strings.Join(tags, ","), cmds)
 		}
 	}
 	return nil
@@ -386,9 +406,10 @@ func commandsBuiltWith(tags []string) ([]string, error) {
 // runs. Each LOGROUTER_<FLAG> variable is given as --<flag>=value, so a variable that names no
 // flag (which the command would ignore) fails too.
 func checkInvocation(s types.ServiceConfig) error {
-	c, ok := commands[s.Command[0]]
+	cmdline := logrouterArgs(s)
+	c, ok := commands[cmdline[0]]
 	if !ok {
-		return fmt.Errorf("no command %q", s.Command[0])
+		return fmt.Errorf("no command %q", cmdline[0])
 	}
 	// The variables go first (after the action of a command that takes one), so that the
 	// command line wins as it does over the environment, and a flag left without its value at
@@ -397,8 +418,8 @@ func checkInvocation(s types.ServiceConfig) error {
 	if len(c.actions) > 0 {
 		head = 2
 	}
-	head = min(head, len(s.Command))
-	args := slices.Clone([]string(s.Command[:head]))
+	head = min(head, len(cmdline))
+	args := slices.Clone(cmdline[:head])
 	for _, k := range slices.Sorted(mapKeys(s.Environment)) {
 		v := s.Environment[k]
 		if name, ok := strings.CutPrefix(k, "LOGROUTER_"); ok && v != nil {
@@ -409,7 +430,7 @@ func checkInvocation(s types.ServiceConfig) error {
 			args = append(args, "--"+name+"="+*v)
 		}
 	}
-	args = append(args, s.Command[head:]...)
+	args = append(args, cmdline[head:]...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // were -h swallowed as a value, the command returns at once instead of running
 	var stdout, stderr bytes.Buffer
@@ -432,12 +453,13 @@ func firstLine(s string) string {
 // or, when it gives none there, as LOGROUTER_<FLAG>.
 func flagValues(s types.ServiceConfig, flag string) []string {
 	var vals []string
-	for i, a := range s.Command {
+	args := logrouterArgs(s)
+	for i, a := range args {
 		a = "-" + strings.TrimLeft(a, "-")
 		if v, ok := strings.CutPrefix(a, "-"+flag+"="); ok {
 			vals = append(vals, v)
-		} else if a == "-"+flag && i+1 < len(s.Command) {
-			vals = append(vals, s.Command[i+1])
+		} else if a == "-"+flag && i+1 < len(args) {
+			vals = append(vals, args[i+1])
 		}
 	}
 	if len(vals) == 0 {
@@ -651,5 +673,47 @@ func checkToken(p *types.Project, errs *[]error) {
 		if !published {
 			fail("--gateway-url %s: no gateway publishes host port %q for its --listen port", raw, u.Port())
 		}
+	}
+}
+
+var composeRun = regexp.MustCompile(`(?m)^docker compose run --rm ([a-z-]+)((?: [^ \n]+)*)$`)
+
+// TestComposeDocCommands: each `docker compose run` line of the docs names a service of the
+// file, and the arguments it gives (which replace the service's command) parse as that
+// service's logrouter command, with the service's environment.
+func TestComposeDocCommands(t *testing.T) {
+	content, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadCompose(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, doc := range []string{"../../docs/compose.md", "../../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range composeRun.FindAllStringSubmatch(string(b), -1) {
+			n++
+			s, ok := p.Services[m[1]]
+			if !ok {
+				t.Errorf("%s: %q: no service %s", doc, m[0], m[1])
+				continue
+			}
+			if args := strings.Fields(m[2]); len(args) > 0 {
+				s.Command = args
+			}
+			if s.Build == nil || len(logrouterArgs(s)) == 0 {
+				t.Errorf("%s: %q: %s does not run logrouter", doc, m[0], m[1])
+			} else if err := checkInvocation(s); err != nil {
+				t.Errorf("%s: %q: %v", doc, m[0], err)
+			}
+		}
+	}
+	if n < 3 {
+		t.Fatalf("found %d docker compose run lines, want the documented ones", n)
 	}
 }
