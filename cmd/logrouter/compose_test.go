@@ -44,11 +44,8 @@ func loadCompose(content []byte) (*types.Project, error) {
 	})
 }
 
-// TestComposeFile: docker-compose.yml cannot run here (no Docker engine), so this checks what
-// would make it fail or silently misbehave: every logrouter command line and LOGROUTER_
-// variable against the real flags of its subcommand in the build its image target compiles,
-// the files it builds from, and that volumes, ports and addresses agree between services.
-func TestComposeFile(t *testing.T) {
+func loadComposeFile(t *testing.T) *types.Project {
+	t.Helper()
 	content, err := os.ReadFile(composeFile)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +54,15 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestComposeFile: docker-compose.yml cannot run here (no Docker engine), so this checks what
+// would make it fail or silently misbehave: every logrouter command line and LOGROUTER_
+// variable against the real flags of its subcommand in the build its image target compiles,
+// the files it builds from, and that volumes, ports and addresses agree between services.
+func TestComposeFile(t *testing.T) {
+	p := loadComposeFile(t)
 	for _, err := range checkCompose(p) {
 		t.Error(err)
 	}
@@ -682,14 +688,7 @@ var composeRun = regexp.MustCompile(`(?m)^docker compose run --rm ([a-z-]+)((?: 
 // file, and the arguments it gives (which replace the service's command) parse as that
 // service's logrouter command, with the service's environment.
 func TestComposeDocCommands(t *testing.T) {
-	content, err := os.ReadFile(composeFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := loadCompose(content)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := loadComposeFile(t)
 	n := 0
 	for _, doc := range []string{"../../docs/compose.md", "../../README.md"} {
 		b, err := os.ReadFile(doc)

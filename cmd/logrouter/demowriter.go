@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -25,45 +26,76 @@ func init() {
 func runDemoWriter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("demo-writer", stderr)
 	dir := fs.String("dir", "/var/log", "node log root: writes <dir>/pods/<ns>_<pod>_<uid>/<container>/0.log and the <dir>/containers symlinks (absolute: a collector must see them at the same path)")
-	namespaces := fs.String("namespaces", "shop,payments,search", "demo namespaces, comma-separated")
-	pods := fs.Int("pods-per-namespace", 2, "pods (one container each) per namespace")
-	rate := fs.Int("rate", 20, "lines per second per container")
-	rotate := fs.Int64("rotate-bytes", 1<<20, "rotate a file past this size, as kubelet's containerLogMaxSize (0: never)")
-	keep := fs.Int("keep-rotated", 2, "rotated files kept per container, as kubelet's containerLogMaxFiles - 1")
+	df := registerDemoFlags(fs)
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
-	var errs []error
-	var nss []string
-	for _, ns := range strings.Split(*namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			nss = append(nss, ns)
-		}
-	}
-	if len(nss) == 0 {
-		errs = append(errs, errors.New("--namespaces: give at least one namespace"))
-	}
-	if *pods < 1 {
-		errs = append(errs, fmt.Errorf("--pods-per-namespace %d: must be at least 1", *pods))
-	}
-	if *rate < 1 {
-		errs = append(errs, fmt.Errorf("--rate %d: must be at least 1", *rate))
-	}
-	if *rotate < 0 || *keep < 0 {
-		errs = append(errs, fmt.Errorf("--rotate-bytes %d, --keep-rotated %d: must not be negative", *rotate, *keep))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+	if err := df.validate(); err != nil {
+		return err
 	}
 	node, err := loadgen.NewNode(*dir)
 	if err != nil {
 		return err
 	}
-	demo := &loadgen.Demo{Node: node, Namespaces: nss, PodsPerNS: *pods, LinesPerSec: *rate, RotateBytes: *rotate, KeepRotated: *keep}
-	if err := demo.Start(); err != nil {
+	demo, err := df.start(node)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "demo-writer: %d containers in namespaces %s writing CRI logs under %s, %s\n",
-		len(demo.Containers()), strings.Join(nss, ", "), node.PodsDir, node.LogDir)
+		len(demo.Containers()), strings.Join(demo.Namespaces, ", "), node.PodsDir, node.LogDir)
 	return demo.Run(ctx)
+}
+
+// demoFlags configure the demo workload, of demo-writer and dev alike.
+type demoFlags struct {
+	namespaces *string
+	pods, rate *int
+	rotate     *int64
+	keep       *int
+}
+
+func registerDemoFlags(fs *flag.FlagSet) *demoFlags {
+	return &demoFlags{
+		namespaces: fs.String("namespaces", "shop,payments,search", "demo namespaces, comma-separated"),
+		pods:       fs.Int("pods-per-namespace", 2, "demo pods (one container each) per namespace"),
+		rate:       fs.Int("rate", 20, "lines per second per demo container"),
+		rotate:     fs.Int64("rotate-bytes", 1<<20, "rotate a demo file past this size, as kubelet's containerLogMaxSize (0: never)"),
+		keep:       fs.Int("keep-rotated", 2, "rotated files kept per demo container, as kubelet's containerLogMaxFiles - 1"),
+	}
+}
+
+func (d *demoFlags) names() []string {
+	var nss []string
+	for _, ns := range strings.Split(*d.namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			nss = append(nss, ns)
+		}
+	}
+	return nss
+}
+
+func (d *demoFlags) validate() error {
+	var errs []error
+	if len(d.names()) == 0 {
+		errs = append(errs, errors.New("--namespaces: give at least one namespace"))
+	}
+	if *d.pods < 1 {
+		errs = append(errs, fmt.Errorf("--pods-per-namespace %d: must be at least 1", *d.pods))
+	}
+	if *d.rate < 1 {
+		errs = append(errs, fmt.Errorf("--rate %d: must be at least 1", *d.rate))
+	}
+	if *d.rotate < 0 || *d.keep < 0 {
+		errs = append(errs, fmt.Errorf("--rotate-bytes %d, --keep-rotated %d: must not be negative", *d.rotate, *d.keep))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
+}
+
+// start creates the demo's containers on node.
+func (d *demoFlags) start(node *loadgen.Node) (*loadgen.Demo, error) {
+	demo := &loadgen.Demo{Node: node, Namespaces: d.names(), PodsPerNS: *d.pods, LinesPerSec: *d.rate, RotateBytes: *d.rotate, KeepRotated: *d.keep}
+	return demo, demo.Start()
 }

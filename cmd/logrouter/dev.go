@@ -39,11 +39,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "address of the in-process Kafka broker")
 	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "address of the REST gateway")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address of /metrics for all components")
-	namespaces := fs.String("namespaces", "shop,payments,search", "demo namespaces, comma-separated")
-	rate := fs.Int("rate", 20, "lines per second per demo container")
+	df := registerDemoFlags(fs)
 	fresh := fs.Bool("fresh", false, "delete the data directory first")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
+		return err
+	}
+	if err := df.validate(); err != nil {
 		return err
 	}
 	// The archive's file:// URL needs an absolute path (file://data/archive would name host "data").
@@ -87,8 +89,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	demo := &loadgen.Demo{Node: node, Namespaces: strings.Split(*namespaces, ","), PodsPerNS: 2, LinesPerSec: *rate, RotateBytes: 1 << 20, KeepRotated: 2}
-	if err := demo.Start(); err != nil {
+	demo, err := df.start(node)
+	if err != nil {
 		return err
 	}
 
