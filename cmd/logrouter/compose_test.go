@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -373,16 +372,6 @@ func checkBuild(s types.ServiceConfig) error {
 	return nil
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 var registration = regexp.MustCompile(`commands\["([a-z-]+)"\]\s*=`)
 
 // commandsBuiltWith lists the subcommands the files of this package that build with tags register.
@@ -406,53 +395,16 @@ func commandsBuiltWith(tags []string) ([]string, error) {
 	return cmds, nil
 }
 
-// checkInvocation parses a service's command and LOGROUTER_ variables with the real flag set of
-// its subcommand, by running the real command with -h last: flag parsing then stops at -h,
-// after every argument before it was parsed (an unknown flag or a bad value fails), and nothing
-// runs. Each LOGROUTER_<FLAG> variable is given as --<flag>=value, so a variable that names no
-// flag (which the command would ignore) fails too.
+// checkInvocation parses a service's logrouter command line and LOGROUTER_ variables with the
+// real flag set of its subcommand (parseOnly).
 func checkInvocation(s types.ServiceConfig) error {
-	cmdline := logrouterArgs(s)
-	c, ok := commands[cmdline[0]]
-	if !ok {
-		return fmt.Errorf("no command %q", cmdline[0])
-	}
-	// The variables go first (after the action of a command that takes one), so that the
-	// command line wins as it does over the environment, and a flag left without its value at
-	// the end of the command line still fails.
-	head := 1
-	if len(c.actions) > 0 {
-		head = 2
-	}
-	head = min(head, len(cmdline))
-	args := slices.Clone(cmdline[:head])
-	for _, k := range slices.Sorted(mapKeys(s.Environment)) {
-		v := s.Environment[k]
-		if name, ok := strings.CutPrefix(k, "LOGROUTER_"); ok && v != nil {
-			name = strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-			if cli.EnvName(name) != k {
-				return fmt.Errorf("%s cannot be a flag's variable", k)
-			}
-			args = append(args, "--"+name+"="+*v)
+	env := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			env[k] = *v
 		}
 	}
-	args = append(args, cmdline[head:]...)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // were -h swallowed as a value, the command returns at once instead of running
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, append(args, "-h"), &stdout, &stderr)
-	switch {
-	case code != 0:
-		return fmt.Errorf("logrouter %q: exit %d: %s", args, code, firstLine(stderr.String()))
-	case !strings.Contains(stderr.String(), "Usage of "):
-		return fmt.Errorf("logrouter %q -h printed no usage: -h was taken as a flag's value", args)
-	}
-	return nil
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
+	return parseOnly(logrouterArgs(s), env)
 }
 
 // flagValues are the values a service gives flag, on its command line (--flag=v or --flag v)
