@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,19 @@ type Collector struct {
 	groups  map[string]*file       // newest file of each container
 	badPath map[string]bool        // paths already reported unparseable
 	lastCk  time.Time
+	ckErr   error // the last checkpoint save's error (nil: it succeeded)
+
+	// unreadable holds files the collector cannot read, by path, as of the last scans (scanGen
+	// counts scans); unreadableNS the namespaces whose gauge is set.
+	unreadable   map[string]unreadableFile
+	unreadableNS map[string]bool
+	scanGen      uint64
+	pingErr      error // the last Kafka health check's error while stalled
+
+	scanLog, fileLog, kafkaLog, readbackLog *errLog
+
+	started atomic.Bool  // the start-up scan and read-back are done
+	lastAck atomic.Int64 // unix nanoseconds of the last acknowledgement (or of the start)
 
 	// reconciling is closed once the records that files resumed at start had already produced
 	// were read back from Kafka (see reconcile.go); resumed lists those files.
@@ -120,8 +134,13 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
+		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{},
+		scanLog:     newErrLog(log, slog.LevelError, 10*time.Second),
+		fileLog:     newErrLog(log, slog.LevelError, 10*time.Second),
+		kafkaLog:    newErrLog(log, slog.LevelError, 10*time.Second),
+		readbackLog: newErrLog(log, slog.LevelWarn, 10*time.Second),
 	}
-	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) })
+	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) }, func() float64 { return c.oldestUnacked().Seconds() })
 	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
 	return c, nil
 }
@@ -213,6 +232,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.startup = map[fileid.ID]checkpoint.Entry{}
 	c.lastCk = time.Now()
 	c.mu.Unlock()
+	c.lastAck.Store(time.Now().UnixNano())
+	c.started.Store(true)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchKafka(ctx)
+	}()
 
 	scanT := time.NewTicker(c.cfg.ScanInterval)
 	ckT := time.NewTicker(c.cfg.CheckpointInterval)
@@ -226,9 +252,10 @@ loop:
 		case <-scanT.C:
 			c.scan(ctx, false)
 		case <-ckT.C:
-			c.saveCheckpoints()
+			_ = c.saveCheckpoints() // logged, counted and shown by Ready
 		}
 	}
+	<-watched
 	c.log.Info("stopping: reading stopped, waiting for Kafka to acknowledge in-flight lines", "grace", c.cfg.ShutdownGrace.String())
 	c.wg.Wait()
 	fctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownGrace)
@@ -237,7 +264,7 @@ loop:
 	if err != nil {
 		c.log.Warn("shutdown grace ran out: unacknowledged lines will be read again at the next start", "err", err)
 	}
-	c.saveCheckpoints()
+	ckErr := c.saveCheckpoints()
 	c.sink.Close()
 	c.mu.Lock()
 	for _, f := range c.files {
@@ -247,6 +274,13 @@ loop:
 		h.fd.Close()
 	}
 	c.mu.Unlock()
+	if ckErr != nil {
+		// Exiting 0 would hide that the next start cannot resume from here.
+		c.mu.Lock()
+		last := c.lastCk
+		c.mu.Unlock()
+		return fmt.Errorf("final checkpoint save failed (last saved %s ago; the next start looks in Kafka for what was sent since, and sends again what it cannot find): %w", time.Since(last).Round(time.Second), ckErr)
+	}
 	c.log.Info("collector stopped")
 	return nil
 }
@@ -266,11 +300,20 @@ type candidate struct {
 // rotated siblings, then files under /var/log/pods that no symlink points to (a container that
 // was removed, or a symlink not made yet).
 func (c *Collector) scan(ctx context.Context, initial bool) {
+	c.mu.Lock()
+	c.scanGen++
+	c.mu.Unlock()
+	defer c.settleUnreadable()
 	var cands []candidate
 	covered := map[string]bool{}
 	add := func(cd candidate) {
 		fi, err := os.Stat(cd.path)
-		if err != nil || !fi.Mode().IsRegular() {
+		if err != nil {
+			c.checkMissing(cd.path, cd.meta, err)
+			return
+		}
+		if !fi.Mode().IsRegular() {
+			c.reportUnreadable(cd.path, cd.meta, "not_regular", fmt.Errorf("%w: %s", errNotRegular, fi.Mode().Type()), false)
 			return
 		}
 		id, err := fileid.Of(fi)
@@ -282,7 +325,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 		covered[cd.path] = true
 	}
 	if c.cfg.LogDir != "" {
-		ents, _ := os.ReadDir(c.cfg.LogDir)
+		ents := c.readDir("containers", c.cfg.LogDir, true)
 		for _, de := range ents {
 			name := de.Name()
 			if !strings.HasSuffix(name, ".log") {
@@ -296,6 +339,10 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 			}
 			hop, err := os.Readlink(link)
 			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					// kubelet makes symlinks here: a file, directory or FIFO is not one of its.
+					c.reportUnreadable(link, meta, "not_symlink", err, false)
+				}
 				continue
 			}
 			if !filepath.IsAbs(hop) {
@@ -308,6 +355,11 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 			if err != nil {
 				// The live file is missing: kubelet is between renaming it and creating the
 				// next one, or the container is gone. Its rotated files are still there.
+				if _, err := os.Stat(hop); err != nil {
+					m := meta
+					m.File = hop
+					c.checkMissing(hop, m, err)
+				}
 				target = hop
 			} else {
 				m := meta
@@ -320,12 +372,12 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 		}
 	}
 	if c.cfg.PodsDir != "" {
-		pods, _ := os.ReadDir(c.cfg.PodsDir)
+		pods := c.readDir("pods", c.cfg.PodsDir, true)
 		for _, pd := range pods {
-			conts, _ := os.ReadDir(filepath.Join(c.cfg.PodsDir, pd.Name()))
+			conts := c.readDir("pods", filepath.Join(c.cfg.PodsDir, pd.Name()), false)
 			for _, cd := range conts {
 				dir := filepath.Join(c.cfg.PodsDir, pd.Name(), cd.Name())
-				logs, _ := os.ReadDir(dir)
+				logs := c.readDir("pods", dir, false)
 				for _, l := range logs {
 					// A live name, or a rotated one whose live file is gone ("0.log.2026...").
 					name := l.Name()
@@ -398,7 +450,7 @@ func (c *Collector) reportBadPath(dir, path string, err error) {
 // addRotated adds the uncompressed rotated siblings of live file p.
 func (c *Collector) addRotated(p string, meta filemeta.PathMeta, add func(candidate)) {
 	dir, base := filepath.Split(p)
-	ents, _ := os.ReadDir(dir)
+	ents := c.readDir("pods", dir, false)
 	for _, e := range ents {
 		if rot, compressed := logpath.Rotated(base, e.Name()); rot && !compressed {
 			m := meta
@@ -513,12 +565,16 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	}
 	fd, err := os.Open(cd.path)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) { // else gone since the scan
+			c.reportUnreadable(cd.path, cd.meta, unreadableReason(err), err, false)
+		}
 		return
 	}
 	// The path may name another file than the one the scan stat'ed (rotated in between):
 	// identity is what the descriptor says. The next scan places the new file.
 	if fi, err := fd.Stat(); err != nil {
 		fd.Close()
+		c.reportUnreadable(cd.path, cd.meta, unreadableReason(err), err, false)
 		return
 	} else if id, err := fileid.Of(fi); err != nil || id != cd.id {
 		fd.Close()
@@ -529,6 +585,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	fpLen, fp, err := fileid.Fingerprint(fd)
 	if err != nil {
 		fd.Close()
+		c.reportUnreadable(cd.path, cd.meta, unreadableReason(err), err, false)
 		return
 	}
 	var off int64
@@ -568,13 +625,18 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			off, st, format = tr.offset, tr.state, tr.format
 		} else if initial && c.cfg.StartAtEnd {
 			off = cd.size
+		} else if initial {
+			// No checkpoint: a run whose checkpoints were never saved may have sent this
+			// file already. The read-back looks from its first line's time on.
+			resumedAt = firstLineTime(fd)
 		}
 	}
 	c.start(ctx, cd, fd, fpLen, fp, off, st, format, resumedAt)
 }
 
 // start begins reading a file. resumedAt is the save time of the startup checkpoint it resumes
-// from (zero otherwise).
+// from, or its first line's time when it has none at start (zero otherwise): the read-back
+// looks in Kafka from then on.
 func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format, resumedAt time.Time) {
 	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
@@ -607,7 +669,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
 	c.mu.Lock()
 	if c.reconciling != nil && !resumedAt.IsZero() {
-		// Resumed from a checkpoint at start: wait for the read-back of what already reached Kafka.
+		// Found at start: wait for the read-back of what already reached Kafka.
 		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
 		c.resumed = append(c.resumed, f)
 	}
@@ -711,7 +773,7 @@ func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
 }
 
 // saveCheckpoints writes every file's position.
-func (c *Collector) saveCheckpoints() {
+func (c *Collector) saveCheckpoints() error {
 	c.mu.Lock()
 	files := make([]*file, 0, len(c.files))
 	for _, f := range c.files {
@@ -729,17 +791,19 @@ func (c *Collector) saveCheckpoints() {
 			c.metrics.bytesBehind.WithLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File).Set(float64(max(0, fi.Size()-e.Offset)))
 		}
 	}
-	if err := c.store.Save(entries); err != nil {
+	err := c.store.Save(entries)
+	if err != nil {
 		c.metrics.checkpointErrors.Inc()
 		c.log.Error("saving checkpoints failed", "err", err)
-	} else {
-		c.mu.Lock()
-		c.lastCk = time.Now()
-		c.mu.Unlock()
 	}
 	c.mu.Lock()
+	c.ckErr = err
+	if err == nil {
+		c.lastCk = time.Now()
+	}
 	c.metrics.checkpointAge.Set(time.Since(c.lastCk).Seconds())
 	c.mu.Unlock()
+	return err
 }
 
 func nowTS() []byte { return time.Now().UTC().AppendFormat(nil, "2006-01-02T15:04:05.000000000Z07:00") }

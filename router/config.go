@@ -34,6 +34,9 @@ type Config struct {
 	RotatedIdle time.Duration
 	// ShutdownGrace bounds how long SIGTERM waits for in-flight records.
 	ShutdownGrace time.Duration
+	// AckTimeout is how long lines may wait for Kafka's acknowledgement, with none arriving,
+	// before the collector logs, counts and reports itself not ready.
+	AckTimeout time.Duration
 	// StartAtEnd makes files without a checkpoint start at their end (default: beginning).
 	StartAtEnd bool
 }
@@ -54,6 +57,7 @@ func DefaultConfig() Config {
 		CheckpointInterval: time.Second,
 		RotatedIdle:        5 * time.Second,
 		ShutdownGrace:      20 * time.Second,
+		AckTimeout:         15 * time.Second,
 	}
 }
 
@@ -73,6 +77,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", c.CheckpointInterval, "how often read positions are saved")
 	fs.DurationVar(&c.RotatedIdle, "rotated-idle", c.RotatedIdle, "how long a rotated or deleted file stays idle at its end before it is closed")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "on SIGTERM, how long to wait for Kafka to acknowledge in-flight lines")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", c.AckTimeout, "how long lines may wait for Kafka's acknowledgement, with none arriving, before the collector logs it, counts it and reports not ready on /readyz")
 	fs.BoolVar(&c.StartAtEnd, "start-at-end", c.StartAtEnd, "start files that have no checkpoint at their end instead of their beginning")
 }
 
@@ -100,7 +105,7 @@ func (c *Config) Validate() error {
 	if c.BufferBytes < int64(8*c.ReadBytes) {
 		errs = append(errs, fmt.Errorf("--buffer-bytes %d: must be at least 8 x --read-bytes (%d): a read reserves six times its size", c.BufferBytes, 8*c.ReadBytes))
 	}
-	for name, d := range map[string]time.Duration{"--poll-interval": c.PollInterval, "--scan-interval": c.ScanInterval, "--checkpoint-interval": c.CheckpointInterval} {
+	for name, d := range map[string]time.Duration{"--poll-interval": c.PollInterval, "--scan-interval": c.ScanInterval, "--checkpoint-interval": c.CheckpointInterval, "--ack-timeout": c.AckTimeout} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}

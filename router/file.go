@@ -77,8 +77,11 @@ type file struct {
 	beyond     []outKey       // acknowledged outputs of popped chunks that end past acked
 	inflight   int
 	failed     error
-	gen        uint64
-	idle       chan struct{} // signalled when inflight drops to 0
+	// unackedSince is when the oldest line not yet acknowledged was produced (zero: none):
+	// kept across a rewind, so a failing file shows its real wait.
+	unackedSince time.Time
+	gen          uint64
+	idle         chan struct{} // signalled when inflight drops to 0
 }
 
 // chunk is the records made from one read. Its promise callbacks count down; when all are in,
@@ -99,6 +102,7 @@ type chunk struct {
 	ckOff    int64
 	ckState  assemble.State
 	promise  func(*kgo.Record, error)
+	at       time.Time // when it was produced
 
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
 }
@@ -461,8 +465,12 @@ func (f *file) submit(ch *chunk) {
 		f.c.budget.Force(ch.ns, actual-ch.reserved)
 		ch.reserved = actual
 	}
+	ch.at = time.Now()
 	f.mu.Lock()
 	ch.gen = f.gen
+	if f.unackedSince.IsZero() {
+		f.unackedSince = ch.at
+	}
 	f.queue = append(f.queue, ch)
 	f.inflight++
 	f.mu.Unlock()
@@ -480,6 +488,7 @@ func (f *file) complete(ch *chunk) {
 	f.c.metrics.inFlight.Sub(float64(len(ch.recs)))
 	f.mu.Lock()
 	ch.done = true
+	popped := false
 	for len(f.queue) > 0 && f.queue[0].done {
 		h := f.queue[0]
 		if h.err != nil {
@@ -502,6 +511,13 @@ func (f *file) complete(ch *chunk) {
 		h.keys = nil
 		f.queue[0] = nil
 		f.queue = f.queue[1:]
+		popped = true
+	}
+	if popped {
+		f.unackedSince = time.Time{}
+		if len(f.queue) > 0 {
+			f.unackedSince = f.queue[0].at
+		}
 	}
 	f.inflight--
 	if f.inflight == 0 {
@@ -517,6 +533,7 @@ func (f *file) complete(ch *chunk) {
 	f.c.putSlab(ch.slab)
 	ch.recs, ch.slab = nil, nil
 	if ch.err == nil {
+		f.c.lastAck.Store(time.Now().UnixNano())
 		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded - ch.inKafka))
 		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
 	} else {
@@ -611,6 +628,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.mu.Lock()
 	f.queue, f.failed, f.beyond = nil, nil, nil
 	f.resend, f.resendEnd = nil, 0 // offsets of the old content
+	f.unackedSince = time.Time{}   // what failed before the truncation is its copy's to send
 	f.gen++
 	f.acked, f.ackedState = 0, assemble.State{}
 	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint

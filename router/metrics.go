@@ -12,6 +12,9 @@ type metrics struct {
 	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
 	alreadyInKafka                               *prometheus.CounterVec
 	rotations, pathErrors                        *prometheus.CounterVec
+	scanErrors, unreadableFiles, kafkaErrors     *prometheus.CounterVec
+	unreadableNow                                *prometheus.GaugeVec
+	readbackErrors                               prometheus.Counter
 	inFlight                                     prometheus.Gauge
 	openFiles                                    prometheus.Gauge
 	bytesBehind                                  *prometheus.GaugeVec
@@ -29,7 +32,7 @@ type nsMetrics struct {
 	alreadyInKafka                               prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() float64) *metrics {
 	const ns, sub = "logrouter", "collector"
 	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
 		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
@@ -42,19 +45,28 @@ func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
 		return v
 	}
 	m := &metrics{
-		linesRead:      cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
-		bytesRead:      cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
-		linesAcked:     cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
-		bytesAcked:     cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
-		produceErrors:  cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
-		topicErrors:    cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, or to read its max.message.bytes, and reads held back because that limit is too small for one record, per namespace.", "namespace"),
-		splitLines:     cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
-		parseErrors:    cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
-		invalidUTF8:    cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
-		excludedLines:  cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
-		alreadyInKafka: cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
-		rotations:      cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
-		pathErrors:     cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
+		linesRead:       cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
+		bytesRead:       cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
+		linesAcked:      cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
+		bytesAcked:      cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
+		produceErrors:   cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
+		topicErrors:     cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, or to read its max.message.bytes, and reads held back because that limit is too small for one record, per namespace.", "namespace"),
+		splitLines:      cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
+		parseErrors:     cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
+		invalidUTF8:     cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
+		excludedLines:   cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
+		alreadyInKafka:  cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
+		rotations:       cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
+		pathErrors:      cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
+		scanErrors:      cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir) or pods (--pods-dir and its subdirectories).", "dir"),
+		unreadableFiles: cv("unreadable_files_total", "Log files found that cannot be read (permission, not a regular file, symlink loop, dangling symlink), counted when first seen so, per namespace and reason.", "namespace", "reason"),
+		kafkaErrors:     cv("kafka_errors_total", "Checks (every second) that found lines waiting longer than --ack-timeout for Kafka: reason unreachable (no broker answered) or no_ack (a broker answered).", "reason"),
+		unreadableNow: func() *prometheus.GaugeVec {
+			v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unreadable_files", Help: "Log files that cannot be read at the last scan, per namespace."}, []string{"namespace"})
+			reg.MustRegister(v)
+			return v
+		}(),
+		readbackErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "readback_errors_total", Help: "Failed steps of the restart read-back (lines it could not look up are sent again)."}),
 		inFlight:       g("records_in_flight", "Records produced and not yet acknowledged."),
 		openFiles:      g("open_files", "Log files open."),
 		bytesBehind: func() *prometheus.GaugeVec {
@@ -66,7 +78,8 @@ func newMetrics(reg prometheus.Registerer, budgetUsed func() float64) *metrics {
 		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
 		ns:               map[string]*nsMetrics{},
 	}
-	reg.MustRegister(m.checkpointErrors)
+	reg.MustRegister(m.checkpointErrors, m.readbackErrors)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "oldest_unacked_line_age_seconds", Help: "Age of the oldest line produced and not yet acknowledged by Kafka (0: none waiting)."}, oldestUnacked))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "buffered_bytes", Help: "Bytes held in the budget (read, not yet acknowledged)."}, budgetUsed))
 	return m
 }

@@ -3,9 +3,12 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -38,7 +41,9 @@ func (c *Collector) reconcile(ctx context.Context) {
 	for _, f := range files {
 		topic, err := c.tmpl.Render(f.meta.Namespace, nil)
 		if err != nil {
-			continue // a template on namespace labels needs the enricher: duplicates, not loss
+			// A template on namespace labels needs the enricher: duplicates, not loss.
+			c.readbackFailed("topic", f.meta.Namespace, err)
+			continue
 		}
 		f.inKafka = map[[2]int64]struct{}{}
 		bySrc[f.meta.Src] = f
@@ -49,27 +54,35 @@ func (c *Collector) reconcile(ctx context.Context) {
 	}
 	opts, err := c.cfg.Sink.Kafka.Options()
 	if err != nil {
+		c.readbackFailed("client", "", err)
 		return
 	}
 	adm := kadm.NewClient(c.sink.Client())
 	found := 0
 	for topic, ms := range since {
 		starts, err := adm.ListOffsetsAfterMilli(rctx, ms, topic)
-		if err != nil {
-			c.log.Warn("read-back of the previous run's records failed; they may be sent again", "topic", topic, "err", err)
-			continue
+		var ends kadm.ListedOffsets
+		if err == nil {
+			ends, err = adm.ListEndOffsets(rctx, topic)
 		}
-		ends, err := adm.ListEndOffsets(rctx, topic)
-		if err != nil {
-			c.log.Warn("read-back of the previous run's records failed; they may be sent again", "topic", topic, "err", err)
+		if err == nil {
+			err = errors.Join(starts.Error(), ends.Error())
+		}
+		switch {
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			continue // no topic: nothing was sent to it
+		case err != nil && (len(starts) == 0 || len(ends) == 0):
+			c.readbackFailed("list offsets", topic, err)
 			continue
+		case err != nil:
+			c.readbackFailed("list offsets", topic, err) // the other partitions are read back
 		}
 		offsets := map[int32]kgo.Offset{}
 		remaining := map[int32]int64{} // partition -> end offset still to reach
 		starts.Each(func(o kadm.ListedOffset) {
 			end, ok := ends.Lookup(topic, o.Partition)
 			if o.Err != nil || !ok || end.Err != nil || o.Offset < 0 || o.Offset >= end.Offset {
-				return
+				return // an error was counted above
 			}
 			offsets[o.Partition] = kgo.NewOffset().At(o.Offset)
 			remaining[o.Partition] = end.Offset
@@ -79,10 +92,17 @@ func (c *Collector) reconcile(ctx context.Context) {
 		}
 		cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
 		if err != nil {
+			c.readbackFailed("client", topic, err)
 			continue
 		}
+		var fetchErr error
 		for len(remaining) > 0 && rctx.Err() == nil {
 			fs := cl.PollFetches(rctx)
+			fs.EachError(func(_ string, _ int32, err error) {
+				if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+					fetchErr = err
+				}
+			})
 			fs.EachRecord(func(r *kgo.Record) {
 				if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
 					delete(remaining, r.Partition)
@@ -112,7 +132,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 		}
 		cl.Close()
 		if len(remaining) > 0 {
-			c.log.Warn("read-back of the previous run's records incomplete; some may be sent again", "topic", topic)
+			err := fetchErr
+			if err == nil {
+				err = rctx.Err()
+			}
+			c.readbackFailed("incomplete", topic, fmt.Errorf("%d partitions not read to their end: %w", len(remaining), err))
 		}
 	}
 	for _, f := range files {
@@ -120,5 +144,12 @@ func (c *Collector) reconcile(ctx context.Context) {
 			f.inKafka = nil
 		}
 	}
-	c.log.Info("read back what the previous run produced after its checkpoints", "files", len(files), "records_found", found, "took", time.Since(began).String())
+	c.log.Info("read back what the previous run produced after its checkpoints (or of files without one)", "files", len(files), "records_found", found, "took", time.Since(began).String())
+}
+
+// readbackFailed counts and logs a failed step of the read-back: the lines it covers are sent
+// again, never lost.
+func (c *Collector) readbackFailed(step, topic string, err error) {
+	c.metrics.readbackErrors.Inc()
+	c.readbackLog.Log("read-back of the previous run's records failed; lines it would have found are sent again", "step", step, "topic", topic, "err", err)
 }

@@ -81,6 +81,6 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		g.Add("enricher", enr.Run)
 	}
 	g.Add("collector", c.Run)
-	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, c.Ready) })
 	return g.Run(ctx)
 }

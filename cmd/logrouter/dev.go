@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,7 +136,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Add("collector", collector.Run)
 	g.Add("archiver", arch.Run)
 	g.Add("gateway", gw.Run)
-	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	// /readyz joins every component's readiness (the archiver's and gateway's Ready go here).
+	readies := []cli.Ready{collector.Ready}
+	ready := func() error {
+		errs := make([]error, 0, len(readies))
+		for _, r := range readies {
+			errs = append(errs, r())
+		}
+		return errors.Join(errs...)
+	}
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, ready) })
 	g.Add("dev token", func(ctx context.Context) error {
 		secret, err := devToken(ctx, brokers, gcfg.TokenTopic, demo.Namespaces)
 		if err != nil {
