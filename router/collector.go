@@ -279,7 +279,7 @@ loop:
 		c.mu.Lock()
 		last := c.lastCk
 		c.mu.Unlock()
-		return fmt.Errorf("final checkpoint save failed (last saved %s ago; the next start looks in Kafka for what was sent since, and sends again what it cannot find): %w", time.Since(last).Round(time.Second), ckErr)
+		return fmt.Errorf("final checkpoint save failed (last saved %s ago; the next start looks in Kafka for what was sent since, and sends again what it cannot find): %w", time.Since(last).Round(100*time.Millisecond), ckErr)
 	}
 	c.log.Info("collector stopped")
 	return nil
@@ -395,7 +395,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 						c.reportBadPath("pods", p, err)
 						continue
 					}
-					if real, err := filepath.EvalSymlinks(p); err == nil && covered[real] {
+					if real, err := filepath.EvalSymlinks(p); err == nil && real != p && covered[real] {
 						continue
 					}
 					add(candidate{path: p, meta: meta, group: p})

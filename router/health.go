@@ -39,7 +39,7 @@ func (c *Collector) Ready() error {
 	ckErr, lastCk := c.ckErr, c.lastCk
 	c.mu.Unlock()
 	if ckErr != nil {
-		errs = append(errs, fmt.Errorf("%w for %s: %v", ErrCheckpoints, time.Since(lastCk).Round(time.Second), ckErr))
+		errs = append(errs, fmt.Errorf("%w for %s: %v", ErrCheckpoints, time.Since(lastCk).Round(100*time.Millisecond), ckErr))
 	}
 	return errors.Join(errs...)
 }
@@ -52,7 +52,7 @@ func (c *Collector) kafkaStall() error {
 	if age < c.cfg.AckTimeout || noAck < c.cfg.AckTimeout {
 		return nil
 	}
-	err := fmt.Errorf("%w: no acknowledgement from Kafka for %s (oldest unacknowledged line %s old)", ErrNotShipping, noAck.Round(time.Second), age.Round(time.Second))
+	err := fmt.Errorf("%w: no acknowledgement from Kafka for %s (oldest unacknowledged line %s old)", ErrNotShipping, noAck.Round(100*time.Millisecond), age.Round(100*time.Millisecond))
 	c.mu.Lock()
 	perr := c.pingErr
 	c.mu.Unlock()
