@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -75,6 +76,7 @@ type Collector struct {
 	// were read back from Kafka (see reconcile.go); resumed lists those files.
 	reconciling chan struct{}
 	resumed     []*file
+	msgSeed     maphash.Seed // hashes messages found by the read-back
 
 	wg sync.WaitGroup
 }
@@ -134,7 +136,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
-		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{},
+		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		scanLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		fileLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		kafkaLog:    newErrLog(log, slog.LevelError, 10*time.Second),

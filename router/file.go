@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -54,8 +55,10 @@ type file struct {
 	cur     *chunk
 	bufSize int
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
-	// Kafka has: they are not sent again. Set before the file's goroutine starts reading.
-	inKafka map[[2]int64]struct{}
+	// Kafka has, with a hash of their message: they are not sent again. The message must match
+	// too, so an older file whose inode this one reuses cannot hide its lines. Set before the
+	// file's goroutine starts reading.
+	inKafka map[[2]int64]uint64
 	// resend holds outputs (outKey) past the checkpoint that Kafka acknowledged before a produce
 	// failure: reading again from the checkpoint skips them. resendEnd is their largest end.
 	resend    map[outKey]struct{}
@@ -299,7 +302,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	if n == 0 {
 		f.c.budget.Release(snap.Namespace, reserve)
 		if err != nil && !errors.Is(err, io.EOF) {
-			f.log.Error("read failed", "err", err)
+			f.c.fileLog.Log("read failed", "path", f.curPath(), "namespace", f.meta.Namespace, "err", err) // retried every poll
 			return stepBlocked
 		}
 		if fi, err := f.fd.Stat(); err == nil && fi.Size() < pos {
@@ -404,14 +407,16 @@ func (f *file) emit(o *assemble.Output) {
 		if o.Split {
 			k[1] = int64(o.Index)
 		}
-		if _, ok := f.inKafka[k]; ok {
+		if h, ok := f.inKafka[k]; ok {
 			delete(f.inKafka, k)
 			if len(f.inKafka) == 0 {
 				f.inKafka = nil
 			}
-			f.skipAgain(key) // also after a produce failure before the next checkpoint
-			ch.inKafka++
-			return
+			if h == maphash.Bytes(f.c.msgSeed, o.Msg) {
+				f.skipAgain(key) // also after a produce failure before the next checkpoint
+				ch.inKafka++
+				return
+			}
 		}
 	}
 	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/router/fileid"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
@@ -350,7 +354,8 @@ func TestCheckpointDirUnwritable(t *testing.T) {
 	consume(t, brokers, 1000, 30*time.Second)
 	waitFor(t, 30*time.Second, func() bool { return r.c.Ready() == nil })
 
-	if err := os.RemoveAll(cfg.CheckpointDir); err != nil {
+	// Renamed away, not removed: a save may be creating a file in it right now.
+	if err := os.Rename(cfg.CheckpointDir, cfg.CheckpointDir+".old"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(cfg.CheckpointDir, []byte("not a directory"), 0o644); err != nil {
@@ -384,5 +389,53 @@ func TestCheckpointDirUnwritable(t *testing.T) {
 		if v, _ := gathered(t, r2.reg, "lines_already_in_kafka_total", map[string]string{"namespace": ns}); v != 500 {
 			t.Errorf("%s: lines_already_in_kafka_total = %v, want 500", ns, v)
 		}
+	}
+}
+
+// TestReadBackMatchesMessages puts records in Kafka that look like this node's records of a
+// file (same node, src and offsets) but are of another file that had its inode before: the
+// read-back of a file without a checkpoint must not take them for its lines.
+func TestReadBackMatchesMessages(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	c, _ := node.AddContainer("reuse", "web", "app", loadgen.CRI)
+	var offsets []int64
+	var off int64
+	for s := range 50 {
+		b := c.Line(time.Now(), "stdout", false, loadgen.SeqMessage("reuse", s, 100))
+		if err := c.WriteRaw(b); err != nil {
+			t.Fatal(err)
+		}
+		offsets = append(offsets, off)
+		off += int64(len(b))
+	}
+	fi, err := os.Stat(c.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := fileid.Of(fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if _, err := kadm.NewClient(prod).CreateTopic(context.Background(), 3, 1, nil, "logs.reuse"); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range offsets {
+		v := fmt.Sprintf(`{"v":1,"ts":"2026-01-01T00:00:00.000000000Z","message":"an older file's line","namespace":"reuse","pod":"web","container":"app","node":"node-1","offset":%d,"src":"%d:%d"}`, o, id.Dev, id.Inode)
+		if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.reuse", Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startCollector(t, testConfig(t, node, brokers))
+	got := consume(t, brokers, 50+len(offsets), 30*time.Second)
+	checkSequences(t, got, map[string]int{"reuse": 50})
+	if v, _ := gathered(t, r.reg, "lines_already_in_kafka_total", map[string]string{"namespace": "reuse"}); v != 0 {
+		t.Errorf("lines_already_in_kafka_total = %v, want 0: another file's records were taken for this one's", v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -45,7 +46,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 			c.readbackFailed("topic", f.meta.Namespace, err)
 			continue
 		}
-		f.inKafka = map[[2]int64]struct{}{}
+		f.inKafka = map[[2]int64]uint64{}
 		bySrc[f.meta.Src] = f
 		ms := f.checkpointAt.Add(-10 * time.Second).UnixMilli()
 		if cur, ok := since[topic]; !ok || ms < cur {
@@ -90,7 +91,9 @@ func (c *Collector) reconcile(ctx context.Context) {
 		if len(offsets) == 0 {
 			continue
 		}
-		cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
+		cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+			// Small fetches: this runs before the budget governs memory.
+			kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))...)
 		if err != nil {
 			c.readbackFailed("client", topic, err)
 			continue
@@ -108,10 +111,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 					delete(remaining, r.Partition)
 				}
 				var v struct {
-					Node   string `json:"node"`
-					Src    string `json:"src"`
-					Offset int64  `json:"offset"`
-					Split  *struct {
+					Node    string `json:"node"`
+					Message string `json:"message"`
+					Src     string `json:"src"`
+					Offset  int64  `json:"offset"`
+					Split   *struct {
 						Index int64 `json:"index"`
 					} `json:"split"`
 				}
@@ -126,7 +130,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 				if v.Split != nil {
 					k[1] = v.Split.Index
 				}
-				f.inKafka[k] = struct{}{}
+				f.inKafka[k] = maphash.String(c.msgSeed, v.Message)
 				found++
 			})
 		}
