@@ -627,7 +627,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			off, st, format = tr.offset, tr.state, tr.format
 		} else if initial && c.cfg.StartAtEnd {
 			off = cd.size
-		} else if initial {
+		} else if initial && c.cfg.Node != "" {
 			// No checkpoint: a run whose checkpoints were never saved may have sent this
 			// file already. The read-back looks from its first line's time on.
 			resumedAt = firstLineTime(fd)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/router/fileid"
@@ -257,17 +256,8 @@ func TestScanErrorsCounted(t *testing.T) {
 // the oldest unacknowledged line's age grows, Ready says the collector is not shipping, and all
 // of it clears once the broker is back, with every line delivered.
 func TestBrokerOutageVisible(t *testing.T) {
-	port := freePort(t)
-	dataDir := t.TempDir()
-	startBroker := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	startBroker, brokers := restartableBroker(t)
 	broker := startBroker()
-	brokers := fmt.Sprintf("127.0.0.1:%d", port)
 	node, _ := loadgen.NewNode(t.TempDir())
 	c, _ := node.AddContainer("outage", "web", "app", loadgen.CRI)
 	cfg := testConfig(t, node, brokers)

@@ -22,20 +22,26 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestBrokerOutage stops the broker while containers keep writing: reading pauses at the byte
-// budget (memory stays flat), and when the broker is back with its data every line arrives.
-func TestBrokerOutage(t *testing.T) {
+// restartableBroker returns a function that starts a broker on one port with its data in one
+// directory, so a test can stop it and start it again with everything it had.
+func restartableBroker(t *testing.T) (start func() *kfake.Cluster, brokers string) {
 	port := freePort(t)
 	dataDir := t.TempDir()
-	startBroker := func() *kfake.Cluster {
+	start = func() *kfake.Cluster {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
+	return start, fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// TestBrokerOutage stops the broker while containers keep writing: reading pauses at the byte
+// budget (memory stays flat), and when the broker is back with its data every line arrives.
+func TestBrokerOutage(t *testing.T) {
+	startBroker, brokers := restartableBroker(t)
 	broker := startBroker()
-	brokers := fmt.Sprintf("127.0.0.1:%d", port)
 	node, _ := loadgen.NewNode(t.TempDir())
 	var ws []*loadgen.Container
 	for _, ns := range []string{"out-a", "out-b"} {
