@@ -269,17 +269,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 // probe interval, not cached metadata), so it turns false while Kafka or the token topic cannot
 // be read and answers at once either way.
 func (g *Gateway) serveReady(q *request) {
-	select {
-	case <-g.stopping:
-		q.fail(problem.New(http.StatusServiceUnavailable, problem.CodeUnavailable, "not ready: shutting down"))
-		return
-	default:
-	}
-	if err := g.store.Health(); err != nil {
+	if err := g.CheckReady(); err != nil {
 		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "not ready: " + err.Error(), RetryAfter: 1})
 		return
 	}
 	_, _ = q.w.Write([]byte("ok\n"))
+}
+
+// errShuttingDown is CheckReady's answer once the gateway drains.
+var errShuttingDown = errors.New("shutting down")
+
+// CheckReady is the gateway's readiness (cli.Ready): nil while it can serve, else why not. The
+// API listener's /readyz and the metrics server's answer the same.
+func (g *Gateway) CheckReady() error {
+	select {
+	case <-g.stopping:
+		return errShuttingDown
+	default:
+	}
+	return g.store.Health()
 }
 
 func (g *Gateway) serveMetrics(q *request) {

@@ -136,8 +136,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Add("collector", collector.Run)
 	g.Add("archiver", arch.Run)
 	g.Add("gateway", gw.Run)
-	// /readyz joins every component's readiness (the archiver's and gateway's Ready go here).
-	readies := []cli.Ready{collector.Ready}
+	// /readyz joins every component's readiness.
+	readies := []cli.Ready{collector.Ready, arch.Ready, gw.CheckReady}
 	ready := func() error {
 		errs := make([]error, 0, len(readies))
 		for _, r := range readies {

@@ -42,6 +42,6 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	var rg rungroup.Group
 	rg.Add("gateway", g.Run)
-	rg.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, nil) })
+	rg.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, g.CheckReady) })
 	return rg.Run(ctx)
 }
