@@ -1,0 +1,124 @@
+package helm
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+
+	"github.com/logrouter/logrouter/integration/kubeapiserver"
+)
+
+// TestKubeAPIServerAcceptsEverything applies every rendered object of every case to a real
+// kube-apiserver with server-side apply, dry-run, strict field validation: the server's
+// schema validation and admission must accept each one. The chart has no CRDs of its own; the
+// PodMonitor CRD (Prometheus Operator's) is installed first so PodMonitors are checked too.
+func TestKubeAPIServerAcceptsEverything(t *testing.T) {
+	srv := kubeapiserver.Start(t)
+	ctx := context.Background()
+	admin := srv.Client(t)
+	dyn, err := dynamic.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := cases(t)
+	nss := map[string]bool{"team-a": true}
+	for _, c := range cs {
+		nss[c.release.Namespace] = true
+	}
+	for ns := range nss {
+		_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	crd, err := os.ReadFile("testdata/monitoring.coreos.com_podmonitors.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(admin.Discovery()))
+	apply(t, dyn, mapper, string(crd), "", false)
+	// Wait until the API server serves the new type.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mapper.Reset()
+		if _, err := mapper.RESTMapping(monitoringGK, "v1"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("PodMonitor CRD not served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, c := range cs {
+		t.Run(c.name, func(t *testing.T) {
+			n := 0
+			for _, d := range render(t, c) {
+				apply(t, dyn, mapper, d.YAML, c.release.Namespace, true)
+				n++
+			}
+			t.Logf("%d objects accepted", n)
+		})
+	}
+}
+
+var monitoringGK = schemaGK("monitoring.coreos.com", "PodMonitor")
+
+func apply(t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, doc, namespace string, dryRun bool) {
+	t.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	gvk := u.GroupVersionKind()
+	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		t.Fatalf("%s: %v", gvk, err)
+	}
+	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ns := u.GetNamespace()
+		if ns == "" {
+			t.Errorf("%s %s has no namespace", gvk.Kind, u.GetName())
+			ns = namespace
+		}
+		ri = dyn.Resource(m.Resource).Namespace(ns)
+	}
+	body, err := u.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := metav1.PatchOptions{FieldManager: "logrouter-chart-test", FieldValidation: "Strict", Force: ptr(true)}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	if _, err := ri.Patch(context.Background(), u.GetName(), types.ApplyPatchType, body, opts); err != nil {
+		t.Errorf("%s %s/%s refused: %v\n%s", gvk.Kind, u.GetNamespace(), u.GetName(), err, firstLines(doc, 80))
+	}
+}
+
+func firstLines(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[:n]
+	}
+	return strings.Join(l, "\n")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func schemaGK(group, kind string) schema.GroupKind { return schema.GroupKind{Group: group, Kind: kind} }
