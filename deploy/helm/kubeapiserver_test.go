@@ -2,8 +2,10 @@ package helm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
@@ -30,7 +33,10 @@ func TestKubeAPIServerAcceptsEverything(t *testing.T) {
 	srv := kubeapiserver.Start(t)
 	ctx := context.Background()
 	admin := srv.Client(t)
-	dyn, err := dynamic.NewForConfig(srv.Config)
+	warnings := &warningRecorder{}
+	cfg := rest.CopyConfig(srv.Config)
+	cfg.WarningHandler = warnings
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +69,25 @@ func TestKubeAPIServerAcceptsEverything(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The server does refuse: an unknown field, an invalid value, a PodMonitor with a typo.
+	for _, bad := range []string{
+		"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x, namespace: logrouter}\nautomountToken: false\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, namespace: logrouter}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers: [{name: Not_A_DNS_Label, image: i}]\n",
+		"apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata: {name: x, namespace: logrouter}\nspec:\n  selector: {}\n  podMetricsEndpoints: [{port: metrics, intervall: 30s}]\n",
+	} {
+		if err := tryApply(t, dyn, mapper, bad, "logrouter", true); err == nil {
+			t.Errorf("the server accepted an invalid object:\n%s", bad)
+		}
+	}
+	warnings.take()
 	for _, c := range cs {
 		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				// A warning (deprecated API or field, a value the server corrects) is a defect too.
+				for _, w := range warnings.take() {
+					t.Errorf("server warning: %s", w)
+				}
+			}()
 			n := 0
 			for _, d := range render(t, c) {
 				apply(t, dyn, mapper, d.YAML, c.release.Namespace, true)
@@ -79,6 +102,13 @@ var monitoringGK = schemaGK("monitoring.coreos.com", "PodMonitor")
 
 func apply(t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, doc, namespace string, dryRun bool) {
 	t.Helper()
+	if err := tryApply(t, dyn, mapper, doc, namespace, dryRun); err != nil {
+		t.Errorf("%v\n%s", err, firstLines(doc, 80))
+	}
+}
+
+func tryApply(t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, doc, namespace string, dryRun bool) error {
+	t.Helper()
 	var obj map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 		t.Fatal(err)
@@ -87,7 +117,7 @@ func apply(t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, doc, nam
 	gvk := u.GroupVersionKind()
 	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		t.Fatalf("%s: %v", gvk, err)
+		return fmt.Errorf("%s: %w", gvk, err)
 	}
 	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
@@ -107,8 +137,9 @@ func apply(t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, doc, nam
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	if _, err := ri.Patch(context.Background(), u.GetName(), types.ApplyPatchType, body, opts); err != nil {
-		t.Errorf("%s %s/%s refused: %v\n%s", gvk.Kind, u.GetNamespace(), u.GetName(), err, firstLines(doc, 80))
+		return fmt.Errorf("%s %s/%s refused: %w", gvk.Kind, u.GetNamespace(), u.GetName(), err)
 	}
+	return nil
 }
 
 func firstLines(s string, n int) string {
@@ -122,3 +153,22 @@ func firstLines(s string, n int) string {
 func ptr[T any](v T) *T { return &v }
 
 func schemaGK(group, kind string) schema.GroupKind { return schema.GroupKind{Group: group, Kind: kind} }
+
+type warningRecorder struct {
+	mu sync.Mutex
+	w  []string
+}
+
+func (r *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	r.mu.Lock()
+	r.w = append(r.w, text)
+	r.mu.Unlock()
+}
+
+func (r *warningRecorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.w
+	r.w = nil
+	return w
+}
