@@ -1,7 +1,6 @@
 package helm
 
 import (
-	"bufio"
 	"fmt"
 	"maps"
 	"os"
@@ -409,56 +408,58 @@ func TestPlainManifestsUpToDate(t *testing.T) {
 	}
 }
 
-// docCommands returns the helm template/install/upgrade commands of docs/helm.md, which run
-// here through the SDK (their values files and --set flags parsed as helm does).
+// docCommands returns the helm template/install/upgrade commands of docs/helm.md and
+// README.md, which run here through the SDK (their values files and --set flags parsed as helm
+// does).
 func docCommands(t testing.TB) []renderCase {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "docs", "helm.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var cs []renderCase
-	sc := bufio.NewScanner(f)
-	inCode := false
-	var pending string
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			inCode = !inCode
-			continue
-		}
-		if !inCode {
-			continue
-		}
-		line = strings.TrimSpace(line)
-		if strings.HasSuffix(line, "\\") {
-			pending += strings.TrimSuffix(line, "\\") + " "
-			continue
-		}
-		cmd := pending + line
-		pending = ""
-		fields, err := shellWords(cmd)
+	for _, doc := range []string{"docs/helm.md", "README.md"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", doc))
 		if err != nil {
-			t.Fatalf("docs/helm.md: %q: %v", cmd, err)
+			t.Fatal(err)
 		}
-		if len(fields) < 2 || fields[0] != "helm" {
-			continue
+		n := 0
+		inCode := false
+		var pending string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inCode = !inCode
+				continue
+			}
+			if !inCode {
+				continue
+			}
+			line = strings.TrimSpace(line)
+			if strings.HasSuffix(line, "\\") {
+				pending += strings.TrimSuffix(line, "\\") + " "
+				continue
+			}
+			cmd := pending + line
+			pending = ""
+			fields, err := shellWords(cmd)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", doc, cmd, err)
+			}
+			if len(fields) < 2 || fields[0] != "helm" {
+				continue
+			}
+			switch fields[1] {
+			case "template", "install", "upgrade":
+			default:
+				t.Fatalf("%s: %q: the test cannot run helm %s: teach docCommands", doc, cmd, fields[1])
+			}
+			c, err := parseHelmCommand(fields[2:])
+			if err != nil {
+				t.Fatalf("%s: %q: %v", doc, cmd, err)
+			}
+			c.name = doc + ": " + cmd
+			cs = append(cs, c)
+			n++
 		}
-		switch fields[1] {
-		case "template", "install", "upgrade":
-		default:
-			continue
+		if n == 0 {
+			t.Fatalf("%s has no helm commands", doc)
 		}
-		c, err := parseHelmCommand(fields[2:])
-		if err != nil {
-			t.Fatalf("docs/helm.md: %q: %v", cmd, err)
-		}
-		c.name = "docs: " + cmd
-		cs = append(cs, c)
-	}
-	if len(cs) == 0 {
-		t.Fatal("docs/helm.md has no helm commands")
 	}
 	return cs
 }
