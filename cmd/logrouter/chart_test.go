@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,5 +106,30 @@ func TestChartConfiguresRealFlags(t *testing.T) {
 	}
 	if checked < 30 {
 		t.Fatalf("checked only %d settings", checked)
+	}
+}
+
+// TestDocumentedExecCommandsParse: the logrouter commands docs/helm.md runs in pods
+// (kubectl exec ... -- /logrouter ...) are real commands with real flags.
+func TestDocumentedExecCommandsParse(t *testing.T) {
+	b, err := os.ReadFile("../../docs/helm.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		_, cmd, ok := strings.Cut(line, " -- /logrouter ")
+		if !ok {
+			continue
+		}
+		n++
+		args := append(strings.Fields(cmd), "-h")
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Errorf("logrouter %q: exit %d\n%s", args, code, stderr.String())
+		}
+	}
+	if n == 0 {
+		t.Fatal("no kubectl exec ... -- /logrouter commands in docs/helm.md")
 	}
 }
