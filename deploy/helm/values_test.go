@@ -61,6 +61,9 @@ func TestBadValuesFail(t *testing.T) {
 		{"archive format", "archiver.format=csv", true, []string{"/archiver/format"}},
 		{"port out of range", "gateway.port=70000", true, []string{"/gateway/port"}},
 		{"ingress without hosts", "gateway.ingress.enabled=true", true, []string{"gateway.ingress.hosts"}},
+		{"extraEnv overrides a derived setting", "collector.extraEnv[0].name=LOGROUTER_BUFFER_BYTES,collector.extraEnv[0].value=1", true, []string{"collector.extraEnv sets LOGROUTER_BUFFER_BYTES, which the chart sets itself"}},
+		{"extraEnv overrides the brokers", "gateway.extraEnv[0].name=LOGROUTER_BROKERS,gateway.extraEnv[0].value=x:1", true, []string{"gateway.extraEnv sets LOGROUTER_BROKERS"}},
+		{"extraEnv overrides the drain timeout", "archiver.extraEnv[0].name=LOGROUTER_DRAIN_TIMEOUT,archiver.extraEnv[0].value=1h", true, []string{"archiver.extraEnv sets LOGROUTER_DRAIN_TIMEOUT"}},
 		{"controller not released", "controller.enabled=true", true, []string{"controller.enabled: the tenant-pipeline controller is not released yet"}},
 	}
 	for _, tt := range tests {

@@ -166,3 +166,15 @@ topologySpreadConstraints:
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .Values.metrics.port | quote }}
 {{- end -}}
+
+{{/* extraEnv, refused when it repeats a variable the chart sets: Kubernetes would take the
+last one, silently overriding a value the chart derives others from (memory from the budget,
+the grace period from --shutdown-grace). */}}
+{{- define "logrouter.extraEnv" -}}
+{{- range .extra }}
+{{- if contains (printf "- name: %s\n" .name) (printf "%s\n" $.env) }}
+{{- fail (printf "%s.extraEnv sets %s, which the chart sets itself: use the chart's value for it (docs/helm.md)" $.component .name) }}
+{{- end }}
+{{- end }}
+{{- with .extra }}{{ toYaml . }}{{ end }}
+{{- end -}}
