@@ -247,8 +247,16 @@ func checkCollector(t *testing.T, p corev1.PodSpec, ct corev1.Container, env map
 		t.Fatalf("checkpoint dir %q is not a writable mount", ckpt)
 	}
 	for _, v := range p.Volumes {
-		if v.Name == m.Name && v.HostPath == nil {
-			t.Errorf("checkpoint volume %s is not a hostPath", v.Name)
+		if v.Name != m.Name {
+			continue
+		}
+		if v.HostPath == nil {
+			t.Fatalf("checkpoint volume %s is not a hostPath", v.Name)
+		}
+		// As non-root, a directory the kubelet creates (root's) is not writable: it must exist.
+		nonroot := p.SecurityContext.RunAsNonRoot != nil && *p.SecurityContext.RunAsNonRoot
+		if ty := v.HostPath.Type; nonroot && (ty == nil || *ty != corev1.HostPathDirectory) {
+			t.Errorf("non-root checkpoint hostPath type %q: want Directory", ptrString(ty))
 		}
 	}
 	sc := ct.SecurityContext
@@ -585,4 +593,11 @@ func shellWords(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+func ptrString[T ~string](p *T) string {
+	if p == nil {
+		return "<unset>"
+	}
+	return string(*p)
 }
