@@ -265,8 +265,8 @@ func checkCollector(t *testing.T, p corev1.PodSpec, ct corev1.Container, env map
 		if len(sc.Capabilities.Add) != 0 {
 			t.Errorf("non-root collector adds %v", sc.Capabilities.Add)
 		}
-	} else if !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"DAC_READ_SEARCH"}) {
-		t.Errorf("root collector capabilities add %v: want only DAC_READ_SEARCH", sc.Capabilities.Add)
+	} else if len(sc.Capabilities.Add) > 0 && !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"DAC_READ_SEARCH"}) {
+		t.Errorf("root collector capabilities add %v: want none or only DAC_READ_SEARCH", sc.Capabilities.Add)
 	}
 	if sg := duration(t, env["LOGROUTER_SHUTDOWN_GRACE"]); time.Duration(grace)*time.Second <= sg {
 		t.Errorf("terminationGracePeriodSeconds %d <= --shutdown-grace %v", grace, sg)
@@ -280,6 +280,37 @@ func checkCollector(t *testing.T, p corev1.PodSpec, ct corev1.Container, env map
 	}
 	if lim.Value() < buf+32<<20+32<<20 {
 		t.Errorf("memory limit %v: want at least --buffer-bytes %d + the 32 MiB soft-limit headroom + 32 MiB", lim, buf)
+	}
+}
+
+// TestCollectorLeastPrivilege: by default the collector runs as uid 0 with no capability at
+// all (it reads root's 0640 files as their owner); only logAccess=capability adds one.
+func TestCollectorLeastPrivilege(t *testing.T) {
+	for _, tt := range []struct {
+		mode   string
+		add    []corev1.Capability
+		nonRoot bool
+	}{{"", nil, false}, {"root", nil, false}, {"capability", []corev1.Capability{"DAC_READ_SEARCH"}, false}, {"nonroot", nil, true}} {
+		vals := map[string]any{"kafka": map[string]any{"brokers": "k:9092"}, "archiver": map[string]any{"enabled": false}}
+		if tt.mode != "" {
+			vals["collector"] = map[string]any{"logAccess": tt.mode}
+		}
+		for _, o := range decodeAll(t, renderCase{name: "logAccess " + tt.mode, release: defaultRelease, values: vals}) {
+			ds, ok := o.(*appsv1.DaemonSet)
+			if !ok {
+				continue
+			}
+			p := ds.Spec.Template.Spec
+			if got := p.Containers[0].SecurityContext.Capabilities.Add; !slices.Equal(got, tt.add) {
+				t.Errorf("logAccess %q: capabilities add %v, want %v", tt.mode, got, tt.add)
+			}
+			if got := p.SecurityContext.RunAsNonRoot != nil && *p.SecurityContext.RunAsNonRoot; got != tt.nonRoot {
+				t.Errorf("logAccess %q: runAsNonRoot %v", tt.mode, got)
+			}
+			if !tt.nonRoot && (p.SecurityContext.RunAsUser == nil || *p.SecurityContext.RunAsUser != 0) {
+				t.Errorf("logAccess %q: runAsUser %v, want 0", tt.mode, p.SecurityContext.RunAsUser)
+			}
+		}
 	}
 }
 
