@@ -26,8 +26,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 
 {{- define "logrouter.image" -}}
 {{- $tag := .root.Values.image.tag | default .root.Chart.AppVersion -}}
-{{- if eq .component "collector" }}{{ $tag = printf "%s%s" $tag .root.Values.image.collectorTagSuffix }}{{ end -}}
-{{- printf "%s:%s" .root.Values.image.repository $tag -}}
+{{- $repo := .root.Values.image.repository -}}
+{{- if eq .component "collector" }}{{ $repo = .root.Values.image.collectorRepository }}{{ end -}}
+{{- printf "%s:%s" $repo $tag -}}
 {{- end -}}
 
 {{/* Go duration of a number of seconds. */}}
