@@ -287,8 +287,8 @@ func checkCollector(t *testing.T, p corev1.PodSpec, ct corev1.Container, env map
 // all (it reads root's 0640 files as their owner); only logAccess=capability adds one.
 func TestCollectorLeastPrivilege(t *testing.T) {
 	for _, tt := range []struct {
-		mode   string
-		add    []corev1.Capability
+		mode    string
+		add     []corev1.Capability
 		nonRoot bool
 	}{{"", nil, false}, {"root", nil, false}, {"capability", []corev1.Capability{"DAC_READ_SEARCH"}, false}, {"nonroot", nil, true}} {
 		vals := map[string]any{"kafka": map[string]any{"brokers": "k:9092"}, "archiver": map[string]any{"enabled": false}}
