@@ -17,6 +17,7 @@ import (
 
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
 	"github.com/logrouter/logrouter/router/fileid"
 	"github.com/logrouter/logrouter/router/filemeta"
@@ -54,6 +55,7 @@ type file struct {
 	nsm     *nsMetrics
 	cur     *chunk
 	bufSize int
+	held    int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
 	// Kafka has, with a hash of their message: they are not sent again. The message must match
 	// too, so an older file whose inode this one reuses cannot hide its lines. Set before the
@@ -283,8 +285,10 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.resend = nil // all of it is behind the checkpoint: never read again
 	}
 	size := f.bufSize
-	reserve := int64(size)*6 + 4096
-	if err := f.c.budget.Acquire(ctx, snap.Namespace, reserve); err != nil {
+	// At most half the budget, so that a long line's read does not wait for an idle collector;
+	// what it really costs is counted once it is read.
+	reserve := min(int64(size)*6+4096, f.c.cfg.BufferBytes/2)
+	if err := f.acquire(ctx, snap.Namespace, reserve); err != nil {
 		return stepStop
 	}
 	buf := f.c.getBuf(size)
@@ -338,6 +342,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	}
 	f.bufSize = f.c.cfg.ReadBytes
 	f.refreshFingerprint()
+	f.syncHeld()
 	f.submit(ch)
 	return stepProgress
 }
@@ -371,6 +376,43 @@ func (f *file) fitLines() bool {
 			"topic", f.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
 	})
 	return false
+}
+
+// acquire reserves n bytes of the budget for a read. While the assembler holds part of a line
+// and only held bytes could make room, the held parts are sent on as chunks first (cut), so
+// that lines waiting for their end never leave every file waiting.
+func (f *file) acquire(ctx context.Context, ns string, n int64) error {
+	for f.held > 0 {
+		err := f.c.budget.AcquireHolding(ctx, ns, n)
+		if !errors.Is(err, budget.ErrHeld) {
+			return err
+		}
+		f.cut()
+	}
+	return f.c.budget.Acquire(ctx, ns, n)
+}
+
+// cut sends what the assembler holds as split chunks of lines that continue.
+func (f *file) cut() {
+	ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, ckOff: -1, recs: f.c.getRecs(2), keys: f.c.getKeys(2), slab: f.c.getSlab(int(f.held) * 2)}
+	ch.promise = ch.onPromise
+	f.cur = ch
+	f.asm.Cut()
+	f.cur = nil
+	f.syncHeld()
+	f.submit(ch)
+}
+
+// syncHeld makes the budget count what the assembler holds between reads.
+func (f *file) syncHeld() {
+	switch h := int64(f.asm.Held()); {
+	case h > f.held:
+		f.c.budget.Hold(f.meta.Namespace, h-f.held)
+		f.held = h
+	case h < f.held:
+		f.c.budget.Unhold(f.meta.Namespace, f.held-h)
+		f.held = h
+	}
 }
 
 // emit turns one assembled line into a record of the current chunk.
@@ -592,6 +634,7 @@ func (f *file) rewind(ctx context.Context) bool {
 	f.gen++
 	f.mu.Unlock()
 	f.asm.Restore(off, st)
+	f.syncHeld()
 	return true
 }
 
@@ -641,6 +684,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
 	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "reason", reason, "read_to", tr.offset)
 	f.asm.Restore(0, assemble.State{})
+	f.syncHeld()
 	f.asm.SetFormat(logline.FormatUnknown)
 	f.refreshFingerprint()
 }
@@ -693,7 +737,7 @@ func (f *file) finish(ctx context.Context) bool {
 			f.detectFormat(buf[:n])
 		}
 		reserve := int64(n)*2 + 4096 + (recordOverhead+int64(len(f.snap.Fragment)))*int64(bytes.Count(buf[:n], []byte{'\n'})+2)
-		if err := f.c.budget.Acquire(ctx, f.snap.Namespace, reserve); err != nil {
+		if err := f.acquire(ctx, f.snap.Namespace, reserve); err != nil {
 			return false
 		}
 		ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1}
@@ -702,6 +746,7 @@ func (f *file) finish(ctx context.Context) bool {
 		f.asm.Feed(buf[:n], true)
 		f.asm.Flush()
 		f.cur = nil
+		f.syncHeld()
 		f.submit(ch)
 	}
 	if !f.drain(ctx) || f.failure() != nil {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/cri"
@@ -78,7 +79,14 @@ type Config struct {
 	MaxLine int
 	// Now returns the collection time, RFC 3339 UTC, for lines whose own timestamp is unreadable.
 	Now func() []byte
+	// Scratch, if set, lends docker's unescape buffer (*[]byte) for the duration of one Feed, so
+	// that an assembler between reads holds no buffer for it (nil: each assembler keeps its own).
+	Scratch *sync.Pool
 }
+
+// keepCap is the largest join buffer kept once its line is done: a long line's buffer is let go
+// with the line, so that what an assembler holds between reads is what Held reports.
+const keepCap = 4 << 10
 
 // Assembler is not safe for concurrent use; there is one per file.
 type Assembler struct {
@@ -112,7 +120,7 @@ func (a *Assembler) Restore(off int64, st State) {
 		a.st.Mid = &m
 	}
 	for s := range a.acc {
-		a.acc[s] = a.acc[s][:0]
+		a.dropAcc(s)
 		a.accTS[s] = append(a.accTS[s][:0], st.Streams[s].TS...)
 	}
 }
@@ -146,6 +154,28 @@ func (a *Assembler) State() State {
 // Pending reports whether partial lines are held back waiting for their end.
 func (a *Assembler) Pending() bool { return len(a.acc[0]) > 0 || len(a.acc[1]) > 0 }
 
+// Held is the memory held for lines waiting for their end (the join buffers of the streams
+// with pending parts): bytes the caller must account for until a later Feed, Cut, Flush or
+// Restore lets them go. Between lines an assembler holds at most a few KiB besides.
+func (a *Assembler) Held() int {
+	n := 0
+	for s := range a.acc {
+		if len(a.acc[s]) > 0 {
+			n += cap(a.acc[s])
+		}
+	}
+	return n
+}
+
+// dropAcc empties stream s's join buffer, letting a large one go.
+func (a *Assembler) dropAcc(s int) {
+	if cap(a.acc[s]) > keepCap {
+		a.acc[s] = nil
+	} else {
+		a.acc[s] = a.acc[s][:0]
+	}
+}
+
 // clean reports whether nothing is held back.
 func (a *Assembler) clean() bool { return !a.Pending() }
 
@@ -155,6 +185,18 @@ func (a *Assembler) clean() bool { return !a.Pending() }
 // A physical line longer than MaxLine is consumed in MaxLine pieces even without its newline,
 // so a never-ending line does not stall the file.
 func (a *Assembler) Feed(data []byte, final bool) int {
+	if a.cfg.Scratch != nil && a.cfg.Format == logline.FormatDocker {
+		if p, ok := a.cfg.Scratch.Get().(*[]byte); ok {
+			a.scratch = *p
+		}
+		defer func() {
+			if cap(a.scratch) > 0 {
+				b := a.scratch[:0]
+				a.cfg.Scratch.Put(&b)
+			}
+			a.scratch = nil
+		}()
+	}
 	consumed := 0
 	for consumed < len(data) {
 		rest := data[consumed:]
@@ -248,6 +290,12 @@ func (a *Assembler) part(s int, ts, msg []byte, partial bool, start, end int64) 
 		if !ss.InLine {
 			a.accTS[s] = append(a.accTS[s][:0], ts...)
 		}
+		if !partial || len(msg) >= a.cfg.MaxLine {
+			// Nothing to join it with: emitted from where it lies, without a copy to hold.
+			a.accEnd[s] = end
+			a.emitChunk(s, msg, !partial)
+			return
+		}
 	}
 	a.acc[s] = append(a.acc[s], msg...)
 	a.accEnd[s] = end
@@ -260,9 +308,18 @@ func (a *Assembler) part(s int, ts, msg []byte, partial bool, start, end int64) 
 
 // flushChunk emits stream s's pending parts; last says the logical line ends with them.
 func (a *Assembler) flushChunk(s int, last bool) {
+	msg := a.acc[s]
+	a.acc[s] = a.acc[s][:0]
+	a.emitChunk(s, msg, last)
+	a.dropAcc(s) // after emit: msg is valid during it
+}
+
+// emitChunk emits msg as stream s's next chunk (its parts began at accStart, end at accEnd);
+// last says the logical line ends with it. Stream s holds nothing pending.
+func (a *Assembler) emitChunk(s int, msg []byte, last bool) {
 	ss := &a.st.Streams[s]
 	o := &a.out
-	*o = Output{Start: a.accStart[s], End: a.accEnd[s], TS: a.accTS[s], Stream: streamName(s), Msg: a.acc[s]}
+	*o = Output{Start: a.accStart[s], End: a.accEnd[s], TS: a.accTS[s], Stream: streamName(s), Msg: msg}
 	if ss.InLine || !last {
 		o.Split, o.Index, o.Last = true, ss.Index, last
 	}
@@ -273,7 +330,6 @@ func (a *Assembler) flushChunk(s int, last bool) {
 		ss.Index++
 		ss.TS = string(a.accTS[s])
 	}
-	a.acc[s] = a.acc[s][:0]
 	// A checkpoint at End is exact only if nothing was consumed after this chunk's last part
 	// (else the other stream's state at End is not the current one) and nothing is held back.
 	o.Checkpointable = a.clean() && a.accEnd[s] == a.pos
@@ -327,6 +383,28 @@ func (a *Assembler) continuation(piece []byte, adv int, lineEnd bool) {
 	}
 	partial := !lineEnd || m.Partial
 	a.part(m.Stream, []byte(m.TS), piece, partial, start, a.pos)
+}
+
+// Cut emits what is held back as chunks of lines that continue (split, not last), so that the
+// memory Held reports can be let go before the lines' ends arrive: the collector does this when
+// its byte budget is full and only held bytes could make room. Nothing is lost; the lines' later
+// parts follow as further chunks.
+func (a *Assembler) Cut() {
+	first, second := 0, 1
+	if a.accEnd[1] < a.accEnd[0] {
+		first, second = 1, 0
+	}
+	for _, s := range [2]int{first, second} {
+		if len(a.acc[s]) == 0 {
+			continue
+		}
+		if len(a.acc[1-s]) == 0 {
+			// The last pending stream: everything up to Pos is emitted with it, so a checkpoint
+			// may go there.
+			a.accEnd[s] = a.pos
+		}
+		a.flushChunk(s, false)
+	}
 }
 
 // Flush emits what is held back (a file that was rotated away and will not grow: a runtime that

@@ -1,19 +1,30 @@
-// Package budget bounds the bytes the collector holds in flight (read but not yet acknowledged
-// by Kafka) with one global budget shared fairly by namespaces: when Kafka is slow or down,
-// reading pauses and memory stays flat, and one busy or failing namespace cannot take the whole
-// budget while others wait.
+// Package budget bounds the bytes the collector holds for lines with one global budget shared
+// fairly by namespaces: bytes in flight (read but not yet acknowledged by Kafka) and bytes held
+// (parts of lines waiting for their end). When Kafka is slow or down, reading pauses and memory
+// stays flat, and one busy or failing namespace cannot take the whole budget while others wait.
+//
+// In-flight bytes come back by themselves once Kafka answers; held bytes only when their
+// owner lets them go. So that held bytes can never leave every reader waiting, an owner asks
+// with AcquireHolding, which tells it (ErrHeld) when only held bytes could make room: it then
+// sends what it holds on and asks again.
 package budget
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
+
+// ErrHeld is returned by AcquireHolding when the request can be granted only once held bytes
+// are let go: the caller should let go of what it holds (send it on) and ask again.
+var ErrHeld = errors.New("budget: only held bytes can make room")
 
 // Budget is a byte semaphore with per-namespace fair shares.
 type Budget struct {
 	mu      sync.Mutex
 	total   int64
-	used    int64
+	used    int64 // in flight and held
+	held    int64
 	ns      map[string]*nsState
 	waiting int           // namespaces with a blocked Acquire
 	wake    chan struct{} // closed and replaced when bytes are released
@@ -36,6 +47,13 @@ func (b *Budget) Used() int64 {
 	return b.used
 }
 
+// Held returns the bytes held (part of Used) by Hold.
+func (b *Budget) Held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
 // UsedBy returns the bytes held by namespace ns.
 func (b *Budget) UsedBy(ns string) int64 {
 	b.mu.Lock()
@@ -51,13 +69,39 @@ func (b *Budget) UsedBy(ns string) int64 {
 // namespace waits. A request larger than the whole budget is granted when nothing else is held,
 // so one giant line cannot deadlock the collector.
 func (b *Budget) Acquire(ctx context.Context, ns string, n int64) error {
+	return b.acquire(ctx, ns, n, false)
+}
+
+// AcquireHolding is Acquire for a caller that holds bytes (Hold). Instead of waiting for room
+// that only held bytes could make, it returns ErrHeld: when the request cannot fit even with
+// nothing in flight, or when nothing is in flight and a request (its own or another's) waits.
+func (b *Budget) AcquireHolding(ctx context.Context, ns string, n int64) error {
+	return b.acquire(ctx, ns, n, true)
+}
+
+func (b *Budget) acquire(ctx context.Context, ns string, n int64, holding bool) error {
 	b.mu.Lock()
 	s := b.ns[ns]
 	if s == nil {
 		s = &nsState{}
 		b.ns[ns] = s
 	}
-	for !b.fits(s, n) {
+	for {
+		if holding {
+			others := b.waiting
+			if s.waiters > 0 {
+				others--
+			}
+			idle := b.used == b.held // nothing in flight: no release will come by itself
+			if b.held+n > b.total || idle && (others > 0 || !b.fits(s, n)) {
+				b.forget(ns, s)
+				b.mu.Unlock()
+				return ErrHeld
+			}
+		}
+		if b.fits(s, n) {
+			break
+		}
 		if s.waiters == 0 {
 			b.waiting++
 		}
@@ -120,6 +164,11 @@ func (b *Budget) fits(s *nsState, n int64) bool {
 // reads wait.
 func (b *Budget) Force(ns string, n int64) {
 	b.mu.Lock()
+	b.force(ns, n)
+	b.mu.Unlock()
+}
+
+func (b *Budget) force(ns string, n int64) {
 	s := b.ns[ns]
 	if s == nil {
 		s = &nsState{}
@@ -127,15 +176,45 @@ func (b *Budget) Force(ns string, n int64) {
 	}
 	s.used += n
 	b.used += n
+}
+
+// Hold counts n more bytes held for ns without waiting: memory a reader keeps between reads (a
+// line waiting for its end), already allocated. Held bytes come back only with Unhold.
+func (b *Budget) Hold(ns string, n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.force(ns, n)
+	b.held += n
 	b.mu.Unlock()
 }
 
-// Release returns n bytes held for namespace ns.
+// Unhold returns n bytes counted by Hold.
+func (b *Budget) Unhold(ns string, n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	if b.held < n {
+		b.mu.Unlock()
+		panic("budget: unhold of bytes not held")
+	}
+	b.held -= n
+	b.release(ns, n)
+}
+
+// Release returns n bytes acquired or forced for namespace ns.
 func (b *Budget) Release(ns string, n int64) {
 	if n == 0 {
 		return
 	}
 	b.mu.Lock()
+	b.release(ns, n)
+}
+
+// release returns n bytes of ns and unlocks b.mu.
+func (b *Budget) release(ns string, n int64) {
 	s := b.ns[ns]
 	if s == nil || s.used < n {
 		b.mu.Unlock()

@@ -146,3 +146,109 @@ func TestShareSmallerThanOneRequest(t *testing.T) {
 		t.Fatal("a namespace holding nothing was not given a request that fits the total")
 	}
 }
+
+// Held bytes count against the budget like in-flight ones, and a holder is told to let go
+// (ErrHeld) exactly when only held bytes could make room, so held bytes never leave every
+// reader waiting.
+func TestHoldAndAcquireHolding(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		held      int64 // held by "a" (the caller)
+		heldOther int64 // held by "b"
+		inFlight  int64 // acquired by "c"
+		waiter    int64 // a blocked request of "d" (0: none)
+		n         int64
+		want      error // nil: granted; errWait: blocks
+	}{
+		{name: "fits", held: 30, n: 40},
+		{name: "fits though others hold", held: 10, heldOther: 40, n: 40},
+		{name: "never fits while held", held: 30, heldOther: 40, inFlight: 20, n: 40, want: ErrHeld},
+		{name: "request over the budget", held: 1, n: 200, want: ErrHeld},
+		{name: "waits for in-flight bytes", held: 30, inFlight: 60, n: 40, want: errWait},
+		{name: "nothing in flight, does not fit", held: 30, heldOther: 40, n: 31, want: ErrHeld},
+		{name: "nothing in flight, another waits", held: 30, heldOther: 40, waiter: 50, n: 10, want: ErrHeld},
+		{name: "in flight, another waits", held: 10, inFlight: 50, waiter: 50, n: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(100)
+			b.Hold("a", tt.held)
+			b.Hold("b", tt.heldOther)
+			if tt.inFlight > 0 {
+				if err := b.Acquire(ctx, "c", tt.inFlight); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b.Used() != tt.held+tt.heldOther+tt.inFlight || b.Held() != tt.held+tt.heldOther || b.UsedBy("a") != tt.held {
+				t.Fatalf("used %d held %d", b.Used(), b.Held())
+			}
+			wctx, wcancel := context.WithCancel(ctx)
+			defer wcancel()
+			if tt.waiter > 0 {
+				go func() {
+					if b.Acquire(wctx, "d", tt.waiter) == nil {
+						b.Release("d", tt.waiter)
+					}
+				}()
+				waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 1 })
+			}
+			cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			err := b.AcquireHolding(cctx, "a", tt.n)
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = errWait
+			}
+			if !errors.Is(err, tt.want) && err != tt.want {
+				t.Fatalf("AcquireHolding(%d) = %v, want %v", tt.n, err, tt.want)
+			}
+			if err == nil {
+				b.Release("a", tt.n)
+			}
+			wcancel()
+			b.Unhold("a", tt.held)
+			b.Unhold("b", tt.heldOther)
+			b.Release("c", tt.inFlight)
+			waitFor(t, func() bool { return b.Used() == 0 && b.Held() == 0 })
+		})
+	}
+}
+
+var errWait = errors.New("waits")
+
+// A holder blocked on in-flight bytes is told to let go once they are back and another
+// request still waits for room only held bytes could make.
+func TestAcquireHoldingWakesWhenInFlightDrains(t *testing.T) {
+	b := New(100)
+	ctx := context.Background()
+	b.Hold("a", 30)
+	b.Hold("b", 30)
+	if err := b.Acquire(ctx, "c", 30); err != nil {
+		t.Fatal(err)
+	}
+	waiter := make(chan error, 1)
+	go func() { waiter <- b.Acquire(ctx, "d", 50) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 1 })
+	got := make(chan error, 1)
+	go func() { got <- b.AcquireHolding(ctx, "a", 20) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.waiting == 2 })
+	b.Release("c", 30)
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrHeld) {
+			t.Fatalf("err = %v, want ErrHeld", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("holder still waiting with nothing in flight")
+	}
+	// Once it lets go, the waiter is served.
+	b.Unhold("a", 30)
+	if err := <-waiter; err != nil {
+		t.Fatal(err)
+	}
+	b.Release("d", 50)
+	b.Unhold("b", 30)
+	if b.Used() != 0 || b.Held() != 0 {
+		t.Fatalf("used %d held %d", b.Used(), b.Held())
+	}
+}

@@ -1,0 +1,201 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// TestPartialLinesCountAgainstTheBudget: many files each in the middle of a long line (runtime
+// "P" parts whose final part is not written yet). What the collector holds of those lines
+// counts against the byte budget: with room for all of them the budget's used bytes include
+// every held part; without room, memory does not grow with the number of files: the parts held
+// stay within the budget and the rest are sent on as chunks of split lines. Either way, once the
+// lines end, every one arrives complete and in order and the budget is empty again.
+func TestPartialLinesCountAgainstTheBudget(t *testing.T) {
+	tests := []struct {
+		name   string
+		budget int64
+		read   int
+		files  int
+		parts  int // 16 KiB parts per file before its line ends
+	}{
+		{name: "room for all", budget: 16 << 20, read: 64 << 10, files: 20, parts: 6},
+		{name: "budget full", budget: 1 << 20, read: 16 << 10, files: 40, parts: 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			broker := newCluster(t)
+			brokers := broker.ListenAddrs()[0]
+			node, err := loadgen.NewNode(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+			conts := make([]*loadgen.Container, tt.files)
+			want := map[string]string{} // pod -> its whole line
+			payload := 0
+			for i := range conts {
+				c, err := node.AddContainer(fmt.Sprintf("mem-%d", i%4), fmt.Sprintf("pod-%02d", i), "app", loadgen.CRI)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conts[i] = c
+				var line strings.Builder
+				for j := range tt.parts {
+					head := fmt.Sprintf("[%s part %d]", c.Pod, j)
+					part := head + strings.Repeat(string(rune('a'+j%26)), 16<<10-len(head))
+					line.WriteString(part)
+					payload += len(part)
+					if err := c.WriteRaw(c.Line(ts, "stdout", true, part)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want[c.Pod] = line.String()
+			}
+
+			var mu sync.Mutex
+			var got []record.Record
+			shipped := 0
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeRegex(), kgo.ConsumeTopics(`^logs\.`),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			cctx, cancel := context.WithCancel(context.Background())
+			consumerDone := make(chan struct{})
+			defer func() { cancel(); <-consumerDone }()
+			go func() {
+				defer close(consumerDone)
+				for cctx.Err() == nil {
+					cl.PollFetches(cctx).EachRecord(func(r *kgo.Record) {
+						rec, err := record.Decode(r.Value)
+						if err != nil {
+							t.Errorf("record: %v", err)
+							return
+						}
+						mu.Lock()
+						got = append(got, rec)
+						shipped += len(rec.Message)
+						mu.Unlock()
+					})
+				}
+			}()
+			shippedBytes := func() int { mu.Lock(); defer mu.Unlock(); return shipped }
+
+			cfg := testConfig(t, node, brokers)
+			cfg.BufferBytes = tt.budget
+			cfg.ReadBytes = tt.read
+			r := startCollector(t, cfg)
+			var peak int64
+			stopSample := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					peak = max(peak, r.c.budget.Used())
+					select {
+					case <-stopSample:
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}()
+
+			// Every part read is either held, and counted, or sent on.
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				used, sent := r.c.budget.Used(), shippedBytes()
+				if tt.budget > int64(payload) && used >= int64(payload) {
+					break
+				}
+				if tt.budget < int64(payload) && int64(sent)+tt.budget >= int64(payload) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d bytes of partial lines read (%d files): budget %d, used %d, sent on %d", payload, tt.files, tt.budget, used, sent)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tt.budget > int64(payload) && shippedBytes() != 0 {
+				t.Fatalf("%d bytes sent on although the budget had room for every line", shippedBytes())
+			}
+
+			for _, c := range conts {
+				if err := c.WriteRaw(c.Line(ts, "stdout", false, "[end of "+c.Pod+"]")); err != nil {
+					t.Fatal(err)
+				}
+				want[c.Pod] += "[end of " + c.Pod + "]"
+			}
+			for {
+				mu.Lock()
+				complete := 0
+				for _, rec := range got {
+					if rec.Split == nil || rec.Split.Last {
+						complete++
+					}
+				}
+				mu.Unlock()
+				if complete >= tt.files {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d lines complete in Kafka", complete, tt.files)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			waitFor(t, 10*time.Second, func() bool { return r.c.budget.Used() == 0 })
+			close(stopSample)
+			<-sampled
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			mu.Lock()
+			defer mu.Unlock()
+			lines := map[string]*strings.Builder{}
+			next := map[string]int{}
+			for _, rec := range got {
+				b := lines[rec.Pod]
+				if b == nil {
+					b = &strings.Builder{}
+					lines[rec.Pod] = b
+				}
+				switch {
+				case rec.Split == nil:
+					if next[rec.Pod] != 0 || b.Len() != 0 {
+						t.Fatalf("%s: unsplit record after chunks", rec.Pod)
+					}
+				case rec.Split.Index != next[rec.Pod]:
+					t.Fatalf("%s: chunk %d, want %d", rec.Pod, rec.Split.Index, next[rec.Pod])
+				default:
+					next[rec.Pod]++
+				}
+				b.WriteString(rec.Message)
+				if tt.budget > int64(payload) && rec.Split != nil {
+					t.Fatalf("%s: line split although the budget had room for it", rec.Pod)
+				}
+			}
+			for pod, w := range want {
+				if b := lines[pod]; b == nil || b.String() != w {
+					t.Fatalf("%s: line not delivered whole and in order (%d of %d bytes)", pod, len(lines[pod].String()), len(w))
+				}
+			}
+			// Held parts stay within the budget; a read in progress and a chunk being sent may
+			// add one read's worth each.
+			if limit := 2 * tt.budget; tt.budget < int64(payload) && peak > limit {
+				t.Fatalf("budget used peaked at %d, over %d", peak, limit)
+			}
+			t.Logf("payload %d, budget %d, peak used %d, records %d", payload, tt.budget, peak, len(got))
+		})
+	}
+}
