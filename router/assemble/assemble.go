@@ -333,7 +333,14 @@ func (a *Assembler) emitChunk(s int, msg []byte, last bool) {
 	// A checkpoint at End is exact only if nothing was consumed after this chunk's last part
 	// (else the other stream's state at End is not the current one) and nothing is held back.
 	o.Checkpointable = a.clean() && a.accEnd[s] == a.pos
-	a.emit(o)
+	a.emitOut()
+}
+
+// emitOut emits a.out and drops its references: they alias the caller's read buffer (or a
+// join buffer), which an idle assembler must not keep alive.
+func (a *Assembler) emitOut() {
+	a.emit(&a.out)
+	a.out = Output{}
 }
 
 // raw emits a line shipped as it is, because its framing could not be parsed.
@@ -344,7 +351,7 @@ func (a *Assembler) raw(line []byte, start int64, perr string, split bool, index
 		o.Split, o.Index, o.Last = true, index, last
 	}
 	o.Checkpointable = a.clean()
-	a.emit(o)
+	a.emitOut()
 }
 
 // firstSegment handles the first MaxLine bytes of an oversized physical line.

@@ -378,6 +378,9 @@ func TestHeldAndCut(t *testing.T) {
 	if a.Held() != 0 {
 		t.Fatalf("Held %d at a line boundary", a.Held())
 	}
+	if a.out.Msg != nil || a.out.TS != nil {
+		t.Fatal("the assembler keeps a reference into the last read buffer")
+	}
 	for s := range a.acc {
 		if cap(a.acc[s]) > keepCap {
 			t.Fatalf("stream %d keeps a %d-byte buffer between lines", s, cap(a.acc[s]))
