@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
@@ -196,6 +198,38 @@ func TestPartialLinesCountAgainstTheBudget(t *testing.T) {
 				t.Fatalf("budget used peaked at %d, over %d", peak, limit)
 			}
 			t.Logf("payload %d, budget %d, peak used %d, records %d", payload, tt.budget, peak, len(got))
+		})
+	}
+}
+
+// TestReadBackSkipsOnlyTheSameChunk: a chunk the previous run produced is skipped only if it is
+// the same chunk: one that began at the same place with the same index but was cut elsewhere (a
+// cut under memory pressure happens where the budget ran out, not at a place the bytes decide)
+// is sent again. Skipping it would lose the bytes between the two cut points.
+func TestReadBackSkipsOnlyTheSameChunk(t *testing.T) {
+	tests := []struct {
+		name     string
+		inKafka  int // message length of the previous run's chunk (start 100, index 0)
+		msg      int // length of this run's chunk
+		wantSent bool
+	}{
+		{name: "same chunk", inKafka: 500, msg: 500, wantSent: false},
+		{name: "previous run cut it shorter", inKafka: 300, msg: 500, wantSent: true},
+		{name: "previous run cut it longer", inKafka: 700, msg: 500, wantSent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &file{snap: &filemeta.Snapshot{Namespace: "ns"}, topic: "logs.ns",
+				inKafka: map[[2]int64]int{{100, 0}: tt.inKafka, {9000, -1}: 1}}
+			f.cur = &chunk{}
+			f.emit(&assemble.Output{Start: 100, End: 2000, TS: []byte("2026-12-01T10:00:00Z"), Stream: "stdout",
+				Msg: []byte(strings.Repeat("m", tt.msg)), Split: true, Index: 0})
+			if sent := len(f.cur.recs) == 1; sent != tt.wantSent {
+				t.Fatalf("sent = %v, want %v", sent, tt.wantSent)
+			}
+			if !tt.wantSent && f.cur.inKafka != 1 {
+				t.Fatalf("inKafka count %d", f.cur.inKafka)
+			}
 		})
 	}
 }

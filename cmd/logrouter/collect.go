@@ -33,7 +33,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ecfg := enricher.DefaultConfig()
 	ecfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
-	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 24 MiB; -1: none; the GOMEMLIMIT variable wins)")
+	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 28 MiB; -1: none; the GOMEMLIMIT variable wins)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit >= 0 {
 		limit := *memLimit
 		if limit == 0 {
-			limit = cfg.BufferBytes + 24<<20
+			limit = cfg.BufferBytes + 28<<20
 		}
 		debug.SetMemoryLimit(limit)
 	}
