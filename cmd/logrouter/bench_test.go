@@ -1,13 +1,60 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// TestMain lets this test binary stand in for logrouter: 'bench collect' runs the collector as a
+// child process of its own executable, which in a test is this binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "collect" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchCollectReportsDefaultsFirst: defaults are the product, so 'bench collect' measures the
+// collector's default configuration before one with other flags, and reports for each the whole
+// process's CPU (start to exit), the time until every line could be consumed from Kafka, and the
+// live phase's latency.
+func TestBenchCollectReportsDefaultsFirst(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "collect", "--lines", "300", "--files", "3", "--namespaces", "2", "--live-seconds", "1", "--live-rate", "200",
+		"--dir", t.TempDir(), "--compression", "none", "--collector-flags", "--read-bytes 8192"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	t.Log(out)
+	def := strings.Index(out, "== default configuration (no collector flags)")
+	other := strings.Index(out, "== collector flags: --compression none --read-bytes 8192")
+	if def < 0 || other < 0 || def > other {
+		t.Fatalf("want the default configuration reported first, then the one with flags:\n%s", out)
+	}
+	for _, section := range []string{out[def:other], out[other:]} {
+		for _, want := range []string{"wall, start to all lines consumable", "collector CPU, start to exit", "lines per CPU-second", "peak RSS", "write-to-consume latency"} {
+			if !strings.Contains(section, want) {
+				t.Errorf("section without %q:\n%s", want, section)
+			}
+		}
+	}
+	if !strings.Contains(out, "collector defaults: --buffer-bytes 6291456, --compression zstd") {
+		t.Errorf("the defaults measured are not named:\n%s", out)
+	}
+}
 
 // TestPrecreateTopics: bench's --precreate-max-message-bytes creates every bench namespace's
 // topic with the given limit, as docs/benchmarks.md runs it.
