@@ -411,6 +411,7 @@ func TestLimitLoweredWhileRunning(t *testing.T) {
 	}
 	cfg := testConfig(t, node, brokers)
 	cfg.ReadBytes = 1 << 20
+	cfg.BufferBytes = 16 << 20 // at least 8 reads
 	r := startCollector(t, cfg)
 	waitCaughtUp(t, cfg.CheckpointDir, []*loadgen.Container{c})
 	const lowered = 48 << 10
