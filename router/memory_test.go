@@ -3,13 +3,13 @@ package router
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
@@ -53,17 +53,8 @@ func TestPartialLinesCountAgainstTheBudget(t *testing.T) {
 					t.Fatal(err)
 				}
 				conts[i] = c
-				var line strings.Builder
-				for j := range tt.parts {
-					head := fmt.Sprintf("[%s part %d]", c.Pod, j)
-					part := head + strings.Repeat(string(rune('a'+j%26)), 16<<10-len(head))
-					line.WriteString(part)
-					payload += len(part)
-					if err := c.WriteRaw(c.Line(ts, "stdout", true, part)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want[c.Pod] = line.String()
+				want[c.Pod] = writeParts(t, c, ts, tt.parts)
+				payload += len(want[c.Pod])
 			}
 
 			var mu sync.Mutex
@@ -194,8 +185,9 @@ func TestReadBackSkipsOnlyTheSameChunk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &file{snap: &filemeta.Snapshot{Namespace: "ns"}, topic: "logs.ns",
-				inKafka: map[[2]int64]int{{100, 0}: tt.inKafka, {9000, -1}: 1}}
+			c := &Collector{msgSeed: maphash.MakeSeed()}
+			f := &file{c: c, snap: &filemeta.Snapshot{Namespace: "ns"}, topic: "logs.ns",
+				inKafka: map[[2]int64]uint64{{100, 0}: maphash.String(c.msgSeed, strings.Repeat("m", tt.inKafka)), {9000, -1}: 1}}
 			f.cur = &chunk{}
 			f.emit(&assemble.Output{Start: 100, End: 2000, TS: []byte("2026-12-01T10:00:00Z"), Stream: "stdout",
 				Msg: []byte(strings.Repeat("m", tt.msg)), Split: true, Index: 0})
@@ -247,17 +239,8 @@ func checkWholeLines(t *testing.T, got []record.Record, want map[string]string, 
 // they are given.
 // When the broker is back every line arrives complete and in order.
 func TestPartialLinesDuringOutage(t *testing.T) {
-	port := freePort(t)
-	dataDir := t.TempDir()
-	startBroker := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	startBroker, brokers := restartableBroker(t)
 	broker := startBroker()
-	brokers := fmt.Sprintf("127.0.0.1:%d", port)
 	node, err := loadgen.NewNode(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -288,17 +271,8 @@ func TestPartialLinesDuringOutage(t *testing.T) {
 
 	payload := 0
 	for _, c := range conts {
-		var line strings.Builder
-		for j := range parts {
-			head := fmt.Sprintf("[%s part %d]", c.Pod, j)
-			part := head + strings.Repeat(string(rune('a'+j%26)), 16<<10-len(head))
-			line.WriteString(part)
-			payload += len(part)
-			if err := c.WriteRaw(c.Line(ts, "stdout", true, part)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want[c.Pod] = line.String()
+		want[c.Pod] = writeParts(t, c, ts, parts)
+		payload += len(want[c.Pod])
 	}
 	var peak int64
 	settled := int64(-1) // the least used in the last second: what stays held while reading waits
@@ -367,4 +341,20 @@ func TestPartialLinesDuringOutage(t *testing.T) {
 	}
 	checkWholeLines(t, got, want, true)
 	t.Logf("payload %d, budget %d, used during the outage: peak %d, settled %d; records %d", payload, cfg.BufferBytes, peak, settled, len(got))
+}
+
+// writeParts writes parts CRI "P" parts of 16 KiB to c (a line whose end is not written yet) and
+// returns what they hold.
+func writeParts(t *testing.T, c *loadgen.Container, ts time.Time, parts int) string {
+	t.Helper()
+	var line strings.Builder
+	for j := range parts {
+		head := fmt.Sprintf("[%s part %d]", c.Pod, j)
+		part := head + strings.Repeat(string(rune('a'+j%26)), 16<<10-len(head))
+		line.WriteString(part)
+		if err := c.WriteRaw(c.Line(ts, "stdout", true, part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return line.String()
 }
