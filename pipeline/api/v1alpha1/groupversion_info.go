@@ -11,7 +11,7 @@ var GroupVersion = schema.GroupVersion{Group: "logrouter.io", Version: "v1alpha1
 
 // Resource names, for dynamic clients and informers.
 var (
-	LogPipelines     = GroupVersion.WithResource("logpipelines")
+	LogPipelines      = GroupVersion.WithResource("logpipelines")
 	LogRouterPolicies = GroupVersion.WithResource("logrouterpolicies")
 )
 

@@ -262,10 +262,10 @@ const (
 	ConditionAccepted = "Accepted"
 	ConditionReady    = "Ready"
 
-	ReasonValid          = "Valid"
-	ReasonInvalid        = "Invalid"
+	ReasonValid           = "Valid"
+	ReasonInvalid         = "Invalid"
 	ReasonRunningPrevious = "RunningPreviousVersion"
-	ReasonTopicFailed    = "TopicFailed"
-	ReasonOverLimit      = "PolicyLimit"
-	ReasonReady          = "Ready"
+	ReasonTopicFailed     = "TopicFailed"
+	ReasonOverLimit       = "PolicyLimit"
+	ReasonReady           = "Ready"
 )
