@@ -117,3 +117,16 @@ type Limits struct {
 func (p *Policy) For(ns string, labels map[string]string) NamespacePolicy {
 	return NamespacePolicy{Collected: true} // skeleton
 }
+
+// State is the desired state of every namespace's pipelines and the policy, as a source
+// (a directory, the Kubernetes API) sees it after applying the last-known-good rule.
+type State struct {
+	Policy     *Policy         // nil: the defaults
+	Namespaces map[string]*Set // namespaces without pipelines are absent
+}
+
+// Applier takes a new desired state as a whole (the collector). Apply must not block for long:
+// sources coalesce bursts of changes into one Apply.
+type Applier interface {
+	Apply(*State)
+}
