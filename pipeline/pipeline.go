@@ -63,4 +63,7 @@ type Record struct {
 	Start, End int64
 	// Lines is the number of input lines the record holds (1 unless joined).
 	Lines int
+	// Meta is the metadata of the record's file (what CEL's record.labels etc. read); nil
+	// when there is none. Never changed by steps.
+	Meta *Meta
 }

@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/logrouter/logrouter/internal/record"
+)
+
+// maxEncodeDepth bounds the nesting AppendFieldsJSON follows; deeper values are encoded as
+// null (steps never build them: the json step and set refuse deeper values).
+const maxEncodeDepth = 100
+
+// AppendFieldsJSON appends fields as one JSON object: keys sorted at every level, strings
+// escaped by internal/record's AppendString (invalid UTF-8 becomes U+FFFD), so the result is
+// always valid JSON. Values are what steps produce (string, bool, nil, int64, uint64,
+// float64, []any, map[string]any); NaN and ±Inf become null, []byte base64 text, time.Time
+// RFC 3339 text, anything else its fmt %v text. A nil map appends {}.
+func AppendFieldsJSON(dst []byte, fields map[string]any) []byte {
+	return appendObject(dst, fields, 0)
+}
+
+func appendObject(b []byte, m map[string]any, depth int) []byte {
+	b = append(b, '{')
+	var stack [16]string
+	keys := stack[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, _ = record.AppendString(b, k)
+		b = append(b, ':')
+		b = appendValue(b, m[k], depth+1)
+	}
+	return append(b, '}')
+}
+
+func appendValue(b []byte, v any, depth int) []byte {
+	if depth > maxEncodeDepth {
+		return append(b, "null"...)
+	}
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		b, _ = record.AppendString(b, x)
+		return b
+	case bool:
+		return strconv.AppendBool(b, x)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case float64:
+		return appendFloat(b, x)
+	case float32:
+		return appendFloat(b, float64(x))
+	case map[string]any:
+		return appendObject(b, x, depth)
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, e, depth+1)
+		}
+		return append(b, ']')
+	case map[string]string:
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return appendObject(b, m, depth)
+	case []string:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, _ = record.AppendString(b, e)
+		}
+		return append(b, ']')
+	case []byte:
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, x)
+		return append(b, '"')
+	case time.Time:
+		b = append(b, '"')
+		b = x.UTC().AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	b, _ = record.AppendString(b, fmt.Sprint(v))
+	return b
+}
+
+// appendFloat writes f as encoding/json does (shortest representation, exponent only for
+// very large or small magnitudes).
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	return strconv.AppendFloat(b, f, format, -1, 64)
+}
