@@ -2,11 +2,14 @@
 // (DefaultTemplate, logs.<namespace>, or the operator's --topic-template), Kafka's naming rules,
 // and the pattern that finds namespace topics among a cluster's topics. The collector, the
 // archiver and the gateway all use it, so they cannot disagree on where a namespace's logs are.
+// It also defines suffix topics (<namespace topic>.<suffix>, where a tenant pipeline may send a
+// namespace's records) and the names of logrouter's own topics.
 package topic
 
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -135,3 +138,72 @@ const NamespacePattern = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 
 // DefaultPattern matches the topics of DefaultTemplate; its group "namespace" is the namespace.
 const DefaultPattern = `^logs\.(?P<namespace>` + NamespacePattern + `)$`
+
+// CountersTopic is the compacted topic on which collectors publish per-pipeline counters and
+// the controller folds them into each LogPipeline's status (pipeline/counters).
+const CountersTopic = "logrouter.pipeline-counters"
+
+// MaxSuffixLen bounds a suffix: one RFC 1123 label. With it the longest default suffix topic,
+// logs.<63>.<63>, is 132 characters, well within Kafka's 249.
+const MaxSuffixLen = 63
+
+// ErrInvalidSuffix is wrapped by ValidSuffix's errors.
+var ErrInvalidSuffix = errors.New("invalid topic suffix")
+
+// ValidSuffix checks that s can name a suffix topic: one lowercase RFC 1123 label of at most
+// MaxSuffixLen characters. Dots are refused, and namespaces contain none, so a namespace topic
+// with a suffix (WithSuffix) can never be another namespace's topic or its suffix topic.
+// Underscores are refused as well: Kafka treats '.' and '_' as the same in metric names.
+func ValidSuffix(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidSuffix)
+	}
+	if len(s) > MaxSuffixLen {
+		return fmt.Errorf("%w %q: %d characters, at most %d allowed", ErrInvalidSuffix, s, len(s), MaxSuffixLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' && i > 0 && i < len(s)-1:
+		default:
+			return fmt.Errorf("%w %q: want a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with a letter or digit; no dots)", ErrInvalidSuffix, s)
+		}
+	}
+	return nil
+}
+
+// WithSuffix is the suffix topic "<t>.<suffix>" of namespace topic t; an empty suffix is t
+// itself. The suffix must have passed ValidSuffix.
+func WithSuffix(t, suffix string) string {
+	if suffix == "" {
+		return t
+	}
+	return t + "." + suffix
+}
+
+// SuffixPattern matches the topics of DefaultTemplate with an optional suffix: logs.<namespace>
+// and logs.<namespace>.<suffix>. Its groups "namespace" and "suffix" ("" for the plain topic)
+// name them.
+const SuffixPattern = `^logs\.(?P<namespace>` + NamespacePattern + `)(?:\.(?P<suffix>` + NamespacePattern + `))?$`
+
+var (
+	suffixRe       = regexp.MustCompile(SuffixPattern)
+	suffixReNS     = suffixRe.SubexpIndex("namespace")
+	suffixReSuffix = suffixRe.SubexpIndex("suffix")
+)
+
+// ParseDefault splits a topic of DefaultTemplate, with or without a suffix, into its namespace
+// and suffix; ok is false for any other topic. Length bounds are checked too (a namespace and a
+// suffix are each at most 63 characters).
+func ParseDefault(t string) (namespace, suffix string, ok bool) {
+	m := suffixRe.FindStringSubmatch(t)
+	if m == nil {
+		return "", "", false
+	}
+	namespace, suffix = m[suffixReNS], m[suffixReSuffix]
+	if len(namespace) > 63 || len(suffix) > MaxSuffixLen {
+		return "", "", false
+	}
+	return namespace, suffix, true
+}

@@ -1,6 +1,7 @@
 package topic
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -82,5 +83,79 @@ func TestValid(t *testing.T) {
 		if err := Valid(tt.name); (err == nil) != tt.ok {
 			t.Errorf("Valid(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+func TestValidSuffix(t *testing.T) {
+	for _, tt := range []struct {
+		s  string
+		ok bool
+	}{
+		{"audit", true}, {"a", true}, {"debug-1", true}, {"0", true}, {strings.Repeat("s", MaxSuffixLen), true},
+		{"", false}, {strings.Repeat("s", MaxSuffixLen+1), false}, {"a.b", false}, {".", false}, {"..", false},
+		{"-a", false}, {"a-", false}, {"Audit", false}, {"a_b", false}, {"a/b", false}, {"a%2eb", false},
+		{"a b", false}, {"é", false}, {"a\x00", false}, {"a+b", false},
+	} {
+		err := ValidSuffix(tt.s)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidSuffix(%q) = %v, want ok=%v", tt.s, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidSuffix) {
+			t.Errorf("ValidSuffix(%q) = %v, want ErrInvalidSuffix", tt.s, err)
+		}
+	}
+}
+
+// TestSuffixContract: WithSuffix, SuffixPattern and ParseDefault agree; every valid suffix
+// topic is a valid Kafka topic; and no suffix can produce another namespace's topic (plain or
+// suffixed), because neither namespaces nor suffixes contain dots.
+func TestSuffixContract(t *testing.T) {
+	namespaces := []string{"a", "a-b", "team-a", "kube-system", "x0", "audit", strings.Repeat("n", 63)}
+	suffixes := []string{"", "a", "audit", "b", "debug-1", "team-a", strings.Repeat("s", MaxSuffixLen)}
+	re := regexp.MustCompile(SuffixPattern)
+	plain := regexp.MustCompile(DefaultPattern)
+	owner := map[string][2]string{}
+	for _, ns := range namespaces {
+		for _, sfx := range suffixes {
+			if sfx != "" {
+				if err := ValidSuffix(sfx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tp := WithSuffix(Of(ns), sfx)
+			if err := Valid(tp); err != nil {
+				t.Errorf("WithSuffix(%q, %q) = %q: %v", Of(ns), sfx, tp, err)
+			}
+			if prev, dup := owner[tp]; dup {
+				t.Errorf("topic %q is both %v and %v", tp, prev, [2]string{ns, sfx})
+			}
+			owner[tp] = [2]string{ns, sfx}
+			gotNS, gotSfx, ok := ParseDefault(tp)
+			if !ok || gotNS != ns || gotSfx != sfx {
+				t.Errorf("ParseDefault(%q) = %q, %q, %v; want %q, %q", tp, gotNS, gotSfx, ok, ns, sfx)
+			}
+			m := re.FindStringSubmatch(tp)
+			if m == nil || m[re.SubexpIndex("namespace")] != ns || m[re.SubexpIndex("suffix")] != sfx {
+				t.Errorf("SuffixPattern on %q = %q", tp, m)
+			}
+			// A suffix topic is never a plain namespace topic.
+			if sfx != "" && plain.MatchString(tp) {
+				t.Errorf("DefaultPattern matches suffix topic %q", tp)
+			}
+		}
+	}
+	if WithSuffix("logs.a", "") != "logs.a" {
+		t.Error("an empty suffix must be the namespace topic itself")
+	}
+	// Not namespace topics with a suffix: two suffixes, empty parts, upper case, other prefixes,
+	// logrouter's own topics, over-long parts.
+	for _, tp := range []string{"logs.a.b.c", "logs.a.", "logs..a", "logs.a..b", "logs.a.B", "logs.a.b_c", "logs.a.-b",
+		"logs", "x.logs.a.b", CountersTopic, "logrouter.tokens", "logs." + strings.Repeat("n", 64) + ".a", "logs.a." + strings.Repeat("s", 64)} {
+		if ns, sfx, ok := ParseDefault(tp); ok {
+			t.Errorf("ParseDefault(%q) = %q, %q, true", tp, ns, sfx)
+		}
+	}
+	if Valid(CountersTopic) != nil || plain.MatchString(CountersTopic) || re.MatchString(CountersTopic) {
+		t.Errorf("CountersTopic %q must be a valid topic outside the namespace patterns", CountersTopic)
 	}
 }
