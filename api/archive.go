@@ -49,7 +49,9 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 		return lease.Spend(ctx, n)
 	}
 	sent := 0
-	req := query.Request{Namespace: q.namespace, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep}
+	// Topic: the archive keeps a namespace's suffix topics in its partitions too; serve the
+	// one topic asked for, as the live endpoint does.
+	req := query.Request{Namespace: q.namespace, Topic: q.topic, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep}
 	stats, err := g.engine.Run(ctx, req, func(r record.Record) error {
 		if r.Namespace != q.namespace { // defense in depth: never another namespace's record
 			g.m.recordsHidden.WithLabelValues("foreign_namespace").Inc()

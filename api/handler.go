@@ -14,6 +14,7 @@ import (
 	"github.com/logrouter/logrouter/api/params"
 	"github.com/logrouter/logrouter/api/problem"
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // request is one request's audit state.
@@ -22,8 +23,10 @@ type request struct {
 	r         *http.Request
 	endpoint  string
 	namespace string
-	principal *authz.Principal
-	code      string
+	// topic is what the request reads: the namespace's topic or, with `suffix`, its suffix topic.
+	topic, suffix string
+	principal     *authz.Principal
+	code          string
 }
 
 // auditWriter counts what a handler sends.
@@ -158,6 +161,10 @@ func (g *Gateway) serveNamespace(q *request, ns string) {
 		q.fail(paramProblem(err))
 		return
 	}
+	// The topic comes from the path's namespace and a validated suffix (one label, no dots):
+	// it can only be this namespace's topic or one of its suffix topics.
+	q.suffix = logs.Suffix + arch.Suffix // at most one of them is set
+	q.topic = topic.WithSuffix(g.cfg.Topic(ns), q.suffix)
 	var mode string
 	if q.endpoint == "logs" {
 		if mode, err = negotiate(q.r.Header.Values("Accept"), true); err != nil {

@@ -62,7 +62,7 @@ func negotiate(accept []string, stream bool) (string, error) {
 
 // resolve finds the starting position of a logs request, writing the problem on failure.
 func (g *Gateway) resolve(q *request, start params.Start, dflt params.StartKind) (string, live.Start, bool) {
-	topic := g.cfg.Topic(q.namespace)
+	topic := q.topic
 	ctx, cancel := context.WithTimeout(q.r.Context(), 10*time.Second)
 	defer cancel()
 	st, err := g.reader.Resolve(ctx, topic, start, dflt)
@@ -73,6 +73,10 @@ func (g *Gateway) resolve(q *request, start params.Start, dflt params.StartKind)
 		}
 		return topic, st, true
 	case errors.Is(err, live.ErrNoTopic):
+		if q.suffix != "" {
+			q.fail(problem.New(http.StatusNotFound, problem.CodeNoTopic, fmt.Sprintf("namespace %q has no topic with suffix %q (%s) yet: no pipeline has sent logs there", q.namespace, q.suffix, topic)))
+			break
+		}
 		q.fail(problem.New(http.StatusNotFound, problem.CodeNoTopic, fmt.Sprintf("no logs have been produced for namespace %q yet", q.namespace)))
 	case errors.Is(err, live.ErrBadCursor), errors.Is(err, live.ErrCursorAhead):
 		q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeInvalidCursor, Detail: err.Error() + "; use a cursor this API returned for this namespace, or from=earliest|latest|<time>", Param: cmp.Or(start.Param, "cursor")})

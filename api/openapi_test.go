@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/logrouter/logrouter/api/params"
 	"github.com/logrouter/logrouter/api/problem"
 )
 
@@ -49,6 +51,36 @@ func TestOpenAPIDocument(t *testing.T) {
 		problem.CodeArchiveDisabled, problem.CodeInternal} {
 		if !enum[c] {
 			t.Errorf("problem code %s not documented", c)
+		}
+	}
+}
+
+// TestOpenAPIParameters: the document lists exactly the query parameters each read endpoint
+// accepts (api/params), so a parameter cannot be added without being described.
+func TestOpenAPIParameters(t *testing.T) {
+	var doc struct {
+		Paths map[string]struct {
+			Get struct {
+				Parameters []struct {
+					Name string `json:"name"`
+					In   string `json:"in"`
+				} `json:"parameters"`
+			} `json:"get"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for endpoint, path := range map[string]string{"logs": "/v1/namespaces/{ns}/logs", "archive": "/v1/namespaces/{ns}/archive"} {
+		var got []string
+		for _, p := range doc.Paths[path].Get.Parameters {
+			if p.In == "query" {
+				got = append(got, p.Name)
+			}
+		}
+		slices.Sort(got)
+		if want := params.Names(endpoint); !slices.Equal(got, want) {
+			t.Errorf("%s: openapi.json query parameters %v, api/params accepts %v", path, got, want)
 		}
 	}
 }

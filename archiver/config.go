@@ -29,7 +29,8 @@ type Config struct {
 	// Prefix is the key prefix of the archive inside the bucket.
 	Prefix string
 	// TopicsRegex selects the topics; a capture group named "namespace" gives the namespace
-	// for records without a namespace header.
+	// for records without a namespace header. The default, topic.SuffixPattern, selects every
+	// namespace topic and its suffix topics (logs.<ns>, logs.<ns>.<suffix>).
 	TopicsRegex string
 	Group       string
 	// InstanceID makes the archiver a static group member: a restarted process with the same
@@ -65,7 +66,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Kafka:          kafkaconn.Config{Brokers: "localhost:9092"},
-		TopicsRegex:    topic.DefaultPattern,
+		TopicsRegex:    topic.SuffixPattern,
 		Group:          "logrouter-archiver",
 		SessionTimeout: 45 * time.Second,
 		Format:         "parquet",

@@ -22,6 +22,7 @@ import (
 	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // The DuckDB queries of docs/archive.md are run from the markdown itself: a fenced ```sql
@@ -31,8 +32,9 @@ import (
 //
 // is run against an archive the real archiver wrote in that format, with the placeholder
 // archive root docRoot replaced by the archive's directory. expect=window: the rows are
-// (ts, pod, message) of every line of namespace team-a whose own time is in docWindow, in time
-// order. A ```sql block that calls read_parquet/read_ndjson/read_json without a marker fails
+// (ts, pod, message) of every line of namespace team-a (its topic and its suffix topic) whose
+// own time is in docWindow, in time order. expect=errors: those of them whose pipeline field
+// "level" is "error". A ```sql block that calls read_parquet/read_ndjson/read_json without a marker fails
 // the test, so a DuckDB query cannot be published untested.
 const (
 	docRoot      = "s3://logs-archive"
@@ -40,7 +42,7 @@ const (
 	docNamespace = "team-a"
 )
 
-var docTopics = []string{"logs.team-0", "logs." + docNamespace, "logs.team-b"}
+var docTopics = []string{"logs.team-0", "logs." + docNamespace, "logs." + docNamespace + ".audit", "logs.team-b"}
 
 var docWindow = [2]time.Time{time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 21, 11, 0, 0, 0, time.UTC)}
 
@@ -93,8 +95,8 @@ func docDuckDBQueries(t *testing.T, path string) []docQuery {
 				t.Errorf("%s:%d: unknown marker field %q", path, start, f)
 			}
 		}
-		if q.format != "parquet" && q.format != "ndjson" || q.expect != "window" {
-			t.Errorf("%s:%d: marker %q: want format=parquet|ndjson expect=window", path, start, marker)
+		if q.format != "parquet" && q.format != "ndjson" || q.expect != "window" && q.expect != "errors" {
+			t.Errorf("%s:%d: marker %q: want format=parquet|ndjson expect=window|errors", path, start, marker)
 		}
 		if !strings.Contains(sql, docRoot) {
 			t.Errorf("%s:%d: the query does not read the placeholder archive root %s", path, start, docRoot)
@@ -164,6 +166,19 @@ type docLine struct {
 	partition int32
 	ts, kafka time.Time
 	msg       string
+	// What a tenant pipeline made of the line: the "level" field ("" for no fields), a parse
+	// failure, and the suffix topic it was sent to ("" for the namespace's topic).
+	level, fieldsError, suffix string
+}
+
+func (l docLine) topic() string { return topic.WithSuffix(topic.Of(l.ns), l.suffix) }
+
+// fields is the line's fields object, nil without a level.
+func (l docLine) fields() []byte {
+	if l.level == "" {
+		return nil
+	}
+	return []byte(`{"level":"` + l.level + `","status":` + strconv.Itoa(len(l.msg)) + `}`)
 }
 
 // docLines builds the archive's content, in production order, so that every way a line's own
@@ -176,7 +191,9 @@ type docLine struct {
 //     one of 11:30 after them;
 //   - another namespace with lines in the same window, and one (team-0, listed first by the
 //     glob) whose lines of the 40 hours before all have whole-second times: DuckDB's NDJSON
-//     type detection samples the first 32 files, and then guesses TIMESTAMP for ts.
+//     type detection samples the first 32 files, and then guesses TIMESTAMP for ts;
+//   - pipeline output on team-a's and team-b's lines in turn: level error, level info, no
+//     fields, a parse failure; and every fifth team-a line in the suffix topic logs.team-a.audit.
 func docLines() []docLine {
 	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	at := func(h, m, s, ns int) time.Time {
@@ -184,8 +201,20 @@ func docLines() []docLine {
 	}
 	var ls []docLine
 	add := func(ns string, p int32, ts, kafka time.Time) {
-		ls = append(ls, docLine{ns: ns, pod: fmt.Sprintf("web-%d", p), partition: p, ts: ts, kafka: kafka,
-			msg: fmt.Sprintf("%s line %d at %s", ns, len(ls), ts.Format(time.RFC3339Nano))})
+		l := docLine{ns: ns, pod: fmt.Sprintf("web-%d", p), partition: p, ts: ts, kafka: kafka,
+			msg: fmt.Sprintf("%s line %d at %s", ns, len(ls), ts.Format(time.RFC3339Nano))}
+		switch len(ls) % 4 {
+		case 0:
+			l.level = "error"
+		case 1:
+			l.level = "info"
+		case 3:
+			l.fieldsError = "steps[0].json: invalid character 'l' looking for beginning of value"
+		}
+		if ns == docNamespace && len(ls)%5 == 4 {
+			l.suffix = "audit"
+		}
+		ls = append(ls, l)
 	}
 	for i := 0; i < 3*40; i++ { // 40 hours before the window, each hour one object
 		ts := at(i/3-40, 0, i%3, 0)
@@ -218,11 +247,12 @@ func docLines() []docLine {
 	return ls
 }
 
-// docWindowRows is what an expect=window query must return: micros, pod, message.
-func docWindowRows(t *testing.T, ls []docLine) [][3]string {
+// docWindowRows is what an expect=window (errors: expect=errors) query must return: micros,
+// pod, message.
+func docWindowRows(t *testing.T, ls []docLine, errors bool) [][3]string {
 	var want []docLine
 	for _, l := range ls {
-		if l.ns == docNamespace && !l.ts.Before(docWindow[0]) && l.ts.Before(docWindow[1]) {
+		if l.ns == docNamespace && !l.ts.Before(docWindow[0]) && l.ts.Before(docWindow[1]) && (!errors || l.level == "error") {
 			want = append(want, l)
 		}
 	}
@@ -266,7 +296,7 @@ func writeDocArchive(t *testing.T, kc *kfake.Cluster, group, format, dir string,
 	for _, ns := range docTopics {
 		for p := int32(0); p < 2; p++ {
 			for _, l := range ls {
-				if "logs."+l.ns == ns && l.partition == p {
+				if l.topic() == ns && l.partition == p {
 					want[archivetest.Pos{Topic: ns, Partition: p}]++
 				}
 			}
@@ -335,7 +365,7 @@ func TestArchiveDuckDBDocs(t *testing.T) {
 	var rs []*kgo.Record
 	for _, l := range ls {
 		rs = append(rs, archivetest.Record(archivetest.Line{Namespace: l.ns, Pod: l.pod, Container: "app", Time: l.ts,
-			Message: l.msg, KafkaTime: l.kafka, Partition: l.partition}))
+			Message: l.msg, KafkaTime: l.kafka, Partition: l.partition, Suffix: l.suffix, Fields: l.fields(), FieldsError: l.fieldsError}))
 	}
 	if err := archivetest.Produce(context.Background(), cl, rs); err != nil {
 		t.Fatal(err)
@@ -345,7 +375,11 @@ func TestArchiveDuckDBDocs(t *testing.T) {
 		roots[format] = t.TempDir()
 		writeDocArchive(t, kc, "duckdb-docs-"+format, format, roots[format], ls)
 	}
-	want := docWindowRows(t, ls)
+	want := docWindowRows(t, ls, false)
+	wantErrors := docWindowRows(t, ls, true)
+	if len(wantErrors) == 0 || len(wantErrors) == len(want) {
+		t.Fatalf("docLines: %d of %d window lines have level error: the fields query would not be tested", len(wantErrors), len(want))
+	}
 
 	// The layout's own promises, in DuckDB's terms, over the archives as the archiver left them.
 	hiveTypes := "hive_partitioning = true, hive_types = {'dt': DATE, 'hour': INTEGER}"
@@ -409,11 +443,12 @@ func TestArchiveDuckDBDocs(t *testing.T) {
 		}
 	}
 	jobs = nil
-	var names []string
+	var names, expects []string
 	for _, q := range queries {
 		for _, tz := range []string{"UTC", "Asia/Kolkata"} {
 			jobs = append(jobs, duckdbJob{Setup: []string{"SET TimeZone = '" + tz + "'"}, SQL: strings.ReplaceAll(q.sql, docRoot, roots[q.format])})
 			names = append(names, fmt.Sprintf("docs/archive.md:%d (%s, TimeZone %s)", q.line, q.format, tz))
+			expects = append(expects, q.expect)
 		}
 	}
 	res := runDuckDB(t, nodeAPI, jobs)
@@ -431,8 +466,12 @@ func TestArchiveDuckDBDocs(t *testing.T) {
 		for j, row := range r.Rows {
 			got[j] = [3]string{fmt.Sprint(row[0]), fmt.Sprint(row[1]), fmt.Sprint(row[2])}
 		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: %d rows, want %d\n%s", names[i], len(got), len(want), diffRows(got, want))
+		w := want
+		if expects[i] == "errors" {
+			w = wantErrors
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("%s: %d rows, want %d\n%s", names[i], len(got), len(w), diffRows(got, w))
 		}
 	}
 }

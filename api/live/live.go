@@ -5,7 +5,6 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -228,7 +227,7 @@ func (f *Filter) Check(r *kgo.Record) Verdict {
 	if string(ns) != f.Namespace {
 		return ForeignNamespace
 	}
-	if !bytes.Equal(schema, record.SchemaHeaderValue) {
+	if !record.SupportedSchemaHeader(schema) {
 		return BadSchema
 	}
 	if f.Pod != "" && string(pod) != f.Pod || f.Container != "" && string(ctr) != f.Container {

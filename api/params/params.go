@@ -7,9 +7,11 @@ package params
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/logrouter/logrouter/api/cursor"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // Limits on client-controlled values.
@@ -97,6 +100,9 @@ type Filter struct {
 type Logs struct {
 	Start  Start
 	Filter Filter
+	// Suffix selects the namespace's suffix topic <namespace topic>.<suffix>; "" is the
+	// namespace's topic. It is a valid topic.ValidSuffix, so it cannot reach another namespace.
+	Suffix string
 	Limit  int  // 0 = not given
 	Page   bool // the client asked for a page shape via `limit` or `cursor`
 }
@@ -105,6 +111,7 @@ type Logs struct {
 type Archive struct {
 	Since, Until time.Time
 	Filter       Filter
+	Suffix       string // as Logs.Suffix
 	Limit        int
 }
 
@@ -137,7 +144,7 @@ func values(rawQuery string, allowed map[string]bool) (map[string]string, error)
 	return out, nil
 }
 
-var logsParams = map[string]bool{"from": true, "cursor": true, "pod": true, "container": true, "grep": true, "limit": true}
+var logsParams = map[string]bool{"from": true, "cursor": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true}
 
 // ParseLogs parses the query of the logs endpoint.
 func ParseLogs(rawQuery string) (Logs, error) {
@@ -175,13 +182,36 @@ func ParseLogs(rawQuery string) (Logs, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if l.Suffix, err = parseSuffix(q); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Logs{}, err
 	}
 	return l, nil
 }
 
-var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true}
+var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true}
+
+// Names lists the query parameters of an endpoint ("logs" or "archive"), sorted.
+func Names(endpoint string) []string {
+	m := map[string]map[string]bool{"logs": logsParams, "archive": archiveParams}[endpoint]
+	return slices.Sorted(maps.Keys(m))
+}
+
+// parseSuffix reads `suffix`: one lowercase RFC 1123 label (topic.ValidSuffix). No dots, so
+// neither `..` nor another namespace's topic can be named; url.ParseQuery has already decoded
+// percent-escapes, so an escaped dot or slash is refused the same way.
+func parseSuffix(q map[string]string) (string, error) {
+	s, ok := q["suffix"]
+	if !ok {
+		return "", nil
+	}
+	if err := topic.ValidSuffix(s); err != nil {
+		return "", &Error{Param: "suffix", Code: CodeInvalid, Msg: fmt.Sprintf("suffix %q is not a topic suffix: one lowercase RFC 1123 label (a-z, 0-9, '-'; at most %d characters; no dots), e.g. suffix=audit for the topic <namespace topic>.audit", truncate(s, 80), topic.MaxSuffixLen)}
+	}
+	return s, nil
+}
 
 // ParseArchive parses the query of the archive endpoint; until defaults to now.
 func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
@@ -213,6 +243,9 @@ func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 		a.Limit = n
 	}
 	if a.Filter, err = parseFilter(q); err != nil {
+		errs = append(errs, err)
+	}
+	if a.Suffix, err = parseSuffix(q); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -2,9 +2,12 @@ package params
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 func TestNamespace(t *testing.T) {
@@ -164,6 +167,8 @@ func FuzzParseLogs(f *testing.F) {
 	for _, s := range []string{"", "from=earliest", "limit=5&cursor=AQ", "grep=a%2Bb&pod=x", "from=2026-11-21T10:00:00Z"} {
 		f.Add(s)
 	}
+	f.Add("suffix=audit&from=earliest")
+	f.Add("suffix=a%2eb")
 	f.Fuzz(func(t *testing.T, q string) {
 		l, err := ParseLogs(q)
 		if err != nil {
@@ -177,6 +182,9 @@ func FuzzParseLogs(f *testing.F) {
 		}
 		if re := l.Filter.Grep; re != nil && len(re.String()) > MaxGrepBytes {
 			t.Fatalf("grep too long accepted")
+		}
+		if l.Suffix != "" && topic.ValidSuffix(l.Suffix) != nil {
+			t.Fatalf("suffix %q accepted", l.Suffix)
 		}
 	})
 }
@@ -222,7 +230,7 @@ func FuzzParseArchive(f *testing.F) {
 			}
 			return
 		}
-		if !a.Since.Before(a.Until) || a.Limit < 0 {
+		if !a.Since.Before(a.Until) || a.Limit < 0 || a.Suffix != "" && topic.ValidSuffix(a.Suffix) != nil {
 			t.Fatalf("accepted %+v", a)
 		}
 	})
@@ -249,6 +257,69 @@ func TestNone(t *testing.T) {
 		}
 		if pe := First(err); pe == nil || pe.Code != tt.code {
 			t.Errorf("None(%q) = %v, want code %s", tt.q, err, tt.code)
+		}
+	}
+}
+
+// TestParseSuffix: both endpoints take one suffix, a single RFC 1123 label; anything that could
+// name another topic (dots, `..`, slashes, escapes of them, another namespace's topic, upper
+// case, an empty value, a second suffix) is invalid_parameter with param "suffix".
+func TestParseSuffix(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		raw, want string
+		ok        bool
+	}{
+		{"suffix=audit", "audit", true},
+		{"suffix=debug-1", "debug-1", true},
+		{"suffix=%61udit", "audit", true}, // an escaped letter is that letter
+		{"", "", true},
+		{"suffix=", "", false},
+		{"suffix=..", "", false},
+		{"suffix=.", "", false},
+		{"suffix=%2e%2e", "", false},
+		{"suffix=a.b", "", false},
+		{"suffix=audit%2e", "", false},
+		{"suffix=logs.team-b", "", false},
+		{"suffix=team-b.audit", "", false},
+		{"suffix=..%2f..%2flogs.team-b", "", false},
+		{"suffix=a/b", "", false},
+		{"suffix=a%2Fb", "", false},
+		{"suffix=a%00", "", false},
+		{"suffix=Audit", "", false},
+		{"suffix=a_b", "", false},
+		{"suffix=-a", "", false},
+		{"suffix=a+b", "", false},
+		{"suffix=%C3%A9", "", false},
+		{"suffix=" + strings.Repeat("a", 64), "", false},
+		{"suffix=audit&suffix=debug", "", false},
+	} {
+		for _, endpoint := range []string{"logs", "archive"} {
+			var got string
+			var err error
+			if endpoint == "logs" {
+				var l Logs
+				l, err = ParseLogs(tt.raw)
+				got = l.Suffix
+			} else {
+				var a Archive
+				a, err = ParseArchive(strings.TrimPrefix(tt.raw+"&since=2026-11-21T10:00:00Z", "&"), now)
+				got = a.Suffix
+			}
+			if tt.ok {
+				if err != nil || got != tt.want {
+					t.Errorf("%s %q: suffix %q, %v; want %q", endpoint, tt.raw, got, err, tt.want)
+				}
+				continue
+			}
+			if e := First(err); e == nil || e.Param != "suffix" || e.Code != CodeInvalid {
+				t.Errorf("%s %q: err %v, want invalid_parameter on suffix", endpoint, tt.raw, err)
+			}
+		}
+	}
+	for _, endpoint := range []string{"logs", "archive"} {
+		if !slices.Contains(Names(endpoint), "suffix") {
+			t.Errorf("Names(%s) = %v", endpoint, Names(endpoint))
 		}
 	}
 }

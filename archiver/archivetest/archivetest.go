@@ -27,6 +27,12 @@ type Line struct {
 	Message                   string
 	KafkaTime                 time.Time // zero: the producer's clock
 	Partition                 int32     // -1: by key
+	// Suffix, if set, sends the record to the namespace's suffix topic logs.<ns>.<suffix>.
+	Suffix string
+	// Fields, FieldsError and Lines are a tenant pipeline's output (record.Line).
+	Fields      []byte
+	FieldsError string
+	Lines       int
 }
 
 // WaitArchived waits until the claim chain of each partition in want reaches its next offset
@@ -73,9 +79,10 @@ func Record(l Line) *kgo.Record {
 		Kubernetes: &record.Kubernetes{Labels: map[string]string{"app": l.Pod}}}
 	v, _ := record.AppendJSON(nil, src.Fragment(), &record.Line{
 		TS: []byte(l.Time.UTC().Format(time.RFC3339Nano)), Stream: record.StreamStdout, Message: []byte(l.Message),
+		Fields: l.Fields, FieldsError: l.FieldsError, Lines: l.Lines,
 	})
 	r := &kgo.Record{
-		Topic: topic.Of(l.Namespace), Value: v, Timestamp: l.KafkaTime, Partition: l.Partition,
+		Topic: topic.WithSuffix(topic.Of(l.Namespace), l.Suffix), Value: v, Timestamp: l.KafkaTime, Partition: l.Partition,
 		Key: []byte(record.Key("", src.PodUID, l.Namespace, l.Pod, l.Container)),
 		Headers: []kgo.RecordHeader{
 			{Key: record.HeaderNamespace, Value: []byte(l.Namespace)},

@@ -89,7 +89,9 @@ func appendKafka(b []byte, e *Entry) []byte {
 // appendInvalid renders the stand-in record for an invalid value (see invalidRow), leaving the
 // object open for the kafka member.
 func appendInvalid(b []byte, r *row.Row) []byte {
-	b = append(b, `{"v":1,"ts":"`...)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, record.SchemaVersion, 10)
+	b = append(b, `,"ts":"`...)
 	b = r.TimeOf().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","message":`...)
 	b, _ = record.AppendString(b, r.Message)

@@ -17,7 +17,10 @@ import (
 
 // Request selects records. Since and Until bound the record's own time (its "ts"), [Since, Until).
 type Request struct {
-	Namespace      string
+	Namespace string
+	// Topic, if set, reads only the objects of this Kafka topic (the namespace's topic or one
+	// of its suffix topics, which share the namespace's partition directories); "" reads all.
+	Topic          string
 	Since, Until   time.Time      // [Since, Until)
 	Pod, Container string         // "" = any
 	Grep           *regexp.Regexp // nil = any; matched against the message

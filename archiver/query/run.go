@@ -178,7 +178,7 @@ func (e *Engine) checkHour(ctx context.Context, req Request, dir string, hour ti
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
 		}
-		if _, err := layout.ParseKey(e.prefix, obj.Key); err != nil {
+		if o, err := layout.ParseKey(e.prefix, obj.Key); err != nil || req.Topic != "" && o.Topic != req.Topic {
 			continue
 		}
 		attrs, err := e.bucket.Attributes(ctx, obj.Key)
@@ -237,6 +237,9 @@ func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour tim
 		o, err := layout.ParseKey(e.prefix, obj.Key)
 		if err != nil {
 			continue // not a data object (a stray file in the partition)
+		}
+		if req.Topic != "" && o.Topic != req.Topic {
+			continue // another topic of the namespace (a suffix topic, or the plain one)
 		}
 		st.ObjectsListed++
 		attrs, err := e.bucket.Attributes(ctx, obj.Key)

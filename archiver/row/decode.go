@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -159,6 +160,20 @@ func (d *Decoder) decode(r *Row, s *scanner) error {
 				return fmt.Errorf("k8s: %w", err)
 			}
 			r.Kubernetes = string(s.b[start:s.i])
+		case "fields_error":
+			if d.buf, err = s.str(d.buf[:0]); err != nil {
+				return fmt.Errorf("fields_error: %w", err)
+			}
+			r.FieldsError = string(d.buf) // not interned: messages vary per line
+		case "lines":
+			n, err := s.int()
+			if err != nil {
+				return fmt.Errorf("lines: %w", err)
+			}
+			if n < math.MinInt32 || n > math.MaxInt32 {
+				return fmt.Errorf("lines: %d out of range", n)
+			}
+			r.Lines = int32(n)
 		case "fields":
 			if s.i >= len(s.b) || s.b[s.i] != '{' {
 				return s.errorf("fields: want object")
@@ -187,7 +202,7 @@ func (d *Decoder) decode(r *Row, s *scanner) error {
 	if s.i != len(s.b) {
 		return s.errorf("data after the record")
 	}
-	if version != record.SchemaVersion {
+	if version < math.MinInt32 || version > math.MaxInt32 || !record.SupportedVersion(int(version)) {
 		return fmt.Errorf("%w: %d", record.ErrUnsupportedVersion, version)
 	}
 	if !sawTime {
@@ -292,7 +307,7 @@ func (d *Decoder) kafka(r *Row, s *scanner) error {
 	})
 }
 
-var topFields = []string{"v", "ts", "stream", "message", "message_base64", "namespace", "pod", "pod_uid", "container", "container_id", "node", "file", "offset", "split", "parse_error", "k8s", "metadata", "fields"}
+var topFields = []string{"v", "ts", "stream", "message", "message_base64", "namespace", "pod", "pod_uid", "container", "container_id", "node", "file", "offset", "split", "parse_error", "k8s", "metadata", "fields", "fields_error", "lines"}
 
 // fieldName maps a member name to the record field it sets, as encoding/json does (exact match
 // first, then case-insensitive), or "" for an unknown member.

@@ -29,6 +29,7 @@ func TestDecodeCollectorRecords(t *testing.T) {
 		{"invalid utf8", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Stream: "stderr", Message: []byte("a\xffb"), Offset: 1}, src},
 		{"split", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte("chunk"), Split: true, SplitIndex: 2, SplitLast: true}, src},
 		{"parse error and fields", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte("raw"), ParseError: "cri: bad", Fields: []byte(`{"level":"warn","n":[1,2]}`)}, src},
+		{"pipeline output", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte("a\n b"), Lines: 2, FieldsError: "steps[1].json: bad \"x\"", Fields: []byte(`{"k":{"n":1}}`)}, src},
 		{"no k8s, partial", record.Line{TS: []byte("2026-11-21T10:00:00+02:00"), Message: []byte("m")}, record.Source{Namespace: "n", Pod: "p", Container: "c", MetadataPartial: true}},
 	}
 	d := NewDecoder()
@@ -58,7 +59,7 @@ func compare(t *testing.T, r *Row, w *record.Record) {
 	if got.Message != w.Message || string(got.MessageBase64) != string(w.MessageBase64) || got.Stream != w.Stream ||
 		got.Namespace != w.Namespace || got.Pod != w.Pod || got.PodUID != w.PodUID || got.Container != w.Container ||
 		got.ContainerID != w.ContainerID || got.Node != w.Node || got.File != w.File || got.Offset != w.Offset ||
-		got.ParseError != w.ParseError || got.Metadata != w.Metadata {
+		got.ParseError != w.ParseError || got.Metadata != w.Metadata || got.FieldsError != w.FieldsError || got.Lines != w.Lines {
 		t.Errorf("got  %+v\nwant %+v", got, *w)
 	}
 	if (got.Split == nil) != (w.Split == nil) || got.Split != nil && *got.Split != *w.Split {
@@ -81,7 +82,11 @@ func TestDecodeRejects(t *testing.T) {
 		name, in, want string
 	}{
 		{"not json", `hello`, "want object"},
-		{"v2", `{"v":2,"ts":"2026-11-21T10:00:00Z"}`, "unsupported record schema version"},
+		{"v3", `{"v":3,"ts":"2026-11-21T10:00:00Z"}`, "unsupported record schema version"},
+		{"v0", `{"v":0,"ts":"2026-11-21T10:00:00Z"}`, "unsupported record schema version"},
+		{"v huge", `{"v":4294967298,"ts":"2026-11-21T10:00:00Z"}`, "unsupported record schema version"},
+		{"lines not int", `{"v":2,"ts":"2026-11-21T10:00:00Z","lines":"3"}`, "lines:"},
+		{"fields_error not string", `{"v":2,"ts":"2026-11-21T10:00:00Z","fields_error":{}}`, "fields_error:"},
 		{"no v", `{"ts":"2026-11-21T10:00:00Z"}`, "unsupported record schema version"},
 		{"no ts", `{"v":1,"message":"x"}`, "ts: missing"},
 		{"bad ts", `{"v":1,"ts":"yesterday"}`, "ts:"},
@@ -116,6 +121,7 @@ func TestDecodeAcceptsWhatEncodingJSONAccepts(t *testing.T) {
 		` { "ts" : "2026-11-21T10:00:00Z" , "v" : 1 , "unknown" : {"a":[true,false,null,-1.5e3]} } `,
 		`{"v":1,"ts":"2026-11-21T10:00:00Z","POD":"upper","pod":null,"split":{"index":3}}`,
 		`{"v":1,"ts":"2026-11-21T10:00:00Z","message":"\ud83d\ude00 \ud800 \u00e9\n"}`,
+		`{"v":2,"ts":"2026-11-21T10:00:00Z","fields":{"a":"b"},"fields_error":"e\u0001","lines":3,"LINES":4}`,
 		`{"v":1,"ts":"2026-11-21T10:00:00Z","k8s":{"labels":{"a":"1"},"image":"x"},"k8s":{"labels":{"b":"2"}}}`,
 	} {
 		var r Row

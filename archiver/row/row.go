@@ -1,5 +1,5 @@
 // Package row is the archive's row: the fixed, documented schema of the Parquet objects
-// (docs/archive.md), and the conversion of a Kafka record's value (record schema v1) into it
+// (docs/archive.md), and the conversion of a Kafka record's value (record schema v1 and v2) into it
 // without a general-purpose JSON decoder, which would cost more than the Parquet encoding.
 package row
 
@@ -37,8 +37,12 @@ type Row struct {
 	Metadata     string `parquet:"metadata,optional"`
 	// Kubernetes is the record's "k8s" object as JSON (labels are also in Labels).
 	Kubernetes string `parquet:"k8s,optional"`
-	// Fields is the record's "fields" object as JSON.
+	// Fields is the record's "fields" object as JSON (DuckDB: json_extract_string(fields, '$.level')).
 	Fields string `parquet:"fields,optional"`
+	// FieldsError is the record's "fields_error": a pipeline's parse step failed.
+	FieldsError string `parquet:"fields_error,optional"`
+	// Lines is the record's "lines": how many lines a multiline step joined (null for one).
+	Lines int32 `parquet:"lines,optional"`
 }
 
 // TimeOf returns the row's time.
@@ -52,6 +56,7 @@ func (r *Row) Record() record.Record {
 		MessageBase64: r.MessageBytes, Namespace: r.Namespace, Pod: r.Pod, PodUID: r.PodUID,
 		Container: r.Container, ContainerID: r.ContainerID, Node: r.Node, File: r.File,
 		Offset: r.FileOffset, ParseError: r.ParseError, Metadata: r.Metadata,
+		FieldsError: r.FieldsError, Lines: int(r.Lines),
 	}
 	if r.SplitIndex != nil {
 		rec.Split = &record.Split{Index: int(*r.SplitIndex), Last: r.SplitLast != nil && *r.SplitLast}

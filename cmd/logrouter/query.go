@@ -23,6 +23,7 @@ import (
 	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 func init() {
@@ -54,6 +55,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ns := fs.String("namespace", "", "namespace (required)")
 	since := fs.String("since", "1h", "start of the range (RFC 3339, or a duration ago)")
 	until := fs.String("until", "now", "end of the range, exclusive (RFC 3339, a duration ago, or now)")
+	topicName := fs.String("topic", "", "only records of this topic: the namespace's (logs.<ns>) or one of its suffix topics (logs.<ns>.<suffix>); default all of them")
 	pod := fs.String("pod", "", "only this pod")
 	container := fs.String("container", "", "only this container")
 	grep := fs.String("grep", "", "only messages matching this regular expression (RE2)")
@@ -65,9 +67,14 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	now := time.Now()
-	req := query.Request{Namespace: *ns, Pod: *pod, Container: *container}
+	req := query.Request{Namespace: *ns, Topic: *topicName, Pod: *pod, Container: *container}
 	var errs []error
 	var err error
+	if *topicName != "" {
+		if err := topic.Valid(*topicName); err != nil {
+			errs = append(errs, fmt.Errorf("--topic: %w", err))
+		}
+	}
 	if *bucketURL == "" {
 		errs = append(errs, errors.New("--bucket is required"))
 	} else if err := bucketurl.Check(*bucketURL); err != nil {

@@ -35,9 +35,9 @@ var DocumentedFields = []string{"v", "ts", "stream", "message", "namespace", "po
 
 // OptionalFields are the documented fields a record carries only in some cases (internal/record):
 // message_base64 (invalid UTF-8), split (a chunk of an oversized line), parse_error, and what
-// the enricher and tenant pipelines add.
+// the enricher and tenant pipelines (fields, fields_error, lines: schema version 2) add.
 var OptionalFields = map[string]string{"message_base64": "string", "split": "object", "parse_error": "string",
-	"k8s": "object", "metadata": "string", "fields": "object"}
+	"k8s": "object", "metadata": "string", "fields": "object", "fields_error": "string", "lines": "integer"}
 
 // Schema is the part of docs/record.schema.json the tests check: the top-level properties
 // with their JSON types, the required ones, and whether others are allowed.
@@ -348,7 +348,8 @@ func (w *Workload) Verify(t testing.TB, client, ns string, schema *Schema, msgs 
 		if rec.V != record.SchemaVersion || !rec.Time.Equal(l.TS) || rec.Stream != l.Stream || rec.Offset != l.Offset ||
 			rec.Namespace != c.Namespace || rec.Pod != c.Pod || rec.PodUID != c.PodUID || rec.Container != c.Name ||
 			rec.ContainerID != c.ID || rec.Node != NodeName || rec.File != c.Path() || rec.MessageBase64 != nil ||
-			rec.Split != nil || rec.ParseError != "" || rec.Kubernetes != nil || rec.Metadata != "" || rec.Fields != nil {
+			rec.Split != nil || rec.ParseError != "" || rec.Kubernetes != nil || rec.Metadata != "" || rec.Fields != nil ||
+			rec.FieldsError != "" || rec.Lines != 0 {
 			fail("%s: %s seq %d: record %+v, want ts %s stream %s offset %d file %s pod_uid %s node %s",
 				where, c.Key, seq, rec, l.TS.Format(time.RFC3339Nano), l.Stream, l.Offset, c.Path(), c.PodUID, NodeName)
 		}

@@ -42,7 +42,7 @@ func encode(c *Container, l Line) Msg {
 	src := record.Source{Namespace: c.Namespace, Pod: c.Pod, PodUID: c.PodUID, Container: c.Name, ContainerID: c.ID, Node: NodeName, File: c.Path()}
 	v, _ := record.AppendJSON(nil, src.Fragment(), &record.Line{TS: []byte(l.TS.Format(time.RFC3339Nano)), Stream: l.Stream, Message: []byte(l.Message), Offset: l.Offset})
 	return Msg{Topic: Topic(c.Namespace), Key: []byte(c.ID), Value: v, Headers: []Header{
-		{record.HeaderNamespace, c.Namespace}, {record.HeaderPod, c.Pod}, {record.HeaderContainer, c.Name}, {record.HeaderSchema, "logrouter.v1"}}}
+		{record.HeaderNamespace, c.Namespace}, {record.HeaderPod, c.Pod}, {record.HeaderContainer, c.Name}, {record.HeaderSchema, "logrouter.v2"}}}
 }
 
 func TestVerifyDetects(t *testing.T) {
@@ -75,9 +75,14 @@ func TestVerifyDetects(t *testing.T) {
 		"key":            {func(m []Msg) []Msg { m[0].Key = []byte("team-a/web-0/app"); return m }, "key"},
 		"header missing": {func(m []Msg) []Msg { m[0].Headers = m[0].Headers[:3]; return m }, `header "schema"`},
 		"header value":   {func(m []Msg) []Msg { m[0].Headers[1].Value = "other"; return m }, `header "pod"`},
-		"header twice":   {func(m []Msg) []Msg { m[0].Headers = append(m[0].Headers, m[0].Headers[0]); return m }, "headers"},
+		"old schema":     {func(m []Msg) []Msg { m[0].Headers[3].Value = "logrouter.v1"; return m }, `header "schema"`},
+		"pipeline output": {func(m []Msg) []Msg {
+			m[1].Value = bytes.Replace(m[1].Value, []byte(`"offset":`), []byte(`"fields_error":"x","offset":`), 1)
+			return m
+		}, "seq 1: record"},
+		"header twice": {func(m []Msg) []Msg { m[0].Headers = append(m[0].Headers, m[0].Headers[0]); return m }, "headers"},
 		"version": {func(m []Msg) []Msg {
-			m[0].Value = bytes.Replace(m[0].Value, []byte(`"v":1`), []byte(`"v":2`), 1)
+			m[0].Value = bytes.Replace(m[0].Value, []byte(`"v":2`), []byte(`"v":3`), 1)
 			return m
 		}, "unsupported record schema version"},
 		"field renamed": {func(m []Msg) []Msg {

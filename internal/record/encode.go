@@ -110,15 +110,37 @@ type Line struct {
 	SplitLast  bool
 	// ParseError is set when the framing could not be parsed; Message is then the raw line.
 	ParseError string
-	// Fields is a pre-encoded JSON object from a parse stage, or nil.
+	// Fields is a pre-encoded JSON object from a pipeline (pipeline.AppendFieldsJSON, which
+	// escapes with AppendString), or nil. An empty object is written as it is.
 	Fields []byte
+	// FieldsError is why a pipeline's parse step failed; Message is then unchanged.
+	FieldsError string
+	// Lines is how many lines a multiline step joined into Message; 0 or 1 writes nothing.
+	Lines int
+}
+
+// ExtraLen bounds what l's pipeline output (Fields, FieldsError, Lines) adds to the value
+// beyond MaxValueLen(len(l.Message), fragLen): pass fragLen+l.ExtraLen() to size a value that
+// carries them.
+func (l *Line) ExtraLen() int {
+	n := 0
+	if len(l.Fields) > 0 {
+		n += len(`,"fields":`) + len(l.Fields)
+	}
+	if l.FieldsError != "" {
+		n += len(`,"fields_error":""`) + 6*len(l.FieldsError)
+	}
+	if l.Lines > 1 {
+		n += len(`,"lines":`) + 20
+	}
+	return n
 }
 
 // AppendJSON appends the record value for l from source fragment frag (see Source.Fragment).
 // invalidUTF8 reports whether the message was not valid UTF-8; the value then carries the exact
 // bytes in message_base64 as well.
 func AppendJSON(dst []byte, frag []byte, l *Line) (b []byte, invalidUTF8 bool) {
-	b = append(dst, `{"v":1,"ts":"`...)
+	b = append(dst, versionPrefix...)
 	b = append(b, l.TS...)
 	b = append(b, '"')
 	if l.Stream != "" {
@@ -152,8 +174,18 @@ func AppendJSON(dst []byte, frag []byte, l *Line) (b []byte, invalidUTF8 bool) {
 		b = append(b, `,"fields":`...)
 		b = append(b, l.Fields...)
 	}
+	if l.FieldsError != "" {
+		b = appendMember(b, "fields_error", l.FieldsError)
+	}
+	if l.Lines > 1 {
+		b = append(b, `,"lines":`...)
+		b = strconv.AppendInt(b, int64(l.Lines), 10)
+	}
 	return append(b, '}'), !valid
 }
+
+// versionPrefix opens every value AppendJSON writes.
+var versionPrefix = []byte(`{"v":` + strconv.Itoa(SchemaVersion) + `,"ts":"`)
 
 // safe[c] is true for ASCII bytes that need no escaping inside a JSON string.
 var safe = func() (t [utf8.RuneSelf]bool) {
@@ -167,6 +199,10 @@ const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a quoted JSON string. Invalid UTF-8 bytes become U+FFFD; valid
 // reports whether there were none.
+//
+// It is logrouter's one JSON string escaping: the record value, the source fragment, the
+// pipeline's fields object (pipeline.AppendFieldsJSON) and the archiver's NDJSON all use it,
+// so a string is escaped the same way wherever it appears, without allocating.
 func AppendString[S ~string | ~[]byte](b []byte, s S) (_ []byte, valid bool) {
 	valid = true
 	b = append(b, '"')

@@ -1,5 +1,5 @@
 // Package record defines the log record that the collector produces to Kafka and that the
-// archiver, gateway and tenant consumers read: its JSON value (schema version 1, documented in
+// archiver, gateway and tenant consumers read: its JSON value (schema version 2, documented in
 // docs/record.md and docs/record.schema.json), its Kafka headers and its key.
 //
 // The collector encodes with AppendJSON, which copies a per-file pre-rendered Source fragment so
@@ -7,15 +7,25 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
 
-// SchemaVersion is the value of the "v" field. It changes only on an incompatible change;
-// new optional fields do not change it.
-const SchemaVersion = 1
+// SchemaVersion is the value of the "v" field the collector writes. It changes only on an
+// incompatible change; new optional fields do not change it. Version 2 (tenant pipelines)
+// defines "fields" as what a pipeline parsed and adds "fields_error" and "lines"; readers accept
+// every version from MinSchemaVersion on (SupportedVersion), so topics that still hold version 1
+// records are read as before.
+const SchemaVersion = 2
+
+// MinSchemaVersion is the oldest version readers accept.
+const MinSchemaVersion = 1
+
+// SupportedVersion reports whether readers understand records of version v.
+func SupportedVersion(v int) bool { return v >= MinSchemaVersion && v <= SchemaVersion }
 
 // Kafka header keys. Namespace, pod and container are copied into headers so consumers
 // (the archiver, the gateway's filters, teams' own consumers) can route without parsing JSON.
@@ -28,7 +38,27 @@ const (
 )
 
 // SchemaHeaderValue is the value of HeaderSchema for this version.
-var SchemaHeaderValue = []byte(fmt.Sprintf("logrouter.v%d", SchemaVersion))
+var SchemaHeaderValue = schemaHeader(SchemaVersion)
+
+func schemaHeader(v int) []byte { return []byte(fmt.Sprintf("logrouter.v%d", v)) }
+
+// supportedHeaders are the HeaderSchema values of the supported versions.
+var supportedHeaders = func() (h [][]byte) {
+	for v := MinSchemaVersion; v <= SchemaVersion; v++ {
+		h = append(h, schemaHeader(v))
+	}
+	return h
+}()
+
+// SupportedSchemaHeader reports whether h is the HeaderSchema value of a supported version.
+func SupportedSchemaHeader(h []byte) bool {
+	for _, s := range supportedHeaders {
+		if bytes.Equal(h, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // Stream values.
 const (
@@ -73,8 +103,14 @@ type Record struct {
 	// Metadata is "partial" when the enricher had no API metadata for the pod in time.
 	Metadata string `json:"metadata,omitempty"`
 
-	// Fields holds what a tenant pipeline's parse stage extracted from the message.
+	// Fields holds what a tenant pipeline's steps extracted from the message and set.
 	Fields map[string]any `json:"fields,omitempty"`
+	// FieldsError is set when a pipeline's parse step failed on the message, which is then
+	// shipped unchanged: the step and the reason (schema version 2).
+	FieldsError string `json:"fields_error,omitempty"`
+	// Lines is how many lines a multiline step joined into Message; absent (0) for a single
+	// line (schema version 2).
+	Lines int `json:"lines,omitempty"`
 }
 
 // Split marks one chunk of an oversized line. Chunks of one line are produced in order, with
@@ -97,16 +133,16 @@ type Kubernetes struct {
 // MetadataPartial is the Metadata value for lines shipped without API metadata.
 const MetadataPartial = "partial"
 
-// ErrUnsupportedVersion is returned by Decode for a record of another schema version.
+// ErrUnsupportedVersion is returned by Decode for a record of a version it does not support.
 var ErrUnsupportedVersion = errors.New("unsupported record schema version")
 
-// Decode parses a record value.
+// Decode parses a record value of any supported version (SupportedVersion).
 func Decode(b []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Record{}, fmt.Errorf("decode record: %w", err)
 	}
-	if r.V != SchemaVersion {
+	if !SupportedVersion(r.V) {
 		return Record{}, fmt.Errorf("decode record: %w: %d", ErrUnsupportedVersion, r.V)
 	}
 	if r.Time.IsZero() {
