@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -186,6 +187,22 @@ func newCELEnv() (*cel.Env, error) {
 	)
 }
 
+// maxCELSize is the size the cost estimate assumes for values it cannot size: a line (and
+// anything derived from it) is at most about 1 MiB (multiline maxBytes, the collector's line
+// limit).
+const maxCELSize = 1 << 20
+
+// sizeEstimator bounds every value of unknown size by maxCELSize.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+	return &checker.SizeEstimate{Min: 0, Max: maxCELSize}
+}
+
+func (sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
 // celExpr is one compiled expression.
 type celExpr struct {
 	prg cel.Program
@@ -214,10 +231,16 @@ func compileCEL(env *cel.Env, src string, wantBool bool) (*celExpr, error) {
 			return nil, fmt.Errorf("must be a bool expression, not %s", t)
 		}
 	}
-	prg, err := env.Program(ast,
-		cel.CostLimit(CELCostLimit),
-		cel.EvalOptions(cel.OptOptimize),
-	)
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	// Tracking the cost at run time costs several allocations per evaluation, so it is on
+	// only for expressions whose worst case, with every string, list and map as large as a
+	// line can make it, could pass the limit (comprehensions, mostly). The others are
+	// bounded by the line's size already.
+	est, err := env.EstimateCost(ast, sizeEstimator{})
+	if err != nil || est.Max > CELCostLimit {
+		opts = append(opts, cel.CostLimit(CELCostLimit))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}

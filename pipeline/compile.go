@@ -361,6 +361,9 @@ func (c *compiler) redact(path string, r *v1alpha1.RedactStep) step {
 	}
 	if r.Pattern != "" {
 		rs.re = c.regex(path+".pattern", r.Pattern)
+		if rs.re != nil {
+			rs.match = newMatcher(rs.re, r.Pattern)
+		}
 	}
 	for j, f := range r.Fields {
 		c.field(fmt.Sprintf("%s.fields[%d]", path, j), f)
