@@ -85,11 +85,12 @@ type Runner struct {
 	msgBufs      [2][]byte
 	msgCur       int
 	scratchBytes []byte
+	locs         [][]int
 	mac          hash.Hash
 	sum          []byte
 	ml           heldRecord
 	// out is the Outcome of the line being processed; counts what happened since TakeCounts.
-	out    *Outcome
+	out    Outcome
 	counts Counts
 }
 
@@ -104,15 +105,13 @@ type Runner struct {
 // Process may set rec.Fields to a map the Runner reuses for the next record: the caller
 // passes each new line with Fields nil (or its own map).
 func (r *Runner) Process(rec *Record, now time.Time, emit func(*Record)) Outcome {
-	var out Outcome
-	r.out = &out
+	r.out = Outcome{}
 	if r.p.multiline != nil {
 		r.join(rec, now, emit)
 	} else {
-		out.Verdict = r.run(rec, emit)
+		r.out.Verdict = r.run(rec, emit)
 	}
-	r.out = nil
-	return out
+	return r.out
 }
 
 // Holding reports whether lines are held for joining and where the first held one starts:
@@ -135,11 +134,9 @@ func (r *Runner) Flush(emit func(*Record)) {
 	if !r.ml.held {
 		return
 	}
-	var out Outcome
-	r.out = &out
+	r.out = Outcome{}
 	r.counts.HeldFlushed++
 	r.emitHeld(emit)
-	r.out = nil
 }
 
 // Set is one namespace's compiled pipelines, immutable. A nil *Set has no pipelines.

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -159,6 +161,11 @@ func (p *celProvider) FindStructFieldType(name, field string) (*types.FieldType,
 	}, true
 }
 
+// sharedCELEnv is the one environment, built on first use: building it is a third of
+// compiling a typical pipeline (BenchmarkCompile), and a *cel.Env is immutable and safe for
+// concurrent use.
+var sharedCELEnv = sync.OnceValues(newCELEnv)
+
 // newCELEnv builds the environment every expression is compiled in: the standard library,
 // the string, list, set, math and encoder extensions, optional types (`record.fields.?level`)
 // and the variable `record`.
@@ -184,6 +191,22 @@ func newCELEnv() (*cel.Env, error) {
 		cel.CustomTypeProvider(p),
 		cel.Variable("record", types.NewObjectType(celRecordType)),
 	)
+}
+
+// maxCELSize is the size the cost estimate assumes for values it cannot size: a line (and
+// anything derived from it) is at most about 1 MiB (multiline maxBytes, the collector's line
+// limit).
+const maxCELSize = 1 << 20
+
+// sizeEstimator bounds every value of unknown size by maxCELSize.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+	return &checker.SizeEstimate{Min: 0, Max: maxCELSize}
+}
+
+func (sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 // celExpr is one compiled expression.
@@ -214,10 +237,16 @@ func compileCEL(env *cel.Env, src string, wantBool bool) (*celExpr, error) {
 			return nil, fmt.Errorf("must be a bool expression, not %s", t)
 		}
 	}
-	prg, err := env.Program(ast,
-		cel.CostLimit(CELCostLimit),
-		cel.EvalOptions(cel.OptOptimize),
-	)
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	// Tracking the cost at run time costs several allocations per evaluation, so it is on
+	// only for expressions whose worst case, with every string, list and map as large as a
+	// line can make it, could pass the limit (comprehensions, mostly). The others are
+	// bounded by the line's size already.
+	est, err := env.EstimateCost(ast, sizeEstimator{})
+	if err != nil || est.Max > CELCostLimit {
+		opts = append(opts, cel.CostLimit(CELCostLimit))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}

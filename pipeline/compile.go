@@ -97,7 +97,7 @@ func Compile(ns, name string, generation int64, spec *v1alpha1.LogPipelineSpec, 
 	} else if len(spec.Steps) > maxSteps {
 		ps.add("steps", "%d steps, at most %d allowed", len(spec.Steps), maxSteps)
 	}
-	env, err := newCELEnv()
+	env, err := sharedCELEnv()
 	if err != nil {
 		// The environment is fixed: this is a bug, not a bad spec.
 		return nil, fmt.Errorf("pipeline: CEL environment: %w", err)
@@ -361,6 +361,9 @@ func (c *compiler) redact(path string, r *v1alpha1.RedactStep) step {
 	}
 	if r.Pattern != "" {
 		rs.re = c.regex(path+".pattern", r.Pattern)
+		if rs.re != nil {
+			rs.match = newMatcher(rs.re, r.Pattern)
+		}
 	}
 	for j, f := range r.Fields {
 		c.field(fmt.Sprintf("%s.fields[%d]", path, j), f)

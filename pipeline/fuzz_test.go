@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +229,38 @@ func validUTF8(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// FuzzMatcher checks redact's fast search against regexp's own FindAllIndex.
+func FuzzMatcher(f *testing.F) {
+	for _, s := range [][2]string{
+		{`[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}`, `{"u":"ann@example.org","v":"x@y.z b@c.de"} @ a@b.cc`},
+		{`\d{4}-\d{4}`, "card 1234-5678-9012 and 1111-2222"},
+		{`tok=\S+`, "a tok=1 tok=tok=2\ttok="},
+		{`\bpass=\w+`, "xpass=1 pass=2"},
+		{`(?i)key=[a-z]+`, "KEY=abc key=Def"},
+		{`é+x`, "ééx \xffx éx"},
+		{`a.b`, "a\nb axb a\xffb"},
+		{`(?s)a.b`, "a\nb"},
+		{`x[^y]*z`, "x  z xyz x\xffz"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, text string) {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return
+		}
+		m := newMatcher(re, pattern)
+		got := m.find([]byte(text), nil)
+		want := re.FindAllIndex([]byte(text), -1)
+		if len(got) != len(want) {
+			t.Fatalf("%q on %q: %v, want %v", pattern, text, got, want)
+		}
+		for i := range got {
+			if got[i][0] != want[i][0] || got[i][1] != want[i][1] {
+				t.Fatalf("%q on %q: %v, want %v", pattern, text, got, want)
+			}
+		}
+	})
 }

@@ -142,16 +142,12 @@ func (r *Runner) parseFailed(rec *Record, path, msg string) {
 		rec.FieldsError = path + ": " + msg
 		r.counts.ParseFailed++
 	}
-	if r.out != nil {
-		r.out.ParseFailed = true
-	}
+	r.out.ParseFailed = true
 }
 
 func (r *Runner) evalFailed() {
 	r.counts.EvalErrors++
-	if r.out != nil {
-		r.out.EvalErrors++
-	}
+	r.out.EvalErrors++
 }
 
 // messageBuf returns an empty buffer for a new message, not the one rec.Message may be in.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -325,6 +326,7 @@ func redactKey(ns string) []byte { return []byte("logrouter.redact.v1/" + ns) }
 // the named fields.
 type redactStep struct {
 	re          *regexp.Regexp
+	match       *matcher
 	fields      []string
 	replacement string
 	hash        bool
@@ -334,7 +336,8 @@ type redactStep struct {
 func (s *redactStep) apply(r *Runner, rec *Record) Verdict {
 	if s.re != nil {
 		msg := rec.Message
-		if locs := s.re.FindAllIndex(msg, -1); locs != nil {
+		if locs := s.match.find(msg, r.locs); len(locs) > 0 {
+			r.locs = locs
 			b := r.messageBuf()
 			prev := 0
 			for _, l := range locs {
@@ -375,10 +378,14 @@ func (s *redactStep) redactValue(r *Runner, v any, depth int) (any, bool) {
 	}
 	switch x := v.(type) {
 	case string:
-		locs := s.re.FindAllStringIndex(x, -1)
-		if locs == nil {
+		if s.match.lit != nil && !strings.Contains(x, string(s.match.lit)) {
+			return v, false // the common case, without converting x
+		}
+		locs := s.match.find([]byte(x), r.locs)
+		if len(locs) == 0 {
 			return v, false
 		}
+		r.locs = locs
 		var b []byte
 		prev := 0
 		for _, l := range locs {
@@ -466,4 +473,42 @@ func sampleHash(msg []byte, start int64) uint64 {
 	h *= 0x94d049bb133111eb
 	h ^= h >> 31
 	return h
+}
+
+// requiredLiteral returns a literal that every match of pattern contains, or "" when it
+// finds none (the longest case-sensitive literal of the top-level concatenation).
+func requiredLiteral(pattern string) string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	return literalIn(re.Simplify(), 0)
+}
+
+func literalIn(re *syntax.Regexp, depth int) string {
+	if depth > 100 {
+		return ""
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return ""
+		}
+		return string(re.Rune)
+	case syntax.OpCapture, syntax.OpPlus:
+		return literalIn(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return literalIn(re.Sub[0], depth+1)
+		}
+	case syntax.OpConcat:
+		best := ""
+		for _, sub := range re.Sub {
+			if l := literalIn(sub, depth+1); len(l) > len(best) {
+				best = l
+			}
+		}
+		return best
+	}
+	return ""
 }

@@ -225,3 +225,22 @@ func TestRedactHashAcrossRunnersAndPipelines(t *testing.T) {
 		t.Errorf("not redacted: %q", a)
 	}
 }
+
+func TestRequiredLiteral(t *testing.T) {
+	for _, tt := range []struct{ pattern, want string }{
+		{`[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}`, "@"},
+		{`\d{4}-\d{4}`, "-"},
+		{`Bearer [A-Za-z0-9._-]+`, "Bearer "},
+		{`(token|secret)=\S+`, "="},
+		{`(?i)password=\S+`, ""},
+		{`a|b`, ""},
+		{`(ab)?c`, "c"},
+		{`(?:xyz){2}`, "xyz"},
+		{`x*`, ""},
+	} {
+		got := requiredLiteral(tt.pattern)
+		if got != tt.want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.pattern, got, tt.want)
+		}
+	}
+}
