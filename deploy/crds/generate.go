@@ -6,4 +6,4 @@ package crds
 
 //go:generate go tool controller-gen object paths=../../pipeline/api/v1alpha1/...
 //go:generate go tool controller-gen crd:maxDescLen=400 paths=../../pipeline/api/v1alpha1/... output:crd:dir=.
-//go:generate cp logrouter.io_logpipelines.yaml logrouter.io_logrouterpolicies.yaml ../helm/logrouter/files/crds/
+//go:generate go run ../render -root ../..
