@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -208,6 +209,43 @@ func TestKubeAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("documented examples", func(t *testing.T) {
+		for _, o := range documentedObjects(t) {
+			var err error
+			if o.Pipeline != nil {
+				ns := o.Pipeline.Namespace
+				if ns == "" {
+					ns = teamNS
+					o.Pipeline.Namespace = ns
+				}
+				_, err = srv.Client(t).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+				if err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+				_, err = createTyped(ctx, dyn, o.Pipeline)
+			} else {
+				_, err = createTyped(ctx, dyn, o.Policy)
+			}
+			if err != nil {
+				t.Errorf("%s: the server refuses it: %v", o, err)
+			}
+		}
+		headers := documentedHeaders(t)
+		if len(headers["logpipelines"]) == 0 {
+			t.Error("no documented kubectl get logpipelines output")
+		}
+		for res, hs := range headers {
+			path := "/apis/logrouter.io/v1alpha1/" + res
+			tab := getTable(t, srv.Config, path)
+			want := strings.ToUpper(columns(tab, false))
+			for _, h := range hs {
+				if h != want {
+					t.Errorf("documented kubectl get %s header %s, the server prints %s", res, h, want)
+				}
+			}
+		}
+	})
+
 	t.Run("status subresource", func(t *testing.T) {
 		ri := dyn.Resource(v1alpha1.LogPipelines).Namespace(teamNS)
 		doc := pipeline("web", "  steps: [{json: {}}]\n") + "status: {observedGeneration: 7}\n"
@@ -336,6 +374,23 @@ func cellAt(cells []any, i int) any {
 		return cells[i]
 	}
 	return "<missing>"
+}
+
+// createTyped creates a typed object with a dry run, strictly.
+func createTyped(ctx context.Context, dyn dynamic.Interface, obj any) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	ri := dyn.Resource(v1alpha1.LogRouterPolicies).(dynamic.ResourceInterface)
+	if u.GetKind() == "LogPipeline" {
+		ri = dyn.Resource(v1alpha1.LogPipelines).Namespace(u.GetNamespace())
+	}
+	return ri.Create(ctx, u, metav1.CreateOptions{FieldValidation: "Strict", DryRun: []string{metav1.DryRunAll}})
 }
 
 // getTable GETs path as kubectl get does (the server renders the printer columns).
