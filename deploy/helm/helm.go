@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -159,13 +160,19 @@ const plainValues = "plain.yaml"
 
 var plainRelease = Release{Name: "logrouter", Namespace: "logrouter", Service: "kubectl"}
 
-// PlainManifests renders the plain manifests: one file per template (collector.yaml,
-// collector-rbac.yaml, ...), from examples/plain.yaml.
+// PlainManifests renders the plain manifests from the embedded chart: one file per template
+// (collector.yaml, collector-rbac.yaml, ...), from examples/plain.yaml.
 func PlainManifests() (map[string][]byte, error) {
 	ch, err := Load()
 	if err != nil {
 		return nil, err
 	}
+	return PlainManifestsOf(ch)
+}
+
+// PlainManifestsOf renders the plain manifests of ch (go run ./deploy/render loads the chart
+// from disk, after updating its copies).
+func PlainManifestsOf(ch *chart.Chart) (map[string][]byte, error) {
 	b, err := files.ReadFile("examples/" + plainValues)
 	if err != nil {
 		return nil, err
@@ -200,3 +207,33 @@ func PlainManifests() (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// ChartDir is the chart's directory, relative to the repository root.
+const ChartDir = "deploy/helm/" + ChartName
+
+// Copies returns the files the chart carries copies of (Helm packages only what is inside the
+// chart's directory), as chart path -> repository path, both relative to the repository root:
+// the CRDs of deploy/crds and deploy/monitoring's alerts and dashboard. The chart's files/crds
+// and files/monitoring hold nothing else. go run ./deploy/render writes them; a test fails
+// when they differ.
+func Copies(root string) (map[string]string, error) {
+	crds, err := filepath.Glob(filepath.Join(root, "deploy", "crds", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(crds) == 0 {
+		return nil, fmt.Errorf("no CRDs in %s", filepath.Join(root, "deploy", "crds"))
+	}
+	out := map[string]string{}
+	for _, c := range crds {
+		n := filepath.Base(c)
+		out[path.Join(ChartDir, CopyDirs[0], n)] = path.Join("deploy/crds", n)
+	}
+	for _, n := range []string{"alerts.yaml", "dashboard.json"} {
+		out[path.Join(ChartDir, CopyDirs[1], n)] = path.Join("deploy/monitoring", n)
+	}
+	return out, nil
+}
+
+// CopyDirs are the chart directories that hold only copies.
+var CopyDirs = []string{"files/crds", "files/monitoring"}

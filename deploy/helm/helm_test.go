@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -73,6 +74,9 @@ func strictDecoder(t testing.TB) runtime.Decoder {
 		t.Fatal(err)
 	}
 	if err := monitoringv1.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensionsv1.AddToScheme(sch); err != nil {
 		t.Fatal(err)
 	}
 	return serializer.NewCodecFactory(sch, serializer.EnableStrict).UniversalDeserializer()
@@ -219,7 +223,7 @@ func checkObjects(t *testing.T, c renderCase, objs []runtime.Object) {
 			}
 		})
 	}
-	for _, want := range []string{"collector", "archiver", "gateway"} {
+	for _, want := range []string{"collector", "archiver", "gateway", "controller"} {
 		en, _ := chartValue(c.values, want+".enabled")
 		if en != false && !names[want] {
 			t.Errorf("no %s rendered", want)

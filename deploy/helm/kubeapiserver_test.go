@@ -27,8 +27,9 @@ import (
 
 // TestKubeAPIServerAcceptsEverything applies every rendered object of every case to a real
 // kube-apiserver with server-side apply, dry-run, strict field validation: the server's
-// schema validation and admission must accept each one. The chart has no CRDs of its own; the
-// PodMonitor CRD (Prometheus Operator's) is installed first so PodMonitors are checked too.
+// schema validation and admission must accept each one, the chart's CRDs included. The
+// PodMonitor and PrometheusRule CRDs (Prometheus Operator's) are installed first so those
+// objects are checked too.
 func TestKubeAPIServerAcceptsEverything(t *testing.T) {
 	srv := kubeapiserver.Start(t)
 	ctx := context.Background()
@@ -41,7 +42,7 @@ func TestKubeAPIServerAcceptsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := cases(t)
-	nss := map[string]bool{"team-a": true}
+	nss := map[string]bool{"team-a": true, "monitoring": true}
 	for _, c := range cs {
 		nss[c.release.Namespace] = true
 	}
@@ -51,17 +52,21 @@ func TestKubeAPIServerAcceptsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crd, err := os.ReadFile("testdata/monitoring.coreos.com_podmonitors.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(admin.Discovery()))
-	apply(t, dyn, mapper, string(crd), "", false)
-	// Wait until the API server serves the new type.
+	for _, f := range []string{"testdata/monitoring.coreos.com_podmonitors.yaml", "testdata/monitoring.coreos.com_prometheusrules.yaml"} {
+		crd, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(t, dyn, mapper, string(crd), "", false)
+	}
+	// Wait until the API server serves the new types.
 	deadline := time.Now().Add(time.Minute)
 	for {
 		mapper.Reset()
-		if _, err := mapper.RESTMapping(monitoringGK, "v1"); err == nil {
+		_, err1 := mapper.RESTMapping(monitoringGK, "v1")
+		_, err2 := mapper.RESTMapping(schemaGK("monitoring.coreos.com", "PrometheusRule"), "v1")
+		if err1 == nil && err2 == nil {
 			break
 		}
 		if time.Now().After(deadline) {

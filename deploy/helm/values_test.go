@@ -64,7 +64,11 @@ func TestBadValuesFail(t *testing.T) {
 		{"extraEnv overrides a derived setting", "collector.extraEnv[0].name=LOGROUTER_BUFFER_BYTES,collector.extraEnv[0].value=1", true, []string{"collector.extraEnv sets LOGROUTER_BUFFER_BYTES, which the chart sets itself"}},
 		{"extraEnv overrides the brokers", "gateway.extraEnv[0].name=LOGROUTER_BROKERS,gateway.extraEnv[0].value=x:1", true, []string{"gateway.extraEnv sets LOGROUTER_BROKERS"}},
 		{"extraEnv overrides the drain timeout", "archiver.extraEnv[0].name=LOGROUTER_DRAIN_TIMEOUT,archiver.extraEnv[0].value=1h", true, []string{"archiver.extraEnv sets LOGROUTER_DRAIN_TIMEOUT"}},
-		{"controller not released", "controller.enabled=true", true, []string{"controller.enabled: the tenant-pipeline controller is not released yet"}},
+		{"two controllers without leader election", "controller.leaderElection.enabled=false", true, []string{"controller.replicas > 1 needs controller.leaderElection.enabled"}},
+		{"controller extraEnv overrides leader election", "controller.extraEnv[0].name=LOGROUTER_LEADER_ELECT,controller.extraEnv[0].value=false", true, []string{"controller.extraEnv sets LOGROUTER_LEADER_ELECT"}},
+		{"crds.install not a boolean", "crds.install=maybe", true, []string{"/crds/install"}},
+		{"dashboard without a label", "monitoring.dashboard.enabled=true,monitoring.dashboard.labels.grafana_dashboard=null", true, []string{"/monitoring/dashboard/labels"}},
+		{"misspelt monitoring key", "monitoring.prometheusRules.enabled=true", true, []string{"prometheusRules"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

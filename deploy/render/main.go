@@ -1,9 +1,12 @@
-// Command render writes the plain manifests of deploy/kubernetes/ from the Helm chart
-// (deploy/helm/logrouter with deploy/helm/examples/plain.yaml). Run it from the repository root:
+// Command render writes what is derived from other files under deploy/: the chart's copies of
+// the CRDs and of deploy/monitoring (Helm packages only the chart's directory), then the plain
+// manifests of deploy/kubernetes/ from the chart (deploy/helm/logrouter with
+// deploy/helm/examples/plain.yaml). Run it from the repository root:
 //
 //	go run ./deploy/render
 //
-// Every other .yaml file in the directory is removed, so no hand-written copy drifts.
+// go generate ./deploy/crds runs it too. Every other file in those directories is removed, so
+// no hand-written copy drifts.
 package main
 
 import (
@@ -11,45 +14,90 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
 
 	"github.com/logrouter/logrouter/deploy/helm"
 )
 
 func main() {
-	dir := flag.String("dir", "deploy/kubernetes", "directory of the plain manifests")
+	root := flag.String("root", ".", "the repository's root directory")
+	dir := flag.String("dir", "deploy/kubernetes", "directory of the plain manifests, under -root")
 	flag.Parse()
-	if err := run(*dir); err != nil {
+	if err := run(*root, filepath.Join(*root, *dir)); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string) error {
-	files, err := helm.PlainManifests()
+func run(root, dir string) error {
+	copies, err := helm.Copies(root)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for dst, src := range copies {
+		b, err := os.ReadFile(filepath.Join(root, src))
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(root, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+		keep[p] = true
+	}
+	for _, d := range helm.CopyDirs {
+		if err := prune(filepath.Join(root, helm.ChartDir, d), "*", keep); err != nil {
+			return err
+		}
+	}
+	// The chart as it is on disk now (the embedded one predates the copies).
+	ch, err := loader.LoadDir(filepath.Join(root, helm.ChartDir))
+	if err != nil {
+		return err
+	}
+	files, err := helm.PlainManifestsOf(ch)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	old, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return err
+	keep = map[string]bool{}
+	for name := range files {
+		keep[filepath.Join(dir, name)] = true
 	}
-	for _, p := range old {
-		if _, keep := files[filepath.Base(p)]; !keep {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
+	if err := prune(dir, "*.yaml", keep); err != nil {
+		return err
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("wrote %d manifests to %s: %s\n", len(files), dir, strings.Join(keys(files), ", "))
+	fmt.Printf("wrote %d chart copies and %d manifests to %s: %s\n", len(copies), len(files), dir, strings.Join(keys(files), ", "))
+	return nil
+}
+
+// prune removes the files of dir matching pattern that keep does not name.
+func prune(dir, pattern string, keep map[string]bool) error {
+	old, err := filepath.Glob(filepath.Join(dir, pattern))
+	if err != nil {
+		return err
+	}
+	for _, p := range old {
+		if !keep[p] {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -58,5 +106,6 @@ func keys(m map[string][]byte) []string {
 	for n := range m {
 		k = append(k, n)
 	}
+	sort.Strings(k)
 	return k
 }

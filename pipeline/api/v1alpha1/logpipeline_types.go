@@ -12,10 +12,12 @@ import (
 // +kubebuilder:resource:shortName=lp,categories=logrouter
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Running-Gen",type=integer,JSONPath=`.status.accepted.generation`
-// +kubebuilder:printcolumn:name="Emitted",type=integer,JSONPath=`.status.counters.emitted`
-// +kubebuilder:printcolumn:name="Dropped",type=integer,JSONPath=`.status.counters.dropped`,priority=1
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Gen",type=integer,JSONPath=`.metadata.generation`,description="The generation of the spec"
+// +kubebuilder:printcolumn:name="Running-Gen",type=integer,JSONPath=`.status.accepted.generation`,description="The generation collectors run (the last valid one)"
+// +kubebuilder:printcolumn:name="Emitted",type=integer,JSONPath=`.status.counters.emitted`,description="Records emitted, summed over collectors"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`,description="Why the spec is (not) accepted"
+// +kubebuilder:printcolumn:name="Dropped",type=integer,JSONPath=`.status.counters.dropped`,priority=1,description="Records dropped by a condition"
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].message`,priority=1,description="What is wrong, and where"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LogPipeline struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -39,7 +41,8 @@ type LogPipelineSpec struct {
 	// Selector chooses the lines of the namespace this pipeline processes. Empty selects all.
 	// +optional
 	Selector Selector `json:"selector,omitempty"`
-	// Steps are applied in order to every selected line.
+	// Steps are applied in order to every selected line. The LogRouterPolicy bounds their
+	// number (maxStepsPerPipeline, default 20); 64 is the hard limit.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	Steps []Step `json:"steps,omitempty"`
@@ -55,10 +58,14 @@ type Selector struct {
 	Pods *metav1.LabelSelector `json:"pods,omitempty"`
 	// Containers lists container names; empty selects every container.
 	// +optional
+	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Containers []string `json:"containers,omitempty"`
 	// Streams lists "stdout" and/or "stderr"; empty selects both.
 	// +optional
+	// +listType=set
 	// +kubebuilder:validation:MaxItems=2
 	Streams []Stream `json:"streams,omitempty"`
 }
@@ -82,18 +89,42 @@ type Output struct {
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.json), has(self.logfmt), has(self.regex), has(self.multiline), has(self.timestamp), has(self.set), has(self.rename), has(self.remove), has(self.keep), has(self.drop), has(self.redact), has(self.sample)].exists_one(x, x)",message="a step sets exactly one of json, logfmt, regex, multiline, timestamp, set, rename, remove, keep, drop, redact, sample"
 type Step struct {
-	JSON      *JSONStep      `json:"json,omitempty"`
-	Logfmt    *LogfmtStep    `json:"logfmt,omitempty"`
-	Regex     *RegexStep     `json:"regex,omitempty"`
+	// JSON parses a JSON object into fields.
+	// +optional
+	JSON *JSONStep `json:"json,omitempty"`
+	// Logfmt parses key=value pairs into fields.
+	// +optional
+	Logfmt *LogfmtStep `json:"logfmt,omitempty"`
+	// Regex sets a field for each named group of an RE2 pattern.
+	// +optional
+	Regex *RegexStep `json:"regex,omitempty"`
+	// Multiline joins consecutive lines of one container into one record.
+	// +optional
 	Multiline *MultilineStep `json:"multiline,omitempty"`
+	// Timestamp takes the record's time from a field.
+	// +optional
 	Timestamp *TimestampStep `json:"timestamp,omitempty"`
-	Set       *SetStep       `json:"set,omitempty"`
-	Rename    *RenameStep    `json:"rename,omitempty"`
-	Remove    *RemoveStep    `json:"remove,omitempty"`
-	Keep      *ConditionStep `json:"keep,omitempty"`
-	Drop      *ConditionStep `json:"drop,omitempty"`
-	Redact    *RedactStep    `json:"redact,omitempty"`
-	Sample    *SampleStep    `json:"sample,omitempty"`
+	// Set sets a field to the value of a CEL expression.
+	// +optional
+	Set *SetStep `json:"set,omitempty"`
+	// Rename renames a field.
+	// +optional
+	Rename *RenameStep `json:"rename,omitempty"`
+	// Remove removes fields.
+	// +optional
+	Remove *RemoveStep `json:"remove,omitempty"`
+	// Keep keeps only the records for which a CEL condition is true.
+	// +optional
+	Keep *ConditionStep `json:"keep,omitempty"`
+	// Drop drops the records for which a CEL condition is true.
+	// +optional
+	Drop *ConditionStep `json:"drop,omitempty"`
+	// Redact replaces secrets in the message and fields.
+	// +optional
+	Redact *RedactStep `json:"redact,omitempty"`
+	// Sample keeps 1 line in N.
+	// +optional
+	Sample *SampleStep `json:"sample,omitempty"`
 }
 
 // JSONStep parses a JSON object into fields. A line that is not a JSON object keeps its
@@ -101,17 +132,23 @@ type Step struct {
 type JSONStep struct {
 	// Source is the field to parse; empty parses the message.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Source string `json:"source,omitempty"`
 	// Into is the field the parsed object goes under; empty merges it into the top of fields.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Into string `json:"into,omitempty"`
 }
 
 // LogfmtStep parses key=value pairs into fields.
 type LogfmtStep struct {
+	// Source is the field to parse; empty parses the message.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Source string `json:"source,omitempty"`
+	// Into is the field the pairs go under; empty puts them at the top of fields.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Into string `json:"into,omitempty"`
 }
 
@@ -121,7 +158,9 @@ type RegexStep struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
 	Pattern string `json:"pattern"`
+	// Source is the field to match; empty matches the message.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Source string `json:"source,omitempty"`
 }
 
@@ -132,9 +171,16 @@ type RegexStep struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.start) != has(self.continue)",message="multiline sets exactly one of start and continue"
 type MultilineStep struct {
+	// Start is an RE2 pattern matching the first line of a record (e.g. `^\d{4}-\d{2}-\d{2}`).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Start string `json:"start,omitempty"`
+	// Continue is an RE2 pattern matching the lines that continue the record before them
+	// (e.g. `^\s+at ` for Java stack traces).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Continue string `json:"continue,omitempty"`
 	// MaxLines bounds one record (default 500).
 	// +optional
@@ -146,41 +192,60 @@ type MultilineStep struct {
 	// +kubebuilder:validation:Minimum=256
 	// +kubebuilder:validation:Maximum=1048576
 	MaxBytes int32 `json:"maxBytes,omitempty"`
-	// FlushTimeout emits a held record when no line came for this long (default 2s).
+	// FlushTimeout emits a held record when no line came for this long (default 2s, at most
+	// 1m: a held line holds its file's checkpoint back).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1m')",message="flushTimeout must be more than 0s and at most 1m"
 	FlushTimeout *metav1.Duration `json:"flushTimeout,omitempty"`
 }
 
 // TimestampStep takes the record's time from a field.
 type TimestampStep struct {
+	// Field holds the time.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	Field string `json:"field"`
 	// Layout is a Go time layout, or one of RFC3339, RFC3339Nano, Unix, UnixMilli, UnixMicro,
 	// UnixNano, Common (nginx/apache %d/%b/%Y:%H:%M:%S %z). Default RFC3339Nano.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Layout string `json:"layout,omitempty"`
 }
 
 // SetStep sets a field to the value of a CEL expression over the record.
 type SetStep struct {
+	// Field is the field to set.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	Field string `json:"field"`
 	// Value is a CEL expression, e.g. `record.labels["app"]` or `"prod"`.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Value string `json:"value"`
 }
 
 // RenameStep renames a field.
+//
+// +kubebuilder:validation:XValidation:rule="self.from != self.to",message="rename from and to are the same field"
 type RenameStep struct {
+	// From is the field renamed.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	From string `json:"from"`
+	// To is its new name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	To string `json:"to"`
 }
 
 // RemoveStep removes fields.
 type RemoveStep struct {
+	// Fields are the fields removed.
+	// +listType=set
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
 	Fields []string `json:"fields"`
 }
 
@@ -188,6 +253,7 @@ type RemoveStep struct {
 type ConditionStep struct {
 	// If is a CEL expression of type bool, e.g. `record.fields.level == "debug"`.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	If string `json:"if"`
 }
 
@@ -197,13 +263,24 @@ type ConditionStep struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.pattern) || has(self.fields)",message="redact needs a pattern or fields"
 type RedactStep struct {
+	// Pattern is an RE2 pattern; what it matches is replaced.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Pattern string `json:"pattern,omitempty"`
+	// Fields are fields whose whole value is replaced.
 	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
 	Fields []string `json:"fields,omitempty"`
 	// Replacement defaults to "[REDACTED]".
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Replacement string `json:"replacement,omitempty"`
+	// Hash appends a keyed hash of the removed value to the replacement.
 	// +optional
 	Hash bool `json:"hash,omitempty"`
 }
@@ -211,10 +288,13 @@ type RedactStep struct {
 // SampleStep keeps 1 line in OneIn, decided by a hash of the line so that a replay decides the
 // same way.
 type SampleStep struct {
+	// OneIn: keep 1 line in this many (1 keeps all).
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
 	OneIn int32 `json:"oneIn"`
 	// If limits sampling to the records for which this CEL condition is true; others pass.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
 	If string `json:"if,omitempty"`
 }
 
@@ -240,19 +320,29 @@ type LogPipelineStatus struct {
 
 // AcceptedSpec is a validated spec and the generation it came from.
 type AcceptedSpec struct {
-	Generation int64           `json:"generation"`
-	Spec       LogPipelineSpec `json:"spec"`
+	// Generation of the object the spec was taken from.
+	Generation int64 `json:"generation"`
+	// Spec as it was accepted.
+	Spec LogPipelineSpec `json:"spec"`
 }
 
 // Counters of a pipeline, summed over collectors.
 type Counters struct {
-	Selected      int64 `json:"selected"`
-	Emitted       int64 `json:"emitted"`
-	Dropped       int64 `json:"dropped"`
-	SampledOut    int64 `json:"sampledOut"`
-	Throttled     int64 `json:"throttled"`
-	LimitDropped  int64 `json:"limitDropped"`
+	// Selected lines (before any step).
+	Selected int64 `json:"selected"`
+	// Emitted records.
+	Emitted int64 `json:"emitted"`
+	// Dropped by a keep or drop condition.
+	Dropped int64 `json:"dropped"`
+	// SampledOut by a sample step.
+	SampledOut int64 `json:"sampledOut"`
+	// Throttled: lines that waited for the namespace's limit.
+	Throttled int64 `json:"throttled"`
+	// LimitDropped: lines dropped by the namespace's limit (action drop).
+	LimitDropped int64 `json:"limitDropped"`
+	// ParseFailures: records marked with fields_error.
 	ParseFailures int64 `json:"parseFailures"`
+	// UpdatedAt is when the controller last folded the collectors' counters in.
 	// +optional
 	UpdatedAt metav1.Time `json:"updatedAt,omitempty"`
 }

@@ -15,8 +15,11 @@ const PolicyName = "default"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=lrp,categories=logrouter
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="the cluster has one LogRouterPolicy, named default"
-// +kubebuilder:printcolumn:name="Lines/s",type=integer,JSONPath=`.spec.limits.linesPerSecond`
-// +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.limits.action`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Lines/s",type=integer,JSONPath=`.spec.limits.linesPerSecond`,description="Lines per second per namespace per node (0: unlimited)"
+// +kubebuilder:printcolumn:name="Bytes/s",type=string,JSONPath=`.spec.limits.bytesPerSecond`,description="Bytes per second per namespace per node"
+// +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.limits.action`,description="Beyond the limit: throttle or drop"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LogRouterPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -41,7 +44,14 @@ type LogRouterPolicySpec struct {
 	// +optional
 	Namespaces *metav1.LabelSelector `json:"namespaces,omitempty"`
 	// Limits apply to each namespace on each node.
+	//
+	// The byte quantities are checked here by CEL rules; in overrides the API server cannot
+	// afford them (CEL cost of unbounded quantity strings times 100 overrides), so the
+	// controller checks those (status condition Accepted).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.bytesPerSecond) || (quantity(string(self.bytesPerSecond)).isGreaterThan(quantity('0')) && quantity(string(self.bytesPerSecond)).isInteger())",message="bytesPerSecond must be a positive whole number of bytes"
+	// +kubebuilder:validation:XValidation:rule="!has(self.burstBytes) || (quantity(string(self.burstBytes)).isGreaterThan(quantity('0')) && quantity(string(self.burstBytes)).isInteger())",message="burstBytes must be a positive whole number of bytes"
+	// +kubebuilder:validation:XValidation:rule="!has(self.burstBytes) || !has(self.bytesPerSecond) || quantity(string(self.burstBytes)).compareTo(quantity(string(self.bytesPerSecond))) >= 0",message="burstBytes must be at least bytesPerSecond"
 	Limits Limits `json:"limits,omitempty"`
 	// Topics are the defaults for each namespace's topics.
 	// +optional
@@ -61,9 +71,13 @@ type LogRouterPolicySpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	MaxPipelinesPerNamespace int32 `json:"maxPipelinesPerNamespace,omitempty"`
-	// AllowedSuffixes are the output suffixes pipelines may use (logs.<ns>.<suffix>).
+	// AllowedSuffixes are the output suffixes pipelines may use (logs.<ns>.<suffix>): each one
+	// lowercase label without dots, like a pipeline's output.suffix.
 	// +optional
+	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	AllowedSuffixes []string `json:"allowedSuffixes,omitempty"`
 }
 
@@ -71,17 +85,22 @@ type LogRouterPolicySpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.burstLines) || has(self.linesPerSecond)",message="burstLines needs linesPerSecond"
 // +kubebuilder:validation:XValidation:rule="!has(self.burstBytes) || has(self.bytesPerSecond)",message="burstBytes needs bytesPerSecond"
+// +kubebuilder:validation:XValidation:rule="!has(self.burstLines) || !has(self.linesPerSecond) || self.burstLines >= self.linesPerSecond",message="burstLines must be at least linesPerSecond (a burst below one second of the rate starves the namespace)"
 type Limits struct {
+	// LinesPerSecond per namespace per node; 0 or unset: unlimited.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000000
 	LinesPerSecond int64 `json:"linesPerSecond,omitempty"`
+	// BytesPerSecond per namespace per node (a quantity: 10Mi); unset: unlimited.
 	// +optional
 	BytesPerSecond *resource.Quantity `json:"bytesPerSecond,omitempty"`
 	// BurstLines defaults to one second of LinesPerSecond.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	BurstLines int64 `json:"burstLines,omitempty"`
-	// BurstBytes defaults to one second of BytesPerSecond.
+	// BurstBytes defaults to one second of BytesPerSecond. A line longer than the burst still
+	// passes, after waiting for a full bucket.
 	// +optional
 	BurstBytes *resource.Quantity `json:"burstBytes,omitempty"`
 	// Action beyond the limit: throttle (read slower; the file is the buffer, the default) or
@@ -101,28 +120,38 @@ const (
 
 // Topics are the settings of a namespace's topics.
 type Topics struct {
+	// Partitions of a namespace's topics (created with it; Kafka can only add partitions).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	Partitions int32 `json:"partitions,omitempty"`
-	// Retention of the topics; the namespace's logrouter.io/retention annotation overrides it.
+	// Retention of the topics (a Go duration: 72h); the namespace's logrouter.io/retention
+	// annotation overrides it.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="retention must be at least 1m"
 	Retention *metav1.Duration `json:"retention,omitempty"`
 }
 
 // Override changes limits and topics for the namespaces it selects.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.limits) || has(self.topics)",message="an override sets limits or topics"
 type Override struct {
+	// Namespaces selects the namespaces the override applies to.
 	Namespaces metav1.LabelSelector `json:"namespaces"`
+	// Limits replace the policy's limits for these namespaces.
 	// +optional
 	Limits *Limits `json:"limits,omitempty"`
+	// Topics replace the policy's topic settings for these namespaces.
 	// +optional
 	Topics *Topics `json:"topics,omitempty"`
 }
 
 // LogRouterPolicyStatus is written by the controller.
 type LogRouterPolicyStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Accepted (the policy is valid and in force).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
