@@ -240,7 +240,9 @@ func (c *Controller) runCounters(ctx context.Context, fold *counters.Fold) error
 			break
 		}
 		c.rec.m.topicErrors.Inc()
-		warn.Do(func() { c.log.Warn("cannot create the counters topic; retrying", "topic", c.cfg.Counters.Topic, "err", err) })
+		warn.Do(func() {
+			c.log.Warn("cannot create the counters topic; retrying", "topic", c.cfg.Counters.Topic, "err", err)
+		})
 		select {
 		case <-ctx.Done():
 			return nil
