@@ -38,7 +38,7 @@ type env struct {
 	adm     *kadm.Client
 }
 
-func startEnv(t *testing.T) *env {
+func startEnv(t testing.TB) *env {
 	t.Helper()
 	s := kubeapiserver.Start(t)
 	if _, err := envtest.InstallCRDs(s.Config, envtest.CRDInstallOptions{Paths: []string{"../deploy/crds"}, ErrorIfPathMissing: true, MaxTime: time.Minute}); err != nil {
@@ -71,7 +71,7 @@ type running struct {
 	done   chan error
 }
 
-func (e *env) start(t *testing.T, counterInterval time.Duration) *running {
+func (e *env) start(t testing.TB, counterInterval time.Duration) *running {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Kafka.Brokers = e.brokers
@@ -89,7 +89,7 @@ func (e *env) start(t *testing.T, counterInterval time.Duration) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	if r.cancel == nil {
 		return
