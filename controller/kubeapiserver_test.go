@@ -3,17 +3,20 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
@@ -38,9 +42,13 @@ type env struct {
 	adm     *kadm.Client
 }
 
+// controllerUser is the identity controllers run as in these tests: it has exactly the
+// permissions docs/controller.md lists.
+const controllerUser = "logrouter-controller"
+
 func startEnv(t testing.TB) *env {
 	t.Helper()
-	s := kubeapiserver.Start(t)
+	s := kubeapiserver.Start(t, kubeapiserver.Options{Users: []kubeapiserver.User{{Name: controllerUser, UID: "controller"}}})
 	if _, err := envtest.InstallCRDs(s.Config, envtest.CRDInstallOptions{Paths: []string{"../deploy/crds"}, ErrorIfPathMissing: true, MaxTime: time.Minute}); err != nil {
 		t.Fatalf("install CRDs: %v", err)
 	}
@@ -52,8 +60,9 @@ func startEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	grantControllerRBAC(t, c)
 	adm, opts := kafka(t)
-	return &env{rc: s.Config, c: c, brokers: strings.Join(seedBrokers(opts), ","), opts: opts, adm: adm}
+	return &env{rc: s.ConfigFor(controllerUser), c: c, brokers: strings.Join(seedBrokers(opts), ","), opts: opts, adm: adm}
 }
 
 // seedBrokers recovers the addresses kafka() seeded its clients with.
@@ -357,4 +366,36 @@ func counterWith(t *testing.T, reg *prometheus.Registry, name, label string) pro
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
 	c.Add(v)
 	return c
+}
+
+// grantControllerRBAC gives controllerUser the permissions of docs/controller.md's RBAC table.
+func grantControllerRBAC(t testing.TB, c client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}}
+	objs := []client.Object{
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: controllerUser}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"logrouter.io"}, Resources: []string{"logpipelines", "logrouterpolicies"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"logrouter.io"}, Resources: []string{"logpipelines/status", "logrouterpolicies/status"}, Verbs: []string{"patch"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"events.k8s.io", ""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: controllerUser}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: controllerUser}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: controllerUser}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: controllerUser}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: controllerUser}},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatalf("RBAC %T: %v", o, err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // the controllers under test log through slog
+	os.Exit(m.Run())
 }
