@@ -182,7 +182,7 @@ func TestKubeAPIServer(t *testing.T) {
 
 	t.Run("invalid regex is reported, other namespaces run", func(t *testing.T) {
 		lp := e.waitCondition(t, "team-b", "broken", v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid)
-		if c := meta.FindStatusCondition(lp.Status.Conditions, v1alpha1.ConditionAccepted); !strings.HasPrefix(c.Message, "steps[0].regex: ") {
+		if c := meta.FindStatusCondition(lp.Status.Conditions, v1alpha1.ConditionAccepted); !strings.HasPrefix(c.Message, "steps[0].regex.pattern: missing closing ]") {
 			t.Errorf("message %q does not name the step", c.Message)
 		}
 		e.waitCondition(t, "team-b", "api", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)

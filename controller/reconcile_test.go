@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
@@ -167,7 +168,18 @@ func TestReconcileValidation(t *testing.T) {
 	}
 
 	broken := f.get("team-b", "broken")
-	conditionIs(t, broken, v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, `steps[0].regex: missing closing ]`)
+	conditionIs(t, broken, v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, `steps[0].regex.pattern: missing closing ]`)
+	// The messages are exactly Compile's (joined) errors.
+	pol, err := pipeline.CompilePolicy(&v1alpha1.LogRouterPolicySpec{AllowedSuffixes: []string{"debug"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lp := range []*v1alpha1.LogPipeline{broken, audit} {
+		_, cerr := pipeline.Compile(lp.Namespace, lp.Name, lp.Generation, &lp.Spec, pol)
+		if c := meta.FindStatusCondition(lp.Status.Conditions, v1alpha1.ConditionAccepted); cerr == nil || c.Message != cerr.Error() {
+			t.Errorf("%s: Accepted message %q, Compile says %v", lp.Name, c.Message, cerr)
+		}
+	}
 
 	topics, err := f.adm.ListTopics(context.Background())
 	if err != nil {
@@ -220,7 +232,7 @@ func TestReconcileLastKnownGood(t *testing.T) {
 	f.drainEvents()
 	f.reconcile("team-a", "web")
 	lp = f.get("team-a", "web")
-	conditionIs(t, lp, v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, "steps[0].regex: ")
+	conditionIs(t, lp, v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, "steps[0].regex.pattern: ")
 	conditionIs(t, lp, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRunningPrevious, "generation 1 runs; generation 2 is invalid")
 	if a := lp.Status.Accepted; a == nil || a.Generation != 1 || a.Spec.Steps[0].Regex.Pattern != good.Steps[0].Regex.Pattern {
 		t.Errorf("accepted after an invalid update = %+v, want generation 1 with the good spec", a)
@@ -361,15 +373,15 @@ func TestEnsureCompacted(t *testing.T) {
 	adm, _ := kafka(t)
 	p := NewProvisioner(adm, 10*time.Second)
 	// Pre-created with Kafka's default cleanup.policy (delete): altered to compact.
-	if _, err := adm.CreateTopic(ctx, 1, -1, nil, topic.Counters); err != nil {
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, topic.CountersTopic); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // and idempotent
-		if err := p.EnsureCompacted(ctx, topic.Counters); err != nil {
+		if err := p.EnsureCompacted(ctx, topic.CountersTopic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic.Counters)
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic.CountersTopic)
 	if err != nil {
 		t.Fatal(err)
 	}

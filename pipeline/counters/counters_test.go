@@ -104,7 +104,7 @@ func cluster(t *testing.T) []kgo.Opt {
 	}
 	defer cl.Close()
 	compact := "compact"
-	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 3, -1, map[string]*string{"cleanup.policy": &compact}, topic.Counters); err != nil {
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 3, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
 		t.Fatal(err)
 	}
 	return opts
@@ -197,11 +197,11 @@ func TestPublishAndFold(t *testing.T) {
 
 	nodeA := &totals{m: map[Key]Counts{web: {Selected: 10, Emitted: 8, Dropped: 2}}}
 	nodeB := &totals{m: map[Key]Counts{web: {Selected: 5, Emitted: 5}, api: {Selected: 1, Emitted: 1, ParseFailures: 1}}}
-	pubA, err := NewPublisher(PublisherConfig{Node: "node-a", Topic: topic.Counters, Interval: time.Hour}, client(t, opts), nodeA.get, discard())
+	pubA, err := NewPublisher(PublisherConfig{Node: "node-a", Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), nodeA.get, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubB, err := NewPublisher(PublisherConfig{Node: "node-b", Topic: topic.Counters, Interval: time.Hour}, client(t, opts), nodeB.get, discard())
+	pubB, err := NewPublisher(PublisherConfig{Node: "node-b", Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), nodeB.get, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,13 +217,13 @@ func TestPublishAndFold(t *testing.T) {
 	}
 	// A bad record from someone else is skipped and counted.
 	raw := client(t, opts)
-	if err := raw.ProduceSync(ctx, &kgo.Record{Topic: topic.Counters, Key: []byte("garbage"), Value: []byte("{")}).FirstErr(); err != nil {
+	if err := raw.ProduceSync(ctx, &kgo.Record{Topic: topic.CountersTopic, Key: []byte("garbage"), Value: []byte("{")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
 	reg := prometheus.NewRegistry()
 	w := newWrites()
-	fold, err := NewFold(FoldConfig{Topic: topic.Counters, Interval: 5 * time.Millisecond, Writers: 2}, opts, w.write, reg, discard())
+	fold, err := NewFold(FoldConfig{Topic: topic.CountersTopic, Interval: 5 * time.Millisecond, Writers: 2}, opts, w.write, reg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestFoldRestartWritesNoPartialSum(t *testing.T) {
 			s.Add(c)
 			want[k] = s
 		}
-		pub, err := NewPublisher(PublisherConfig{Node: fmt.Sprintf("node-%d", n), Topic: topic.Counters, Interval: time.Hour}, client(t, opts), tt.get, discard())
+		pub, err := NewPublisher(PublisherConfig{Node: fmt.Sprintf("node-%d", n), Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), tt.get, discard())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +305,7 @@ func TestFoldRestartWritesNoPartialSum(t *testing.T) {
 		}
 	}
 	w := newWrites()
-	fold, err := NewFold(FoldConfig{Topic: topic.Counters, Interval: time.Millisecond, Writers: 4}, append(opts, kgo.FetchMaxBytes(512), kgo.FetchMaxPartitionBytes(512)), w.write, prometheus.NewRegistry(), discard())
+	fold, err := NewFold(FoldConfig{Topic: topic.CountersTopic, Interval: time.Millisecond, Writers: 4}, append(opts, kgo.FetchMaxBytes(512), kgo.FetchMaxPartitionBytes(512)), w.write, prometheus.NewRegistry(), discard())
 	if err != nil {
 		t.Fatal(err)
 	}

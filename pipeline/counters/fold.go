@@ -27,7 +27,7 @@ type Write func(ctx context.Context, k Key, c Counts, at time.Time) error
 
 // FoldConfig configures the controller's Fold.
 type FoldConfig struct {
-	// Topic defaults to topic.Counters.
+	// Topic defaults to topic.CountersTopic.
 	Topic string
 	// Interval: a pipeline's sums are written at most this often, and only when they changed
 	// (default 10s).
@@ -38,7 +38,7 @@ type FoldConfig struct {
 
 // DefaultFoldConfig returns the defaults.
 func DefaultFoldConfig() FoldConfig {
-	return FoldConfig{Topic: topic.Counters, Interval: 10 * time.Second, Writers: 8}
+	return FoldConfig{Topic: topic.CountersTopic, Interval: 10 * time.Second, Writers: 8}
 }
 
 // Validate reports every problem at once.

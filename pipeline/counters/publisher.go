@@ -16,7 +16,7 @@ import (
 type PublisherConfig struct {
 	// Node is the collector's node name (the first part of every key). Required.
 	Node string
-	// Topic defaults to topic.Counters.
+	// Topic defaults to topic.CountersTopic.
 	Topic string
 	// Interval between publications (default 10s).
 	Interval time.Duration
@@ -24,7 +24,7 @@ type PublisherConfig struct {
 
 // DefaultPublisherConfig returns the defaults (Node still to be set).
 func DefaultPublisherConfig() PublisherConfig {
-	return PublisherConfig{Topic: topic.Counters, Interval: 10 * time.Second}
+	return PublisherConfig{Topic: topic.CountersTopic, Interval: 10 * time.Second}
 }
 
 // Validate reports every problem at once.

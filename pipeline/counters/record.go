@@ -1,7 +1,7 @@
 // Package counters carries per-pipeline counters from the collectors to the LogPipelines'
 // status without every collector writing to the Kubernetes API server: each collector
 // publishes its cumulative totals per pipeline (Publisher) to one compacted Kafka topic
-// (topic.Counters), keyed by node and pipeline, and the controller reads the topic from its
+// (topic.CountersTopic), keyed by node and pipeline, and the controller reads the topic from its
 // start and sums each pipeline over nodes (Fold). Compaction keeps one record per node and
 // pipeline, so the topic stays as small as the number of (node, pipeline) pairs.
 //
