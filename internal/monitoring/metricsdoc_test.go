@@ -86,9 +86,10 @@ func compareDoc(code []metric, doc map[string]metric) []string {
 
 // prefixes maps the command serving a metric to the components its names may carry.
 var prefixes = map[string][]string{
-	"collector": {"logrouter_collector_", "logrouter_enricher_"},
-	"archiver":  {"logrouter_archiver_"},
-	"gateway":   {"logrouter_gateway_"},
+	"collector":  {"logrouter_collector_", "logrouter_enricher_"},
+	"archiver":   {"logrouter_archiver_"},
+	"gateway":    {"logrouter_gateway_"},
+	"controller": {"logrouter_controller_"},
 }
 
 var (

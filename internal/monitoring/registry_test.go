@@ -17,9 +17,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/archiver"
+	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/router"
@@ -30,7 +32,7 @@ type metric struct {
 	Name      string
 	Type      string // counter, gauge, histogram, summary
 	Labels    []string
-	Component string // the command that serves it: collector (with the enricher), archiver, gateway
+	Component string // the command that serves it: collector (with the enricher), archiver, gateway, controller
 }
 
 // recorder is a Registerer that keeps every collector registered through it, so that the
@@ -205,6 +207,17 @@ func componentMetrics(t testing.TB) []metric {
 			t.Fatal(err)
 		}
 		add("gateway", rec)
+	}
+	// controller: its manager does not contact the API server before Run.
+	{
+		rec := &recorder{Registerer: cli.NewRegistry()}
+		cfg := controller.DefaultConfig()
+		cfg.Kafka.Brokers = brokers
+		cfg.LeaderElectionNamespace = "default"
+		if _, err := controller.New(cfg, &rest.Config{Host: "https://127.0.0.1:1"}, rec, discard()); err != nil {
+			t.Fatal(err)
+		}
+		add("controller", rec)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all

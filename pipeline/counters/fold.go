@@ -1,0 +1,303 @@
+package counters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/logrouter/logrouter/internal/topic"
+)
+
+// ErrGone is returned by a Write for a pipeline that does not exist (any more): the Fold
+// stops writing it until new records about it arrive.
+var ErrGone = errors.New("pipeline gone")
+
+// Write stores a pipeline's sums (the controller: the LogPipeline's status.counters). at is
+// the newest record time among the nodes' records.
+type Write func(ctx context.Context, k Key, c Counts, at time.Time) error
+
+// FoldConfig configures the controller's Fold.
+type FoldConfig struct {
+	// Topic defaults to topic.CountersTopic.
+	Topic string
+	// Interval: a pipeline's sums are written at most this often, and only when they changed
+	// (default 10s).
+	Interval time.Duration
+	// Writers is how many writes run at once (default 8).
+	Writers int
+}
+
+// DefaultFoldConfig returns the defaults.
+func DefaultFoldConfig() FoldConfig {
+	return FoldConfig{Topic: topic.CountersTopic, Interval: 10 * time.Second, Writers: 8}
+}
+
+// Validate reports every problem at once.
+func (c FoldConfig) Validate() error {
+	var errs []error
+	if err := topic.Valid(c.Topic); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, errors.New("counters fold: interval must be positive"))
+	}
+	if c.Writers < 1 {
+		errs = append(errs, errors.New("counters fold: writers must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+type foldMetrics struct {
+	records, invalid, writes, writeErrors prometheus.Counter
+}
+
+func newFoldMetrics(reg prometheus.Registerer) *foldMetrics {
+	m := &foldMetrics{
+		records: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_records_total",
+			Help: "Pipeline counter records read from the counters topic."}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_invalid_records_total",
+			Help: "Counter records that could not be decoded (skipped)."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_writes_total",
+			Help: "Pipeline status counter updates written."}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_write_errors_total",
+			Help: "Pipeline status counter updates that failed (retried at the next interval)."}),
+	}
+	reg.MustRegister(m.records, m.invalid, m.writes, m.writeErrors)
+	return m
+}
+
+// sum is one pipeline's state in the fold.
+type sum struct {
+	nodes   map[string]Value
+	total   Counts
+	at      time.Time
+	written Counts
+	dirty   bool // total differs from what was last written (or nothing was)
+}
+
+// Fold reads the counters topic from its start and writes each pipeline's sums over nodes.
+type Fold struct {
+	cfg   FoldConfig
+	opts  []kgo.Opt
+	write Write
+	log   *slog.Logger
+	m     *foldMetrics
+	warn  rate.Sometimes
+
+	mu   sync.Mutex
+	sums map[Key]*sum
+}
+
+// NewFold returns a fold that connects with opts (seed brokers, TLS, SASL) and stores sums
+// through write.
+func NewFold(cfg FoldConfig, opts []kgo.Opt, write Write, reg prometheus.Registerer, log *slog.Logger) (*Fold, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Fold{cfg: cfg, opts: opts, write: write, log: log, m: newFoldMetrics(reg),
+		warn: rate.Sometimes{First: 1, Interval: time.Minute}, sums: map[Key]*sum{}}, nil
+}
+
+// Run folds until ctx ends. Sums are first written once the topic has been read up to the
+// end offsets it had at the start, so that a restarted controller never writes a partial
+// sum over a complete one.
+func (f *Fold) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.opts...),
+		kgo.ConsumeTopics(f.cfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		return fmt.Errorf("counters fold: %w", err)
+	}
+	defer cl.Close()
+	remaining := f.endOffsets(ctx, cl)
+
+	tick := time.NewTicker(f.cfg.Interval)
+	defer tick.Stop()
+	fetched := make(chan kgo.Fetches)
+	go func() {
+		defer close(fetched)
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case fetched <- fs:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			for range fetched {
+			}
+			return nil
+		case fs, ok := <-fetched:
+			if !ok {
+				return nil
+			}
+			fs.EachError(func(t string, p int32, err error) {
+				f.warn.Do(func() { f.log.Warn("reading pipeline counters", "topic", t, "partition", p, "err", err) })
+			})
+			fs.EachPartition(func(p kgo.FetchTopicPartition) {
+				for _, r := range p.Records {
+					f.add(r)
+				}
+				if end, ok := remaining[p.Partition]; ok && len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= end {
+					delete(remaining, p.Partition)
+				}
+			})
+		case <-tick.C:
+			if remaining == nil {
+				remaining = f.endOffsets(ctx, cl) // the first look-up failed
+			}
+			if len(remaining) == 0 {
+				f.flush(ctx)
+			}
+		}
+	}
+}
+
+// endOffsets lists the partitions that hold records and the offsets to reach; nil when they
+// cannot be listed yet (retried). A missing topic holds nothing.
+func (f *Fold) endOffsets(ctx context.Context, cl *kgo.Client) map[int32]int64 {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(lctx, f.cfg.Topic)
+	var ends kadm.ListedOffsets
+	if err == nil {
+		ends, err = adm.ListEndOffsets(lctx, f.cfg.Topic)
+	}
+	if err == nil {
+		err = errors.Join(starts.Error(), ends.Error())
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return map[int32]int64{}
+	}
+	if err != nil {
+		f.warn.Do(func() { f.log.Warn("listing the counters topic's offsets", "topic", f.cfg.Topic, "err", err) })
+		return nil
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := starts.Lookup(f.cfg.Topic, o.Partition); ok && o.Offset > s.Offset {
+			out[o.Partition] = o.Offset
+		}
+	})
+	return out
+}
+
+func (f *Fold) add(r *kgo.Record) {
+	f.m.records.Inc()
+	node, k, err := ParseKey(r.Key)
+	var v Value
+	var live bool
+	if err == nil {
+		v, live, err = Decode(r.Value)
+	}
+	if err != nil {
+		f.m.invalid.Inc()
+		f.warn.Do(func() { f.log.Warn("skipping a pipeline counters record", "offset", r.Offset, "err", err) })
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sums[k]
+	if s == nil {
+		if !live {
+			return
+		}
+		s = &sum{nodes: map[string]Value{}}
+		f.sums[k] = s
+	}
+	if old, ok := s.nodes[node]; ok {
+		s.total.Sub(old.Counts)
+	}
+	if live {
+		s.nodes[node] = v
+		s.total.Add(v.Counts)
+		if v.Time.After(s.at) {
+			s.at = v.Time
+		}
+	} else {
+		delete(s.nodes, node)
+	}
+	s.dirty = s.total != s.written
+}
+
+// flush writes every changed sum, Writers at a time, and waits for them.
+func (f *Fold) flush(ctx context.Context) {
+	type job struct {
+		k  Key
+		c  Counts
+		at time.Time
+	}
+	f.mu.Lock()
+	var jobs []job
+	for k, s := range f.sums {
+		if s.dirty {
+			jobs = append(jobs, job{k, s.total, s.at})
+		}
+	}
+	f.mu.Unlock()
+	if len(jobs) == 0 {
+		return
+	}
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	for range min(f.cfg.Writers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				err := f.write(ctx, j.k, j.c, j.at)
+				f.mu.Lock()
+				s := f.sums[j.k]
+				switch {
+				case err == nil || errors.Is(err, ErrGone):
+					if err == nil {
+						f.m.writes.Inc()
+					}
+					if s != nil {
+						s.written = j.c
+						s.dirty = s.total != s.written
+					}
+				default:
+					f.m.writeErrors.Inc()
+					f.warn.Do(func() { f.log.Warn("writing pipeline counters", "pipeline", j.k.String(), "err", err) })
+				}
+				f.mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		select {
+		case ch <- j:
+		case <-ctx.Done():
+		}
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// Sum returns a pipeline's current sum over nodes (what the next write stores).
+func (f *Fold) Sum(k Key) (Counts, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sums[k]
+	if !ok {
+		return Counts{}, false
+	}
+	return s.total, true
+}

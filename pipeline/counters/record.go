@@ -1,0 +1,113 @@
+// Package counters carries per-pipeline counters from the collectors to the LogPipelines'
+// status without every collector writing to the Kubernetes API server: each collector
+// publishes its cumulative totals per pipeline (Publisher) to one compacted Kafka topic
+// (topic.CountersTopic), keyed by node and pipeline, and the controller reads the topic from its
+// start and sums each pipeline over nodes (Fold). Compaction keeps one record per node and
+// pipeline, so the topic stays as small as the number of (node, pipeline) pairs.
+//
+// The record (one definition, here):
+//
+//	key:   <node>/<namespace>/<pipeline>
+//	value: {"selected":N,"emitted":N,"dropped":N,"sampledOut":N,"throttled":N,
+//	        "limitDropped":N,"parseFailures":N,"time":"<RFC 3339>"}
+//	       (an empty value, a tombstone, when the pipeline is gone from that node)
+//
+// Values are totals since the collector started: a restarted collector starts again from
+// zero, so a pipeline's sum can go down after a restart.
+package counters
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Key names one pipeline.
+type Key struct {
+	Namespace string
+	Pipeline  string
+}
+
+func (k Key) String() string { return k.Namespace + "/" + k.Pipeline }
+
+// Counts are the cumulative counters of one pipeline (on one node, or summed over nodes).
+// The JSON names are the ones of the LogPipeline's status.counters.
+type Counts struct {
+	Selected      int64 `json:"selected"`
+	Emitted       int64 `json:"emitted"`
+	Dropped       int64 `json:"dropped"`
+	SampledOut    int64 `json:"sampledOut"`
+	Throttled     int64 `json:"throttled"`
+	LimitDropped  int64 `json:"limitDropped"`
+	ParseFailures int64 `json:"parseFailures"`
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Selected += o.Selected
+	c.Emitted += o.Emitted
+	c.Dropped += o.Dropped
+	c.SampledOut += o.SampledOut
+	c.Throttled += o.Throttled
+	c.LimitDropped += o.LimitDropped
+	c.ParseFailures += o.ParseFailures
+}
+
+// Sub subtracts o from c.
+func (c *Counts) Sub(o Counts) {
+	c.Selected -= o.Selected
+	c.Emitted -= o.Emitted
+	c.Dropped -= o.Dropped
+	c.SampledOut -= o.SampledOut
+	c.Throttled -= o.Throttled
+	c.LimitDropped -= o.LimitDropped
+	c.ParseFailures -= o.ParseFailures
+}
+
+// Value is a record's value: a node's counts of one pipeline and when they were taken.
+type Value struct {
+	Counts
+	Time time.Time `json:"time"`
+}
+
+// ErrInvalid is wrapped by every decoding error.
+var ErrInvalid = errors.New("invalid counters record")
+
+// RecordKey is the Kafka key of node's counters of pipeline k. Node, namespace and pipeline
+// names are DNS names: none contains a slash.
+func RecordKey(node string, k Key) []byte {
+	return []byte(node + "/" + k.Namespace + "/" + k.Pipeline)
+}
+
+// ParseKey splits a record key.
+func ParseKey(b []byte) (node string, k Key, err error) {
+	parts := strings.Split(string(b), "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", Key{}, fmt.Errorf("%w: key %q is not <node>/<namespace>/<pipeline>", ErrInvalid, b)
+	}
+	return parts[0], Key{Namespace: parts[1], Pipeline: parts[2]}, nil
+}
+
+// Encode renders a record's value.
+func Encode(v Value) []byte {
+	b, _ := json.Marshal(v) // cannot fail: integers and a time
+	return b
+}
+
+// Decode parses a record's value. An empty value is a tombstone: ok is false.
+func Decode(b []byte) (v Value, ok bool, err error) {
+	if len(b) == 0 {
+		return Value{}, false, nil
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Value{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for _, n := range []int64{v.Selected, v.Emitted, v.Dropped, v.SampledOut, v.Throttled, v.LimitDropped, v.ParseFailures} {
+		if n < 0 {
+			return Value{}, false, fmt.Errorf("%w: negative counter in %s", ErrInvalid, b)
+		}
+	}
+	return v, true, nil
+}
