@@ -170,7 +170,7 @@ func (b *builder) build(policy *pipeline.Policy, entries []Entry) (*pipeline.Sta
 	counts := map[Running]int{}
 	for ns, idx := range byNS {
 		slices.SortFunc(idx, func(a, c int) int { return strings.Compare(results[a].Entry.Name, results[c].Entry.Name) })
-		max := maxPipelines(policy)
+		max := MaxPipelines(policy)
 		var ps []*pipeline.Pipeline
 		for _, i := range idx {
 			r := &results[i]
@@ -242,7 +242,8 @@ func entryVersion(uid string, gen int64, acc *v1alpha1.AcceptedSpec) string {
 // defaultMaxPipelines is the policy's default maxPipelinesPerNamespace (DESIGN-9 decision 5).
 const defaultMaxPipelines = 10
 
-func maxPipelines(p *pipeline.Policy) int {
+// MaxPipelines is how many pipelines of one namespace run under policy p (nil: the defaults).
+func MaxPipelines(p *pipeline.Policy) int {
 	if p != nil && p.Spec.MaxPipelinesPerNamespace > 0 {
 		return int(p.Spec.MaxPipelinesPerNamespace)
 	}
