@@ -23,6 +23,8 @@ import (
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 	"github.com/logrouter/logrouter/pipeline/source"
 	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/cri"
+	"github.com/logrouter/logrouter/router/dockerjson"
 	"github.com/logrouter/logrouter/router/logline"
 )
 
@@ -350,8 +352,20 @@ func sampleLines(data []byte, format string) ([]testLine, error) {
 	var f logline.Format
 	switch format {
 	case "auto":
+		// The first line decides, as in the collector, but only when it parses: a sample of
+		// raw JSON lines starts with '{' too.
 		first, _, _ := bytes.Cut(data, []byte("\n"))
-		f = logline.Detect(first)
+		first = bytes.TrimSuffix(first, []byte("\r"))
+		switch f = logline.Detect(first); f {
+		case logline.FormatCRI:
+			if _, err := cri.Parse(first, nil); err != nil {
+				f = logline.FormatUnknown
+			}
+		case logline.FormatDocker:
+			if _, err := dockerjson.Parse(first, nil); err != nil {
+				f = logline.FormatUnknown
+			}
+		}
 	case "cri":
 		f = logline.FormatCRI
 	case "docker":
@@ -377,8 +391,12 @@ func sampleLines(data []byte, format string) ([]testLine, error) {
 	lineAt := func(off int64) int { return bytes.Count(data[:min(off, int64(len(data)))], []byte("\n")) + 1 }
 	a := assemble.New(assemble.Config{Format: f, MaxLine: 1 << 20, Now: func() []byte { return []byte("1970-01-01T00:00:00.000000000Z") }}, 0, assemble.State{}, func(o *assemble.Output) {
 		ts, _ := time.Parse(time.RFC3339Nano, string(o.TS))
+		stream := o.Stream
+		if stream == "" { // a malformed line, shipped raw
+			stream = "stdout"
+		}
 		out = append(out, testLine{n: lineAt(o.Start), parseE: o.ParseError,
-			rec: pipeline.Record{Time: ts, Stream: o.Stream, Message: bytes.Clone(o.Msg), Start: o.Start, End: o.End, Lines: 1}})
+			rec: pipeline.Record{Time: ts, Stream: stream, Message: bytes.Clone(o.Msg), Start: o.Start, End: o.End, Lines: 1}})
 	})
 	a.Feed(data, true)
 	a.Flush()
