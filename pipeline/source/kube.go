@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
@@ -110,6 +112,7 @@ func (k *Kube) Run(ctx context.Context) error {
 		synced = append(synced, reg.HasSynced)
 	}
 	f.Start(ctx.Done())
+	k.preflight(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return nil // ctx ended
 	}
@@ -138,6 +141,28 @@ func (k *Kube) Run(ctx context.Context) error {
 		case <-after():
 		}
 		k.apply(pl.GetStore().List(), po.GetStore().List())
+	}
+}
+
+// preflight tells apart an API server without the LogPipeline CRD, where no pipeline can
+// exist (the collector is told so at once: its files need not wait), from one that is slow,
+// unreachable or forbids the collector to read pipelines: then pipelines may exist (say, a
+// redaction) and nothing is applied until the informers have synced; files wait, their data
+// stays on disk.
+func (k *Kube) preflight(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := k.client.Resource(v1alpha1.LogPipelines).List(cctx, metav1.ListOptions{Limit: 1})
+	switch {
+	case err == nil, ctx.Err() != nil:
+	case apierrors.IsNotFound(err):
+		k.log.Error("the LogPipeline CRD is not installed (deploy/crds): no pipelines run until it is", "error", err.Error())
+		k.out.Apply(&pipeline.State{})
+		k.m.applies.Inc()
+	case apierrors.IsForbidden(err):
+		k.log.Error("the collector may not list LogPipelines (RBAC: get, list, watch logpipelines and logrouterpolicies in logrouter.io): files wait until it may", "error", err.Error())
+	default:
+		k.log.Warn("cannot list LogPipelines yet: files wait for the first list", "error", err.Error())
 	}
 }
 
