@@ -307,7 +307,6 @@ func (d *Dir) apply() {
 		}
 	}
 	d.out.Apply(st)
-	d.m.applies.Inc()
 }
 
 // setPolicy compiles a policy document; an invalid one keeps the previous policy.

@@ -158,7 +158,6 @@ func (k *Kube) preflight(ctx context.Context) {
 	case apierrors.IsNotFound(err):
 		k.log.Error("the LogPipeline CRD is not installed (deploy/crds): no pipelines run until it is", "error", err.Error())
 		k.out.Apply(&pipeline.State{})
-		k.m.applies.Inc()
 	case apierrors.IsForbidden(err):
 		k.log.Error("the collector may not list LogPipelines (RBAC: get, list, watch logpipelines and logrouterpolicies in logrouter.io): files wait until it may", "error", err.Error())
 	default:
@@ -197,7 +196,6 @@ func (k *Kube) apply(pipelines, policies []any) {
 	})
 	st, _ := k.b.build(k.policy, entries)
 	k.out.Apply(st)
-	k.m.applies.Inc()
 }
 
 // setPolicy compiles the policy named default when it changed. An invalid policy keeps the

@@ -71,7 +71,6 @@ type Result struct {
 }
 
 type metrics struct {
-	applies   prometheus.Counter
 	invalid   *prometheus.CounterVec
 	pipelines *prometheus.GaugeVec
 	policy    prometheus.Counter
@@ -79,24 +78,20 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		applies: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "logrouter_collector_pipeline_applies_total",
-			Help: "Desired pipeline states handed to the collector (a burst of changes is one apply).",
-		}),
 		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logrouter_collector_pipeline_invalid_total",
+			Name: "logrouter_collector_pipeline_invalid_versions_total",
 			Help: "Versions of a pipeline that failed to compile (each distinct failure counts once); its last known good version runs if there is one.",
 		}, []string{"namespace", "pipeline"}),
 		pipelines: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "logrouter_collector_pipelines",
+			Name: "logrouter_collector_known_pipelines",
 			Help: "Pipelines known to the collector by what runs: current (the spec), previous (last known good, the spec is invalid), not_running (nothing valid; lines ship unchanged).",
 		}, []string{"state"}),
 		policy: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "logrouter_collector_policy_invalid_total",
+			Name: "logrouter_collector_policy_invalid_versions_total",
 			Help: "Versions of the LogRouterPolicy that failed to compile; the last valid one (or the defaults) stays in force.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.applies, m.invalid, m.pipelines, m.policy} {
+	for _, c := range []prometheus.Collector{m.invalid, m.pipelines, m.policy} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register pipeline source metrics: %w", err)
 		}
