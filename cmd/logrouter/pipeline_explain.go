@@ -175,7 +175,10 @@ func diffRecords(a, b *pipeline.Record) []string {
 			ch = append(ch, "removed fields."+k)
 		case !inA || !reflect.DeepEqual(av, bv):
 			js, _ := json.Marshal(bv)
-			ch = append(ch, "fields."+k+"="+short(string(js)))
+			if len(js) > 60 {
+				js = append(js[:60:60], "..."...)
+			}
+			ch = append(ch, "fields."+k+"="+string(js))
 		}
 	}
 	return ch

@@ -65,13 +65,13 @@ func TestPipelineValidate(t *testing.T) {
 	}{
 		{"valid", []string{"-f", good}, 0, []string{good + ":1: shop/api: ok"}, nil},
 		{"directory with invalid regex and CEL", []string{"-f", badDir}, 1,
-			[]string{"a.yaml:1: shop/api: ok", "b.yaml:1: shop/regex: steps[0].regex: ", "c.yaml:1: shop/cel: steps[1].drop"},
+			[]string{"a.yaml:1: shop/api: ok", "b.yaml:1: shop/regex: steps[0].regex.pattern: missing closing ]", "c.yaml:1: shop/cel: steps[1].drop.if: 1:23: Syntax error"},
 			[]string{"2 of 3 pipelines have problems"}},
 		{"suffix not allowed by the policy", []string{"-f", suffix, "--policy", policy}, 1,
 			[]string{"shop/api: output.suffix: ", `"audit"`}, nil},
 		{"suffix without a policy", []string{"-f", suffix}, 1, []string{"output.suffix"}, nil},
 		{"unknown field", []string{"-f", unknown}, 1, nil, []string{"unknown.yaml:", "stepz"}},
-		{"several -f", []string{"-f", good, "-f", filepath.Join(badDir, "b.yaml")}, 1, []string{"shop/api: ok", "shop/regex: steps[0].regex"}, nil},
+		{"several -f", []string{"-f", good, "-f", filepath.Join(badDir, "b.yaml")}, 1, []string{"shop/api: ok", "shop/regex: steps[0].regex.pattern"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCmd(t, append([]string{"pipeline", "validate"}, tc.args...)...)
