@@ -219,11 +219,15 @@ func pipelineValidate(docs *pipelineDocs, namespace string, stdout io.Writer) er
 			fmt.Fprintf(stdout, "%s: %s: %s\n", d.where, id, p)
 		}
 	}
-	maxP := source.MaxPipelines(policy)
-	for ns, n := range perNS {
-		if n > maxP {
+	nss := make([]string, 0, len(perNS))
+	for ns := range perNS {
+		nss = append(nss, ns)
+	}
+	sort.Strings(nss)
+	for _, ns := range nss {
+		if err := pipeline.CheckNamespace(ns, perNS[ns], policy); err != nil {
 			bad++
-			fmt.Fprintf(stdout, "namespace %s: %d pipelines, the LogRouterPolicy allows %d (maxPipelinesPerNamespace): the first %d by name run\n", ns, n, maxP, maxP)
+			fmt.Fprintf(stdout, "namespace %s: %v\n", ns, err)
 		}
 	}
 	if bad > 0 {
@@ -321,6 +325,7 @@ func pipelineTest(ctx context.Context, docs *pipelineDocs, namespace string, o t
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		l.rec.Meta = &o.meta
 		p := set.For(&o.meta, l.rec.Stream)
 		if p == nil {
 			if o.explain {

@@ -275,7 +275,7 @@ spec:
 	if running(st, "web", "a") == nil || running(st, "web", "b") == nil || running(st, "web", "c") != nil {
 		t.Fatalf("want web/a and web/b only: %s", describe(st))
 	}
-	if !strings.Contains(dt.logs.String(), "maxPipelinesPerNamespace: 2") {
+	if !strings.Contains(dt.logs.String(), "allows 2 (maxPipelinesPerNamespace)") {
 		t.Errorf("log does not explain why web/c does not run:\n%s", dt.logs.String())
 	}
 }

@@ -165,14 +165,21 @@ func (b *builder) build(policy *pipeline.Policy, entries []Entry) (*pipeline.Sta
 	counts := map[Running]int{}
 	for ns, idx := range byNS {
 		slices.SortFunc(idx, func(a, c int) int { return strings.Compare(results[a].Entry.Name, results[c].Entry.Name) })
-		max := MaxPipelines(policy)
+		max := policy.MaxPipelinesPerNamespace()
+		valid := 0
+		for _, i := range idx {
+			if results[i].Pipeline != nil {
+				valid++
+			}
+		}
+		limitErr := pipeline.CheckNamespace(ns, valid, policy)
 		var ps []*pipeline.Pipeline
 		for _, i := range idx {
 			r := &results[i]
 			if r.Pipeline != nil && len(ps) >= max {
 				// The first pipelines by name run, the same ones on every collector.
 				r.Running, r.Pipeline = NotRunning, nil
-				r.Err = errors.Join(r.Err, fmt.Errorf("namespace %s has more pipelines than the LogRouterPolicy allows (maxPipelinesPerNamespace: %d); the first %d by name run", ns, max, max))
+				r.Err = errors.Join(r.Err, limitErr)
 				b.logResult(*r)
 			}
 			counts[r.Running]++
@@ -232,15 +239,4 @@ func entryVersion(uid string, gen int64, acc *v1alpha1.AcceptedSpec) string {
 		v += "/" + strconv.FormatInt(acc.Generation, 10)
 	}
 	return v
-}
-
-// defaultMaxPipelines is the policy's default maxPipelinesPerNamespace (DESIGN-9 decision 5).
-const defaultMaxPipelines = 10
-
-// MaxPipelines is how many pipelines of one namespace run under policy p (nil: the defaults).
-func MaxPipelines(p *pipeline.Policy) int {
-	if p != nil && p.Spec.MaxPipelinesPerNamespace > 0 {
-		return int(p.Spec.MaxPipelinesPerNamespace)
-	}
-	return defaultMaxPipelines
 }
