@@ -33,6 +33,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ecfg := enricher.DefaultConfig()
 	ecfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
+	pf := registerPipelineFlags(fs, true)
 	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 28 MiB; -1: none; the GOMEMLIMIT variable wins)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
@@ -74,7 +75,14 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pipelines, err := pf.source(c, ecfg.Enabled, ecfg, reg, base)
+	if err != nil {
+		return err
+	}
 	var g rungroup.Group
+	if pipelines != nil {
+		g.Add("pipelines", pipelines)
+	}
 	if enr != nil {
 		// A slow or unreachable API server never holds the collector back: files ship with
 		// path metadata until the informers sync (see docs/enricher.md).

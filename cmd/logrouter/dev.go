@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/archiver"
+	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/internal/rungroup"
 	"github.com/logrouter/logrouter/router"
@@ -41,6 +43,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "address of the REST gateway")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address of /metrics for all components")
 	df := registerDemoFlags(fs)
+	pf := registerPipelineFlags(fs, false)
 	fresh := fs.Bool("fresh", false, "delete the data directory first")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
@@ -58,7 +61,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *fresh {
 		os.RemoveAll(*dir)
 	}
-	for _, d := range []string{"kafka", "node", "checkpoints", "archive", "spool"} {
+	for _, d := range []string{"kafka", "node", "checkpoints", "archive", "spool", "pipelines"} {
 		if err := os.MkdirAll(filepath.Join(*dir, d), 0o755); err != nil {
 			return err
 		}
@@ -106,6 +109,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	samplePipeline, err := writeDevPipeline(pf, *dir, demo.Namespaces[0])
+	if err != nil {
+		return err
+	}
+	pipelines, err := pf.source(collector, false, enricher.Config{}, reg, log)
+	if err != nil {
+		return err
+	}
+
 	bucket := "file://" + filepath.Join(*dir, "archive") + "?create_dir=true"
 	acfg := archiver.DefaultConfig()
 	acfg.Kafka.Brokers = brokers
@@ -134,6 +146,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var g rungroup.Group
 	g.Add("demo workload", demo.Run)
 	g.Add("collector", collector.Run)
+	g.Add("pipelines", pipelines)
 	g.Add("archiver", arch.Run)
 	g.Add("gateway", gw.Run)
 	// /readyz joins every component's readiness.
@@ -166,15 +179,58 @@ Look at it:
   kcat -C -b %s -t logs.%s -o -5 -e
 %s  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
 
+Pipelines (docs/pipelines.md), read from %s:
+%s
 The token above may read: %s.
 `, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
-			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns, strings.Join(demo.Namespaces, ", "))
+			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns,
+			pf.dir, devPipelineHelp(samplePipeline, ns, brokers), strings.Join(demo.Namespaces, ", "))
 		<-ctx.Done()
 		return nil
 	})
 	err = g.Run(ctx)
 	fmt.Fprintln(stdout, "logrouter dev stopped")
 	return err
+}
+
+//go:embed devdata/pipeline.yaml
+var devPipeline string
+
+// writeDevPipeline points the pipelines source at the data directory's pipelines/ (unless
+// --pipelines-dir says otherwise) and writes the sample pipeline there for namespace ns, once:
+// a restart keeps the user's edits (--fresh starts over).
+func writeDevPipeline(pf *pipelineFlags, dataDir, ns string) (string, error) {
+	if pf.dir != "" {
+		return "", nil // the user's directory: nothing is written there
+	}
+	pf.dir = filepath.Join(dataDir, "pipelines")
+	path := filepath.Join(pf.dir, "demo.yaml")
+	content := strings.Replace(devPipeline, "namespace: shop", "namespace: "+ns, 1)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return path, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("write the sample pipeline: %w", err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write the sample pipeline: %w", err)
+	}
+	return path, f.Close()
+}
+
+// devPipelineHelp says how to change the sample pipeline and watch the effect.
+func devPipelineHelp(path, ns, brokers string) string {
+	if path == "" {
+		return ""
+	}
+	return fmt.Sprintf(`  %s runs the sample pipeline %s (drops health checks and debug lines, parses JSON, hashes user ids).
+  Change it and watch the effect live (applied within two seconds; an invalid change keeps the last good version, logrouter.log says why):
+  ${EDITOR:-vi} %s
+  go run ./cmd/logrouter pipeline validate -f %s
+  kcat -C -b %s -t logs.%s -o end -f '%%s\n'
+`, ns, path, path, path, brokers, ns)
 }
 
 // devToken creates a gateway token for the demo namespaces.

@@ -5,11 +5,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command writing and the test reading.
@@ -97,4 +102,86 @@ func TestDevComponentFailureStopsAll(t *testing.T) {
 	} else {
 		ln.Close()
 	}
+}
+
+// logrouter dev runs its sample pipeline on the first demo namespace, prints how to change it,
+// and a change of the file (as the banner says) takes effect live: records in Kafka carry the
+// pipeline's fields, then the edited pipeline's.
+func TestDevSamplePipelineLive(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kafka := freeAddr(t)
+	dataDir := t.TempDir()
+	args := []string{"dev", "--data-dir", dataDir, "--kafka-addr", kafka, "--gateway-addr", freeAddr(t),
+		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "20", "--pipelines-interval", "100ms"}
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(stdout.String(), "logrouter dev is running") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	path := filepath.Join(dataDir, "pipelines", "demo.yaml")
+	banner := stdout.String()
+	for _, want := range []string{"shop runs the sample pipeline " + path, "${EDITOR:-vi} " + path,
+		"pipeline validate -f " + path, "kcat -C -b " + kafka + " -t logs.shop -o end"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	if code, out, errOut := runCmd(t, "pipeline", "validate", "-f", path); code != 0 {
+		t.Fatalf("the sample pipeline does not validate (exit %d):\n%s%s", code, out, errOut)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("logs.shop"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// waitRecord consumes until a stdout record's fields satisfy ok.
+	waitRecord := func(what string, ok func(fields map[string]any) bool) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer wcancel()
+		for {
+			fetches := cl.PollFetches(wctx)
+			if wctx.Err() != nil {
+				t.Fatalf("no record in logs.shop with %s", what)
+			}
+			var found bool
+			fetches.EachRecord(func(r *kgo.Record) {
+				var rec struct {
+					Stream string         `json:"stream"`
+					Fields map[string]any `json:"fields"`
+				}
+				if json.Unmarshal(r.Value, &rec) == nil && rec.Stream == "stdout" && ok(rec.Fields) {
+					found = true
+				}
+			})
+			if found {
+				return
+			}
+		}
+	}
+	waitRecord("the sample pipeline's fields (level, a hashed user)", func(f map[string]any) bool {
+		u, _ := f["user"].(string)
+		return f["level"] == "info" && u != "" && !strings.HasPrefix(u, "u-")
+	})
+	// Edit as the banner says: the records get the new step's field.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "  steps:\n", "  steps:\n  - set:\n      field: edited\n      value: '\"live\"'\n", 1)
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(`fields.edited == "live" after the edit`, func(f map[string]any) bool { return f["edited"] == "live" })
 }
