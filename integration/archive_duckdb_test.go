@@ -14,12 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 
-	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
 	"github.com/logrouter/logrouter/internal/topic"
@@ -271,23 +269,8 @@ func docWindowRows(t *testing.T, ls []docLine, errors bool) [][3]string {
 func writeDocArchive(t *testing.T, kc *kfake.Cluster, group, format, dir string, ls []docLine) {
 	t.Helper()
 	ctx := context.Background()
-	cfg := archiver.DefaultConfig()
-	cfg.Kafka.Brokers = strings.Join(kc.ListenAddrs(), ",")
-	cfg.Bucket = "file://" + dir
-	cfg.Group = group
-	cfg.Format = format
-	cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
-	cfg.MaxObjectAge = time.Second
-	cfg.TopicRefresh = 200 * time.Millisecond
-	cfg.MemoryBudget = 64 << 20
-	a, err := archiver.New(cfg, prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(runCtx) }()
-	b, err := blob.OpenBucket(ctx, cfg.Bucket)
+	bucketURL := "file://" + dir
+	b, err := blob.OpenBucket(ctx, bucketURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,14 +285,7 @@ func writeDocArchive(t *testing.T, kc *kfake.Cluster, group, format, dir string,
 			}
 		}
 	}
-	werr := archivetest.WaitArchived(ctx, b, "", want, 60*time.Second)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	if werr != nil {
-		t.Fatal(werr)
-	}
+	archiveUntil(t, kc.ListenAddrs(), bucketURL, group, format, b, want)
 	// A crash between staging and claiming leaves a complete data object at a staging key:
 	// make one (a copy of a published object, as a killed attempt would have uploaded it).
 	audit, err := archivetest.Read(ctx, b, "")

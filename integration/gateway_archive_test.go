@@ -5,24 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// archive
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
-	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/archiver/archivetest"
-	"github.com/logrouter/logrouter/archiver/layout"
 	"github.com/logrouter/logrouter/internal/record"
 )
 
@@ -53,52 +47,12 @@ func TestGatewayArchive(t *testing.T) {
 	if err := archivetest.Produce(ctx, e.kcl, rs); err != nil {
 		t.Fatal(err)
 	}
-	ends := map[string]int64{}
+	want := map[archivetest.Pos]int64{}
 	for _, r := range rs {
-		ends[r.Topic] = max(ends[r.Topic], r.Offset+1)
+		p := archivetest.Pos{Topic: r.Topic}
+		want[p] = max(want[p], r.Offset+1)
 	}
-
-	acfg := archiver.DefaultConfig()
-	acfg.Kafka.Brokers = strings.Join(e.cluster.ListenAddrs(), ",")
-	acfg.Bucket = bucketURL
-	acfg.SpoolDir = filepath.Join(dir, "spool")
-	acfg.MaxObjectAge = time.Second
-	acfg.TopicRefresh = 200 * time.Millisecond
-	acfg.MemoryBudget = 64 << 20
-	a, err := archiver.New(acfg, prometheus.NewRegistry(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stopArchiver := context.WithCancel(ctx)
-	aerr := make(chan error, 1)
-	go func() { aerr <- a.Run(actx) }()
-	for topic, end := range ends { // wait for each partition's claim chain to reach the end
-		for {
-			next := int64(0)
-			for {
-				b, err := bkt.ReadAll(ctx, layout.ClaimKey("", topic, 0, next))
-				if err != nil {
-					break
-				}
-				c, err := layout.DecodeClaim(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				next = c.Next()
-			}
-			if next >= end {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s archived up to %d of %d", topic, next, end)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	stopArchiver()
-	if err := <-aerr; err != nil {
-		t.Fatal(err)
-	}
+	archiveUntil(t, e.cluster.ListenAddrs(), bucketURL, "", "", bkt, want)
 
 	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
 	since := url.QueryEscape(base.Format(time.RFC3339))

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,14 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/cursor"
 	"github.com/logrouter/logrouter/api/token"
-	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/internal/record"
 )
@@ -85,28 +82,7 @@ func startSuffixEnv(t *testing.T) *suffixEnv {
 		p := archivetest.Pos{Topic: r.Topic}
 		want[p] = max(want[p], r.Offset+1)
 	}
-	acfg := archiver.DefaultConfig()
-	acfg.Kafka.Brokers = strings.Join(e.cluster.ListenAddrs(), ",")
-	acfg.Bucket = bucketURL
-	acfg.SpoolDir = filepath.Join(dir, "spool")
-	acfg.MaxObjectAge = time.Second
-	acfg.TopicRefresh = 200 * time.Millisecond
-	acfg.MemoryBudget = 64 << 20
-	a, err := archiver.New(acfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	aerr := make(chan error, 1)
-	go func() { aerr <- a.Run(actx) }()
-	werr := archivetest.WaitArchived(ctx, bkt, "", want, 60*time.Second)
-	stop()
-	if err := <-aerr; err != nil {
-		t.Fatal(err)
-	}
-	if werr != nil {
-		t.Fatal(werr)
-	}
+	archiveUntil(t, e.cluster.ListenAddrs(), bucketURL, "", "", bkt, want)
 	s := &suffixEnv{gwEnv: e}
 	s.shop, _ = e.token(token.Spec{Namespaces: []string{"shop"}})
 	s.teamB, _ = e.token(token.Spec{Namespaces: []string{"team-b"}})
