@@ -152,6 +152,9 @@ func TestKubeAPIServer(t *testing.T) {
 			{"stream stdin", pipeline("p", "  selector: {streams: [stdin]}\n"), []string{"spec.selector.streams[0]", `Unsupported value: "stdin"`}},
 			{"stream twice", pipeline("p", "  selector: {streams: [stdout, stdout]}\n"), []string{"spec.selector.streams[1]", "Duplicate value"}},
 			{"container not a DNS label", pipeline("p", "  selector: {containers: [Web_1]}\n"), []string{"spec.selector.containers[0]", "should match"}},
+			{"bad label selector operator", pipeline("p", "  selector: {pods: {matchExpressions: [{key: a, operator: Is, values: [b]}]}}\n"), []string{"spec.selector", "operator must be In or NotIn with values"}},
+			{"In without values", pipeline("p", "  selector: {pods: {matchExpressions: [{key: a, operator: In}]}}\n"), []string{"operator must be In or NotIn with values"}},
+			{"Exists with values", pipeline("p", "  selector: {pods: {matchExpressions: [{key: a, operator: Exists, values: [b]}]}}\n"), []string{"or Exists or DoesNotExist without"}},
 			{"too many steps", pipeline("p", "  steps:\n"+strings.Repeat("  - json: {}\n", 65)), []string{"spec.steps", "must have at most 64 items"}},
 
 			{"policy not named default", policy("strict", "  limits: {action: drop}\n"), []string{"the cluster has one LogRouterPolicy, named default"}},
@@ -196,6 +199,7 @@ func TestKubeAPIServer(t *testing.T) {
 			{"suffix of 63", pipeline("long", "  output: {suffix: "+strings.Repeat("a", 63)+"}\n")},
 			{"suffix digits and dashes", pipeline("dash", "  output: {suffix: 0-a-9}\n")},
 			{"64 steps", pipeline("steps", "  steps:\n"+strings.Repeat("  - json: {}\n", 64))},
+			{"Exists without values", pipeline("exists", "  selector: {pods: {matchExpressions: [{key: a, operator: Exists}, {key: b, operator: DoesNotExist, values: []}]}}\n")},
 			{"policy", fullPolicy},
 			{"empty policy", policy("default", "  {}\n")},
 			{"unlimited", policy("default", "  limits: {linesPerSecond: 0}\n")},

@@ -52,6 +52,8 @@ type LogPipelineSpec struct {
 }
 
 // Selector chooses lines by the pod's labels, the container's name and the stream.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.pods) || !has(self.pods.matchExpressions) || self.pods.matchExpressions.all(e, (e.operator in ['In', 'NotIn'] && has(e.values) && size(e.values) > 0) || (e.operator in ['Exists', 'DoesNotExist'] && (!has(e.values) || size(e.values) == 0)))",message="selector.pods.matchExpressions: operator must be In or NotIn with values, or Exists or DoesNotExist without"
 type Selector struct {
 	// Pods selects pods by label. Empty selects every pod of the namespace.
 	// +optional
