@@ -18,7 +18,8 @@ type docBlock struct {
 }
 
 // docFiles are the documents whose logrouter.io examples must decode strictly and be accepted
-// by the API server. A block whose first line is "# rejected" shows an error on purpose.
+// by the API server: their ```yaml blocks (other languages, such as an outline of the resource,
+// are not objects). A block whose first line is "# rejected" shows an error on purpose.
 func docFiles(t *testing.T) []string {
 	t.Helper()
 	docs, err := filepath.Glob("../../docs/*.md")
@@ -61,7 +62,7 @@ func documentedObjects(t *testing.T) []load.Object {
 	var objs []load.Object
 	for _, d := range docFiles(t) {
 		for _, b := range codeBlocks(t, d) {
-			if !strings.Contains(b.text, "apiVersion: logrouter.io/") || strings.HasPrefix(b.text, "# rejected") {
+			if b.lang != "yaml" || !strings.Contains(b.text, "apiVersion: logrouter.io/") || strings.HasPrefix(b.text, "# rejected") {
 				continue
 			}
 			name := filepath.Base(d) + ":" + strconv.Itoa(b.line)
@@ -72,6 +73,7 @@ func documentedObjects(t *testing.T) []load.Object {
 			objs = append(objs, o...)
 		}
 	}
+	t.Logf("%d documented objects", len(objs))
 	if len(objs) < 2 {
 		t.Fatalf("only %d documented objects: docs/helm.md shows a policy and a pipeline", len(objs))
 	}
