@@ -19,6 +19,8 @@ type Config struct {
 	Kubeconfig string
 	// NodeName is the node whose pods are watched (spec.nodeName); from the downward API.
 	NodeName string
+	// Cluster is put in every record (the collector's --cluster, copied like NodeName).
+	Cluster string
 	// PodLabels, PodAnnotations and NamespaceLabels are allow-lists (package allowlist) of the
 	// keys copied into records.
 	PodLabels       string

@@ -377,9 +377,9 @@ func (e *Enricher) render(h *handle) {
 		if m.PodUID == "" {
 			m.PodUID = string(p.UID)
 		}
-		s = filemeta.SnapshotFor(m, e.cfg.NodeName, k, ns == nil)
+		s = filemeta.SnapshotFor(m, filemeta.Origin{Node: e.cfg.NodeName, Cluster: e.cfg.Cluster}, k, ns == nil)
 	case shipping || (ns != nil && ns.excluded):
-		s = filemeta.SnapshotFor(h.m, e.cfg.NodeName, nil, true)
+		s = filemeta.SnapshotFor(h.m, filemeta.Origin{Node: e.cfg.NodeName, Cluster: e.cfg.Cluster}, nil, true)
 		if ns != nil {
 			s.NamespaceLabels = ns.labels
 		}

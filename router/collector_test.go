@@ -64,7 +64,7 @@ type running struct {
 func startCollector(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, testLogger(t))
+	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node, Cluster: cfg.Cluster}}, reg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

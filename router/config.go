@@ -4,7 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router/sink"
@@ -17,6 +20,9 @@ type Config struct {
 	CheckpointDir string
 	TopicTemplate string
 	Node          string
+	// Cluster names the cluster in every record (empty: not written), for several clusters
+	// sharing one Kafka (docs/operations.md#many-clusters).
+	Cluster string
 
 	Sink sink.Config
 
@@ -72,6 +78,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CheckpointDir, "checkpoint-dir", c.CheckpointDir, "where read positions are saved (a hostPath that outlives the pod)")
 	fs.StringVar(&c.TopicTemplate, "topic-template", c.TopicTemplate, "Kafka topic of a namespace: {namespace} and {label:<namespace label>} are replaced")
 	fs.StringVar(&c.Node, "node-name", c.Node, "this node's name, put in every record (in Kubernetes: the downward API's spec.nodeName)")
+	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "this cluster's name, put in every record as \"cluster\" when several clusters share one Kafka (a DNS-1123 label or subdomain); empty: not written")
 	c.Sink.Register(fs)
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", c.BufferBytes, "bytes held in memory for lines (read and not yet acknowledged by Kafka, or parts of lines waiting for their end), shared fairly by namespaces; reading pauses beyond it")
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", c.MaxLineBytes, "largest message in one record; longer lines are cut into ordered chunks marked split")
@@ -93,6 +100,11 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointDir == "" {
 		errs = append(errs, errors.New("--checkpoint-dir is required"))
+	}
+	if c.Cluster != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.Cluster); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--cluster %q: %s", c.Cluster, strings.Join(msgs, "; ")))
+		}
 	}
 	if _, err := topic.Parse(c.TopicTemplate); err != nil {
 		errs = append(errs, fmt.Errorf("--topic-template: %w", err))

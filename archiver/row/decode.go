@@ -119,7 +119,7 @@ func (d *Decoder) decode(r *Row, s *scanner) error {
 				return fmt.Errorf("message_base64: %w", err)
 			}
 			r.MessageBytes = raw[:n]
-		case "stream", "namespace", "pod", "pod_uid", "container", "container_id", "node", "file", "parse_error", "metadata":
+		case "stream", "namespace", "pod", "pod_uid", "container", "container_id", "node", "cluster", "file", "parse_error", "metadata":
 			if d.buf, err = s.str(d.buf[:0]); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -139,6 +139,8 @@ func (d *Decoder) decode(r *Row, s *scanner) error {
 				r.ContainerID = v
 			case "node":
 				r.Node = v
+			case "cluster":
+				r.Cluster = v
 			case "file":
 				r.File = v
 			case "parse_error":
@@ -307,7 +309,7 @@ func (d *Decoder) kafka(r *Row, s *scanner) error {
 	})
 }
 
-var topFields = []string{"v", "ts", "stream", "message", "message_base64", "namespace", "pod", "pod_uid", "container", "container_id", "node", "file", "offset", "split", "parse_error", "k8s", "metadata", "fields", "fields_error", "lines"}
+var topFields = []string{"v", "ts", "stream", "message", "message_base64", "namespace", "pod", "pod_uid", "container", "container_id", "node", "cluster", "file", "offset", "split", "parse_error", "k8s", "metadata", "fields", "fields_error", "lines"}
 
 // fieldName maps a member name to the record field it sets, as encoding/json does (exact match
 // first, then case-insensitive), or "" for an unknown member.

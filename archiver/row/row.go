@@ -43,6 +43,8 @@ type Row struct {
 	FieldsError string `parquet:"fields_error,optional"`
 	// Lines is the record's "lines": how many lines a multiline step joined (null for one).
 	Lines int32 `parquet:"lines,optional"`
+	// Cluster is the record's "cluster" (the collector's --cluster), null when not set.
+	Cluster string `parquet:"cluster,dict,optional"`
 }
 
 // TimeOf returns the row's time.
@@ -54,7 +56,7 @@ func (r *Row) Record() record.Record {
 	rec := record.Record{
 		V: record.SchemaVersion, Time: r.TimeOf(), Stream: r.Stream, Message: r.Message,
 		MessageBase64: r.MessageBytes, Namespace: r.Namespace, Pod: r.Pod, PodUID: r.PodUID,
-		Container: r.Container, ContainerID: r.ContainerID, Node: r.Node, File: r.File,
+		Container: r.Container, ContainerID: r.ContainerID, Node: r.Node, Cluster: r.Cluster, File: r.File,
 		Offset: r.FileOffset, ParseError: r.ParseError, Metadata: r.Metadata,
 		FieldsError: r.FieldsError, Lines: int(r.Lines),
 	}

@@ -39,6 +39,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	ecfg.NodeName = cfg.Node
+	ecfg.Cluster = cfg.Cluster
 	if err := errors.Join(cfg.Validate(), ecfg.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -59,7 +60,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		debug.SetMemoryLimit(limit)
 	}
 	reg := cli.NewRegistry()
-	var meta filemeta.Provider = filemeta.PathOnly{Node: cfg.Node}
+	var meta filemeta.Provider = filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node, Cluster: cfg.Cluster}}
 	var enr *enricher.Enricher
 	if ecfg.Enabled {
 		client, err := enricher.ClientFromConfig(ecfg)

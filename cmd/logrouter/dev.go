@@ -104,7 +104,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ccfg.Node = "dev-node"
 	ccfg.Sink.Kafka.Brokers = brokers
 	ccfg.Sink.Partitions = 3
-	collector, err := router.New(ccfg, filemeta.PathOnly{Node: ccfg.Node}, reg, log.With("component", "collector"))
+	collector, err := router.New(ccfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: ccfg.Node, Cluster: ccfg.Cluster}}, reg, log.With("component", "collector"))
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func (c *Collector) Stop() error { return c.stop() }
 func Start(t testing.TB, cfg router.Config) *Collector {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := router.New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, Logger())
+	c, err := router.New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node, Cluster: cfg.Cluster}}, reg, Logger())
 	if err != nil {
 		t.Fatalf("collector: %v", err)
 	}

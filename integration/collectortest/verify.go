@@ -37,7 +37,7 @@ var DocumentedFields = []string{"v", "ts", "stream", "message", "namespace", "po
 // message_base64 (invalid UTF-8), split (a chunk of an oversized line), parse_error, and what
 // the enricher and tenant pipelines (fields, fields_error, lines: schema version 2) add.
 var OptionalFields = map[string]string{"message_base64": "string", "split": "object", "parse_error": "string",
-	"k8s": "object", "metadata": "string", "fields": "object", "fields_error": "string", "lines": "integer"}
+	"k8s": "object", "metadata": "string", "fields": "object", "fields_error": "string", "lines": "integer", "cluster": "string"}
 
 // Schema is the part of docs/record.schema.json the tests check: the top-level properties
 // with their JSON types, the required ones, and whether others are allowed.

@@ -15,6 +15,7 @@ type Source struct {
 	Container   string
 	ContainerID string
 	Node        string
+	Cluster     string
 	File        string
 	Src         string // "<device>:<inode>" of File
 	Kubernetes  *Kubernetes
@@ -37,6 +38,9 @@ func (s *Source) Fragment() []byte {
 	}
 	if s.Node != "" {
 		b = appendMember(b, "node", s.Node)
+	}
+	if s.Cluster != "" {
+		b = appendMember(b, "cluster", s.Cluster)
 	}
 	if s.File != "" {
 		b = appendMember(b, "file", s.File)

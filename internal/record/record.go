@@ -83,6 +83,9 @@ type Record struct {
 	Container   string `json:"container"`
 	ContainerID string `json:"container_id,omitempty"`
 	Node        string `json:"node,omitempty"`
+	// Cluster is the collector's --cluster: which cluster the line comes from, when several
+	// clusters share one Kafka.
+	Cluster string `json:"cluster,omitempty"`
 
 	// File and Offset say where the line starts on the node: together with Node they identify
 	// a line, so a consumer can drop the duplicates a collector crash may cause.

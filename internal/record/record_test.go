@@ -148,6 +148,21 @@ func TestPartialMetadata(t *testing.T) {
 	}
 }
 
+// The cluster is written only when set, and read back.
+func TestCluster(t *testing.T) {
+	for _, cluster := range []string{"", "eu-1", "prod.eu-west-1"} {
+		frag := (&Source{Namespace: "n", Pod: "p", Container: "c", Node: "node-1", Cluster: cluster}).Fragment()
+		b, _ := AppendJSON(nil, frag, &Line{TS: []byte("2026-11-21T10:00:00Z")})
+		r, err := Decode(b)
+		if err != nil || r.Cluster != cluster || r.Node != "node-1" {
+			t.Fatalf("%q: %v %+v", cluster, err, r)
+		}
+		if written := bytes.Contains(b, []byte(`"cluster"`)); written != (cluster != "") {
+			t.Fatalf("%q: cluster member written = %v: %s", cluster, written, b)
+		}
+	}
+}
+
 // FuzzAppendString checks that any bytes become valid JSON that decodes to what encoding/json
 // makes of the same bytes, and that validity is reported exactly.
 func FuzzAppendString(f *testing.F) {

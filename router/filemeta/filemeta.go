@@ -66,19 +66,25 @@ type Provider interface {
 // PathOnly is the Provider used without a Kubernetes API: metadata from the path, the node name
 // from configuration.
 type PathOnly struct {
-	Node string
+	Origin
+}
+
+// Origin is what the collector says of every file it reads: its node and cluster.
+type Origin struct {
+	Node    string
+	Cluster string // empty: not set (--cluster)
 }
 
 // Open implements Provider.
 func (p PathOnly) Open(m PathMeta) Handle {
-	return Static(SnapshotFor(m, p.Node, nil, false))
+	return Static(SnapshotFor(m, p.Origin, nil, false))
 }
 
 // SnapshotFor builds the snapshot for path metadata plus optional API metadata.
-func SnapshotFor(m PathMeta, node string, k8s *record.Kubernetes, partial bool) *Snapshot {
+func SnapshotFor(m PathMeta, o Origin, k8s *record.Kubernetes, partial bool) *Snapshot {
 	src := record.Source{
 		Namespace: m.Namespace, Pod: m.Pod, PodUID: m.PodUID, Container: m.Container,
-		ContainerID: m.ContainerID, Node: node, File: m.File, Src: m.Src, Kubernetes: k8s, MetadataPartial: partial,
+		ContainerID: m.ContainerID, Node: o.Node, Cluster: o.Cluster, File: m.File, Src: m.Src, Kubernetes: k8s, MetadataPartial: partial,
 	}
 	s := &Snapshot{
 		Fragment:  src.Fragment(),
