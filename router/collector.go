@@ -649,7 +649,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	f.path.Store(&p)
 	f.live.Store(cd.live)
 	f.log = c.log.With("path", cd.path, "namespace", cd.meta.Namespace, "pod", cd.meta.Pod, "container", cd.meta.Container)
-	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS, Scratch: &c.scratch}, off, st, f.emit)
+	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS, Scratch: &c.scratch}, off, st)
 	f.handle = c.meta.Open(cd.meta)
 	c.mu.Lock()
 	// Lines keep their order across rename rotation: a file waits until the container's

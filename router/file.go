@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -48,12 +47,7 @@ type file struct {
 	// Owned by the file's goroutine.
 	asm     *assemble.Assembler
 	snap    *filemeta.Snapshot
-	topic   string
-	topicOK error
-	key     []byte
-	headers []kgo.RecordHeader
-	nsm     *nsMetrics
-	cur     *chunk
+	view    *fileView // what snap means for records: built once per snapshot
 	bufSize int
 	held    int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
@@ -93,9 +87,9 @@ type file struct {
 // the file's checkpoint may move to the chunk's last checkpointable position.
 type chunk struct {
 	f        *file
+	view     *fileView // the snapshot the chunk's lines are turned into records with
 	gen      uint64
 	ns       string
-	nsm      *nsMetrics
 	reserved int64
 	recs     []kgo.Record
 	keys     []outKey // keys[i] identifies recs[i]; its end is set to -1 when the record failed
@@ -107,9 +101,9 @@ type chunk struct {
 	ckOff    int64
 	ckState  assemble.State
 	promise  func(*kgo.Record, error)
-	at       time.Time // when it was produced
-
-	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
+	emit     func(*assemble.Output) // the assembler's outputs go to this chunk (newChunk)
+	at       time.Time              // when it was produced
+	counts   lineCounts
 }
 
 // outKey identifies an output of a file: start offset, split index (-1: not split) and end
@@ -241,18 +235,10 @@ func (f *file) failure() error {
 	return f.failed
 }
 
-// useSnapshot switches to new metadata: topic, key, headers.
+// useSnapshot switches to new metadata.
 func (f *file) useSnapshot(s *filemeta.Snapshot) {
 	f.snap = s
-	f.nsm = f.c.metrics.forNamespace(s.Namespace)
-	f.topic, f.topicOK = f.c.tmpl.Render(s.Namespace, s.NamespaceLabels)
-	f.key = []byte(s.Key)
-	f.headers = []kgo.RecordHeader{
-		{Key: record.HeaderNamespace, Value: []byte(s.Namespace)},
-		{Key: record.HeaderPod, Value: []byte(s.Pod)},
-		{Key: record.HeaderContainer, Value: []byte(s.Container)},
-		{Key: record.HeaderSchema, Value: record.SchemaHeaderValue},
-	}
+	f.view = f.c.newView(s)
 }
 
 // step reads once and produces what it read.
@@ -265,16 +251,16 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.useSnapshot(snap)
 	}
 	if !snap.Excluded {
-		err := f.topicOK
+		err := f.view.topicOK
 		if err == nil {
-			err = f.c.sink.Ensure(ctx, f.topic, snap.Retention)
+			err = f.c.sink.Ensure(ctx, f.view.topic, snap.Retention)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return stepStop
 			}
-			f.nsm.topicErrors.Inc()
-			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.topic, "err", err)
+			f.view.nsm.topicErrors.Inc()
+			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.view.topic, "err", err)
 			return stepBlocked
 		}
 		if !f.fitLines() {
@@ -326,12 +312,8 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.c.budget.Force(snap.Namespace, estimate-reserve)
 		reserve = estimate
 	}
-	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
-		recs: f.c.getRecs(int(lines)), keys: f.c.getKeys(int(lines)), slab: f.c.getSlab(int(int64(n)*2 + lines*perLine))}
-	ch.promise = ch.onPromise
-	f.cur = ch
-	consumed := f.asm.Feed(data, false)
-	f.cur = nil
+	ch := f.newChunk(reserve, int(lines), int(int64(n)*2+lines*perLine))
+	consumed := f.asm.Feed(data, false, ch.emit)
 	if consumed == 0 {
 		f.c.budget.Release(snap.Namespace, reserve)
 		if n == len(buf) && size <= f.c.cfg.MaxLineBytes {
@@ -355,9 +337,10 @@ const minLine = 256
 // small for even one record is an error for that topic only: its lines wait in the file, and
 // the next limit read (after the platform team raised it) lets them go.
 func (f *file) fitLines() bool {
-	room := f.c.sink.LineRoom(f.topic)
-	framing := len(f.key)
-	for _, h := range f.headers {
+	v := f.view
+	room := f.c.sink.LineRoom(v.topic)
+	framing := len(v.key)
+	for _, h := range v.headers {
 		framing += len(h.Key) + len(h.Value) + 10
 	}
 	if room != f.room || f.snap != f.roomSnap {
@@ -370,10 +353,10 @@ func (f *file) fitLines() bool {
 	if f.lineMax >= minLine {
 		return true
 	}
-	f.nsm.topicErrors.Inc()
-	f.c.sink.Warn(f.topic, func() {
+	v.nsm.topicErrors.Inc()
+	f.c.sink.Warn(v.topic, func() {
 		f.log.Error("topic's max.message.bytes is too small for one record of this file: its lines wait in the file; raise the topic's max.message.bytes",
-			"topic", f.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
+			"topic", v.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
 	})
 	return false
 }
@@ -394,11 +377,8 @@ func (f *file) acquire(ctx context.Context, ns string, n int64) error {
 
 // cut sends what the assembler holds as split chunks of lines that continue.
 func (f *file) cut() {
-	ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, ckOff: -1, recs: f.c.getRecs(2), keys: f.c.getKeys(2), slab: f.c.getSlab(int(f.held) * 2)}
-	ch.promise = ch.onPromise
-	f.cur = ch
-	f.asm.Cut()
-	f.cur = nil
+	ch := f.newChunk(0, 2, int(f.held)*2)
+	f.asm.Cut(ch.emit)
 	f.syncHeld()
 	f.submit(ch)
 }
@@ -415,64 +395,6 @@ func (f *file) syncHeld() {
 	}
 }
 
-// emit turns one assembled line into a record of the current chunk.
-func (f *file) emit(o *assemble.Output) {
-	ch := f.cur
-	if o.Checkpointable {
-		ch.ckOff = o.End
-		ch.ckState = f.asm.State()
-	}
-	ch.lines++
-	ch.msgBytes += int64(len(o.Msg))
-	if o.ParseError != "" {
-		ch.parseErrs++
-	}
-	if o.Split && o.Index == 0 {
-		ch.splits++
-	}
-	if f.snap.Excluded {
-		ch.excluded++
-		return
-	}
-	key := outKey{o.Start, -1, o.End}
-	if o.Split {
-		key[1] = int64(o.Index)
-	}
-	if f.resend != nil {
-		if _, ok := f.resend[key]; ok {
-			ch.inKafka++
-			return
-		}
-	}
-	if f.inKafka != nil {
-		k := [2]int64{o.Start, -1}
-		if o.Split {
-			k[1] = int64(o.Index)
-		}
-		if h, ok := f.inKafka[k]; ok {
-			delete(f.inKafka, k)
-			if len(f.inKafka) == 0 {
-				f.inKafka = nil
-			}
-			if h == maphash.Bytes(f.c.msgSeed, o.Msg) {
-				f.skipAgain(key) // also after a produce failure before the next checkpoint
-				ch.inKafka++
-				return
-			}
-		}
-	}
-	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
-		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
-	start := len(ch.slab)
-	var invalid bool
-	ch.slab, invalid = record.AppendJSON(ch.slab, f.snap.Fragment, &l)
-	if invalid {
-		ch.invalid++
-	}
-	ch.recs = append(ch.recs, kgo.Record{Topic: f.topic, Key: f.key, Headers: f.headers, Value: ch.slab[start:len(ch.slab):len(ch.slab)]})
-	ch.keys = append(ch.keys, key)
-}
-
 // skipAgain adds an output known to be in Kafka to the set reading skips.
 func (f *file) skipAgain(k outKey) {
 	if f.resend == nil {
@@ -484,24 +406,7 @@ func (f *file) skipAgain(k outKey) {
 
 // submit queues the chunk for its file and produces its records.
 func (f *file) submit(ch *chunk) {
-	m := ch.nsm
-	m.linesRead.Add(float64(ch.lines))
-	m.bytesRead.Add(float64(ch.msgBytes))
-	if ch.parseErrs > 0 {
-		m.parseErrors.Add(float64(ch.parseErrs))
-	}
-	if ch.splits > 0 {
-		m.splitLines.Add(float64(ch.splits))
-	}
-	if ch.invalid > 0 {
-		m.invalidUTF8.Add(float64(ch.invalid))
-	}
-	if ch.excluded > 0 {
-		m.excludedLines.Add(float64(ch.excluded))
-	}
-	if ch.inKafka > 0 {
-		m.alreadyInKafka.Add(float64(ch.inKafka))
-	}
+	ch.counts.flushRead(ch.view.nsm)
 	// Give back what the reservation over-estimated. franz-go encodes each record into its
 	// batch when it is produced, so every value is held twice until acknowledged.
 	actual := int64(cap(ch.slab)) + int64(len(ch.slab)) + int64(len(ch.recs))*recordOverhead
@@ -581,10 +486,9 @@ func (f *file) complete(ch *chunk) {
 	ch.recs, ch.slab = nil, nil
 	if ch.err == nil {
 		f.c.lastAck.Store(time.Now().UnixNano())
-		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded - ch.inKafka))
-		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
+		ch.counts.flushAcked(ch.view.nsm)
 	} else {
-		ch.nsm.produceErrors.Inc()
+		ch.view.nsm.produceErrors.Inc()
 	}
 }
 
@@ -740,12 +644,9 @@ func (f *file) finish(ctx context.Context) bool {
 		if err := f.acquire(ctx, f.snap.Namespace, reserve); err != nil {
 			return false
 		}
-		ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1}
-		ch.promise = ch.onPromise
-		f.cur = ch
-		f.asm.Feed(buf[:n], true)
-		f.asm.Flush()
-		f.cur = nil
+		ch := f.newChunk(reserve, 0, 0)
+		f.asm.Feed(buf[:n], true, ch.emit)
+		f.asm.Flush(ch.emit)
 		f.syncHeld()
 		f.submit(ch)
 	}
