@@ -24,6 +24,7 @@ import (
 
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -78,6 +79,18 @@ type Collector struct {
 	reconciling chan struct{}
 	resumed     []*file
 	msgSeed     maphash.Seed // hashes messages found by the read-back
+
+	// Tenant pipelines and the policy (apply.go): one state object per namespace, created on
+	// first use; desired is the last applied Set of every namespace (also those without files).
+	nsMu    sync.Mutex
+	nss     map[string]*nsState
+	desired map[string]*pipeline.Set
+	policy  atomic.Pointer[pipeline.Policy]
+	// applied is closed by the first Apply; files wait for it when ExpectPipelines was called.
+	applied     chan struct{}
+	appliedOnce sync.Once
+	gate        bool
+	now         func() time.Time // the clock of limits and multiline timeouts (tests set it)
 
 	wg sync.WaitGroup
 }
@@ -138,6 +151,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
+		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
 		scanLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		fileLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		kafkaLog:    newErrLog(log, slog.LevelError, 10*time.Second),

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -102,8 +103,11 @@ type chunk struct {
 	ckState  assemble.State
 	promise  func(*kgo.Record, error)
 	emit     func(*assemble.Output) // the assembler's outputs go to this chunk (newChunk)
-	at       time.Time              // when it was produced
-	counts   lineCounts
+	// The namespace's policy and pipelines, loaded once for the chunk (newChunk).
+	pol    *nsPolicy
+	set    *pipeline.Set
+	at     time.Time // when it was produced
+	counts lineCounts
 }
 
 // outKey identifies an output of a file: start offset, split index (-1: not split) and end
@@ -142,6 +146,13 @@ func (f *file) curPath() string { return *f.path.Load() }
 // run reads the file until it is let go or ctx ends.
 func (f *file) run(ctx context.Context) {
 	defer f.c.wg.Done()
+	if f.c.gate {
+		select {
+		case <-f.c.applied:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if f.reconciled != nil {
 		select {
 		case <-f.reconciled:
@@ -250,7 +261,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	if snap != f.snap {
 		f.useSnapshot(snap)
 	}
-	if !snap.Excluded {
+	if !f.view.skipped(f.view.policy(f.c)) {
 		err := f.view.topicOK
 		if err == nil {
 			err = f.c.sink.Ensure(ctx, f.view.topic, snap.Retention)

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/filemeta"
 )
@@ -14,15 +15,20 @@ import (
 // the namespace's metrics. Built once per snapshot (useSnapshot), read by the line step.
 type fileView struct {
 	snap    *filemeta.Snapshot
+	nss     *nsState
 	nsm     *nsMetrics
 	topic   string
 	topicOK error
 	key     []byte
 	headers []kgo.RecordHeader
+	// The policy as last computed for this view (policy), and from which Policy.
+	pol    *nsPolicy
+	polSrc *pipeline.Policy
 }
 
 func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
-	v := &fileView{snap: s, nsm: c.metrics.forNamespace(s.Namespace), key: []byte(s.Key)}
+	nss := c.namespace(s.Namespace)
+	v := &fileView{snap: s, nss: nss, nsm: nss.m, key: []byte(s.Key)}
 	v.topic, v.topicOK = c.tmpl.Render(s.Namespace, s.NamespaceLabels)
 	v.headers = []kgo.RecordHeader{
 		{Key: record.HeaderNamespace, Value: []byte(s.Namespace)},
@@ -32,6 +38,20 @@ func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
 	}
 	return v
 }
+
+// policy returns the namespace policy in force for the view, computed again only when the
+// collector's policy changed (one atomic load otherwise).
+func (v *fileView) policy(c *Collector) *nsPolicy {
+	p := c.policy.Load()
+	if v.pol == nil || v.polSrc != p {
+		v.pol, v.polSrc = v.nss.policy(p, v.snap.NamespaceLabels), p
+	}
+	return v.pol
+}
+
+// skipped reports whether lines are read and not produced: the namespace opted out
+// (annotation) or the platform's policy does not collect it.
+func (v *fileView) skipped(p *nsPolicy) bool { return v.snap.Excluded || !p.Collected }
 
 // verdict is what the line step did with one assembled line.
 type verdict uint8
@@ -86,7 +106,8 @@ func (c *lineCounts) flushAcked(m *nsMetrics) {
 // the assembler's outputs go.
 func (f *file) newChunk(reserve int64, lines, slab int) *chunk {
 	ch := &chunk{f: f, view: f.view, ns: f.view.snap.Namespace, reserved: reserve, ckOff: -1,
-		recs: f.c.getRecs(lines), keys: f.c.getKeys(lines), slab: f.c.getSlab(slab)}
+		recs: f.c.getRecs(lines), keys: f.c.getKeys(lines), slab: f.c.getSlab(slab),
+		pol: f.view.policy(f.c), set: f.view.nss.set.Load()}
 	ch.promise = ch.onPromise
 	ch.emit = func(o *assemble.Output) {
 		var st assemble.State
@@ -113,7 +134,7 @@ func (f *file) line(ch *chunk, o *assemble.Output, st assemble.State) verdict {
 	if o.Split && o.Index == 0 {
 		n.splits++
 	}
-	if ch.view.snap.Excluded {
+	if ch.view.skipped(ch.pol) {
 		n.excluded++
 		return verdictDrop
 	}

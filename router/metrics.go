@@ -20,6 +20,8 @@ type metrics struct {
 	bytesBehind                                  *prometheus.GaugeVec
 	checkpointAge                                prometheus.Gauge
 	checkpointErrors                             prometheus.Counter
+	applies, applyRefused                        prometheus.Counter
+	appliedNamespaces                            prometheus.Gauge
 	mu                                           sync.Mutex
 	ns                                           map[string]*nsMetrics
 }
@@ -74,11 +76,14 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 			reg.MustRegister(v)
 			return v
 		}(),
-		checkpointAge:    g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
-		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
-		ns:               map[string]*nsMetrics{},
+		checkpointAge:     g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
+		checkpointErrors:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
+		ns:                map[string]*nsMetrics{},
+		applies:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_applies_total", Help: "Desired states of the tenant pipelines and policy applied (each a whole state from the pipeline source)."}),
+		applyRefused:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_sets_refused_total", Help: "Pipeline sets refused at apply because they were filed under another namespace than their own."}),
+		appliedNamespaces: g("pipeline_namespaces", "Namespaces with pipelines in the last applied state."),
 	}
-	reg.MustRegister(m.checkpointErrors, m.readbackErrors)
+	reg.MustRegister(m.checkpointErrors, m.readbackErrors, m.applies, m.applyRefused)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "oldest_unacked_line_age_seconds", Help: "Age of the oldest line produced and not yet acknowledged by Kafka (0: none waiting)."}, oldestUnacked))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "buffered_bytes", Help: "Bytes held in the budget (read, not yet acknowledged)."}, budgetUsed))
 	return m
