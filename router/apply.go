@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
 )
 
@@ -73,3 +74,22 @@ func sameSet(a, b *pipeline.Set) bool {
 // pipeline source configured, lines read before it delivered would ship without their
 // namespace's pipelines (unredacted, unparsed). Call it before Run.
 func (c *Collector) ExpectPipelines() { c.gate = true }
+
+// suffixTopics are the output topics of namespace ns's pipelines other than its own topic t.
+func (c *Collector) suffixTopics(ns, t string) []string {
+	c.nsMu.Lock()
+	set := c.desired[ns]
+	c.nsMu.Unlock()
+	var out []string
+	if set == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, p := range set.Pipelines {
+		if p.Suffix != "" && !seen[p.Suffix] {
+			seen[p.Suffix] = true
+			out = append(out, topic.WithSuffix(t, p.Suffix))
+		}
+	}
+	return out
+}

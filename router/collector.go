@@ -658,7 +658,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
-		bufSize: c.cfg.ReadBytes}
+		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}}
 	p := cd.path
 	f.path.Store(&p)
 	f.live.Store(cd.live)

@@ -63,10 +63,19 @@ type running struct {
 
 func startCollector(t testing.TB, cfg Config) *running {
 	t.Helper()
+	return startCollectorWith(t, cfg, nil)
+}
+
+// startCollectorWith is startCollector with hook (if not nil) run on the collector before Run.
+func startCollectorWith(t testing.TB, cfg Config, hook func(*Collector)) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, filemeta.PathOnly{Node: cfg.Node}, reg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
@@ -50,7 +51,23 @@ type file struct {
 	snap    *filemeta.Snapshot
 	view    *fileView // what snap means for records: built once per snapshot
 	bufSize int
-	held    int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
+	// Tenant pipelines (run.go): the Set the runners belong to, a runner per pipeline that took
+	// lines, the pipeline per stream (stdout, stderr, other) for runSet and view, the last
+	// checkpointable position passed, and what the runners hold (in the budget).
+	runSet    *pipeline.Set
+	slots     []*runSlot
+	forP      [3]*pipeline.Pipeline
+	forOK     [3]bool
+	lastCk    ckPos
+	pipeHeld  int64
+	rec       pipeline.Record // the line being run
+	recTime   time.Time
+	recTS     []byte
+	tsBuf     []byte
+	fieldsBuf []byte
+	// throttledTo: lines before it were counted as throttled (each line once).
+	throttledTo int64
+	held        int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
 	// Kafka has, with a hash of their message: they are not sent again. The message must match
 	// too, so an older file whose inode this one reuses cannot hide its lines. Set before the
@@ -104,10 +121,13 @@ type chunk struct {
 	promise  func(*kgo.Record, error)
 	emit     func(*assemble.Output) // the assembler's outputs go to this chunk (newChunk)
 	// The namespace's policy and pipelines, loaded once for the chunk (newChunk).
-	pol    *nsPolicy
-	set    *pipeline.Set
-	at     time.Time // when it was produced
-	counts lineCounts
+	pol       *nsPolicy
+	set       *pipeline.Set
+	pemit     func(*pipeline.Record) // pipelines' records go to this chunk
+	slot      *runSlot               // the runner pemit's records come from
+	limitDrop bool                   // lines fed now are beyond the namespace's limit (drop)
+	at        time.Time              // when it was produced
+	counts    lineCounts
 }
 
 // outKey identifies an output of a file: start offset, split index (-1: not split) and end
@@ -135,10 +155,11 @@ func (ch *chunk) finishOne() {
 type stepResult int
 
 const (
-	stepProgress stepResult = iota
-	stepIdle                // at the end of the file
-	stepBlocked             // waiting on metadata or a topic
-	stepStop                // the collector is stopping
+	stepProgress  stepResult = iota
+	stepIdle                 // at the end of the file
+	stepBlocked              // waiting on metadata or a topic
+	stepStop                 // the collector is stopping
+	stepThrottled            // the namespace's limit: the file waits (the file is the buffer)
 )
 
 func (f *file) curPath() string { return *f.path.Load() }
@@ -146,6 +167,7 @@ func (f *file) curPath() string { return *f.path.Load() }
 // run reads the file until it is let go or ctx ends.
 func (f *file) run(ctx context.Context) {
 	defer f.c.wg.Done()
+	defer f.flushAtExit()
 	if f.c.gate {
 		select {
 		case <-f.c.applied:
@@ -190,6 +212,11 @@ func (f *file) run(ctx context.Context) {
 			}
 		case stepStop:
 			return
+		case stepThrottled:
+			idleSince = time.Time{}
+			if !sleep(ctx, f.c.cfg.PollInterval) {
+				return
+			}
 		case stepBlocked:
 			backoff = nextBackoff(backoff)
 			if !sleep(ctx, max(backoff, f.c.cfg.PollInterval)) {
@@ -250,6 +277,7 @@ func (f *file) failure() error {
 func (f *file) useSnapshot(s *filemeta.Snapshot) {
 	f.snap = s
 	f.view = f.c.newView(s)
+	f.forOK = [3]bool{} // the pipeline per stream depends on the metadata
 }
 
 // step reads once and produces what it read.
@@ -276,6 +304,27 @@ func (f *file) step(ctx context.Context) stepResult {
 		}
 		if !f.fitLines() {
 			return stepBlocked
+		}
+		if set := f.view.nss.set.Load(); set != nil {
+			for _, p := range set.Pipelines {
+				if p.Suffix == "" {
+					continue
+				}
+				t := topic.WithSuffix(f.view.topic, p.Suffix)
+				if err := f.c.sink.Ensure(ctx, t, snap.Retention); err != nil {
+					if ctx.Err() != nil {
+						return stepStop
+					}
+					f.view.nsm.topicErrors.Inc()
+					f.log.Warn("pipeline output topic unavailable; the namespace's lines wait in the file", "topic", t, "pipeline", p.Name, "err", err)
+					return stepBlocked
+				}
+			}
+		}
+		if now := f.c.now(); f.flushDue(now) {
+			ch := f.newChunk(0, 0, 0)
+			f.flushRunners(ch, &now)
+			f.submit(ch)
 		}
 	}
 	if f.resend != nil && f.ackedOffset() >= f.resendEnd {
@@ -324,9 +373,21 @@ func (f *file) step(ctx context.Context) stepResult {
 		reserve = estimate
 	}
 	ch := f.newChunk(reserve, int(lines), int(int64(n)*2+lines*perLine))
-	consumed := f.asm.Feed(data, false, ch.emit)
+	lim := f.limit(ch, data)
+	if lim.throttled {
+		f.submitOrRelease(ch)
+		return stepThrottled
+	}
+	consumed := f.asm.Feed(data[:lim.allowed], false, ch.emit)
+	if lim.allowed < len(data) && consumed == lim.allowed && ch.pol.Limits.Drop {
+		// Beyond the namespace's limit with action drop: read, counted, not produced.
+		ch.limitDrop = true
+		consumed += f.asm.Feed(data[lim.allowed:], false, ch.emit)
+		ch.limitDrop = false
+	}
+	f.charge(ch, lim, data[:min(consumed, lim.allowed)])
 	if consumed == 0 {
-		f.c.budget.Release(snap.Namespace, reserve)
+		f.submitOrRelease(ch) // a pipeline change may have flushed held lines into it
 		if n == len(buf) && size <= f.c.cfg.MaxLineBytes {
 			f.bufSize = min(2*size, f.c.cfg.MaxLineBytes+1) // a line longer than the buffer
 			return stepProgress
@@ -338,6 +399,21 @@ func (f *file) step(ctx context.Context) stepResult {
 	f.syncHeld()
 	f.submit(ch)
 	return stepProgress
+}
+
+// submitOrRelease submits a chunk that holds records or a checkpoint, else gives its
+// reservation back.
+func (f *file) submitOrRelease(ch *chunk) {
+	if len(ch.recs) > 0 || ch.ckOff >= 0 {
+		f.syncHeld()
+		f.submit(ch)
+		return
+	}
+	ch.counts.flushRead(ch.view.nsm) // what was counted without producing (lines that wait)
+	f.c.putRecs(ch.recs)
+	f.c.putKeys(ch.keys)
+	f.c.putSlab(ch.slab)
+	f.c.budget.Release(ch.ns, ch.reserved)
 }
 
 // minLine is the smallest message cut worth producing (--max-line-bytes' minimum).
@@ -354,6 +430,7 @@ func (f *file) fitLines() bool {
 	for _, h := range v.headers {
 		framing += len(h.Key) + len(h.Value) + 10
 	}
+	v.framing = framing
 	if room != f.room || f.snap != f.roomSnap {
 		f.room, f.roomSnap = room, f.snap
 		f.lineMax = min(f.c.cfg.MaxLineBytes, record.MaxMessageLen(room-framing, len(f.snap.Fragment)))
@@ -376,12 +453,19 @@ func (f *file) fitLines() bool {
 // and only held bytes could make room, the held parts are sent on as chunks first (cut), so
 // that lines waiting for their end never leave every file waiting.
 func (f *file) acquire(ctx context.Context, ns string, n int64) error {
-	for f.held > 0 {
+	for f.held > 0 || f.pipeHeld > 0 {
 		err := f.c.budget.AcquireHolding(ctx, ns, n)
 		if !errors.Is(err, budget.ErrHeld) {
 			return err
 		}
-		f.cut()
+		if f.held > 0 {
+			f.cut()
+			continue
+		}
+		// Lines held for joining are flushed (emitted as joined so far) to make room.
+		ch := f.newChunk(0, 0, 0)
+		f.flushRunners(ch, nil)
+		f.submit(ch)
 	}
 	return f.c.budget.Acquire(ctx, ns, n)
 }
@@ -417,6 +501,7 @@ func (f *file) skipAgain(k outKey) {
 
 // submit queues the chunk for its file and produces its records.
 func (f *file) submit(ch *chunk) {
+	f.flushPipeCounts()
 	ch.counts.flushRead(ch.view.nsm)
 	// Give back what the reservation over-estimated. franz-go encodes each record into its
 	// batch when it is produced, so every value is held twice until acknowledged.
@@ -550,6 +635,7 @@ func (f *file) rewind(ctx context.Context) bool {
 	f.mu.Unlock()
 	f.asm.Restore(off, st)
 	f.syncHeld()
+	f.resetRunners(ckPos{off, st})
 	return true
 }
 
@@ -600,6 +686,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "reason", reason, "read_to", tr.offset)
 	f.asm.Restore(0, assemble.State{})
 	f.syncHeld()
+	f.resetRunners(ckPos{})
 	f.asm.SetFormat(logline.FormatUnknown)
 	f.refreshFingerprint()
 }
@@ -658,7 +745,13 @@ func (f *file) finish(ctx context.Context) bool {
 		ch := f.newChunk(reserve, 0, 0)
 		f.asm.Feed(buf[:n], true, ch.emit)
 		f.asm.Flush(ch.emit)
+		f.flushRunners(ch, nil) // rotated away: what is held will not be continued
 		f.syncHeld()
+		f.submit(ch)
+	}
+	if f.pipeHeld > 0 {
+		ch := f.newChunk(0, 0, 0)
+		f.flushRunners(ch, nil)
 		f.submit(ch)
 	}
 	if !f.drain(ctx) || f.failure() != nil {
@@ -666,6 +759,20 @@ func (f *file) finish(ctx context.Context) bool {
 	}
 	f.c.release(f)
 	return true
+}
+
+// flushAtExit emits what the runners hold when the file's reader stops (shutdown): Run waits
+// for Kafka to acknowledge it. If it does not, the checkpoint is still before the held lines.
+func (f *file) flushAtExit() {
+	if f.view == nil || f.failure() != nil {
+		return
+	}
+	if _, held := f.holdFloor(); !held {
+		return
+	}
+	ch := f.newChunk(0, 0, 0)
+	f.flushRunners(ch, nil)
+	f.submit(ch)
 }
 
 // entry is the file's checkpoint.

@@ -21,6 +21,8 @@ type fileView struct {
 	topicOK error
 	key     []byte
 	headers []kgo.RecordHeader
+	framing int            // bytes of key and headers in a record (fitLines)
+	meta    *pipeline.Meta // what pipelines' selectors and conditions see
 	// The policy as last computed for this view (policy), and from which Policy.
 	pol    *nsPolicy
 	polSrc *pipeline.Policy
@@ -28,7 +30,7 @@ type fileView struct {
 
 func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
 	nss := c.namespace(s.Namespace)
-	v := &fileView{snap: s, nss: nss, nsm: nss.m, key: []byte(s.Key)}
+	v := &fileView{snap: s, nss: nss, nsm: nss.m, key: []byte(s.Key), meta: metaOf(s, c.cfg.Node)}
 	v.topic, v.topicOK = c.tmpl.Render(s.Namespace, s.NamespaceLabels)
 	v.headers = []kgo.RecordHeader{
 		{Key: record.HeaderNamespace, Value: []byte(s.Namespace)},
@@ -66,6 +68,9 @@ const (
 // once per chunk (read counters when it is produced, acknowledged ones when Kafka has it).
 type lineCounts struct {
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
+	// limitDropped: lines beyond the namespace's limit (drop); limitThrottled: lines that had
+	// to wait for it (throttle), each counted once.
+	limitDropped, limitThrottled int64
 	// shipped is the number of input lines the chunk's records carry.
 	shipped int64
 }
@@ -80,6 +85,8 @@ func (c *lineCounts) Add(o lineCounts) {
 	c.excluded += o.excluded
 	c.inKafka += o.inKafka
 	c.shipped += o.shipped
+	c.limitDropped += o.limitDropped
+	c.limitThrottled += o.limitThrottled
 }
 
 // flushRead adds the counters known when the chunk is produced.
@@ -89,7 +96,7 @@ func (c *lineCounts) flushRead(m *nsMetrics) {
 	for _, x := range [...]struct {
 		n int64
 		m interface{ Add(float64) }
-	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.inKafka, m.alreadyInKafka}} {
+	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}, {c.limitThrottled, m.limitThrottled}} {
 		if x.n > 0 {
 			x.m.Add(float64(x.n))
 		}
@@ -109,6 +116,8 @@ func (f *file) newChunk(reserve int64, lines, slab int) *chunk {
 		recs: f.c.getRecs(lines), keys: f.c.getKeys(lines), slab: f.c.getSlab(slab),
 		pol: f.view.policy(f.c), set: f.view.nss.set.Load()}
 	ch.promise = ch.onPromise
+	ch.pemit = func(r *pipeline.Record) { f.emitPiped(ch, r) }
+	f.useSet(ch, ch.set)
 	ch.emit = func(o *assemble.Output) {
 		var st assemble.State
 		if o.Checkpointable {
@@ -122,9 +131,24 @@ func (f *file) newChunk(reserve int64, lines, slab int) *chunk {
 // line is the line step: it turns one assembled line o into a record of chunk ch (made with
 // ch.view) and moves the chunk's checkpoint to o's end with state st when o is checkpointable.
 func (f *file) line(ch *chunk, o *assemble.Output, st assemble.State) verdict {
+	prev := f.lastCk
 	if o.Checkpointable {
-		ch.ckOff, ch.ckState = o.End, st
+		f.lastCk = ckPos{o.End, st}
 	}
+	v := f.lineRecord(ch, o, prev)
+	if o.Checkpointable {
+		// Not past a line a pipeline holds: it is read again after a restart.
+		ck, held := f.holdFloor()
+		if !held {
+			ck = f.lastCk
+		}
+		ch.ckOff, ch.ckState = ck.off, ck.st
+	}
+	return v
+}
+
+// lineRecord is the line step without its checkpoint: prev is the checkpoint before o.
+func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 	n := &ch.counts
 	n.lines++
 	n.msgBytes += int64(len(o.Msg))
@@ -137,6 +161,21 @@ func (f *file) line(ch *chunk, o *assemble.Output, st assemble.State) verdict {
 	if ch.view.skipped(ch.pol) {
 		n.excluded++
 		return verdictDrop
+	}
+	if ch.limitDrop {
+		n.limitDropped++
+		if s := f.slotFor(ch, o.Stream); s != nil {
+			s.counts[outLimitDropped]++
+		}
+		return verdictDrop
+	}
+	if s := f.slotFor(ch, o.Stream); s != nil {
+		if !o.Split && o.ParseError == "" {
+			v := f.runLine(ch, s, o, prev)
+			f.syncPipeHeld()
+			return v
+		}
+		s.counts[outBypassed]++
 	}
 	key := outKey{o.Start, -1, o.End}
 	if o.Split {
