@@ -169,13 +169,16 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 		}
 		return verdictDrop
 	}
+	topic := ch.view.topic
 	if s := f.slotFor(ch, o.Stream); s != nil {
 		if !o.Split && o.ParseError == "" {
 			v := f.runLine(ch, s, o, prev)
 			f.syncPipeHeld()
 			return v
 		}
+		// Raw, but where the pipeline's records go: a long line does not change destination.
 		s.counts[outBypassed]++
+		topic = s.topic
 	}
 	key := outKey{o.Start, -1, o.End}
 	if o.Split {
@@ -187,7 +190,7 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 	}
 	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
 		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
-	f.appendRecord(ch, ch.view.topic, key, &l, 1)
+	f.appendRecord(ch, topic, key, &l, 1)
 	return verdictEmit
 }
 

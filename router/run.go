@@ -20,7 +20,8 @@ import (
 //
 // What pipelines see: whole lines. Lines the assembler cut because they were longer than the
 // record limit (split chunks) and lines whose runtime framing could not be parsed bypass the
-// pipelines and ship raw, exactly as without pipelines (counted as outcome "bypassed"): a
+// pipeline's steps and ship raw, as without pipelines but to the pipeline's output topic
+// (counted as outcome "bypassed"): a
 // chunk of a line is not a line a parser or condition can judge, and joining chunks back would
 // defeat the bound that cut them.
 //
