@@ -243,7 +243,7 @@ func TestCollectorDeliversEveryLineExactlyOnce(t *testing.T) {
 		if c == nil {
 			t.Fatalf("record with unknown container id: %+v", g.rec)
 		}
-		if g.topic != "logs."+c.Namespace || g.headers[record.HeaderNamespace] != c.Namespace || g.headers[record.HeaderPod] != c.Pod || g.headers[record.HeaderContainer] != c.Name || g.headers[record.HeaderSchema] != "logrouter.v1" {
+		if g.topic != "logs."+c.Namespace || g.headers[record.HeaderNamespace] != c.Namespace || g.headers[record.HeaderPod] != c.Pod || g.headers[record.HeaderContainer] != c.Name || g.headers[record.HeaderSchema] != string(record.SchemaHeaderValue) {
 			t.Fatalf("routing: topic %s headers %v for %s", g.topic, g.headers, c.Path())
 		}
 		if g.rec.Namespace != c.Namespace || g.rec.Pod != c.Pod || g.rec.PodUID != c.PodUID || g.rec.Container != c.Name || g.rec.Node != "node-1" || g.rec.Stream != "stdout" || g.rec.Time.IsZero() {
