@@ -118,6 +118,7 @@ func (f *file) newChunk(reserve int64, lines, slab int) *chunk {
 	ch.promise = ch.onPromise
 	ch.pemit = func(r *pipeline.Record) { f.emitPiped(ch, r) }
 	f.useSet(ch, ch.set)
+	f.refreshRooms()
 	ch.emit = func(o *assemble.Output) {
 		var st assemble.State
 		if o.Checkpointable {

@@ -41,6 +41,7 @@ type runSlot struct {
 	p     *pipeline.Pipeline
 	r     *pipeline.Runner
 	topic string
+	room  int // the topic's record room (sink.LineRoom), refreshed per chunk
 	pm    *pipeMetrics
 	// held are the input lines the runner holds, oldest first, each with the checkpoint
 	// before it; heldBytes their message bytes (counted in the budget).
@@ -150,6 +151,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 	if p.Suffix != "" {
 		s.topic = topic.WithSuffix(ch.view.topic, p.Suffix)
 	}
+	s.room = f.lineRoom(s.topic)
 	f.slots = append(f.slots, s)
 	return s
 }
@@ -296,7 +298,7 @@ func (f *file) emitPiped(ch *chunk, r *pipeline.Record) {
 	}
 	start, n := len(ch.slab), len(ch.recs)
 	f.appendRecord(ch, s.topic, key, &l, lines)
-	if room := f.c.sink.LineRoom(s.topic); room > 0 && len(ch.slab)-start+ch.view.framing > room {
+	if room := s.room; room > 0 && len(ch.slab)-start+ch.view.framing > room {
 		// Fields made the record too large for its topic: it ships without them, marked.
 		ch.slab, ch.recs, ch.keys = ch.slab[:start], ch.recs[:n], ch.keys[:n]
 		ch.counts.shipped -= int64(lines)
@@ -345,4 +347,19 @@ func (s *runSlot) takeCounts() {
 	s.counts[outPanicked] += c.Panicked
 	s.counts[outHeldFlushed] += c.HeldFlushed
 	s.counts[outJoined] += c.Joined
+}
+
+// lineRoom is the record room of topic (0: unknown).
+func (f *file) lineRoom(topic string) int {
+	if f.c.sink == nil {
+		return 0
+	}
+	return f.c.sink.LineRoom(topic)
+}
+
+// refreshRooms reads the runners' topics' record room again (once per chunk).
+func (f *file) refreshRooms() {
+	for _, s := range f.slots {
+		s.room = f.lineRoom(s.topic)
+	}
 }
