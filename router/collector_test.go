@@ -97,6 +97,7 @@ type consumed struct {
 	offset  int64
 	headers map[string]string
 	rec     record.Record
+	value   []byte
 }
 
 // consume reads topics matching ^logs\. from the start until want records arrived or the
@@ -132,7 +133,7 @@ func consume(t testing.TB, brokers string, want int, timeout time.Duration) []co
 				t.Errorf("record at %s/%d/%d: %v: %s", r.Topic, r.Partition, r.Offset, err, r.Value)
 				return
 			}
-			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec})
+			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec, append([]byte(nil), r.Value...)})
 		})
 	}
 	return out

@@ -479,15 +479,17 @@ func (f *file) cut() {
 }
 
 // syncHeld makes the budget count what the assembler holds between reads.
-func (f *file) syncHeld() {
-	switch h := int64(f.asm.Held()); {
-	case h > f.held:
-		f.c.budget.Hold(f.meta.Namespace, h-f.held)
-		f.held = h
-	case h < f.held:
-		f.c.budget.Unhold(f.meta.Namespace, f.held-h)
-		f.held = h
+func (f *file) syncHeld() { f.syncBudgetHeld(&f.held, int64(f.asm.Held())) }
+
+// syncBudgetHeld moves the budget's count of held bytes from *cur to h.
+func (f *file) syncBudgetHeld(cur *int64, h int64) {
+	switch {
+	case h > *cur:
+		f.c.budget.Hold(f.meta.Namespace, h-*cur)
+	case h < *cur:
+		f.c.budget.Unhold(f.meta.Namespace, *cur-h)
 	}
+	*cur = h
 }
 
 // skipAgain adds an output known to be in Kafka to the set reading skips.

@@ -2,7 +2,6 @@ package router
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,10 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kgo"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -39,51 +36,9 @@ func compileSet(t testing.TB, ns string, policy *pipeline.Policy, specs map[stri
 	return pipeline.NewSet(ns, ps)
 }
 
-// rawRecord is a record as read from Kafka, value undecoded.
-type rawRecord struct {
-	topic string
-	value []byte
-	rec   record.Record
-}
-
-// consumeRaw reads every logs.* topic from the start until want records arrived (then a little
-// longer, to see duplicates) or the timeout passed.
-func consumeRaw(t testing.TB, brokers string, want int, timeout time.Duration) []rawRecord {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeRegex(), kgo.ConsumeTopics(`^logs\.`),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []rawRecord
-	deadline := time.Now().Add(timeout)
-	var extra time.Time
-	for time.Now().Before(deadline) {
-		if len(out) >= want && extra.IsZero() {
-			extra = time.Now().Add(300 * time.Millisecond)
-		}
-		if !extra.IsZero() && time.Now().After(extra) {
-			break
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			rec, err := record.Decode(r.Value)
-			if err != nil {
-				t.Errorf("record at %s/%d/%d: %v: %s", r.Topic, r.Partition, r.Offset, err, r.Value)
-				return
-			}
-			out = append(out, rawRecord{r.Topic, append([]byte(nil), r.Value...), rec})
-		})
-	}
-	return out
-}
-
 // byKey indexes records by (namespace, container, file offset).
-func byKey(recs []rawRecord) map[string]rawRecord {
-	m := map[string]rawRecord{}
+func byKey(recs []consumed) map[string]consumed {
+	m := map[string]consumed{}
 	for _, r := range recs {
 		m[fmt.Sprintf("%s/%s/%s@%d", r.rec.Namespace, r.rec.Pod, r.rec.Container, r.rec.Offset)] = r
 	}
@@ -112,7 +67,7 @@ func TestPipelinesRunOnTheirNamespaceOnly(t *testing.T) {
 		Steps:    []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}, {Set: &v1alpha1.SetStep{Field: "team", Value: `"a"`}}},
 	}})
 
-	run := func(apply bool) map[string]rawRecord {
+	run := func(apply bool) map[string]consumed {
 		cl := newCluster(t)
 		brokers := cl.ListenAddrs()[0]
 		cfg := testConfig(t, node, brokers)
@@ -129,7 +84,7 @@ func TestPipelinesRunOnTheirNamespaceOnly(t *testing.T) {
 			}
 			r.c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}})
 		}
-		got := consumeRaw(t, brokers, 3*lines, 30*time.Second)
+		got := consume(t, brokers, 3*lines, 30*time.Second)
 		if len(got) != 3*lines {
 			t.Fatalf("apply=%v: %d records, want %d", apply, len(got), 3*lines)
 		}
@@ -185,7 +140,7 @@ func TestPipelineOutputs(t *testing.T) {
 		c.ExpectPipelines()
 		c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"a": set}})
 	})
-	got := consumeRaw(t, brokers, 5, 30*time.Second)
+	got := consume(t, brokers, 5, 30*time.Second)
 	if len(got) != 5 {
 		t.Fatalf("%d records, want 5", len(got))
 	}
@@ -256,7 +211,7 @@ func TestApplyWhileReading(t *testing.T) {
 		c.Write(time.Now(), "stdout", fmt.Sprintf("E%d", i))
 		c.Write(time.Now(), "stdout", fmt.Sprintf("\tat %d", i))
 	}
-	got := consumeRaw(t, brokers, 19, 30*time.Second)
+	got := consume(t, brokers, 19, 30*time.Second)
 	if len(got) != 19 {
 		t.Fatalf("%d records, want 19 (10 with v1, 9 with v2; the last group held)", len(got))
 	}

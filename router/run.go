@@ -218,16 +218,7 @@ func (f *file) pipeHeldBytes() (n int64) {
 }
 
 // syncPipeHeld makes the budget count what the runners hold.
-func (f *file) syncPipeHeld() {
-	switch h := f.pipeHeldBytes(); {
-	case h > f.pipeHeld:
-		f.c.budget.Hold(f.meta.Namespace, h-f.pipeHeld)
-		f.pipeHeld = h
-	case h < f.pipeHeld:
-		f.c.budget.Unhold(f.meta.Namespace, f.pipeHeld-h)
-		f.pipeHeld = h
-	}
-}
+func (f *file) syncPipeHeld() { f.syncBudgetHeld(&f.pipeHeld, f.pipeHeldBytes()) }
 
 // flushRunners emits into ch what the runners hold (only those due at now, unless now is
 // nil), and moves ch's checkpoint as far as what is still held allows.
