@@ -24,6 +24,7 @@ import (
 
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -78,6 +79,18 @@ type Collector struct {
 	reconciling chan struct{}
 	resumed     []*file
 	msgSeed     maphash.Seed // hashes messages found by the read-back
+
+	// Tenant pipelines and the policy (apply.go): one state object per namespace, created on
+	// first use; desired is the last applied Set of every namespace (also those without files).
+	nsMu    sync.Mutex
+	nss     map[string]*nsState
+	desired map[string]*pipeline.Set
+	policy  atomic.Pointer[pipeline.Policy]
+	// applied is closed by the first Apply; files wait for it when ExpectPipelines was called.
+	applied     chan struct{}
+	appliedOnce sync.Once
+	gate        bool
+	now         func() time.Time // the clock of limits and multiline timeouts (tests set it)
 
 	wg sync.WaitGroup
 }
@@ -138,6 +151,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
+		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
 		scanLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		fileLog:     newErrLog(log, slog.LevelError, 10*time.Second),
 		kafkaLog:    newErrLog(log, slog.LevelError, 10*time.Second),
@@ -644,12 +658,12 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
-		bufSize: c.cfg.ReadBytes}
+		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}}
 	p := cd.path
 	f.path.Store(&p)
 	f.live.Store(cd.live)
 	f.log = c.log.With("path", cd.path, "namespace", cd.meta.Namespace, "pod", cd.meta.Pod, "container", cd.meta.Container)
-	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS, Scratch: &c.scratch}, off, st, f.emit)
+	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS, Scratch: &c.scratch}, off, st)
 	f.handle = c.meta.Open(cd.meta)
 	c.mu.Lock()
 	// Lines keep their order across rename rotation: a file waits until the container's

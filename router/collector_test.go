@@ -63,10 +63,19 @@ type running struct {
 
 func startCollector(t testing.TB, cfg Config) *running {
 	t.Helper()
+	return startCollectorWith(t, cfg, nil)
+}
+
+// startCollectorWith is startCollector with hook (if not nil) run on the collector before Run.
+func startCollectorWith(t testing.TB, cfg Config, hook func(*Collector)) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node, Cluster: cfg.Cluster}}, reg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -88,6 +97,7 @@ type consumed struct {
 	offset  int64
 	headers map[string]string
 	rec     record.Record
+	value   []byte
 }
 
 // consume reads topics matching ^logs\. from the start until want records arrived or the
@@ -123,7 +133,7 @@ func consume(t testing.TB, brokers string, want int, timeout time.Duration) []co
 				t.Errorf("record at %s/%d/%d: %v: %s", r.Topic, r.Partition, r.Offset, err, r.Value)
 				return
 			}
-			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec})
+			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec, append([]byte(nil), r.Value...)})
 		})
 	}
 	return out

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/budget"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -48,14 +49,25 @@ type file struct {
 	// Owned by the file's goroutine.
 	asm     *assemble.Assembler
 	snap    *filemeta.Snapshot
-	topic   string
-	topicOK error
-	key     []byte
-	headers []kgo.RecordHeader
-	nsm     *nsMetrics
-	cur     *chunk
+	view    *fileView // what snap means for records: built once per snapshot
 	bufSize int
-	held    int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
+	// Tenant pipelines (run.go): the Set the runners belong to, a runner per pipeline that took
+	// lines, the pipeline per stream (stdout, stderr, other) for runSet and view, the last
+	// checkpointable position passed, and what the runners hold (in the budget).
+	runSet    *pipeline.Set
+	slots     []*runSlot
+	forP      [3]*pipeline.Pipeline
+	forOK     [3]bool
+	lastCk    ckPos
+	pipeHeld  int64
+	rec       pipeline.Record // the line being run
+	recTime   time.Time
+	recTS     []byte
+	tsBuf     []byte
+	fieldsBuf []byte
+	// throttledTo: lines before it were counted as throttled (each line once).
+	throttledTo int64
+	held        int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
 	// Kafka has, with a hash of their message: they are not sent again. The message must match
 	// too, so an older file whose inode this one reuses cannot hide its lines. Set before the
@@ -93,9 +105,9 @@ type file struct {
 // the file's checkpoint may move to the chunk's last checkpointable position.
 type chunk struct {
 	f        *file
+	view     *fileView // the snapshot the chunk's lines are turned into records with
 	gen      uint64
 	ns       string
-	nsm      *nsMetrics
 	reserved int64
 	recs     []kgo.Record
 	keys     []outKey // keys[i] identifies recs[i]; its end is set to -1 when the record failed
@@ -107,9 +119,15 @@ type chunk struct {
 	ckOff    int64
 	ckState  assemble.State
 	promise  func(*kgo.Record, error)
-	at       time.Time // when it was produced
-
-	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
+	emit     func(*assemble.Output) // the assembler's outputs go to this chunk (newChunk)
+	// The namespace's policy and pipelines, loaded once for the chunk (newChunk).
+	pol       *nsPolicy
+	set       *pipeline.Set
+	pemit     func(*pipeline.Record) // pipelines' records go to this chunk
+	slot      *runSlot               // the runner pemit's records come from
+	limitDrop bool                   // lines fed now are beyond the namespace's limit (drop)
+	at        time.Time              // when it was produced
+	counts    lineCounts
 }
 
 // outKey identifies an output of a file: start offset, split index (-1: not split) and end
@@ -137,10 +155,11 @@ func (ch *chunk) finishOne() {
 type stepResult int
 
 const (
-	stepProgress stepResult = iota
-	stepIdle                // at the end of the file
-	stepBlocked             // waiting on metadata or a topic
-	stepStop                // the collector is stopping
+	stepProgress  stepResult = iota
+	stepIdle                 // at the end of the file
+	stepBlocked              // waiting on metadata or a topic
+	stepStop                 // the collector is stopping
+	stepThrottled            // the namespace's limit: the file waits (the file is the buffer)
 )
 
 func (f *file) curPath() string { return *f.path.Load() }
@@ -148,6 +167,14 @@ func (f *file) curPath() string { return *f.path.Load() }
 // run reads the file until it is let go or ctx ends.
 func (f *file) run(ctx context.Context) {
 	defer f.c.wg.Done()
+	defer f.flushAtExit()
+	if f.c.gate {
+		select {
+		case <-f.c.applied:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if f.reconciled != nil {
 		select {
 		case <-f.reconciled:
@@ -185,6 +212,11 @@ func (f *file) run(ctx context.Context) {
 			}
 		case stepStop:
 			return
+		case stepThrottled:
+			idleSince = time.Time{}
+			if !sleep(ctx, f.c.cfg.PollInterval) {
+				return
+			}
 		case stepBlocked:
 			backoff = nextBackoff(backoff)
 			if !sleep(ctx, max(backoff, f.c.cfg.PollInterval)) {
@@ -241,18 +273,11 @@ func (f *file) failure() error {
 	return f.failed
 }
 
-// useSnapshot switches to new metadata: topic, key, headers.
+// useSnapshot switches to new metadata.
 func (f *file) useSnapshot(s *filemeta.Snapshot) {
 	f.snap = s
-	f.nsm = f.c.metrics.forNamespace(s.Namespace)
-	f.topic, f.topicOK = f.c.tmpl.Render(s.Namespace, s.NamespaceLabels)
-	f.key = []byte(s.Key)
-	f.headers = []kgo.RecordHeader{
-		{Key: record.HeaderNamespace, Value: []byte(s.Namespace)},
-		{Key: record.HeaderPod, Value: []byte(s.Pod)},
-		{Key: record.HeaderContainer, Value: []byte(s.Container)},
-		{Key: record.HeaderSchema, Value: record.SchemaHeaderValue},
-	}
+	f.view = f.c.newView(s)
+	f.forOK = [3]bool{} // the pipeline per stream depends on the metadata
 }
 
 // step reads once and produces what it read.
@@ -264,21 +289,42 @@ func (f *file) step(ctx context.Context) stepResult {
 	if snap != f.snap {
 		f.useSnapshot(snap)
 	}
-	if !snap.Excluded {
-		err := f.topicOK
+	if !f.view.skipped(f.view.policy(f.c)) {
+		err := f.view.topicOK
 		if err == nil {
-			err = f.c.sink.Ensure(ctx, f.topic, snap.Retention)
+			err = f.c.sink.Ensure(ctx, f.view.topic, snap.Retention)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return stepStop
 			}
-			f.nsm.topicErrors.Inc()
-			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.topic, "err", err)
+			f.view.nsm.topicErrors.Inc()
+			f.log.Warn("namespace topic unavailable; its lines wait in the file", "topic", f.view.topic, "err", err)
 			return stepBlocked
 		}
 		if !f.fitLines() {
 			return stepBlocked
+		}
+		if set := f.view.nss.set.Load(); set != nil {
+			for _, p := range set.Pipelines {
+				if p.Suffix == "" {
+					continue
+				}
+				t := topic.WithSuffix(f.view.topic, p.Suffix)
+				if err := f.c.sink.Ensure(ctx, t, snap.Retention); err != nil {
+					if ctx.Err() != nil {
+						return stepStop
+					}
+					f.view.nsm.topicErrors.Inc()
+					f.log.Warn("pipeline output topic unavailable; the namespace's lines wait in the file", "topic", t, "pipeline", p.Name, "err", err)
+					return stepBlocked
+				}
+			}
+		}
+		if now := f.c.now(); f.flushDue(now) {
+			ch := f.newChunk(0, 0, 0)
+			f.flushRunners(ch, &now)
+			f.submit(ch)
 		}
 	}
 	if f.resend != nil && f.ackedOffset() >= f.resendEnd {
@@ -326,14 +372,22 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.c.budget.Force(snap.Namespace, estimate-reserve)
 		reserve = estimate
 	}
-	ch := &chunk{f: f, ns: snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1,
-		recs: f.c.getRecs(int(lines)), keys: f.c.getKeys(int(lines)), slab: f.c.getSlab(int(int64(n)*2 + lines*perLine))}
-	ch.promise = ch.onPromise
-	f.cur = ch
-	consumed := f.asm.Feed(data, false)
-	f.cur = nil
+	ch := f.newChunk(reserve, int(lines), int(int64(n)*2+lines*perLine))
+	lim := f.limit(ch, data)
+	if lim.throttled {
+		f.submitOrRelease(ch)
+		return stepThrottled
+	}
+	consumed := f.asm.Feed(data[:lim.allowed], false, ch.emit)
+	if lim.allowed < len(data) && consumed == lim.allowed && ch.pol.Limits.Drop {
+		// Beyond the namespace's limit with action drop: read, counted, not produced.
+		ch.limitDrop = true
+		consumed += f.asm.Feed(data[lim.allowed:], false, ch.emit)
+		ch.limitDrop = false
+	}
+	f.charge(ch, lim, data[:min(consumed, lim.allowed)])
 	if consumed == 0 {
-		f.c.budget.Release(snap.Namespace, reserve)
+		f.submitOrRelease(ch) // a pipeline change may have flushed held lines into it
 		if n == len(buf) && size <= f.c.cfg.MaxLineBytes {
 			f.bufSize = min(2*size, f.c.cfg.MaxLineBytes+1) // a line longer than the buffer
 			return stepProgress
@@ -347,6 +401,21 @@ func (f *file) step(ctx context.Context) stepResult {
 	return stepProgress
 }
 
+// submitOrRelease submits a chunk that holds records or a checkpoint, else gives its
+// reservation back.
+func (f *file) submitOrRelease(ch *chunk) {
+	if len(ch.recs) > 0 || ch.ckOff >= 0 {
+		f.syncHeld()
+		f.submit(ch)
+		return
+	}
+	ch.counts.flushRead(ch.view.nsm) // what was counted without producing (lines that wait)
+	f.c.putRecs(ch.recs)
+	f.c.putKeys(ch.keys)
+	f.c.putSlab(ch.slab)
+	f.c.budget.Release(ch.ns, ch.reserved)
+}
+
 // minLine is the smallest message cut worth producing (--max-line-bytes' minimum).
 const minLine = 256
 
@@ -355,11 +424,13 @@ const minLine = 256
 // small for even one record is an error for that topic only: its lines wait in the file, and
 // the next limit read (after the platform team raised it) lets them go.
 func (f *file) fitLines() bool {
-	room := f.c.sink.LineRoom(f.topic)
-	framing := len(f.key)
-	for _, h := range f.headers {
+	v := f.view
+	room := f.c.sink.LineRoom(v.topic)
+	framing := len(v.key)
+	for _, h := range v.headers {
 		framing += len(h.Key) + len(h.Value) + 10
 	}
+	v.framing = framing
 	if room != f.room || f.snap != f.roomSnap {
 		f.room, f.roomSnap = room, f.snap
 		f.lineMax = min(f.c.cfg.MaxLineBytes, record.MaxMessageLen(room-framing, len(f.snap.Fragment)))
@@ -370,10 +441,10 @@ func (f *file) fitLines() bool {
 	if f.lineMax >= minLine {
 		return true
 	}
-	f.nsm.topicErrors.Inc()
-	f.c.sink.Warn(f.topic, func() {
+	v.nsm.topicErrors.Inc()
+	f.c.sink.Warn(v.topic, func() {
 		f.log.Error("topic's max.message.bytes is too small for one record of this file: its lines wait in the file; raise the topic's max.message.bytes",
-			"topic", f.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
+			"topic", v.topic, "record_room_bytes", room, "record_needs_bytes", framing+record.MaxValueLen(minLine, len(f.snap.Fragment)))
 	})
 	return false
 }
@@ -382,95 +453,43 @@ func (f *file) fitLines() bool {
 // and only held bytes could make room, the held parts are sent on as chunks first (cut), so
 // that lines waiting for their end never leave every file waiting.
 func (f *file) acquire(ctx context.Context, ns string, n int64) error {
-	for f.held > 0 {
+	for f.held > 0 || f.pipeHeld > 0 {
 		err := f.c.budget.AcquireHolding(ctx, ns, n)
 		if !errors.Is(err, budget.ErrHeld) {
 			return err
 		}
-		f.cut()
+		if f.held > 0 {
+			f.cut()
+			continue
+		}
+		// Lines held for joining are flushed (emitted as joined so far) to make room.
+		ch := f.newChunk(0, 0, 0)
+		f.flushRunners(ch, nil)
+		f.submit(ch)
 	}
 	return f.c.budget.Acquire(ctx, ns, n)
 }
 
 // cut sends what the assembler holds as split chunks of lines that continue.
 func (f *file) cut() {
-	ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, ckOff: -1, recs: f.c.getRecs(2), keys: f.c.getKeys(2), slab: f.c.getSlab(int(f.held) * 2)}
-	ch.promise = ch.onPromise
-	f.cur = ch
-	f.asm.Cut()
-	f.cur = nil
+	ch := f.newChunk(0, 2, int(f.held)*2)
+	f.asm.Cut(ch.emit)
 	f.syncHeld()
 	f.submit(ch)
 }
 
 // syncHeld makes the budget count what the assembler holds between reads.
-func (f *file) syncHeld() {
-	switch h := int64(f.asm.Held()); {
-	case h > f.held:
-		f.c.budget.Hold(f.meta.Namespace, h-f.held)
-		f.held = h
-	case h < f.held:
-		f.c.budget.Unhold(f.meta.Namespace, f.held-h)
-		f.held = h
-	}
-}
+func (f *file) syncHeld() { f.syncBudgetHeld(&f.held, int64(f.asm.Held())) }
 
-// emit turns one assembled line into a record of the current chunk.
-func (f *file) emit(o *assemble.Output) {
-	ch := f.cur
-	if o.Checkpointable {
-		ch.ckOff = o.End
-		ch.ckState = f.asm.State()
+// syncBudgetHeld moves the budget's count of held bytes from *cur to h.
+func (f *file) syncBudgetHeld(cur *int64, h int64) {
+	switch {
+	case h > *cur:
+		f.c.budget.Hold(f.meta.Namespace, h-*cur)
+	case h < *cur:
+		f.c.budget.Unhold(f.meta.Namespace, *cur-h)
 	}
-	ch.lines++
-	ch.msgBytes += int64(len(o.Msg))
-	if o.ParseError != "" {
-		ch.parseErrs++
-	}
-	if o.Split && o.Index == 0 {
-		ch.splits++
-	}
-	if f.snap.Excluded {
-		ch.excluded++
-		return
-	}
-	key := outKey{o.Start, -1, o.End}
-	if o.Split {
-		key[1] = int64(o.Index)
-	}
-	if f.resend != nil {
-		if _, ok := f.resend[key]; ok {
-			ch.inKafka++
-			return
-		}
-	}
-	if f.inKafka != nil {
-		k := [2]int64{o.Start, -1}
-		if o.Split {
-			k[1] = int64(o.Index)
-		}
-		if h, ok := f.inKafka[k]; ok {
-			delete(f.inKafka, k)
-			if len(f.inKafka) == 0 {
-				f.inKafka = nil
-			}
-			if h == maphash.Bytes(f.c.msgSeed, o.Msg) {
-				f.skipAgain(key) // also after a produce failure before the next checkpoint
-				ch.inKafka++
-				return
-			}
-		}
-	}
-	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
-		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
-	start := len(ch.slab)
-	var invalid bool
-	ch.slab, invalid = record.AppendJSON(ch.slab, f.snap.Fragment, &l)
-	if invalid {
-		ch.invalid++
-	}
-	ch.recs = append(ch.recs, kgo.Record{Topic: f.topic, Key: f.key, Headers: f.headers, Value: ch.slab[start:len(ch.slab):len(ch.slab)]})
-	ch.keys = append(ch.keys, key)
+	*cur = h
 }
 
 // skipAgain adds an output known to be in Kafka to the set reading skips.
@@ -484,24 +503,8 @@ func (f *file) skipAgain(k outKey) {
 
 // submit queues the chunk for its file and produces its records.
 func (f *file) submit(ch *chunk) {
-	m := ch.nsm
-	m.linesRead.Add(float64(ch.lines))
-	m.bytesRead.Add(float64(ch.msgBytes))
-	if ch.parseErrs > 0 {
-		m.parseErrors.Add(float64(ch.parseErrs))
-	}
-	if ch.splits > 0 {
-		m.splitLines.Add(float64(ch.splits))
-	}
-	if ch.invalid > 0 {
-		m.invalidUTF8.Add(float64(ch.invalid))
-	}
-	if ch.excluded > 0 {
-		m.excludedLines.Add(float64(ch.excluded))
-	}
-	if ch.inKafka > 0 {
-		m.alreadyInKafka.Add(float64(ch.inKafka))
-	}
+	f.flushPipeCounts()
+	ch.counts.flushRead(ch.view.nsm)
 	// Give back what the reservation over-estimated. franz-go encodes each record into its
 	// batch when it is produced, so every value is held twice until acknowledged.
 	actual := int64(cap(ch.slab)) + int64(len(ch.slab)) + int64(len(ch.recs))*recordOverhead
@@ -581,10 +584,9 @@ func (f *file) complete(ch *chunk) {
 	ch.recs, ch.slab = nil, nil
 	if ch.err == nil {
 		f.c.lastAck.Store(time.Now().UnixNano())
-		ch.nsm.linesAcked.Add(float64(ch.lines - ch.excluded - ch.inKafka))
-		ch.nsm.bytesAcked.Add(float64(ch.msgBytes))
+		ch.counts.flushAcked(ch.view.nsm)
 	} else {
-		ch.nsm.produceErrors.Inc()
+		ch.view.nsm.produceErrors.Inc()
 	}
 }
 
@@ -635,6 +637,7 @@ func (f *file) rewind(ctx context.Context) bool {
 	f.mu.Unlock()
 	f.asm.Restore(off, st)
 	f.syncHeld()
+	f.resetRunners(ckPos{off, st})
 	return true
 }
 
@@ -685,6 +688,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "reason", reason, "read_to", tr.offset)
 	f.asm.Restore(0, assemble.State{})
 	f.syncHeld()
+	f.resetRunners(ckPos{})
 	f.asm.SetFormat(logline.FormatUnknown)
 	f.refreshFingerprint()
 }
@@ -740,13 +744,16 @@ func (f *file) finish(ctx context.Context) bool {
 		if err := f.acquire(ctx, f.snap.Namespace, reserve); err != nil {
 			return false
 		}
-		ch := &chunk{f: f, ns: f.snap.Namespace, nsm: f.nsm, reserved: reserve, ckOff: -1}
-		ch.promise = ch.onPromise
-		f.cur = ch
-		f.asm.Feed(buf[:n], true)
-		f.asm.Flush()
-		f.cur = nil
+		ch := f.newChunk(reserve, 0, 0)
+		f.asm.Feed(buf[:n], true, ch.emit)
+		f.asm.Flush(ch.emit)
+		f.flushRunners(ch, nil) // rotated away: what is held will not be continued
 		f.syncHeld()
+		f.submit(ch)
+	}
+	if f.pipeHeld > 0 {
+		ch := f.newChunk(0, 0, 0)
+		f.flushRunners(ch, nil)
 		f.submit(ch)
 	}
 	if !f.drain(ctx) || f.failure() != nil {
@@ -754,6 +761,20 @@ func (f *file) finish(ctx context.Context) bool {
 	}
 	f.c.release(f)
 	return true
+}
+
+// flushAtExit emits what the runners hold when the file's reader stops (shutdown): Run waits
+// for Kafka to acknowledge it. If it does not, the checkpoint is still before the held lines.
+func (f *file) flushAtExit() {
+	if f.view == nil || f.failure() != nil {
+		return
+	}
+	if _, held := f.holdFloor(); !held {
+		return
+	}
+	ch := f.newChunk(0, 0, 0)
+	f.flushRunners(ch, nil)
+	f.submit(ch)
 }
 
 // entry is the file's checkpoint.

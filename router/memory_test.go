@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -186,16 +187,15 @@ func TestReadBackSkipsOnlyTheSameChunk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Collector{msgSeed: maphash.MakeSeed()}
-			f := &file{c: c, snap: &filemeta.Snapshot{Namespace: "ns"}, topic: "logs.ns",
-				inKafka: map[[2]int64]uint64{{100, 0}: maphash.String(c.msgSeed, strings.Repeat("m", tt.inKafka)), {9000, -1}: 1}}
-			f.cur = &chunk{}
-			f.emit(&assemble.Output{Start: 100, End: 2000, TS: []byte("2026-12-01T10:00:00Z"), Stream: "stdout",
-				Msg: []byte(strings.Repeat("m", tt.msg)), Split: true, Index: 0})
-			if sent := len(f.cur.recs) == 1; sent != tt.wantSent {
-				t.Fatalf("sent = %v, want %v", sent, tt.wantSent)
+			f := &file{c: c, inKafka: map[[2]int64]uint64{{100, 0}: maphash.String(c.msgSeed, strings.Repeat("m", tt.inKafka)), {9000, -1}: 1}}
+			ch := &chunk{view: &fileView{snap: &filemeta.Snapshot{Namespace: "ns"}, topic: "logs.ns"}, pol: &nsPolicy{NamespacePolicy: pipeline.NamespacePolicy{Collected: true}}}
+			v := f.line(ch, &assemble.Output{Start: 100, End: 2000, TS: []byte("2026-12-01T10:00:00Z"), Stream: "stdout",
+				Msg: []byte(strings.Repeat("m", tt.msg)), Split: true, Index: 0}, assemble.State{})
+			if sent := len(ch.recs) == 1; sent != tt.wantSent || (v == verdictEmit) != tt.wantSent {
+				t.Fatalf("sent = %v (verdict %d), want %v", sent, v, tt.wantSent)
 			}
-			if !tt.wantSent && f.cur.inKafka != 1 {
-				t.Fatalf("inKafka count %d", f.cur.inKafka)
+			if !tt.wantSent && ch.counts.inKafka != 1 {
+				t.Fatalf("inKafka count %d", ch.counts.inKafka)
 			}
 		})
 	}

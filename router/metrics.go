@@ -10,7 +10,7 @@ type metrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
 	produceErrors, topicErrors, splitLines       *prometheus.CounterVec
 	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
-	alreadyInKafka                               *prometheus.CounterVec
+	alreadyInKafka, limitLines                   *prometheus.CounterVec
 	rotations, pathErrors                        *prometheus.CounterVec
 	scanErrors, unreadableFiles, kafkaErrors     *prometheus.CounterVec
 	unreadableNow                                *prometheus.GaugeVec
@@ -20,6 +20,10 @@ type metrics struct {
 	bytesBehind                                  *prometheus.GaugeVec
 	checkpointAge                                prometheus.Gauge
 	checkpointErrors                             prometheus.Counter
+	applies, applyRefused                        prometheus.Counter
+	appliedNamespaces                            prometheus.Gauge
+	pipeLines                                    *prometheus.CounterVec
+	pipes                                        map[[2]string]*pipeMetrics
 	mu                                           sync.Mutex
 	ns                                           map[string]*nsMetrics
 }
@@ -30,6 +34,7 @@ type nsMetrics struct {
 	produceErrors, topicErrors, splitLines       prometheus.Counter
 	parseErrors, invalidUTF8, excludedLines      prometheus.Counter
 	alreadyInKafka                               prometheus.Counter
+	limitDropped, limitThrottled                 prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() float64) *metrics {
@@ -56,6 +61,7 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 		invalidUTF8:     cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
 		excludedLines:   cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
 		alreadyInKafka:  cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
+		limitLines:      cv("limit_lines_total", "Physical lines beyond the namespace's limit on this node (LogRouterPolicy limits), per namespace and action: throttled (read later: each line counted once when it first had to wait) or dropped (read, not produced).", "namespace", "action"),
 		rotations:       cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
 		pathErrors:      cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
 		scanErrors:      cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir) or pods (--pods-dir and its subdirectories).", "dir"),
@@ -74,11 +80,16 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 			reg.MustRegister(v)
 			return v
 		}(),
-		checkpointAge:    g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
-		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
-		ns:               map[string]*nsMetrics{},
+		checkpointAge:     g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
+		checkpointErrors:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
+		ns:                map[string]*nsMetrics{},
+		pipes:             map[[2]string]*pipeMetrics{},
+		pipeLines:         cv("pipeline_lines_total", "Records and lines per tenant pipeline and outcome: emitted (records, a joined one once), dropped (keep/drop condition), sampled_out, parse_failed (records marked with fields_error), panicked (a step panicked: shipped raw), held_flushed (joined records a flush emitted: timeout, rotation, shutdown, pipeline change), joined (input lines joined into a record after its first), bypassed (split chunks and lines with unparseable framing, shipped raw without the pipeline), limit_dropped (lines beyond the namespace's limit, action drop).", "namespace", "pipeline", "outcome"),
+		applies:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_applies_total", Help: "Desired states of the tenant pipelines and policy applied (each a whole state from the pipeline source)."}),
+		applyRefused:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_sets_refused_total", Help: "Pipeline sets refused at apply because they were filed under another namespace than their own."}),
+		appliedNamespaces: g("pipeline_namespaces", "Namespaces with pipelines in the last applied state."),
 	}
-	reg.MustRegister(m.checkpointErrors, m.readbackErrors)
+	reg.MustRegister(m.checkpointErrors, m.readbackErrors, m.applies, m.applyRefused)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "oldest_unacked_line_age_seconds", Help: "Age of the oldest line produced and not yet acknowledged by Kafka (0: none waiting)."}, oldestUnacked))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "buffered_bytes", Help: "Bytes held in the budget (read, not yet acknowledged)."}, budgetUsed))
 	return m
@@ -97,6 +108,7 @@ func (m *metrics) forNamespace(ns string) *nsMetrics {
 		splitLines: m.splitLines.WithLabelValues(ns), parseErrors: m.parseErrors.WithLabelValues(ns),
 		invalidUTF8: m.invalidUTF8.WithLabelValues(ns), excludedLines: m.excludedLines.WithLabelValues(ns),
 		alreadyInKafka: m.alreadyInKafka.WithLabelValues(ns),
+		limitDropped:   m.limitLines.WithLabelValues(ns, "dropped"), limitThrottled: m.limitLines.WithLabelValues(ns, "throttled"),
 	}
 	m.ns[ns] = n
 	return n

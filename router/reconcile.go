@@ -33,6 +33,14 @@ func (c *Collector) reconcile(ctx context.Context) {
 		c.log.Info("no --node-name: lines acknowledged after the last checkpoint are sent again")
 		return
 	}
+	if c.gate {
+		// The pipelines in force decide which suffix topics may hold the files' records.
+		select {
+		case <-c.applied:
+		case <-ctx.Done():
+			return
+		}
+	}
 	began := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -49,8 +57,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 		f.inKafka = map[[2]int64]uint64{}
 		bySrc[f.meta.Src] = f
 		ms := f.checkpointAt.Add(-10 * time.Second).UnixMilli()
-		if cur, ok := since[topic]; !ok || ms < cur {
-			since[topic] = ms
+		// The namespace's pipelines may have sent its lines to suffix topics too.
+		for _, t := range append([]string{topic}, c.suffixTopics(f.meta.Namespace, topic)...) {
+			if cur, ok := since[t]; !ok || ms < cur {
+				since[t] = ms
+			}
 		}
 	}
 	opts, err := c.cfg.Sink.Kafka.Options()

@@ -42,6 +42,7 @@ type benchOpts struct {
 	liveSeconds, liveRate               int
 	topicLimit                          int // pre-create the topics with this max.message.bytes (0: no)
 	heapProfile                         string
+	pipelines                           string // "typical": every namespace runs benchTypicalPipeline
 }
 
 // benchResult is what one configuration measured.
@@ -78,6 +79,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	extra := fs.String("collector-flags", "", "extra flags for the collector, space-separated")
 	fs.IntVar(&o.topicLimit, "precreate-max-message-bytes", 0, "create each namespace's topic before the collector starts (6 partitions, as a platform team would) with this max.message.bytes (1048588 is Kafka's default); 0: the collector creates them")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "save the collector's heap profile, taken half way through the backlog, to this file")
+	fs.StringVar(&o.pipelines, "pipelines", "", "tenant pipelines every namespace runs: empty for none, typical for json, one regex, one CEL keep and one redact on every line (loaded with --pipelines-dir)")
 	if err := cli.Parse(fs, args[1:], cli.LookupEnv); err != nil {
 		return err
 	}
@@ -196,6 +198,17 @@ func benchCollect(ctx context.Context, o benchOpts, root string, flags []string,
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
 
+	switch o.pipelines {
+	case "":
+	case "typical":
+		pf, err := writeBenchPipelines(filepath.Join(root, "pipelines"), o.namespaces)
+		if err != nil {
+			return nil, err
+		}
+		flags = append(append([]string(nil), flags...), pf...)
+	default:
+		return nil, fmt.Errorf("--pipelines %q: want typical or nothing", o.pipelines)
+	}
 	start := time.Now()
 	p, err := startBenchCollector(root, brokers, "checkpoints", flags)
 	if err != nil {

@@ -394,7 +394,8 @@ func sampleLines(data []byte, format string) ([]testLine, error) {
 	}
 	// Physical line numbers, to name a line in --explain.
 	lineAt := func(off int64) int { return bytes.Count(data[:min(off, int64(len(data)))], []byte("\n")) + 1 }
-	a := assemble.New(assemble.Config{Format: f, MaxLine: 1 << 20, Now: func() []byte { return []byte("1970-01-01T00:00:00.000000000Z") }}, 0, assemble.State{}, func(o *assemble.Output) {
+	a := assemble.New(assemble.Config{Format: f, MaxLine: 1 << 20, Now: func() []byte { return []byte("1970-01-01T00:00:00.000000000Z") }}, 0, assemble.State{})
+	emit := func(o *assemble.Output) {
 		ts, _ := time.Parse(time.RFC3339Nano, string(o.TS))
 		stream := o.Stream
 		if stream == "" { // a malformed line, shipped raw
@@ -402,9 +403,9 @@ func sampleLines(data []byte, format string) ([]testLine, error) {
 		}
 		out = append(out, testLine{n: lineAt(o.Start), parseE: o.ParseError,
 			rec: pipeline.Record{Time: ts, Stream: stream, Message: bytes.Clone(o.Msg), Start: o.Start, End: o.End, Lines: 1}})
-	})
-	a.Feed(data, true)
-	a.Flush()
+	}
+	a.Feed(data, true, emit)
+	a.Flush(emit)
 	return out, nil
 }
 

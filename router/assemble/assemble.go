@@ -91,7 +91,7 @@ const keepCap = 4 << 10
 // Assembler is not safe for concurrent use; there is one per file.
 type Assembler struct {
 	cfg  Config
-	emit func(*Output)
+	emit func(*Output) // set for the duration of one Feed, Cut or Flush
 
 	acc      [2][]byte // pending parts of each stream's logical line
 	accStart [2]int64
@@ -104,9 +104,11 @@ type Assembler struct {
 	out      Output
 }
 
-// New returns an assembler that emits to emit, starting at offset off in state st.
-func New(cfg Config, off int64, st State, emit func(*Output)) *Assembler {
-	a := &Assembler{cfg: cfg, emit: emit, pos: off, tsbuf: make([]byte, 0, 64)}
+// New returns an assembler starting at offset off in state st. Feed, Cut and Flush emit to the
+// function they are given: the caller's destination (a read's chunk) is an explicit input of each
+// call, not state kept between them.
+func New(cfg Config, off int64, st State) *Assembler {
+	a := &Assembler{cfg: cfg, pos: off, tsbuf: make([]byte, 0, 64)}
 	a.Restore(off, st)
 	return a
 }
@@ -184,7 +186,9 @@ func (a *Assembler) clean() bool { return !a.Pending() }
 // final set (the file will not grow), a trailing line without newline is consumed too.
 // A physical line longer than MaxLine is consumed in MaxLine pieces even without its newline,
 // so a never-ending line does not stall the file.
-func (a *Assembler) Feed(data []byte, final bool) int {
+func (a *Assembler) Feed(data []byte, final bool, emit func(*Output)) int {
+	a.emit = emit
+	defer func() { a.emit = nil }()
 	if a.cfg.Scratch != nil && a.cfg.Format == logline.FormatDocker {
 		if p, ok := a.cfg.Scratch.Get().(*[]byte); ok {
 			a.scratch = *p
@@ -396,7 +400,9 @@ func (a *Assembler) continuation(piece []byte, adv int, lineEnd bool) {
 // memory Held reports can be let go before the lines' ends arrive: the collector does this when
 // its byte budget is full and only held bytes could make room. Nothing is lost; the lines' later
 // parts follow as further chunks.
-func (a *Assembler) Cut() {
+func (a *Assembler) Cut(emit func(*Output)) {
+	a.emit = emit
+	defer func() { a.emit = nil }()
 	first, second := 0, 1
 	if a.accEnd[1] < a.accEnd[0] {
 		first, second = 1, 0
@@ -416,7 +422,9 @@ func (a *Assembler) Cut() {
 
 // Flush emits what is held back (a file that was rotated away and will not grow: a runtime that
 // died mid-line leaves P parts without their F). After Flush the assembler is clean.
-func (a *Assembler) Flush() {
+func (a *Assembler) Flush(emit func(*Output)) {
+	a.emit = emit
+	defer func() { a.emit = nil }()
 	a.st.Mid = nil
 	for s := range a.acc {
 		if len(a.acc[s]) > 0 {

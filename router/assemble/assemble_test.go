@@ -25,20 +25,21 @@ type out struct {
 func collect(cfg Config, data []byte, off int64, st State, chunk func() int, final bool) ([]out, int64) {
 	var outs []out
 	var a *Assembler
-	a = New(cfg, off, st, func(o *Output) {
+	a = New(cfg, off, st)
+	emit := func(o *Output) {
 		outs = append(outs, out{o.Start, o.End, o.Stream, string(o.Msg), o.Split, o.Index, o.Last, o.ParseError != "", o.Checkpointable, a.State()})
-	})
+	}
 	// Feed like the collector does: a window that grows by chunk() bytes each read.
 	begin := int(off)
 	end := begin
 	for end < len(data) {
 		end = min(len(data), end+chunk())
-		n := a.Feed(data[begin:end], false)
+		n := a.Feed(data[begin:end], false, emit)
 		begin += n
 	}
 	if final {
-		begin += a.Feed(data[begin:], true)
-		a.Flush()
+		begin += a.Feed(data[begin:], true, emit)
+		a.Flush(emit)
 	}
 	return outs, int64(begin)
 }
@@ -315,12 +316,13 @@ func BenchmarkFeedCRI(b *testing.B) {
 	msg := `{"level":"info","ts":"2026-11-21T10:00:00Z","msg":"request served","method":"GET","path":"/api/v1/items","status":200,"dur_ms":12,"pad":"xxxxxxxx"}`
 	line := "2026-11-21T10:00:00.123456789Z stdout F " + msg + "\n"
 	data := []byte(strings.Repeat(line, 400))
-	a := New(criCfg(1<<20), 0, State{}, func(*Output) {})
+	a := New(criCfg(1<<20), 0, State{})
+	emit := func(*Output) {}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
 		a.Restore(0, State{})
-		a.Feed(data, false)
+		a.Feed(data, false, emit)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*400), "ns/line")
 }
@@ -332,9 +334,10 @@ func TestHeldAndCut(t *testing.T) {
 	part := strings.Repeat("p", 16<<10)
 	var outs []Output
 	var msgs []string
-	a := New(criCfg(1<<20), 0, State{}, func(o *Output) { outs = append(outs, *o); msgs = append(msgs, string(o.Msg)) })
+	a := New(criCfg(1<<20), 0, State{})
+	emit := func(o *Output) { outs = append(outs, *o); msgs = append(msgs, string(o.Msg)) }
 	feed := func(s string) {
-		if n := a.Feed([]byte(s), false); n != len(s) {
+		if n := a.Feed([]byte(s), false, emit); n != len(s) {
 			t.Fatalf("consumed %d of %d", n, len(s))
 		}
 	}
@@ -348,7 +351,7 @@ func TestHeldAndCut(t *testing.T) {
 	if len(outs) != 0 {
 		t.Fatalf("%d outputs before any line ended", len(outs))
 	}
-	a.Cut()
+	a.Cut(emit)
 	if a.Held() != 0 || a.Pending() {
 		t.Fatalf("after Cut: Held %d, pending %v", a.Held(), a.Pending())
 	}
@@ -420,19 +423,20 @@ func TestCutAnywhere(t *testing.T) {
 func collectCut(cfg Config, data []byte, off int64, st State, chunk func() int, cut func() bool) ([]out, int64) {
 	var outs []out
 	var a *Assembler
-	a = New(cfg, off, st, func(o *Output) {
+	a = New(cfg, off, st)
+	emit := func(o *Output) {
 		outs = append(outs, out{o.Start, o.End, o.Stream, string(o.Msg), o.Split, o.Index, o.Last, o.ParseError != "", o.Checkpointable, a.State()})
-	})
+	}
 	begin, end := int(off), int(off)
 	for end < len(data) {
 		end = min(len(data), end+chunk())
-		begin += a.Feed(data[begin:end], false)
+		begin += a.Feed(data[begin:end], false, emit)
 		if cut() {
-			a.Cut()
+			a.Cut(emit)
 		}
 	}
-	begin += a.Feed(data[begin:], true)
-	a.Flush()
+	begin += a.Feed(data[begin:], true, emit)
+	a.Flush(emit)
 	return outs, int64(begin)
 }
 

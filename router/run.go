@@ -1,0 +1,356 @@
+package router
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/router/assemble"
+	"github.com/logrouter/logrouter/router/filemeta"
+)
+
+// Running tenant pipelines on a file's lines.
+//
+// A file keeps one pipeline.Runner per pipeline that selected any of its lines (runSlot), made
+// for the namespace's Set in force (runSet). When a chunk loads another Set, the old runners'
+// held lines are flushed into that chunk first, then new runners start.
+//
+// What pipelines see: whole lines. Lines the assembler cut because they were longer than the
+// record limit (split chunks) and lines whose runtime framing could not be parsed bypass the
+// pipeline's steps and ship raw, as without pipelines but to the pipeline's output topic
+// (counted as outcome "bypassed"): a
+// chunk of a line is not a line a parser or condition can judge, and joining chunks back would
+// defeat the bound that cut them.
+//
+// Checkpoints: while a runner holds lines (multiline), the chunk's checkpoint stays at the last
+// checkpointable position before the first held line, with the assembler's state there. A
+// restart or a produce failure reads them again and joins them again; what was already
+// acknowledged from there on is skipped by its dedup key (start offset, message hash).
+
+// ckPos is a checkpointable position: offset and the assembler's state there.
+type ckPos struct {
+	off int64
+	st  assemble.State
+}
+
+// runSlot is one pipeline's runner for one file.
+type runSlot struct {
+	p     *pipeline.Pipeline
+	r     *pipeline.Runner
+	topic string
+	room  int // the topic's record room (sink.LineRoom), refreshed per chunk
+	pm    *pipeMetrics
+	// held are the input lines the runner holds, oldest first, each with the checkpoint
+	// before it; heldBytes their message bytes (counted in the budget).
+	held      []heldLine
+	heldBytes int64
+	counts    [numOutcomes]int64 // not yet added to pm
+}
+
+type heldLine struct {
+	start, bytes int64
+	ck           ckPos
+}
+
+// Per-pipeline outcomes (logrouter_collector_pipeline_lines_total{outcome}).
+const (
+	outEmitted      = iota // records emitted (a joined record once)
+	outDropped             // removed by a keep/drop condition
+	outSampledOut          // removed by a sample step
+	outParseFailed         // marked by a parse step (fields_error)
+	outPanicked            // a step panicked: shipped raw
+	outHeldFlushed         // joined records emitted by a flush (timeout, rotation, shutdown, change)
+	outJoined              // input lines joined into a record with lines before them
+	outBypassed            // split chunks and unparseable framing: shipped raw without the pipeline
+	outLimitDropped        // dropped by the namespace's limit (drop action)
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"emitted", "dropped", "sampled_out", "parse_failed", "panicked", "held_flushed", "joined", "bypassed", "limit_dropped"}
+
+// pipeMetrics caches one pipeline's series.
+type pipeMetrics [numOutcomes]prometheus.Counter
+
+func (m *metrics) forPipeline(ns, name string) *pipeMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{ns, name}
+	if pm := m.pipes[k]; pm != nil {
+		return pm
+	}
+	pm := &pipeMetrics{}
+	for i := range pm {
+		pm[i] = m.pipeLines.WithLabelValues(ns, name, outcomeNames[i])
+	}
+	m.pipes[k] = pm
+	return pm
+}
+
+// metaOf is what selectors and conditions see of a snapshot: built once per snapshot.
+func metaOf(s *filemeta.Snapshot, node string) *pipeline.Meta {
+	m := &pipeline.Meta{Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, Node: node}
+	if k := s.Kubernetes; k != nil {
+		m.Labels, m.Annotations, m.OwnerKind, m.OwnerName = k.Labels, k.Annotations, k.OwnerKind, k.OwnerName
+	}
+	return m
+}
+
+// useSet makes the file's runners those of set: the old runners' held records go into ch.
+func (f *file) useSet(ch *chunk, set *pipeline.Set) {
+	if set == f.runSet {
+		return
+	}
+	f.flushRunners(ch, nil)
+	f.flushPipeCounts()
+	f.slots = f.slots[:0]
+	f.runSet = set
+	f.forOK = [3]bool{}
+}
+
+// resetRunners drops the runners' state without emitting: the file is read again from its
+// checkpoint (a rewind or truncation), which lies before every held line.
+func (f *file) resetRunners(at ckPos) {
+	f.flushPipeCounts()
+	for _, s := range f.slots {
+		s.r = s.p.NewRunner()
+		s.held = s.held[:0]
+		s.heldBytes = 0
+	}
+	f.lastCk = at
+	f.syncPipeHeld()
+}
+
+// slotFor returns the runner that takes lines of stream, or nil (the line ships unchanged).
+func (f *file) slotFor(ch *chunk, stream string) *runSlot {
+	if ch.set == nil {
+		return nil
+	}
+	si := 2
+	switch stream {
+	case record.StreamStdout:
+		si = 0
+	case record.StreamStderr:
+		si = 1
+	}
+	if !f.forOK[si] || si == 2 {
+		f.forP[si], f.forOK[si] = ch.set.For(ch.view.meta, stream), true
+	}
+	p := f.forP[si]
+	if p == nil {
+		return nil
+	}
+	for _, s := range f.slots {
+		if s.p == p {
+			return s
+		}
+	}
+	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p.Namespace, p.Name)}
+	if p.Suffix != "" {
+		s.topic = topic.WithSuffix(ch.view.topic, p.Suffix)
+	}
+	s.room = f.lineRoom(s.topic)
+	f.slots = append(f.slots, s)
+	return s
+}
+
+// runLine runs slot's pipeline on line o of chunk ch. prev is the checkpoint before o.
+func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) verdict {
+	rec := &f.rec
+	*rec = pipeline.Record{Stream: o.Stream, Message: o.Msg, Start: o.Start, End: o.End, Lines: 1}
+	if t, err := time.Parse(time.RFC3339Nano, string(o.TS)); err == nil {
+		rec.Time = t
+	}
+	f.recTime, f.recTS = rec.Time, o.TS
+	ch.slot = s
+	out := s.r.Process(rec, f.c.now(), ch.pemit)
+	ch.slot = nil
+	f.recTS = nil
+	v := verdictEmit
+	switch out.Verdict {
+	case pipeline.Drop, pipeline.SampledOut:
+		v = verdictDrop
+	case pipeline.Hold:
+		s.held = append(s.held, heldLine{start: o.Start, bytes: int64(len(o.Msg)), ck: prev})
+		s.heldBytes += int64(len(o.Msg))
+		v = verdictHold
+	}
+	f.trimHeld(s)
+	if start, ok := s.r.Holding(); ok && (len(s.held) == 0 || s.held[0].start > start) {
+		// Held from a line we did not see held: keep the checkpoint before this line at least.
+		s.held = append([]heldLine{{start: start, bytes: int64(len(o.Msg)), ck: prev}}, s.held...)
+		s.heldBytes += int64(len(o.Msg))
+	}
+	return v
+}
+
+// trimHeld drops the held lines the runner no longer holds.
+func (f *file) trimHeld(s *runSlot) {
+	start, ok := s.r.Holding()
+	i := 0
+	for i < len(s.held) && (!ok || s.held[i].start < start) {
+		s.heldBytes -= s.held[i].bytes
+		i++
+	}
+	if i > 0 {
+		s.held = append(s.held[:0], s.held[i:]...)
+	}
+}
+
+// holdFloor is the checkpoint before the first line any runner holds (ok false: none held).
+func (f *file) holdFloor() (ck ckPos, ok bool) {
+	for _, s := range f.slots {
+		if len(s.held) > 0 && (!ok || s.held[0].ck.off < ck.off) {
+			ck, ok = s.held[0].ck, true
+		}
+	}
+	return ck, ok
+}
+
+// pipeHeldBytes is what the runners hold.
+func (f *file) pipeHeldBytes() (n int64) {
+	for _, s := range f.slots {
+		n += s.heldBytes
+	}
+	return n
+}
+
+// syncPipeHeld makes the budget count what the runners hold.
+func (f *file) syncPipeHeld() { f.syncBudgetHeld(&f.pipeHeld, f.pipeHeldBytes()) }
+
+// flushRunners emits into ch what the runners hold (only those due at now, unless now is
+// nil), and moves ch's checkpoint as far as what is still held allows.
+func (f *file) flushRunners(ch *chunk, now *time.Time) {
+	flushed := false
+	for _, s := range f.slots {
+		if len(s.held) == 0 {
+			if _, ok := s.r.Holding(); !ok {
+				continue
+			}
+		}
+		if now != nil && !s.r.FlushDue(*now) {
+			continue
+		}
+		ch.slot = s
+		s.r.Flush(ch.pemit)
+		ch.slot = nil
+		f.trimHeld(s)
+		flushed = true
+	}
+	if !flushed {
+		return
+	}
+	f.syncPipeHeld()
+	ck, held := f.holdFloor()
+	if !held {
+		ck = f.lastCk
+	}
+	if ck.off > ch.ckOff {
+		ch.ckOff, ch.ckState = ck.off, ck.st
+	}
+}
+
+// flushDue reports whether a runner's held lines waited past their flush timeout.
+func (f *file) flushDue(now time.Time) bool {
+	for _, s := range f.slots {
+		if len(s.held) > 0 && s.r.FlushDue(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// emitPiped encodes a record a pipeline emitted into ch (pemit).
+func (f *file) emitPiped(ch *chunk, r *pipeline.Record) {
+	s := ch.slot
+	lines := max(r.Lines, 1)
+	key := outKey{r.Start, -1, r.End}
+	if f.sentBefore(key, r.Message) {
+		ch.counts.inKafka += int64(lines)
+		return
+	}
+	ts := f.recTS
+	if r != &f.rec || ts == nil || !r.Time.Equal(f.recTime) {
+		f.tsBuf = r.Time.UTC().AppendFormat(f.tsBuf[:0], "2006-01-02T15:04:05.000000000Z07:00")
+		ts = f.tsBuf
+	}
+	l := record.Line{TS: ts, Stream: r.Stream, Message: r.Message, Offset: r.Start, FieldsError: r.FieldsError, Lines: r.Lines}
+	if r.Fields != nil {
+		f.fieldsBuf = pipeline.AppendFieldsJSON(f.fieldsBuf[:0], r.Fields)
+		l.Fields = f.fieldsBuf
+	}
+	if len(l.Message) > f.lineMax && f.lineMax >= minLine {
+		// A joined record longer than the topic allows goes as split chunks, like a long line:
+		// nothing is cut off. Its fields (of the whole) are not repeated on every chunk.
+		f.appendSplit(ch, s.topic, &l, r.End, lines)
+		return
+	}
+	start, n := len(ch.slab), len(ch.recs)
+	f.appendRecord(ch, s.topic, key, &l, lines)
+	if room := s.room; room > 0 && len(ch.slab)-start+ch.view.framing > room {
+		// Fields made the record too large for its topic: it ships without them, marked.
+		ch.slab, ch.recs, ch.keys = ch.slab[:start], ch.recs[:n], ch.keys[:n]
+		ch.counts.shipped -= int64(lines)
+		l.Fields, l.FieldsError = nil, "fields dropped: the record would exceed the topic's max.message.bytes"
+		f.appendRecord(ch, s.topic, key, &l, lines)
+	}
+}
+
+// appendSplit appends l as split chunks of at most lineMax message bytes. end is where the
+// record's last input line ends.
+func (f *file) appendSplit(ch *chunk, topic string, l *record.Line, end int64, lines int) {
+	msg := l.Message
+	l.Fields, l.Split = nil, true
+	for i := 0; len(msg) > 0; i++ {
+		n := min(len(msg), f.lineMax)
+		l.Message, l.SplitIndex, l.SplitLast = msg[:n], i, n == len(msg)
+		msg = msg[n:]
+		c := 0
+		if l.SplitLast {
+			c = lines
+		}
+		f.appendRecord(ch, topic, outKey{l.Offset, int64(i), end}, l, c)
+	}
+}
+
+// flushPipeCounts adds the runners' counts to their metrics (once per chunk).
+func (f *file) flushPipeCounts() {
+	for _, s := range f.slots {
+		s.takeCounts()
+		for i, n := range s.counts {
+			if n > 0 {
+				s.pm[i].Add(float64(n))
+				s.counts[i] = 0
+			}
+		}
+	}
+}
+
+// takeCounts moves the runner's own counts into the slot's.
+func (s *runSlot) takeCounts() {
+	c := s.r.TakeCounts()
+	s.counts[outEmitted] += c.Emitted
+	s.counts[outDropped] += c.Dropped
+	s.counts[outSampledOut] += c.SampledOut
+	s.counts[outParseFailed] += c.ParseFailed
+	s.counts[outPanicked] += c.Panicked
+	s.counts[outHeldFlushed] += c.HeldFlushed
+	s.counts[outJoined] += c.Joined
+}
+
+// lineRoom is the record room of topic (0: unknown).
+func (f *file) lineRoom(topic string) int {
+	if f.c.sink == nil {
+		return 0
+	}
+	return f.c.sink.LineRoom(topic)
+}
+
+// refreshRooms reads the runners' topics' record room again (once per chunk).
+func (f *file) refreshRooms() {
+	for _, s := range f.slots {
+		s.room = f.lineRoom(s.topic)
+	}
+}
