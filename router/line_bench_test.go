@@ -34,7 +34,7 @@ func BenchmarkLineStep(b *testing.B) {
 			c := &Collector{msgSeed: maphash.MakeSeed(), metrics: newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })}
 			c.nss, c.desired = map[string]*nsState{}, map[string]*pipeline.Set{}
 			c.now = time.Now
-			snap := filemeta.SnapshotFor(filemeta.PathMeta{Namespace: "bench-0", Pod: "pod-0", Container: "app", File: "/var/log/pods/x/app/0.log"}, "node", nil, false)
+			snap := filemeta.SnapshotFor(filemeta.PathMeta{Namespace: "bench-0", Pod: "pod-0", Container: "app", File: "/var/log/pods/x/app/0.log"}, filemeta.Origin{Node: "node"}, nil, false)
 			f := &file{c: c, lineMax: 1 << 20}
 			f.view = c.newView(snap)
 			if tc.set {

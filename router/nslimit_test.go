@@ -23,7 +23,7 @@ type labelProvider struct{ node string }
 
 func (p labelProvider) Open(m filemeta.PathMeta) filemeta.Handle {
 	k := &record.Kubernetes{NamespaceLabels: map[string]string{"tier": m.Namespace}}
-	return filemeta.Static(filemeta.SnapshotFor(m, p.node, k, false))
+	return filemeta.Static(filemeta.SnapshotFor(m, filemeta.Origin{Node: p.node}, k, false))
 }
 
 // fakeClock is a clock the test moves.
