@@ -227,11 +227,7 @@ func (c *compiler) regex(path, pattern string) *regexp.Regexp {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		var se *syntax.Error
-		if unclosedGroup(pattern) {
-			// RE2 reports the innermost problem ("(?P<x>[a-z": the class); the group the user
-			// opened is the outermost one, and the message quotes the whole pattern for it.
-			c.ps.add(path, "%s: %q", syntax.ErrMissingParen, pattern)
-		} else if errors.As(err, &se) {
+		if errors.As(err, &se) {
 			c.ps.add(path, "%s: %q", se.Code, se.Expr)
 		} else {
 			c.ps.add(path, "%v", err)
@@ -265,9 +261,7 @@ func (c *compiler) step(i int, path string, s *v1alpha1.Step) step {
 		st = &logfmtStep{path: path, source: s.Logfmt.Source, into: s.Logfmt.Into}
 	case s.Regex != nil:
 		c.optField(path+".source", s.Regex.Source)
-		// Pattern problems are reported at the step, as the issue shows them
-		// ("steps[2].regex: missing closing ): ...").
-		re := c.regex(path, s.Regex.Pattern)
+		re := c.regex(path+".pattern", s.Regex.Pattern)
 		if re != nil {
 			rs := &regexStep{path: path, source: s.Regex.Source, re: re}
 			for gi, name := range re.SubexpNames() {
@@ -276,7 +270,7 @@ func (c *compiler) step(i int, path string, s *v1alpha1.Step) step {
 				}
 			}
 			if len(rs.groups) == 0 {
-				c.ps.add(path, "no named group: name what to extract with (?P<name>...)")
+				c.ps.add(path+".pattern", "no named group: name what to extract with (?P<name>...)")
 			}
 			st = rs
 		}
@@ -413,39 +407,4 @@ func selectsMeta(pods labels.Selector, containers []string, m *Meta) bool {
 		return false
 	}
 	return true
-}
-
-// unclosedGroup reports whether pattern opens more groups than it closes (escapes and
-// character classes, even an unterminated one, do not count).
-func unclosedGroup(pattern string) bool {
-	depth := 0
-	for i := 0; i < len(pattern); i++ {
-		switch pattern[i] {
-		case '\\':
-			i++
-		case '[':
-			i++
-			if i < len(pattern) && pattern[i] == '^' {
-				i++
-			}
-			if i < len(pattern) && pattern[i] == ']' {
-				i++ // a leading ] is a literal
-			}
-			for ; i < len(pattern) && pattern[i] != ']'; i++ {
-				if pattern[i] == '\\' {
-					i++
-				} else if pattern[i] == '[' && i+1 < len(pattern) && pattern[i+1] == ':' {
-					// [:alpha:]
-					if end := strings.Index(pattern[i+2:], ":]"); end >= 0 {
-						i += end + 3
-					}
-				}
-			}
-		case '(':
-			depth++
-		case ')':
-			depth--
-		}
-	}
-	return depth > 0
 }
