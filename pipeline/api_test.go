@@ -12,8 +12,8 @@ import (
 // The core of the package tests through the exported API only; each failed against the
 // skeleton of the contract (commit 505b236).
 func TestIssueMessage(t *testing.T) {
-	_, err := pipeline.Compile("a", "p", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}, {JSON: &v1alpha1.JSONStep{}}, {Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z`}}}}, nil)
-	if err == nil || err.Error() != `steps[2].regex: missing closing ): "(?P<x>[a-z"` {
+	_, err := pipeline.Compile("a", "p", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}, {JSON: &v1alpha1.JSONStep{}}, {Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z]`}}}}, nil)
+	if err == nil || err.Error() != `steps[2].regex.pattern: missing closing ): "(?P<x>[a-z]"` {
 		t.Errorf("err %v", err)
 	}
 }
