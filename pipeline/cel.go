@@ -60,8 +60,13 @@ func (c *celRecord) meta() *Meta {
 	return c.rec.Meta
 }
 
-// emptyMeta stands in for a record without metadata; never written.
-var emptyMeta Meta
+// emptyMeta, emptyFields and emptyStrings stand in for what a record lacks, so reading
+// record.fields or record.labels allocates nothing; CEL never writes them.
+var (
+	emptyMeta    Meta
+	emptyFields  = map[string]any{}
+	emptyStrings = map[string]string{}
+)
 
 // ResolveName implements interpreter.Activation without allocating.
 func (c *celRecord) ResolveName(name string) (any, bool) {
@@ -92,7 +97,7 @@ var celFields = map[string]celField{
 	"message": {types.StringType, func(c *celRecord) any { return c.message() }},
 	"fields": {mapStringDyn, func(c *celRecord) any {
 		if c.rec.Fields == nil {
-			return map[string]any{}
+			return emptyFields
 		}
 		return c.rec.Fields
 	}},
@@ -100,13 +105,13 @@ var celFields = map[string]celField{
 		if l := c.meta().Labels; l != nil {
 			return l
 		}
-		return map[string]string{}
+		return emptyStrings
 	}},
 	"annotations": {mapStringString, func(c *celRecord) any {
 		if a := c.meta().Annotations; a != nil {
 			return a
 		}
-		return map[string]string{}
+		return emptyStrings
 	}},
 	"namespace":  {types.StringType, func(c *celRecord) any { return c.meta().Namespace }},
 	"pod":        {types.StringType, func(c *celRecord) any { return c.meta().Pod }},

@@ -22,6 +22,7 @@ import (
 type matcher struct {
 	re     *regexp.Regexp
 	lit    []byte
+	litStr string // lit, for string fields
 	breaks *[256]bool
 }
 
@@ -36,7 +37,7 @@ func newMatcher(re *regexp.Regexp, pattern string) *matcher {
 	if lit == "" || !utf8.ValidString(lit) || bytes.ContainsRune([]byte(lit), utf8.RuneError) {
 		return m
 	}
-	m.lit = []byte(lit)
+	m.lit, m.litStr = []byte(lit), lit
 	var possible [256]bool
 	if possibleBytes(tree, &possible, 0) {
 		var br [256]bool

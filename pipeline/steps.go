@@ -378,7 +378,7 @@ func (s *redactStep) redactValue(r *Runner, v any, depth int) (any, bool) {
 	}
 	switch x := v.(type) {
 	case string:
-		if s.match.lit != nil && !strings.Contains(x, string(s.match.lit)) {
+		if s.match.lit != nil && !strings.Contains(x, s.match.litStr) {
 			return v, false // the common case, without converting x
 		}
 		locs := s.match.find([]byte(x), r.locs)
