@@ -287,19 +287,27 @@ func (r *reconciler) writeStatus(ctx context.Context, lp *v1alpha1.LogPipeline, 
 		return fmt.Errorf("status of %s/%s: %w", lp.Namespace, lp.Name, err)
 	}
 	r.m.statusWrites.Inc()
+	// One Event per change (not one per condition): at 5,000 pipelines Events are as many
+	// writes to the API server as the statuses themselves. Its reason is the first changed
+	// condition's; it is a Warning when the pipeline does not run its current generation.
+	var notes []string
+	reason := ""
+	typ := corev1.EventTypeNormal
 	for _, c := range []metav1.Condition{d.accepted, d.ready} {
+		if c.Status != metav1.ConditionTrue || c.Reason == v1alpha1.ReasonRunningPrevious {
+			typ = corev1.EventTypeWarning
+		}
 		old := meta.FindStatusCondition(lp.Status.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message {
 			continue
 		}
-		typ, action := corev1.EventTypeNormal, "Validate"
-		if c.Type == v1alpha1.ConditionReady {
-			action = "Run"
+		if reason == "" {
+			reason = c.Reason
 		}
-		if c.Status != metav1.ConditionTrue {
-			typ = corev1.EventTypeWarning
-		}
-		r.events.Eventf(lp, nil, typ, c.Reason, action, "%s=%s: %s", c.Type, c.Status, c.Message)
+		notes = append(notes, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+	}
+	if reason != "" {
+		r.events.Eventf(lp, nil, typ, reason, "Reconcile", "%s", strings.Join(notes, "; "))
 	}
 	return nil
 }
