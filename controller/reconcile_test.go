@@ -222,6 +222,23 @@ func TestReconcileValidation(t *testing.T) {
 	if evs := f.drainEvents(); len(evs) != 0 {
 		t.Errorf("unchanged pipelines: events %q", evs)
 	}
+
+	// The policy changes: its pipelines are validated again under it (nothing cached from the
+	// old policy applies).
+	var pol2 v1alpha1.LogRouterPolicy
+	if err := f.c.Get(context.Background(), types.NamespacedName{Name: v1alpha1.PolicyName}, &pol2); err != nil {
+		t.Fatal(err)
+	}
+	pol2.Spec.AllowedSuffixes = []string{"audit"}
+	if err := f.c.Update(context.Background(), &pol2); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile("team-a", "audit")
+	f.reconcile("team-a", "debug")
+	conditionIs(t, f.get("team-a", "audit"), v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonValid, "")
+	conditionIs(t, f.get("team-a", "debug"), v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, `output.suffix: "debug" is not allowed`)
+	// debug's accepted generation is the same spec: not valid under the new policy either.
+	conditionIs(t, f.get("team-a", "debug"), v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalid, "not running")
 }
 
 func TestReconcileLastKnownGood(t *testing.T) {
