@@ -355,9 +355,10 @@ func (r *reconciler) writeStatus(ctx context.Context, lp *v1alpha1.LogPipeline, 
 		return fmt.Errorf("status of %s/%s: %w", lp.Namespace, lp.Name, err)
 	}
 	r.m.statusWrites.Inc()
-	// One Event per change (not one per condition): at 5,000 pipelines Events are as many
-	// writes to the API server as the statuses themselves. Its reason is the first changed
-	// condition's; it is a Warning when the pipeline does not run its current generation.
+	// One Event per change (not one per condition), and none for a new pipeline that is valid
+	// and runs: at 5,000 pipelines Events are as many writes to the API server as the statuses
+	// themselves. Its reason is the first changed condition's; it is a Warning when the
+	// pipeline does not run its current generation.
 	var notes []string
 	reason := ""
 	typ := corev1.EventTypeNormal
@@ -374,7 +375,7 @@ func (r *reconciler) writeStatus(ctx context.Context, lp *v1alpha1.LogPipeline, 
 		}
 		notes = append(notes, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
 	}
-	if reason != "" {
+	if reason != "" && (len(lp.Status.Conditions) > 0 || typ == corev1.EventTypeWarning) {
 		r.events.Eventf(lp, nil, typ, reason, "Reconcile", "%s", strings.Join(notes, "; "))
 	}
 	return nil
