@@ -50,6 +50,73 @@ type reconciler struct {
 	policyRV string           // resourceVersion of the compiled policy ("" none)
 	policy   *pipeline.Policy // last policy that compiled (nil: defaults)
 	policyOK bool             // policy is usable: compiled, or there is none
+
+	cacheMu sync.Mutex
+	cache   map[types.NamespacedName]*compileCache
+}
+
+// compiled is what the reconciler keeps of a successful Compile.
+type compiled struct {
+	Suffix string
+}
+
+// compileCache holds one pipeline's Compile results under one policy, by generation (a
+// generation's spec never changes). Compile costs about a millisecond (CEL); without the
+// cache each pipeline is compiled again when its own status write comes back as an update.
+type compileCache struct {
+	uid    types.UID
+	policy *pipeline.Policy
+	byGen  map[int64]compileResult
+}
+
+type compileResult struct {
+	c   *compiled
+	err error
+}
+
+// compile is pipeline.Compile, remembered per pipeline, generation and policy.
+func (r *reconciler) compile(lp *v1alpha1.LogPipeline, gen int64, spec *v1alpha1.LogPipelineSpec, policy *pipeline.Policy) (*compiled, error) {
+	key := types.NamespacedName{Namespace: lp.Namespace, Name: lp.Name}
+	r.cacheMu.Lock()
+	e := r.cache[key]
+	if e != nil && e.uid == lp.UID && e.policy == policy {
+		if res, ok := e.byGen[gen]; ok {
+			r.cacheMu.Unlock()
+			return res.c, res.err
+		}
+	}
+	r.cacheMu.Unlock()
+	var res compileResult
+	if p, err := pipeline.Compile(lp.Namespace, lp.Name, gen, spec, policy); err != nil {
+		res.err = err
+	} else {
+		res.c = &compiled{Suffix: p.Suffix}
+	}
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if r.cache == nil {
+		r.cache = map[types.NamespacedName]*compileCache{}
+	}
+	e = r.cache[key]
+	if e == nil || e.uid != lp.UID || e.policy != policy {
+		e = &compileCache{uid: lp.UID, policy: policy, byGen: map[int64]compileResult{}}
+		r.cache[key] = e
+	}
+	// Keep the generations that can matter: this one, the accepted one, the newest.
+	for g := range e.byGen {
+		if g != lp.Generation && (lp.Status.Accepted == nil || g != lp.Status.Accepted.Generation) {
+			delete(e.byGen, g)
+		}
+	}
+	e.byGen[gen] = res
+	return res.c, res.err
+}
+
+// forget drops a deleted pipeline's cached results.
+func (r *reconciler) forget(key types.NamespacedName) {
+	r.cacheMu.Lock()
+	delete(r.cache, key)
+	r.cacheMu.Unlock()
 }
 
 // currentPolicy compiles the cluster's policy when it changed. A policy that does not compile
@@ -92,6 +159,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	var lp v1alpha1.LogPipeline
 	if err := r.c.Get(ctx, req.NamespacedName, &lp); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil // deleted: collectors stop it; nothing to write
 		}
 		return ctrl.Result{}, err
@@ -167,9 +235,9 @@ func (r *reconciler) decide(lp *v1alpha1.LogPipeline, ns *corev1.Namespace, sibl
 		}
 	}
 
-	compiled, cerr := pipeline.Compile(lp.Namespace, lp.Name, gen, &lp.Spec, policy)
+	cur, cerr := r.compile(lp, gen, &lp.Spec, policy)
 	limitMsg := overLimit(lp, siblings, policy)
-	var running *pipeline.Pipeline // what collectors run
+	var running *compiled // what collectors run
 	var runningGen int64
 	switch {
 	case cerr != nil:
@@ -178,7 +246,7 @@ func (r *reconciler) decide(lp *v1alpha1.LogPipeline, ns *corev1.Namespace, sibl
 		d.accepted = cond(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonOverLimit, limitMsg)
 	default:
 		d.accepted = cond(v1alpha1.ConditionAccepted, true, v1alpha1.ReasonValid, fmt.Sprintf("generation %d is valid", gen))
-		running, runningGen = compiled, gen
+		running, runningGen = cur, gen
 		if a := lp.Status.Accepted; a == nil || a.Generation != gen || !equality.Semantic.DeepEqual(a.Spec, lp.Spec) {
 			d.acceptedSpec = &v1alpha1.AcceptedSpec{Generation: gen, Spec: *lp.Spec.DeepCopy()}
 		}
@@ -186,7 +254,7 @@ func (r *reconciler) decide(lp *v1alpha1.LogPipeline, ns *corev1.Namespace, sibl
 	if running == nil && cerr != nil && lp.Status.Accepted != nil {
 		// The previous valid version keeps running where it still compiles under the policy.
 		a := lp.Status.Accepted
-		if p, err := pipeline.Compile(lp.Namespace, lp.Name, a.Generation, &a.Spec, policy); err == nil {
+		if p, err := r.compile(lp, a.Generation, &a.Spec, policy); err == nil {
 			running, runningGen = p, a.Generation
 		}
 	}
@@ -287,19 +355,28 @@ func (r *reconciler) writeStatus(ctx context.Context, lp *v1alpha1.LogPipeline, 
 		return fmt.Errorf("status of %s/%s: %w", lp.Namespace, lp.Name, err)
 	}
 	r.m.statusWrites.Inc()
+	// One Event per change (not one per condition), and none for a new pipeline that is valid
+	// and runs: at 5,000 pipelines Events are as many writes to the API server as the statuses
+	// themselves. Its reason is the first changed condition's; it is a Warning when the
+	// pipeline does not run its current generation.
+	var notes []string
+	reason := ""
+	typ := corev1.EventTypeNormal
 	for _, c := range []metav1.Condition{d.accepted, d.ready} {
+		if c.Status != metav1.ConditionTrue || c.Reason == v1alpha1.ReasonRunningPrevious {
+			typ = corev1.EventTypeWarning
+		}
 		old := meta.FindStatusCondition(lp.Status.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message {
 			continue
 		}
-		typ, action := corev1.EventTypeNormal, "Validate"
-		if c.Type == v1alpha1.ConditionReady {
-			action = "Run"
+		if reason == "" {
+			reason = c.Reason
 		}
-		if c.Status != metav1.ConditionTrue {
-			typ = corev1.EventTypeWarning
-		}
-		r.events.Eventf(lp, nil, typ, c.Reason, action, "%s=%s: %s", c.Type, c.Status, c.Message)
+		notes = append(notes, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+	}
+	if reason != "" && (len(lp.Status.Conditions) > 0 || typ == corev1.EventTypeWarning) {
+		r.events.Eventf(lp, nil, typ, reason, "Reconcile", "%s", strings.Join(notes, "; "))
 	}
 	return nil
 }

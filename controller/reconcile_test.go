@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,10 +197,11 @@ func TestReconcileValidation(t *testing.T) {
 		}
 	}
 
-	// Events: one per condition that changed; a reconcile that changes nothing writes nothing.
+	// Events: one per pipeline whose conditions changed, except new pipelines that run (web,
+	// debug); a reconcile that changes nothing records none.
 	evs := f.drainEvents()
-	if len(evs) != 8 {
-		t.Errorf("events after the first reconciles = %d, want 8: %q", len(evs), evs)
+	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e string) bool { return strings.HasPrefix(e, "Warning Invalid") && strings.Contains(e, "audit") }) {
+		t.Errorf("events after the first reconciles = %q, want 2 Warning Invalid", evs)
 	}
 	writes := testutil.ToFloat64(f.r.m.statusWrites)
 	rv := f.get("team-a", "web").ResourceVersion
@@ -215,6 +217,27 @@ func TestReconcileValidation(t *testing.T) {
 	if evs := f.drainEvents(); len(evs) != 0 {
 		t.Errorf("unchanged pipelines: events %q", evs)
 	}
+
+	// The policy changes: its pipelines are validated again under it (nothing cached from the
+	// old policy applies).
+	var pol2 v1alpha1.LogRouterPolicy
+	if err := f.c.Get(context.Background(), types.NamespacedName{Name: v1alpha1.PolicyName}, &pol2); err != nil {
+		t.Fatal(err)
+	}
+	pol2.Spec.AllowedSuffixes = []string{"audit"}
+	if err := f.c.Update(context.Background(), &pol2); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile("team-a", "audit")
+	f.reconcile("team-a", "debug")
+	evs = f.drainEvents()
+	if len(evs) != 2 || !strings.HasPrefix(evs[0], "Normal Valid") || !strings.HasPrefix(evs[1], "Warning Invalid") {
+		t.Errorf("events after the policy change = %q, want Normal Valid (audit) and Warning Invalid (debug)", evs)
+	}
+	conditionIs(t, f.get("team-a", "audit"), v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonValid, "")
+	conditionIs(t, f.get("team-a", "debug"), v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonInvalid, `output.suffix: "debug" is not allowed`)
+	// debug's accepted generation is the same spec: not valid under the new policy either.
+	conditionIs(t, f.get("team-a", "debug"), v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalid, "not running")
 }
 
 func TestReconcileLastKnownGood(t *testing.T) {
@@ -241,8 +264,8 @@ func TestReconcileLastKnownGood(t *testing.T) {
 		t.Errorf("observedGeneration = %d", lp.Status.ObservedGeneration)
 	}
 	evs := f.drainEvents()
-	if len(evs) != 2 || !strings.Contains(evs[0], "Warning Invalid") || !strings.Contains(evs[1], "Normal RunningPreviousVersion") {
-		t.Errorf("events = %q", evs)
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning Invalid") || !strings.Contains(evs[0], "Ready=True: generation 1 runs") {
+		t.Errorf("events = %q, want one Warning Invalid saying generation 1 runs", evs)
 	}
 
 	// Fixed again: generation 3 becomes the accepted one.

@@ -2,10 +2,13 @@ package counters
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -342,5 +346,25 @@ func TestConfigValidate(t *testing.T) {
 	c.Node = "n"
 	if err := c.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCountsMatchStatus: the record's counters are the status's (package v1alpha1), field for
+// field, so that the fold can copy one into the other and neither drifts.
+func TestCountsMatchStatus(t *testing.T) {
+	keys := func(v any) []string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "updatedAt")
+		return slices.Sorted(maps.Keys(m))
+	}
+	if got, want := keys(Counts{}), keys(v1alpha1.Counters{}); !slices.Equal(got, want) {
+		t.Errorf("record counters %v, status counters %v", got, want)
 	}
 }
