@@ -68,7 +68,8 @@ type Dir struct {
 	gens     map[fileKey]generation
 	lastGood map[fileKey]*v1alpha1.AcceptedSpec
 	policy   *pipeline.Policy
-	polJSON  string
+	polJSON  string // of the policy in force
+	badJSON  string // of the last invalid policy, reported once
 }
 
 type dirFile struct {
@@ -312,14 +313,15 @@ func (d *Dir) apply() {
 // setPolicy compiles a policy document; an invalid one keeps the previous policy.
 func (d *Dir) setPolicy(where string, spec *v1alpha1.LogRouterPolicySpec) {
 	js, _ := json.Marshal(spec)
-	if string(js) == d.polJSON {
+	if string(js) == d.polJSON || string(js) == d.badJSON {
 		return
 	}
 	p, err := pipeline.CompilePolicy(spec)
 	if err != nil {
+		d.badJSON = string(js)
 		d.m.policy.Inc()
 		d.log.Error("LogRouterPolicy invalid: the previous policy (or the defaults) stays in force", "file", where, "error", err.Error())
 		return
 	}
-	d.policy, d.polJSON = p, string(js)
+	d.policy, d.polJSON, d.badJSON = p, string(js), ""
 }

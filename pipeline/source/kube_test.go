@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
@@ -221,4 +223,46 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	if n := rec.count(); n != 2 {
 		t.Errorf("%d applies, want 2", n)
 	}
+}
+
+// Without the CRDs no pipeline can exist: the source applies the empty state at once (the
+// collector's files need not wait), and picks pipelines up once the CRDs are installed.
+func TestKubeSourceWithoutCRDs(t *testing.T) {
+	srv := kubeapiserver.Start(t)
+	ctx := context.Background()
+	dc, err := dynamic.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	logs := &syncBuffer{}
+	k, err := NewKube(DefaultKubeConfig(), dc, rec, prometheus.NewRegistry(), testLogger(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- k.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if st := rec.waitCount(t, 1); len(st.Namespaces) != 0 {
+		t.Fatalf("want the empty state: %s", describe(st))
+	}
+	if !strings.Contains(logs.String(), "CRD is not installed") {
+		t.Errorf("the log does not say the CRD is missing:\n%s", logs.String())
+	}
+	installCRDs(t, dc)
+	if _, err := srv.Client(t).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.LogPipeline{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "LogPipeline"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web"}, Spec: regexSpec(validRegex)}
+	if _, err := dc.Resource(v1alpha1.LogPipelines).Namespace("team-a").Create(ctx, toUnstructured(t, p), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "team-a/web", func(s *pipeline.State) bool { return running(s, "team-a", "web") != nil })
 }
