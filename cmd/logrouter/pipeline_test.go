@@ -70,7 +70,8 @@ func TestPipelineValidate(t *testing.T) {
 		{"suffix not allowed by the policy", []string{"-f", suffix, "--policy", policy}, 1,
 			[]string{"shop/api: output.suffix: ", `"audit"`}, nil},
 		{"suffix without a policy", []string{"-f", suffix}, 1, []string{"output.suffix"}, nil},
-		{"unknown field", []string{"-f", unknown}, 1, nil, []string{"unknown.yaml:", "stepz"}},
+		{"unknown field, and a good file still checked", []string{"-f", unknown, "-f", good}, 1,
+			[]string{"unknown.yaml:", "stepz", good + ":1: shop/api: ok"}, []string{"0 of 1 pipelines have problems, and 1 documents do not decode"}},
 		{"several -f", []string{"-f", good, "-f", filepath.Join(badDir, "b.yaml")}, 1, []string{"shop/api: ok", "shop/regex: steps[0].regex.pattern"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

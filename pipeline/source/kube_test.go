@@ -3,8 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,55 +13,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
+	"github.com/logrouter/logrouter/deploy/crds"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-// installCRDs creates the CRDs of deploy/crds and waits until the server serves them.
-func installCRDs(t *testing.T, dc dynamic.Interface) {
+// installCRDs installs deploy/crds and waits until the server serves them.
+func installCRDs(t *testing.T, srv *kubeapiserver.Server) {
 	t.Helper()
-	ctx := context.Background()
-	files, err := filepath.Glob("../../deploy/crds/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs in deploy/crds: %v", err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(b, &u.Object); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if _, err := dc.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create CRD %s: %v", f, err)
-		}
-		err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			got, err := dc.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, c := range conds {
-				m, _ := c.(map[string]any)
-				if m["type"] == "Established" && m["status"] == "True" {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			t.Fatalf("CRD %s not established: %v", u.GetName(), err)
-		}
+	if err := crds.Install(context.Background(), srv.Config); err != nil {
+		t.Fatalf("install CRDs: %v", err)
 	}
 }
 
@@ -100,7 +63,7 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installCRDs(t, dc)
+	installCRDs(t, srv)
 	kc := srv.Client(t)
 	for _, ns := range []string{"team-a", "team-b", "team-c"} {
 		if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -255,7 +218,7 @@ func TestKubeSourceWithoutCRDs(t *testing.T) {
 	if !strings.Contains(logs.String(), "CRD is not installed") {
 		t.Errorf("the log does not say the CRD is missing:\n%s", logs.String())
 	}
-	installCRDs(t, dc)
+	installCRDs(t, srv)
 	if _, err := srv.Client(t).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
