@@ -39,6 +39,28 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 	return &unstructured.Unstructured{Object: m}
 }
 
+// startKube runs a Kube source until the test ends; after (nil: the real delay) ends each
+// coalescing wait.
+func startKube(t *testing.T, dc dynamic.Interface, after func() <-chan time.Time) (*Kube, *recorder, *syncBuffer) {
+	t.Helper()
+	rec, logs := newRecorder(), &syncBuffer{}
+	k, err := NewKube(DefaultKubeConfig(), dc, rec, prometheus.NewRegistry(), testLogger(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.after = after
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- k.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return k, rec, logs
+}
+
 func regexSpec(pattern string) v1alpha1.LogPipelineSpec {
 	return v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{Regex: &v1alpha1.RegexStep{Pattern: pattern}}}}
 }
@@ -101,24 +123,8 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	create("team-b", "web", regexSpec(validRegex))
 	create("team-c", "broken", regexSpec(`(?P<x>[a-z`)) // never valid
 
-	rec := newRecorder()
-	logs := &syncBuffer{}
-	reg := prometheus.NewRegistry()
-	k, err := NewKube(DefaultKubeConfig(), dc, rec, reg, testLogger(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
 	fire := make(chan time.Time)
-	k.after = func() <-chan time.Time { return fire }
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- k.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	k, rec, _ := startKube(t, dc, func() <-chan time.Time { return fire })
 
 	st := rec.waitCount(t, 1)
 	if p := running(st, "team-a", "access"); p == nil || p.Generation != 1 {
@@ -197,21 +203,7 @@ func TestKubeSourceWithoutCRDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	logs := &syncBuffer{}
-	k, err := NewKube(DefaultKubeConfig(), dc, rec, prometheus.NewRegistry(), testLogger(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- k.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	_, rec, logs := startKube(t, dc, nil)
 	if st := rec.waitCount(t, 1); len(st.Namespaces) != 0 {
 		t.Fatalf("want the empty state: %s", describe(st))
 	}
