@@ -146,7 +146,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var g rungroup.Group
 	g.Add("demo workload", demo.Run)
 	g.Add("collector", collector.Run)
-	g.Add("pipelines", pipelines)
+	if pipelines != nil {
+		g.Add("pipelines", pipelines)
+	}
 	g.Add("archiver", arch.Run)
 	g.Add("gateway", gw.Run)
 	// /readyz joins every component's readiness.

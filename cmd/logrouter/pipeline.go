@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -21,7 +20,7 @@ import (
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
-	"github.com/logrouter/logrouter/pipeline/source"
+	"github.com/logrouter/logrouter/pipeline/load"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/cri"
 	"github.com/logrouter/logrouter/router/dockerjson"
@@ -82,14 +81,14 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(files) == 0 {
 		return errors.New("-f: give at least one file or directory")
 	}
-	docs, err := loadPipelineDocs(files, *policyFile)
-	if err != nil {
-		return err
-	}
+	docs, loadErr := loadPipelineDocs(files, *policyFile)
 	switch action {
 	case "validate":
-		return pipelineValidate(docs, *namespace, stdout)
+		return pipelineValidate(docs, loadErr, *namespace, stdout)
 	default:
+		if loadErr != nil {
+			return loadErr
+		}
 		if t.input == "" {
 			return errors.New("--input: give a file of sample lines (or - for stdin)")
 		}
@@ -109,59 +108,47 @@ type pipelineDoc struct {
 	p     *v1alpha1.LogPipeline
 }
 
-// loadPipelineDocs reads every file (directories: their *.yaml, *.yml and *.json files).
+// loadPipelineDocs reads every file (directories: the files pipeline/load.Dir reads). The
+// documents that decoded are returned with the problems of those that did not (file:line).
 func loadPipelineDocs(paths []string, policyFile string) (*pipelineDocs, error) {
-	var names []string
+	var objs []load.Object
+	var errs []error
+	if policyFile != "" {
+		o, err := load.File(policyFile)
+		objs, errs = append(objs, o...), append(errs, err)
+	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		if !st.IsDir() {
-			names = append(names, p)
+			o, err := load.File(p)
+			objs, errs = append(objs, o...), append(errs, err)
 			continue
 		}
-		ents, err := os.ReadDir(p)
+		res, err := load.Dir(p)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
-		for _, e := range ents {
-			switch filepath.Ext(e.Name()) {
-			case ".yaml", ".yml", ".json":
-				if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-					names = append(names, filepath.Join(p, e.Name()))
-				}
-			}
+		for _, r := range res {
+			objs, errs = append(objs, r.Objects...), append(errs, r.Err)
 		}
-	}
-	if policyFile != "" {
-		names = append([]string{policyFile}, names...)
 	}
 	out := &pipelineDocs{}
-	var errs []error
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		docs, err := source.DecodeFile(name, b)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, d := range docs {
-			where := fmt.Sprintf("%s:%d", name, d.Line)
-			if d.Policy != nil {
-				if out.policy != nil {
-					errs = append(errs, fmt.Errorf("%s: a second LogRouterPolicy (the first is at %s): the cluster has one", where, out.policyAt))
-					continue
-				}
-				out.policy, out.policyAt = d.Policy, where
+	for _, o := range objs {
+		where := fmt.Sprintf("%s:%d", o.File, o.Line)
+		if o.Policy != nil {
+			if out.policy != nil {
+				errs = append(errs, fmt.Errorf("%s: a second LogRouterPolicy (the first is at %s): the cluster has one", where, out.policyAt))
 				continue
 			}
-			out.pipelines = append(out.pipelines, pipelineDoc{where: where, p: d.Pipeline})
+			out.policy, out.policyAt = o.Policy, where
+			continue
 		}
+		out.pipelines = append(out.pipelines, pipelineDoc{where: where, p: o.Pipeline})
 	}
 	return out, errors.Join(errs...)
 }
@@ -180,18 +167,25 @@ func (d *pipelineDocs) compilePolicy() (*pipeline.Policy, error) {
 // errInvalid is returned when a pipeline is invalid (the problems are printed already).
 var errInvalid = errors.New("invalid")
 
-func pipelineValidate(docs *pipelineDocs, namespace string, stdout io.Writer) error {
+func pipelineValidate(docs *pipelineDocs, loadErr error, namespace string, stdout io.Writer) error {
 	if namespace == "" {
 		namespace = "default"
+	}
+	bad, badDocs := 0, 0
+	// Documents that do not decode are problems like any other: the others are still checked.
+	if loadErr != nil {
+		for _, l := range strings.Split(loadErr.Error(), "\n") {
+			badDocs++
+			fmt.Fprintln(stdout, l)
+		}
 	}
 	policy, err := docs.compilePolicy()
 	if err != nil {
 		return err
 	}
-	if len(docs.pipelines) == 0 {
+	if len(docs.pipelines) == 0 && badDocs == 0 {
 		return errors.New("no LogPipeline in the files given")
 	}
-	bad := 0
 	seen := map[string]string{}
 	perNS := map[string]int{}
 	for _, d := range docs.pipelines {
@@ -230,7 +224,10 @@ func pipelineValidate(docs *pipelineDocs, namespace string, stdout io.Writer) er
 			fmt.Fprintf(stdout, "namespace %s: %v\n", ns, err)
 		}
 	}
-	if bad > 0 {
+	switch {
+	case badDocs > 0:
+		return fmt.Errorf("%w: %d of %d pipelines have problems, and %d documents do not decode", errInvalid, bad, len(docs.pipelines), badDocs)
+	case bad > 0:
 		return fmt.Errorf("%w: %d of %d pipelines have problems", errInvalid, bad, len(docs.pipelines))
 	}
 	return nil

@@ -70,7 +70,8 @@ func TestPipelineValidate(t *testing.T) {
 		{"suffix not allowed by the policy", []string{"-f", suffix, "--policy", policy}, 1,
 			[]string{"shop/api: output.suffix: ", `"audit"`}, nil},
 		{"suffix without a policy", []string{"-f", suffix}, 1, []string{"output.suffix"}, nil},
-		{"unknown field", []string{"-f", unknown}, 1, nil, []string{"unknown.yaml:", "stepz"}},
+		{"unknown field, and a good file still checked", []string{"-f", unknown, "-f", good}, 1,
+			[]string{"unknown.yaml:", "stepz", good + ":1: shop/api: ok"}, []string{"0 of 1 pipelines have problems, and 1 documents do not decode"}},
 		{"several -f", []string{"-f", good, "-f", filepath.Join(badDir, "b.yaml")}, 1, []string{"shop/api: ok", "shop/regex: steps[0].regex.pattern"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,6 +197,54 @@ func TestPipelineTest(t *testing.T) {
 		} {
 			if !strings.Contains(out, w) {
 				t.Errorf("--explain lacks %q:\n%s", w, out)
+			}
+		}
+	})
+}
+
+// sampleLines never panics, gives at most one logical line per physical line, and keeps raw
+// lines' text (whatever the sample holds).
+func FuzzSampleLines(f *testing.F) {
+	f.Add([]byte("2026-01-02T03:04:05.000000001Z stdout F hello\n2026-01-02T03:04:05.000000001Z stderr P a\n"), "auto")
+	f.Add([]byte(`{"log":"x\n","stream":"stdout","time":"2026-01-02T03:04:05Z"}`+"\n"), "docker")
+	f.Add([]byte("{not docker}\nplain\r\n\n"), "auto")
+	f.Add([]byte("2026 garbage\n"), "cri")
+	f.Fuzz(func(t *testing.T, data []byte, format string) {
+		switch format {
+		case "auto", "cri", "docker", "raw":
+		default:
+			format = "raw"
+		}
+		lines, err := sampleLines(data, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		physical := bytes.Count(data, []byte("\n")) + 1
+		if len(lines) > physical {
+			t.Fatalf("%d lines from %d physical lines", len(lines), physical)
+		}
+		for _, l := range lines {
+			if l.rec.Stream != "stdout" && l.rec.Stream != "stderr" {
+				t.Fatalf("line %d: stream %q", l.n, l.rec.Stream)
+			}
+			if l.n < 1 || l.n > physical {
+				t.Fatalf("line number %d of %d", l.n, physical)
+			}
+		}
+		if format == "raw" {
+			var want []string
+			for _, l := range strings.SplitAfter(string(data), "\n") {
+				if l != "" {
+					want = append(want, strings.TrimSuffix(strings.TrimSuffix(l, "\n"), "\r"))
+				}
+			}
+			if len(want) != len(lines) {
+				t.Fatalf("raw: %d lines, want %d", len(lines), len(want))
+			}
+			for i := range want {
+				if string(lines[i].rec.Message) != want[i] {
+					t.Fatalf("raw line %d: %q, want %q", i, lines[i].rec.Message, want[i])
+				}
 			}
 		}
 	})

@@ -19,6 +19,7 @@ import (
 // pipelineFlags choose where the collector's tenant pipelines come from (docs/pipelines.md):
 // a directory of YAML files, or (collect with --kubernetes) the LogPipeline resources.
 type pipelineFlags struct {
+	explicit bool // the user asked for a pipelines source (collect --pipelines-dir)
 	dir      string
 	interval time.Duration
 	kube     bool
@@ -52,11 +53,15 @@ func (f *pipelineFlags) source(c any, kubernetes bool, ecfg enricher.Config, reg
 	if f.dir == "" && !useKube {
 		return nil, nil
 	}
+	log = log.With("component", "pipelines")
 	a, ok := c.(collectorApplier)
 	if !ok {
-		return nil, errors.New("this collector cannot apply pipelines (build without pipeline support)")
+		if f.explicit {
+			return nil, errors.New("--pipelines-dir: this collector cannot apply pipelines yet")
+		}
+		log.Warn("this collector cannot apply pipelines yet: none run")
+		return nil, nil
 	}
-	log = log.With("component", "pipelines")
 	if f.dir != "" {
 		cfg := source.DefaultDirConfig()
 		cfg.Dir, cfg.Interval = f.dir, f.interval

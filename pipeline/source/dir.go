@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/load"
 )
 
 // DirConfig configures a Dir source.
@@ -68,14 +71,15 @@ type Dir struct {
 	gens     map[fileKey]generation
 	lastGood map[fileKey]*v1alpha1.AcceptedSpec
 	policy   *pipeline.Policy
-	polJSON  string
+	polJSON  string // of the policy in force
+	badJSON  string // of the last invalid policy, reported once
 }
 
 type dirFile struct {
-	data    []byte     // the content last used
-	used    bool       // data was used (a file may be empty)
-	pending *[]byte    // a changed content read once, used when the next read agrees
-	docs    []Document // the last version of the file that decoded
+	data    []byte        // the content last used
+	used    bool          // data was used (a file may be empty)
+	pending *[]byte       // a changed content read once, used when the next read agrees
+	docs    []load.Object // the last version of the file that decoded
 }
 
 type fileKey struct{ file, ns, name string }
@@ -148,7 +152,7 @@ func (d *Dir) scan(first bool) {
 	seen := make(map[string]bool, len(names))
 	for _, name := range names {
 		seen[name] = true
-		data, err := os.ReadFile(filepath.Join(d.cfg.Dir, name))
+		data, err := readFile(filepath.Join(d.cfg.Dir, name))
 		f := d.files[name]
 		if f == nil {
 			f = &dirFile{}
@@ -174,8 +178,10 @@ func (d *Dir) scan(first bool) {
 		}
 		changed = true
 		f.pending, f.data, f.used = nil, data, true
-		docs, err := DecodeFile(name, data)
+		docs, err := load.Bytes(name, data)
 		if err != nil {
+			// One bad document makes the whole file invalid: its pipelines keep their last
+			// valid versions (a document that does not decode has no trustworthy name).
 			d.fileError(name, err)
 			continue
 		}
@@ -192,6 +198,17 @@ func (d *Dir) scan(first bool) {
 		return
 	}
 	d.apply()
+}
+
+// readFile reads at most one byte more than load.MaxFileBytes (load.Bytes refuses the file
+// then): a log file dropped into the directory by mistake is not read whole every interval.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, load.MaxFileBytes+1))
 }
 
 func (d *Dir) fileError(name string, err error) {
@@ -217,9 +234,7 @@ func (d *Dir) list() ([]string, error) {
 		if strings.HasPrefix(n, ".") {
 			continue
 		}
-		switch filepath.Ext(n) {
-		case ".yaml", ".yml", ".json":
-		default:
+		if !slices.Contains(load.Extensions, filepath.Ext(n)) {
 			continue
 		}
 		// Stat follows symlinks (ConfigMap mounts link each file into ..data).
@@ -312,14 +327,15 @@ func (d *Dir) apply() {
 // setPolicy compiles a policy document; an invalid one keeps the previous policy.
 func (d *Dir) setPolicy(where string, spec *v1alpha1.LogRouterPolicySpec) {
 	js, _ := json.Marshal(spec)
-	if string(js) == d.polJSON {
+	if string(js) == d.polJSON || string(js) == d.badJSON {
 		return
 	}
 	p, err := pipeline.CompilePolicy(spec)
 	if err != nil {
+		d.badJSON = string(js)
 		d.m.policy.Inc()
 		d.log.Error("LogRouterPolicy invalid: the previous policy (or the defaults) stays in force", "file", where, "error", err.Error())
 		return
 	}
-	d.policy, d.polJSON = p, string(js)
+	d.policy, d.polJSON, d.badJSON = p, string(js), ""
 }

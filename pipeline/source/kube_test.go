@@ -3,8 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,54 +13,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
+	"github.com/logrouter/logrouter/deploy/crds"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
+	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-// installCRDs creates the CRDs of deploy/crds and waits until the server serves them.
-func installCRDs(t *testing.T, dc dynamic.Interface) {
+// installCRDs installs deploy/crds and waits until the server serves them.
+func installCRDs(t *testing.T, srv *kubeapiserver.Server) {
 	t.Helper()
-	ctx := context.Background()
-	files, err := filepath.Glob("../../deploy/crds/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs in deploy/crds: %v", err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(b, &u.Object); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if _, err := dc.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create CRD %s: %v", f, err)
-		}
-		err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			got, err := dc.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, c := range conds {
-				m, _ := c.(map[string]any)
-				if m["type"] == "Established" && m["status"] == "True" {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			t.Fatalf("CRD %s not established: %v", u.GetName(), err)
-		}
+	if err := crds.Install(context.Background(), srv.Config); err != nil {
+		t.Fatalf("install CRDs: %v", err)
 	}
 }
 
@@ -72,6 +37,28 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 		t.Fatal(err)
 	}
 	return &unstructured.Unstructured{Object: m}
+}
+
+// startKube runs a Kube source until the test ends; after (nil: the real delay) ends each
+// coalescing wait.
+func startKube(t *testing.T, dc dynamic.Interface, after func() <-chan time.Time) (*Kube, *recorder, *syncBuffer) {
+	t.Helper()
+	rec, logs := newRecorder(), &syncBuffer{}
+	k, err := NewKube(DefaultKubeConfig(), dc, rec, prometheus.NewRegistry(), testLogger(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.after = after
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- k.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return k, rec, logs
 }
 
 func regexSpec(pattern string) v1alpha1.LogPipelineSpec {
@@ -98,7 +85,7 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installCRDs(t, dc)
+	installCRDs(t, srv)
 	kc := srv.Client(t)
 	for _, ns := range []string{"team-a", "team-b", "team-c"} {
 		if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -136,24 +123,8 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	create("team-b", "web", regexSpec(validRegex))
 	create("team-c", "broken", regexSpec(`(?P<x>[a-z`)) // never valid
 
-	rec := newRecorder()
-	logs := &syncBuffer{}
-	reg := prometheus.NewRegistry()
-	k, err := NewKube(DefaultKubeConfig(), dc, rec, reg, testLogger(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
 	fire := make(chan time.Time)
-	k.after = func() <-chan time.Time { return fire }
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- k.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	k, rec, _ := startKube(t, dc, func() <-chan time.Time { return fire })
 
 	st := rec.waitCount(t, 1)
 	if p := running(st, "team-a", "access"); p == nil || p.Generation != 1 {
@@ -221,4 +192,32 @@ func TestKubeSourceLastKnownGood(t *testing.T) {
 	if n := rec.count(); n != 2 {
 		t.Errorf("%d applies, want 2", n)
 	}
+}
+
+// Without the CRDs no pipeline can exist: the source applies the empty state at once (the
+// collector's files need not wait), and picks pipelines up once the CRDs are installed.
+func TestKubeSourceWithoutCRDs(t *testing.T) {
+	srv := kubeapiserver.Start(t)
+	ctx := context.Background()
+	dc, err := dynamic.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rec, logs := startKube(t, dc, nil)
+	if st := rec.waitCount(t, 1); len(st.Namespaces) != 0 {
+		t.Fatalf("want the empty state: %s", describe(st))
+	}
+	if !strings.Contains(logs.String(), "CRD is not installed") {
+		t.Errorf("the log does not say the CRD is missing:\n%s", logs.String())
+	}
+	installCRDs(t, srv)
+	if _, err := srv.Client(t).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.LogPipeline{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "LogPipeline"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web"}, Spec: regexSpec(validRegex)}
+	if _, err := dc.Resource(v1alpha1.LogPipelines).Namespace("team-a").Create(ctx, toUnstructured(t, p), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "team-a/web", func(s *pipeline.State) bool { return running(s, "team-a", "web") != nil })
 }
