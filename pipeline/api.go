@@ -129,6 +129,16 @@ func (r *Runner) FlushDue(now time.Time) bool {
 	return r.ml.held && now.Sub(r.ml.last) >= r.p.multiline.flushAfter
 }
 
+// FlushTimeout is how long a held record may wait for its next line (the multiline step's
+// flushTimeout), or 0 when the pipeline joins no lines: the collector needs a timer for its
+// FlushDue checks only when it is not 0.
+func (p *Pipeline) FlushTimeout() time.Duration {
+	if p.multiline == nil {
+		return 0
+	}
+	return p.multiline.flushAfter
+}
+
 // Flush emits what is held (timeout, rotation, shutdown, a pipeline change).
 func (r *Runner) Flush(emit func(*Record)) {
 	if !r.ml.held {

@@ -104,6 +104,9 @@ func TestMultilineHoldingTimeoutFlush(t *testing.T) {
 		copy(b, strings.Repeat("#", len(b))) // the caller reuses its buffer
 		return o
 	}
+	if p.FlushTimeout() != 2*time.Second || mustCompile(t).FlushTimeout() != 0 {
+		t.Errorf("FlushTimeout %s; without multiline %s", p.FlushTimeout(), mustCompile(t).FlushTimeout())
+	}
 	if _, ok := r.Holding(); ok || r.FlushDue(t0.Add(time.Hour)) {
 		t.Fatal("a new runner holds something")
 	}
