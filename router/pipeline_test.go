@@ -228,3 +228,35 @@ func TestApplyWhileReading(t *testing.T) {
 		t.Errorf("held_flushed %v, want 1 (the group held at the apply)", n)
 	}
 }
+
+// TestPipelineConditionsSeeFileMetadata: CEL in the collector reads the file's metadata
+// (record.namespace, record.pod, record.container), not only the line: a keep on them keeps
+// every line, and a set computes a field from them.
+func TestPipelineConditionsSeeFileMetadata(t *testing.T) {
+	const lines = 20
+	set := compileSet(t, "a", nil, map[string]v1alpha1.LogPipelineSpec{"meta": {Steps: []v1alpha1.Step{
+		{Keep: &v1alpha1.ConditionStep{If: `record.namespace == "a" && record.container == "app"`}},
+		{Set: &v1alpha1.SetStep{Field: "who", Value: `record.pod + "/" + record.container`}},
+	}}})
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	c, _ := node.AddContainer("a", "web", "app", loadgen.CRI)
+	for s := range lines {
+		c.Write(time.Now(), "stdout", loadgen.SeqMessage("a/app", s, 80))
+	}
+	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) {
+		c.ExpectPipelines()
+		c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}})
+	})
+	defer r.stop()
+	got := consume(t, brokers, lines, 30*time.Second)
+	if len(got) != lines {
+		t.Fatalf("%d records, want %d: the keep on the file's metadata dropped lines", len(got), lines)
+	}
+	for _, g := range got {
+		if g.rec.Fields["who"] != g.rec.Pod+"/app" {
+			t.Fatalf("fields %v: want who=%s/app", g.rec.Fields, g.rec.Pod)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 // runLine runs slot's pipeline on line o of chunk ch. prev is the checkpoint before o.
 func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) verdict {
 	rec := &f.rec
-	*rec = pipeline.Record{Stream: o.Stream, Message: o.Msg, Start: o.Start, End: o.End, Lines: 1}
+	*rec = pipeline.Record{Meta: ch.view.meta, Stream: o.Stream, Message: o.Msg, Start: o.Start, End: o.End, Lines: 1}
 	if t, err := time.Parse(time.RFC3339Nano, string(o.TS)); err == nil {
 		rec.Time = t
 	}
