@@ -469,3 +469,30 @@ func TestStatusDocExample(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionerPerNamespace: a namespace whose Kafka calls are in progress (here: its lock
+// held, as by a call that hangs) does not delay another namespace's.
+func TestProvisionerPerNamespace(t *testing.T) {
+	adm, _ := kafka(t)
+	p := NewProvisioner(adm, 10*time.Second)
+	slow := p.state("slow")
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Ensure(context.Background(), "fast", []string{"logs.fast"}, TopicSpec{Partitions: 2})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("namespace fast waited for namespace slow")
+	}
+	td, err := adm.ListTopics(kadm.WithAuthorizedOps(context.Background()), "logs.fast")
+	if err != nil || len(td["logs.fast"].Partitions) != 2 {
+		t.Errorf("logs.fast: %+v %v", td, err)
+	}
+}
