@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/yaml"
 
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
@@ -416,5 +419,80 @@ func TestEnsureCompacted(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("cleanup.policy not compact: %+v", rcs[0].Configs)
+	}
+}
+
+// TestStatusDocExample: docs/controller.md's status example is what the controller writes for
+// a generation 4 with that pattern after a valid generation 3 (counters apart: the fold's).
+func TestStatusDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/controller.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	start := strings.Index(text, "```yaml\nstatus:")
+	if start < 0 {
+		t.Fatal("no status example in docs/controller.md")
+	}
+	block := text[start+len("```yaml\n"):]
+	block = block[:strings.Index(block, "```")]
+	var want v1alpha1.LogPipeline
+	if err := yaml.UnmarshalStrict([]byte(block), &want); err != nil {
+		t.Fatalf("the example does not decode strictly: %v", err)
+	}
+	acc := want.Status.Accepted
+	if acc == nil {
+		t.Fatal("example without accepted")
+	}
+	bad := meta.FindStatusCondition(want.Status.Conditions, v1alpha1.ConditionAccepted)
+	pattern := strings.TrimPrefix(bad.Message, `steps[0].regex.pattern: missing closing ]: "`)
+	pattern = strings.TrimSuffix(pattern, `"`)
+
+	lp := &v1alpha1.LogPipeline{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", Generation: acc.Generation}, Spec: *acc.Spec.DeepCopy()}
+	f := newFixture(t, ns("team-a", nil), lp)
+	f.reconcile("team-a", "web")
+	got := f.get("team-a", "web")
+	got.Spec.Steps = []v1alpha1.Step{{Regex: &v1alpha1.RegexStep{Pattern: pattern}}}
+	got.Generation = want.Status.ObservedGeneration
+	if err := f.c.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile("team-a", "web")
+	got = f.get("team-a", "web")
+	if got.Status.ObservedGeneration != want.Status.ObservedGeneration || !equality.Semantic.DeepEqual(got.Status.Accepted, want.Status.Accepted) {
+		t.Errorf("status %+v, documented %+v", got.Status, want.Status)
+	}
+	for _, w := range want.Status.Conditions {
+		c := meta.FindStatusCondition(got.Status.Conditions, w.Type)
+		if c == nil || c.Status != w.Status || c.Reason != w.Reason || c.Message != w.Message || c.ObservedGeneration != w.ObservedGeneration {
+			t.Errorf("%s: the controller writes %+v, docs/controller.md shows %+v", w.Type, c, w)
+		}
+	}
+}
+
+// TestProvisionerPerNamespace: a namespace whose Kafka calls are in progress (here: its lock
+// held, as by a call that hangs) does not delay another namespace's.
+func TestProvisionerPerNamespace(t *testing.T) {
+	adm, _ := kafka(t)
+	p := NewProvisioner(adm, 10*time.Second)
+	slow := p.state("slow")
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Ensure(context.Background(), "fast", []string{"logs.fast"}, TopicSpec{Partitions: 2})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("namespace fast waited for namespace slow")
+	}
+	td, err := adm.ListTopics(kadm.WithAuthorizedOps(context.Background()), "logs.fast")
+	if err != nil || len(td["logs.fast"].Partitions) != 2 {
+		t.Errorf("logs.fast: %+v %v", td, err)
 	}
 }

@@ -100,6 +100,10 @@ func backoff(failures int) time.Duration {
 
 // ensure returns the topics brought to spec and every failure, each naming its topic.
 func (p *Provisioner) ensure(ctx context.Context, topics []string, spec TopicSpec) (ok []string, err error) {
+	// A fresh look: kadm's ListTopics otherwise answers from franz-go's metadata cache (up to
+	// MetadataMinAge, 5 s, old), which can still say that a topic created meanwhile is missing
+	// or show its partitions before they were added.
+	ctx = kadm.WithAuthorizedOps(ctx)
 	details, err := p.adm.ListTopics(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
