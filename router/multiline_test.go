@@ -239,3 +239,67 @@ func restore(t *testing.T, brokers string, recs []*kgo.Record) {
 		}
 	}
 }
+
+// TestMultilineFlush: a held group is emitted when no line came for its flush timeout (checked
+// at every poll, without new data), and when its file is rotated away; the checkpoint passes
+// it only then.
+func TestMultilineFlush(t *testing.T) {
+	set := compileSet(t, "ml", nil, map[string]v1alpha1.LogPipelineSpec{"traces": {
+		Steps: []v1alpha1.Step{{Multiline: &v1alpha1.MultilineStep{Start: `^\S`, MaxLines: 100, MaxBytes: 1 << 20,
+			FlushTimeout: &metav1.Duration{Duration: 2 * time.Second}}}},
+	}})
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	c, _ := node.AddContainer("ml", "app", "java", loadgen.CRI)
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	cfg := testConfig(t, node, brokers)
+	r := startCollectorWith(t, cfg, func(c *Collector) {
+		c.now = clock.now
+		c.ExpectPipelines()
+		c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"ml": set}})
+	})
+	nsm := r.c.metrics.forNamespace("ml")
+	pm := r.c.metrics.forPipeline("ml", "traces")
+	c.Write(time.Now(), "stdout", "Exception L1")
+	c.Write(time.Now(), "stdout", "\tat L2")
+	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(nsm.linesRead) == 2 })
+	time.Sleep(10 * cfg.PollInterval)
+	if n := testutil.ToFloat64(nsm.linesAcked); n != 0 {
+		t.Fatalf("%v lines acknowledged before the flush timeout", n)
+	}
+	if e := onlyFile(t, r.c).entry(); e.Offset != 0 {
+		t.Fatalf("checkpoint at %d while the group is held", e.Offset)
+	}
+	clock.add(3 * time.Second) // past the timeout, no new data
+	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(nsm.linesAcked) == 2 })
+	if n := testutil.ToFloat64(pm[outHeldFlushed]); n != 1 {
+		t.Fatalf("held_flushed %v, want 1", n)
+	}
+	// Rotation: the held group of the rotated file is emitted when the file is let go.
+	c.Write(time.Now(), "stdout", "Exception L3")
+	c.Write(time.Now(), "stdout", "\tat L4")
+	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(nsm.linesRead) == 4 })
+	if _, err := c.RotateRename(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() bool { return testutil.ToFloat64(nsm.linesAcked) == 4 })
+	got := consume(t, brokers, 2, 10*time.Second)
+	if len(got) != 2 || got[0].rec.Message != "Exception L1\n\tat L2" || got[1].rec.Message != "Exception L3\n\tat L4" {
+		t.Fatalf("records %+v", got)
+	}
+}
+
+// onlyFile returns the collector's one open file.
+func onlyFile(t *testing.T, c *Collector) *file {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.files {
+		if len(c.files) == 1 {
+			return f
+		}
+	}
+	t.Fatalf("%d open files, want 1", len(c.files))
+	return nil
+}
