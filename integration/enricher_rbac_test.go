@@ -42,8 +42,9 @@ func TestEnricherRBACManifestReadOnly(t *testing.T) {
 	}
 	var resources []string
 	for _, r := range rules {
-		if len(r.APIGroups) != 1 || r.APIGroups[0] != "" {
-			t.Errorf("rule outside the core group: %+v", r)
+		// The core group for the enricher, logrouter.io for the pipelines the collector runs.
+		if len(r.APIGroups) != 1 || r.APIGroups[0] != "" && r.APIGroups[0] != "logrouter.io" {
+			t.Errorf("rule outside the core and logrouter.io groups: %+v", r)
 		}
 		for _, v := range r.Verbs {
 			if v != "get" && v != "list" && v != "watch" {
@@ -56,7 +57,7 @@ func TestEnricherRBACManifestReadOnly(t *testing.T) {
 		resources = append(resources, r.Resources...)
 	}
 	slices.Sort(resources)
-	if !slices.Equal(resources, []string{"namespaces", "pods"}) {
-		t.Errorf("resources = %v, want namespaces and pods only", resources)
+	if !slices.Equal(resources, []string{"logpipelines", "logrouterpolicies", "namespaces", "pods"}) {
+		t.Errorf("resources = %v, want logpipelines, logrouterpolicies, namespaces and pods only", resources)
 	}
 }
