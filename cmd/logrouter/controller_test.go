@@ -90,14 +90,21 @@ func TestControllerCommand(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", maddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `logrouter_controller_reconciles_total{result="invalid"}`) {
-		t.Errorf("/metrics lacks the controller's reconciles:\n%.2000s", body)
+	// The reconcile is counted after its status write returns: the status can be seen first.
+	for mdeadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(fmt.Sprintf("http://%s/metrics", maddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `logrouter_controller_reconciles_total{result="invalid"}`) {
+			break
+		}
+		if time.Now().After(mdeadline) {
+			t.Fatalf("/metrics lacks the controller's reconciles:\n%.2000s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	select {
