@@ -76,7 +76,6 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pf.explicit = pf.dir != ""
 	pipelines, err := pf.source(c, ecfg.Enabled, ecfg, reg, base)
 	if err != nil {
 		return err

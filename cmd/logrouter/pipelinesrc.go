@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,14 +11,13 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/logrouter/logrouter/enricher"
-	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/source"
+	"github.com/logrouter/logrouter/router"
 )
 
 // pipelineFlags choose where the collector's tenant pipelines come from (docs/pipelines.md):
 // a directory of YAML files, or (collect with --kubernetes) the LogPipeline resources.
 type pipelineFlags struct {
-	explicit bool // the user asked for a pipelines source (collect --pipelines-dir)
 	dir      string
 	interval time.Duration
 	kube     bool
@@ -38,30 +36,15 @@ func registerPipelineFlags(fs *flag.FlagSet, withKube bool) *pipelineFlags {
 	return f
 }
 
-// collectorApplier is what the collector offers pipeline sources.
-type collectorApplier interface {
-	pipeline.Applier
-	// ExpectPipelines makes files wait for the first Apply, so that no line ships without its
-	// namespace's pipelines (say, unredacted) because it was read before they arrived.
-	ExpectPipelines()
-}
-
 // source returns the Run of the configured pipeline source, or nil when there is none.
 // kubernetes says the enricher is on; ecfg is its configuration (the API server to use).
-func (f *pipelineFlags) source(c any, kubernetes bool, ecfg enricher.Config, reg prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
+func (f *pipelineFlags) source(c *router.Collector, kubernetes bool, ecfg enricher.Config, reg prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
 	useKube := f.kube && kubernetes && f.dir == ""
 	if f.dir == "" && !useKube {
 		return nil, nil
 	}
 	log = log.With("component", "pipelines")
-	a, ok := c.(collectorApplier)
-	if !ok {
-		if f.explicit {
-			return nil, errors.New("--pipelines-dir: this collector cannot apply pipelines yet")
-		}
-		log.Warn("this collector cannot apply pipelines yet: none run")
-		return nil, nil
-	}
+	a := c
 	if f.dir != "" {
 		cfg := source.DefaultDirConfig()
 		cfg.Dir, cfg.Interval = f.dir, f.interval

@@ -24,18 +24,9 @@ import (
 	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
-	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/source"
 	"github.com/logrouter/logrouter/router"
 )
-
-// applierOf is the collector as a pipeline source sees it (NewDir only keeps it).
-func applierOf(c any) pipeline.Applier {
-	if a, ok := c.(pipeline.Applier); ok {
-		return a
-	}
-	return nil
-}
 
 // metric is one metric family as the code declares it.
 type metric struct {
@@ -195,7 +186,7 @@ func componentMetrics(t testing.TB) []metric {
 		// The --pipelines-dir source registers what the Kubernetes one does, and its file errors.
 		scfg := source.DefaultDirConfig()
 		scfg.Dir = t.TempDir()
-		if _, err := source.NewDir(scfg, applierOf(c), rec, discard()); err != nil {
+		if _, err := source.NewDir(scfg, c, rec, discard()); err != nil {
 			t.Fatal(err)
 		}
 		add("collector", rec)
