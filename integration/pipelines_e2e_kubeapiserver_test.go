@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -231,6 +232,9 @@ func TestPipelinesEndToEnd(t *testing.T) {
 		return c != nil && c.Selected == 21 && c.Emitted == 10 && c.Dropped == 11 && c.ParseFailures == 1, fmt.Sprintf("%+v", c)
 	})
 
+	// What the team sees (docs/pipelines.md shows these rows).
+	e2eCheckRow(t, srv.Config, map[string]string{"NAME": "audit", "ACCEPTED": "True", "READY": "True", "GEN": "1", "RUNNING-GEN": "1", "EMITTED": "10", "REASON": "Valid"})
+
 	// An invalid update: refused in status, the previous version keeps running in the collector.
 	p := getLP()
 	bad, err := load.Bytes("invalid.yaml", []byte(e2eInvalid))
@@ -260,6 +264,8 @@ func TestPipelinesEndToEnd(t *testing.T) {
 		c := getLP().Status.Counters
 		return c != nil && c.Selected == 27 && c.Emitted == 13 && c.Dropped == 14 && c.ParseFailures == 1, fmt.Sprintf("%+v", c)
 	})
+
+	e2eCheckRow(t, srv.Config, map[string]string{"NAME": "audit", "ACCEPTED": "False", "READY": "True", "GEN": "2", "RUNNING-GEN": "1", "EMITTED": "13", "REASON": "Invalid"})
 
 	// Deleted: shop's lines ship unchanged to logs.shop.
 	if err := kc.Delete(ctx, getLP()); err != nil {
@@ -583,6 +589,38 @@ func e2eCheckAudit(t *testing.T, got []record.Record, want []string) {
 		_ = json.Unmarshal([]byte(r.Message), &f)
 		if r.Namespace != "shop" || r.Pod != "api-7d9f" || r.FieldsError != "" || fmt.Sprint(r.Fields) != fmt.Sprint(f) {
 			t.Errorf("logs.shop.audit record %d: %+v, want fields %v", i, r, f)
+		}
+	}
+}
+
+// e2eCheckRow compares shop's LogPipeline row, as `kubectl get logpipelines -n shop` prints it
+// (the server's printer columns), with want, by column name.
+func e2eCheckRow(t *testing.T, cfg *rest.Config, want map[string]string) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, cfg.Host+"/apis/logrouter.io/v1alpha1/namespaces/shop/logpipelines", nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tab metav1.Table
+	if err := json.NewDecoder(resp.Body).Decode(&tab); err != nil || len(tab.Rows) != 1 {
+		t.Fatalf("kubectl get logpipelines -n shop: %d rows, %v", len(tab.Rows), err)
+	}
+	got := map[string]string{}
+	for i, c := range tab.ColumnDefinitions {
+		if i < len(tab.Rows[0].Cells) {
+			got[strings.ToUpper(c.Name)] = fmt.Sprint(tab.Rows[0].Cells[i])
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("kubectl get logpipelines: %s = %q, want %q (row %v)", k, got[k], v, got)
 		}
 	}
 }
