@@ -68,24 +68,6 @@ spec:
   - keep:
       if: 'record.fields.?kind.orValue("") == "audit"'
 `
-	// e2eInvalid is the same pipeline with a CEL syntax error in steps[1].
-	e2eInvalid = `apiVersion: logrouter.io/v1alpha1
-kind: LogPipeline
-metadata:
-  name: audit
-  namespace: shop
-spec:
-  selector:
-    pods:
-      matchLabels:
-        app: api
-  output:
-    suffix: audit
-  steps:
-  - json: {}
-  - keep:
-      if: 'record.fields.?kind.orValue("") =='
-`
 	e2eNode = "node-e2e"
 )
 
@@ -237,7 +219,9 @@ func TestPipelinesEndToEnd(t *testing.T) {
 
 	// An invalid update: refused in status, the previous version keeps running in the collector.
 	p := getLP()
-	bad, err := load.Bytes("invalid.yaml", []byte(e2eInvalid))
+	// The same pipeline with a CEL syntax error in steps[1].
+	invalid := strings.Replace(e2ePipeline, `== "audit"'`, `=='`, 1)
+	bad, err := load.Bytes("invalid.yaml", []byte(invalid))
 	if err != nil {
 		t.Fatal(err)
 	}
