@@ -34,6 +34,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ecfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
 	pf := registerPipelineFlags(fs, true)
+	cf := registerCountersFlags(fs)
 	memLimit := fs.Int64("memory-limit", 0, "soft memory limit of the Go runtime, bytes (0: --buffer-bytes + 28 MiB; -1: none; the GOMEMLIMIT variable wins)")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
 		return err
@@ -83,6 +84,11 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var g rungroup.Group
 	if pipelines != nil {
 		g.Add("pipelines", pipelines)
+		pub, err := cf.publisher(cfg.Node, cfg.Sink.Kafka, c.PipelineTotals, base)
+		if err != nil {
+			return err
+		}
+		g.Add("pipeline counters", pub)
 	}
 	if enr != nil {
 		// A slow or unreachable API server never holds the collector back: files ship with

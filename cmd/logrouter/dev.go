@@ -21,9 +21,11 @@ import (
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/archiver"
+	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/internal/rungroup"
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -44,6 +46,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address of /metrics for all components")
 	df := registerDemoFlags(fs)
 	pf := registerPipelineFlags(fs, false)
+	cf := registerCountersFlags(fs)
 	fresh := fs.Bool("fresh", false, "delete the data directory first")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
@@ -117,6 +120,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// The collector's per-pipeline counters go to the counters topic, created compacted here as
+	// the controller creates it in a cluster: a controller pointed at this Kafka folds them.
+	var counterPub func(context.Context) error
+	if pipelines != nil {
+		if err := devCountersTopic(ctx, brokers); err != nil {
+			return err
+		}
+		if counterPub, err = cf.publisher(ccfg.Node, ccfg.Sink.Kafka, collector.PipelineTotals, log); err != nil {
+			return err
+		}
+	}
 
 	bucket := "file://" + filepath.Join(*dir, "archive") + "?create_dir=true"
 	acfg := archiver.DefaultConfig()
@@ -148,6 +162,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Add("collector", collector.Run)
 	if pipelines != nil {
 		g.Add("pipelines", pipelines)
+		g.Add("pipeline counters", counterPub)
 	}
 	g.Add("archiver", arch.Run)
 	g.Add("gateway", gw.Run)
@@ -249,4 +264,18 @@ func devToken(ctx context.Context, brokers, topic string, namespaces []string) (
 	}
 	secret, _, err := token.Create(cctx, cl, topic, token.Spec{Name: "dev", Namespaces: namespaces, TTL: 7 * 24 * time.Hour}, time.Now())
 	return secret, err
+}
+
+// devCountersTopic creates the compacted counters topic in dev's Kafka (the controller's
+// EnsureCompacted: one definition of the topic's settings).
+func devCountersTopic(ctx context.Context, brokers string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := controller.NewProvisioner(kadm.NewClient(cl), 10*time.Second).EnsureCompacted(ctx, topic.CountersTopic); err != nil {
+		return fmt.Errorf("counters topic: %w", err)
+	}
+	return nil
 }

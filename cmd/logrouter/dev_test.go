@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline/counters"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command writing and the test reading.
@@ -113,7 +116,7 @@ func TestDevSamplePipelineLive(t *testing.T) {
 	kafka := freeAddr(t)
 	dataDir := t.TempDir()
 	args := []string{"dev", "--data-dir", dataDir, "--kafka-addr", kafka, "--gateway-addr", freeAddr(t),
-		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "20", "--pipelines-interval", "100ms"}
+		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "20", "--pipelines-interval", "100ms", "--counters-interval", "100ms"}
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
@@ -184,4 +187,26 @@ func TestDevSamplePipelineLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRecord(`fields.edited == "live" after the edit`, func(f map[string]any) bool { return f["edited"] == "live" })
+
+	// The collector publishes the sample pipeline's counters for a controller to fold.
+	cc, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics(topic.CountersTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+	defer ccancel()
+	for emitted := false; !emitted; {
+		fetches := cc.PollFetches(cctx)
+		if cctx.Err() != nil {
+			t.Fatalf("no counters record of a shop pipeline with emitted records in %s", topic.CountersTopic)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			node, k, err := counters.ParseKey(r.Key)
+			v, ok, derr := counters.Decode(r.Value)
+			if err == nil && derr == nil && ok && node == "dev-node" && k.Namespace == "shop" && v.Emitted > 0 && v.Selected >= v.Emitted {
+				emitted = true
+			}
+		})
+	}
 }
