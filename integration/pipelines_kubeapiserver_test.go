@@ -53,7 +53,7 @@ func TestCollectorPipelinesFromKubeAPIServer(t *testing.T) {
 		Spec: v1alpha1.LogPipelineSpec{
 			Selector: v1alpha1.Selector{Pods: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 			Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}},
-				{Set: &v1alpha1.SetStep{Field: "team", Value: `"payments"`}}},
+				{Set: &v1alpha1.SetStep{Field: "team", Value: `record.labels.?team.orValue("none")`}}},
 		}}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(lp)
 	if err != nil {
