@@ -92,7 +92,7 @@ var (
 	mapStringString = types.NewMapType(types.StringType, types.StringType)
 )
 
-// celFields are the members of `record`; docs/pipeline-reference-draft.md lists them.
+// celFields are the members of `record`; docs/pipelines.md#cel lists them.
 var celFields = map[string]celField{
 	"message": {types.StringType, func(c *celRecord) any { return c.message() }},
 	"fields": {mapStringDyn, func(c *celRecord) any {

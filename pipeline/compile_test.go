@@ -90,7 +90,7 @@ func TestCompileMessages(t *testing.T) {
 			`steps[0].multiline: multiline sets exactly one of start and continue`,
 			`steps[0].multiline.maxLines: 1: must be between 2 and 10000`,
 			`steps[0].multiline.maxBytes: 2097152: must be between 256 and 1048576`,
-			`steps[0].multiline.flushTimeout: -1s: must be more than 0 and at most 5m0s`,
+			`steps[0].multiline.flushTimeout: -1s: must be more than 0 and at most 1m0s`,
 		}},
 		{"multiline bad pattern", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{Multiline: &v1alpha1.MultilineStep{Continue: `^(\s`}},
