@@ -366,7 +366,12 @@ func (s *redactStep) apply(r *Runner, rec *Record) Verdict {
 			raw = appendValue(r.scratchBytes[:0], v, 0)
 		}
 		r.scratchBytes = raw
-		rec.Fields[f] = string(s.appendReplacement(r, nil, raw))
+		// The replacement is built after raw in the same buffer: one string copy per field.
+		rep := s.appendReplacement(r, raw[len(raw):], raw)
+		rec.Fields[f] = string(rep)
+		if cap(rep) > cap(raw)-len(raw) {
+			r.scratchBytes = rep[:0] // grown: keep the larger buffer
+		}
 	}
 	return Emit
 }

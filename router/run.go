@@ -10,6 +10,7 @@ import (
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/logline"
 )
 
 // Running tenant pipelines on a file's lines.
@@ -160,7 +161,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) verdict {
 	rec := &f.rec
 	*rec = pipeline.Record{Meta: ch.view.meta, Stream: o.Stream, Message: o.Msg, Start: o.Start, End: o.End, Lines: 1}
-	if t, err := time.Parse(time.RFC3339Nano, string(o.TS)); err == nil {
+	if t, err := logline.ParseUTC(o.TS); err == nil {
 		rec.Time = t
 	}
 	f.recTime, f.recTS = rec.Time, o.TS
