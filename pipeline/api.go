@@ -87,7 +87,9 @@ type Runner struct {
 	scratchBytes []byte
 	locs         [][]int
 	mac          hash.Hash
-	sum          []byte
+	sum          []byte // the HMAC of sumOf (when sumOK)
+	sumOf        []byte
+	sumOK        bool
 	ml           heldRecord
 	// out is the Outcome of the line being processed; counts what happened since TakeCounts.
 	out    Outcome

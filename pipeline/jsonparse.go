@@ -245,11 +245,25 @@ func (p *jsonParser) number() any {
 }
 
 // str parses a string at p.s[p.i] == '"'. Without escapes it is a substring of p.s.
+// strStop marks the bytes that end the plain run of a JSON string: '"', '\\' and control
+// characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 func (p *jsonParser) str() string {
 	p.i++ // "
 	start := p.i
 	for p.i < len(p.s) {
 		c := p.s[p.i]
+		if !strStop[c] {
+			p.i++ // the common byte: one table load
+			continue
+		}
 		switch {
 		case c == '"':
 			s := p.s[start:p.i]

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -419,6 +420,9 @@ func (s *redactStep) redactValue(r *Runner, v any, depth int) (any, bool) {
 // digits of HMAC-SHA256(namespace key, removed): "[REDACTED]" becomes
 // "[REDACTED:sha256:0123456789ab]"; a replacement not ending in "]" gets ":sha256:<hex>"
 // appended.
+// maxSumCached bounds the removed value a Runner keeps to recognise it on the next line.
+const maxSumCached = 256
+
 func (s *redactStep) appendReplacement(r *Runner, b, removed []byte) []byte {
 	if !s.hash {
 		return append(b, s.replacement...)
@@ -426,10 +430,18 @@ func (s *redactStep) appendReplacement(r *Runner, b, removed []byte) []byte {
 	if r.mac == nil {
 		r.mac = hmac.New(sha256.New, s.key)
 	}
-	r.mac.Reset()
-	r.mac.Write(removed)
-	sum := r.mac.Sum(r.sum[:0])
-	r.sum = sum
+	sum := r.sum
+	if !r.sumOK || !bytes.Equal(removed, r.sumOf) {
+		// The same value often repeats on consecutive lines (a user, a client address): the
+		// last one's digest is kept (the key is the namespace's, the same for every step).
+		r.mac.Reset()
+		r.mac.Write(removed)
+		sum = r.mac.Sum(r.sum[:0])
+		r.sum, r.sumOK = sum, len(removed) <= maxSumCached
+		if r.sumOK {
+			r.sumOf = append(r.sumOf[:0], removed...)
+		}
+	}
 	rep := s.replacement
 	closing := strings.HasSuffix(rep, "]")
 	if closing {
