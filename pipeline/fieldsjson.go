@@ -45,7 +45,7 @@ func appendObject(b []byte, m map[string]any, depth int) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b, _ = record.AppendString(b, ms[i].k)
+		b = appendString(b, ms[i].k)
 		b = append(b, ':')
 		b = appendValue(b, ms[i].v, depth+1)
 	}
@@ -74,8 +74,7 @@ func appendValue(b []byte, v any, depth int) []byte {
 	case nil:
 		return append(b, "null"...)
 	case string:
-		b, _ = record.AppendString(b, x)
-		return b
+		return appendString(b, x)
 	case bool:
 		return strconv.AppendBool(b, x)
 	case int64:
@@ -141,4 +140,41 @@ func appendFloat(b []byte, f float64) []byte {
 		format = 'e'
 	}
 	return strconv.AppendFloat(b, f, format, -1, 64)
+}
+
+// appendString is record.AppendString for field keys and values: most need no escaping, and
+// those are found 8 bytes at a time and copied whole (FuzzAppendString checks it against
+// record.AppendString).
+func appendString(b []byte, s string) []byte {
+	if plain(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	b, _ = record.AppendString(b, s)
+	return b
+}
+
+// plain reports whether s is ASCII without '"', '\\' and control characters.
+func plain(s string) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&hi != 0 {
+			return false // a byte >= 0x80
+		}
+		// With no high bit set, a byte below x makes (byte - x) borrow into its high bit.
+		q, bs := w^(0x22*lo), w^(0x5c*lo)
+		if ((w-0x20*lo)|(q-lo)|(bs-lo))&hi != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

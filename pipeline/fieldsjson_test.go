@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/logrouter/logrouter/internal/record"
 )
 
 func TestAppendFieldsJSON(t *testing.T) {
@@ -92,4 +94,27 @@ func TestParseJSON(t *testing.T) {
 	if err := parseJSONInto(deep, map[string]any{}); err == nil || err.Error() != "invalid JSON: nested deeper than 64 at offset 320, found '{'" {
 		t.Errorf("deep: %v", err)
 	}
+}
+
+func TestAppendStringPlain(t *testing.T) {
+	for _, s := range []string{"", "a", "request served", "/api/v1/items", "12345678", "123456789abcdefg",
+		"1234567\"", "\"1234567", "abcdefgh\\", "abc\x1fdefgh", "abcdefg\x7f", "abcdefgh\x00", "héllo wörld!", "\xff\xfe", "abcdefg\x20",
+		"!#$%&'()*+,-./[]^_`{|}~", "\x21\x21\x21\x21\x21\x21\x21\x21\x23"} {
+		checkAppendString(t, s)
+	}
+}
+
+func checkAppendString(t *testing.T, s string) {
+	t.Helper()
+	want, _ := record.AppendString([]byte("x"), s)
+	if got := appendString([]byte("x"), s); string(got) != string(want) {
+		t.Fatalf("appendString(%q) = %q, record.AppendString: %q", s, got, want)
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"abcdefgh", "abcdefg\"", "\x1f1234567", "a\\bcdefghi", "é", "\x7f\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkAppendString(t, s) })
 }
