@@ -50,7 +50,7 @@ func multilineKill(t *testing.T, seed uint64) {
 	set := compileSet(t, "ml", nil, map[string]v1alpha1.LogPipelineSpec{"traces": {
 		Selector: v1alpha1.Selector{Streams: []v1alpha1.Stream{"stdout"}},
 		Steps: []v1alpha1.Step{{Multiline: &v1alpha1.MultilineStep{Start: `^\S`, MaxLines: 1000, MaxBytes: 1 << 20,
-			FlushTimeout: &metav1.Duration{Duration: 5 * time.Minute}}}},
+			FlushTimeout: &metav1.Duration{Duration: time.Minute}}}},
 	}})
 	// The collector's clock stands still: no flush timeout fires, groups end only by the
 	// next group's start (or a flush at shutdown).

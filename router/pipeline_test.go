@@ -182,7 +182,7 @@ func TestPipelineOutputs(t *testing.T) {
 func TestApplyWhileReading(t *testing.T) {
 	spec := func(v string) v1alpha1.LogPipelineSpec {
 		return v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{
-			{Multiline: &v1alpha1.MultilineStep{Start: `^\S`, MaxLines: 100, MaxBytes: 1 << 20, FlushTimeout: &metav1.Duration{Duration: 5 * time.Minute}}},
+			{Multiline: &v1alpha1.MultilineStep{Start: `^\S`, MaxLines: 100, MaxBytes: 1 << 20, FlushTimeout: &metav1.Duration{Duration: time.Minute}}},
 			{Set: &v1alpha1.SetStep{Field: "v", Value: `"` + v + `"`}},
 		}}
 	}
