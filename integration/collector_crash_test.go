@@ -170,9 +170,11 @@ func TestCollectorSurvivesSIGKILL(t *testing.T) {
 	}
 	// Each restart reads back what the killed run produced after its last checkpoint and does not
 	// send it again: what remains are lines whose produce request was still in flight at the kill
-	// and reached the broker after that read-back. Without the read-back this test saw ~30%.
-	if limit := total / 100; dups > limit {
-		t.Errorf("%d duplicates, more than 1%% of %d lines: acknowledged lines were sent again", dups, total)
+	// and reached the broker after that read-back. Without the read-back this test saw ~30%;
+	// with it usually 0, but a -race run of the whole suite on 2 busy cores once saw 1.3% (three
+	// kills whose in-flight requests landed late): the bound tells the two apart with room.
+	if limit := total / 20; dups > limit {
+		t.Errorf("%d duplicates, more than 5%% of %d lines: acknowledged lines were sent again", dups, total)
 	}
 	t.Logf("%d kills, %d lines, %d missing, %d duplicates (%.2f%%) in %d runs", kills, total, missing, dups, 100*float64(dups)/float64(total), runs)
 	// After the clean stop, every live file's checkpoint is at its end.
