@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 // archiveBinary builds cmd/logrouter into the test's temporary directory (the Go build cache
@@ -36,32 +36,14 @@ func archiveBinary(t testing.TB) string {
 	return bin
 }
 
-// syncBuffer is a bytes.Buffer safe for the subprocess's writer and the test's reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type archiverProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 func startArchiver(t testing.TB, bin string, args ...string) *archiverProc {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, append([]string{"archive"}, args...)...)
 	cmd.Stderr = buf
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")

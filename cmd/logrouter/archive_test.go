@@ -19,6 +19,7 @@ import (
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 func get(url string) (int, string) {
@@ -76,7 +77,7 @@ func TestArchiveReadinessAndExitCode(t *testing.T) {
 	maddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, []string{"archive", "--brokers", kc.ListenAddrs()[0], "--bucket", "file://" + dir, "--spool-dir", t.TempDir(),

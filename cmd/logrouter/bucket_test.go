@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 // TestCommandsRefuseUnsafeBuckets: every command that takes --bucket refuses, before it runs,
@@ -32,7 +34,7 @@ func TestCommandsRefuseUnsafeBuckets(t *testing.T) {
 			}
 			// A command that accepted the bucket would run until the context ends and exit 0.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			code := run(ctx, args, &stdout, &stderr)
 			cancel()
 			if code == 0 || !strings.Contains(stderr.String(), "--bucket") || !strings.Contains(stderr.String(), tt.want) {

@@ -21,11 +21,12 @@ import (
 
 	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
 func TestControllerFlags(t *testing.T) {
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	code := run(context.Background(), []string{"controller", "--kubeconfig", "/nonexistent", "--metrics-addr", ""}, io.Discard, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "kubeconfig /nonexistent") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
@@ -66,7 +67,7 @@ func TestControllerCommand(t *testing.T) {
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(rctx, []string{"controller", "--kubeconfig", s.WriteKubeconfig(t, s.Token(kubeapiserver.AdminUser)),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/router/cri"
 	"github.com/logrouter/logrouter/router/logpath"
 )
@@ -23,7 +24,7 @@ func TestDemoWriterWritesKubeletLayout(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"demo-writer", "--dir", dir, "--namespaces", "shop, payments", "--pods-per-namespace", "3", "--rate", "50"}, &stdout, &stderr)

@@ -3,40 +3,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline/counters"
 )
-
-// syncBuffer is a bytes.Buffer safe for the command writing and the test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t *testing.T) string {
@@ -57,7 +38,7 @@ func devArgs(t *testing.T, kafka, gateway string) []string {
 func TestDevStopsCleanlyOnSignal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, devArgs(t, freeAddr(t), freeAddr(t)), &stdout, &stderr) }()
 	deadline := time.After(2 * time.Minute)
@@ -89,7 +70,7 @@ func TestDevComponentFailureStopsAll(t *testing.T) {
 	}
 	defer taken.Close()
 	kafka := freeAddr(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(context.Background(), devArgs(t, kafka, taken.Addr().String()), &stdout, &stderr)
 	if code == 0 {
 		t.Fatalf("dev exited 0 with its gateway address taken")
@@ -117,7 +98,7 @@ func TestDevSamplePipelineLive(t *testing.T) {
 	dataDir := t.TempDir()
 	args := []string{"dev", "--data-dir", dataDir, "--kafka-addr", kafka, "--gateway-addr", freeAddr(t),
 		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "20", "--pipelines-interval", "100ms", "--counters-interval", "100ms"}
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	defer func() { cancel(); <-done }()

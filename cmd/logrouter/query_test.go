@@ -15,6 +15,7 @@ import (
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
 	"github.com/logrouter/logrouter/archiver/objectformat"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 // TestQueryClockSkew: 1,000 lines stamped 10:00Z that reached Kafka at 08:27Z (a node clock
@@ -42,7 +43,7 @@ func TestQueryClockSkew(t *testing.T) {
 	}
 	q := func(extra ...string) (int, string) {
 		t.Helper()
-		var stdout, stderr syncBuffer
+		var stdout, stderr syncbuf.Buffer
 		args := append([]string{"query", "--bucket", url, "--namespace", "shop", "--since", "2026-11-21T10:00:00Z", "--until", "2026-11-21T10:05:00Z"}, extra...)
 		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 			t.Fatalf("query %q: exit %d: %s", extra, code, stderr.String())
@@ -94,7 +95,7 @@ func TestQueryTopic(t *testing.T) {
 		{"logs.shop.debug", nil, 0},
 		{"logs/shop", nil, 1},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr syncbuf.Buffer
 		args := []string{"query", "--bucket", url, "--namespace", "shop", "--since", "2026-11-21T10:00:00Z", "--until", "2026-11-21T10:05:00Z", "--output", "text"}
 		if tt.topic != "" {
 			args = append(args, "--topic", tt.topic)

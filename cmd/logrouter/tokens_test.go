@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 var curlLine = regexp.MustCompile(`(?m)^  curl -s ((?:-H '[^']*' )+)'([^']+)'$`)
@@ -41,7 +43,7 @@ func TestTokensCreatePrintsWorkingCurlLines(t *testing.T) {
 	cl.Close()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var gwErr syncBuffer
+	var gwErr syncbuf.Buffer
 	gwDone := make(chan int, 1)
 	go func() {
 		gwDone <- run(ctx, []string{"gateway", "--brokers", brokers, "--listen", addr}, io.Discard, &gwErr)

@@ -1,7 +1,6 @@
 package collectortest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
 var (
@@ -76,28 +77,10 @@ func build() (string, error) {
 	return final, nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Process is a running logrouter subcommand.
 type Process struct {
 	cmd    *exec.Cmd
-	Stderr *syncBuffer
+	Stderr *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 }
@@ -108,7 +91,7 @@ func StartBinary(t testing.TB, bin string, env []string, args ...string) *Proces
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &Process{cmd: cmd, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{cmd: cmd, Stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Stderr, p.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/pipeline"
 )
 
@@ -38,13 +39,13 @@ type dirTest struct {
 	d    *Dir
 	rec  *recorder
 	tick chan time.Time
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	reg  *prometheus.Registry
 }
 
 func startDir(t *testing.T, dir string) *dirTest {
 	t.Helper()
-	dt := &dirTest{t: t, dir: dir, rec: newRecorder(), tick: make(chan time.Time), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	dt := &dirTest{t: t, dir: dir, rec: newRecorder(), tick: make(chan time.Time), logs: &syncbuf.Buffer{}, reg: prometheus.NewRegistry()}
 	cfg := DefaultDirConfig()
 	cfg.Dir = dir
 	d, err := NewDir(cfg, dt.rec, dt.reg, testLogger(dt.logs))

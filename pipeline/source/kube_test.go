@@ -18,6 +18,7 @@ import (
 
 	"github.com/logrouter/logrouter/deploy/crds"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
@@ -41,9 +42,9 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 
 // startKube runs a Kube source until the test ends; after (nil: the real delay) ends each
 // coalescing wait.
-func startKube(t *testing.T, dc dynamic.Interface, after func() <-chan time.Time) (*Kube, *recorder, *syncBuffer) {
+func startKube(t *testing.T, dc dynamic.Interface, after func() <-chan time.Time) (*Kube, *recorder, *syncbuf.Buffer) {
 	t.Helper()
-	rec, logs := newRecorder(), &syncBuffer{}
+	rec, logs := newRecorder(), &syncbuf.Buffer{}
 	k, err := NewKube(DefaultKubeConfig(), dc, rec, prometheus.NewRegistry(), testLogger(logs))
 	if err != nil {
 		t.Fatal(err)
