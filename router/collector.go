@@ -55,6 +55,7 @@ type Collector struct {
 	files   map[fileid.ID]*file
 	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
 	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
+	gone    []*goneFile                    // checkpointed files not found at start (lost.go)
 	truncs  []truncation
 	held    map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
 	groups  map[string]*file       // newest file of each container
@@ -241,12 +242,15 @@ func (c *Collector) Run(ctx context.Context) error {
 
 	c.reconciling = make(chan struct{})
 	c.scan(ctx, true)
-	c.reconcile(ctx)
 	c.mu.Lock()
-	if n := len(c.startup); n > 0 {
-		c.log.Info("dropping checkpoints of files that no longer exist", "count", n)
+	for _, e := range c.startup {
+		c.gone = append(c.gone, &goneFile{entry: e})
 	}
 	c.startup = map[fileid.ID]checkpoint.Entry{}
+	c.mu.Unlock()
+	c.reconcile(ctx)
+	c.countGone()
+	c.mu.Lock()
 	c.lastCk = time.Now()
 	c.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
@@ -628,6 +632,12 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	case isStart && resume(startEntry):
 		resumedAt = startEntry.Updated
 	default:
+		if isStart {
+			// The checkpointed file is gone and a new one reuses its inode.
+			c.mu.Lock()
+			c.gone = append(c.gone, &goneFile{entry: startEntry})
+			c.mu.Unlock()
+		}
 		c.mu.Lock()
 		delete(c.done, cd.id) // an inode reused by a new file
 		c.mu.Unlock()
@@ -701,6 +711,7 @@ func (c *Collector) release(f *file) {
 	d := doneFile{entry: e}
 	if fi, err := f.fd.Stat(); err == nil {
 		d.size, d.mtime = fi.Size(), fi.ModTime()
+		d.entry.Size = fi.Size()
 	}
 	c.mu.Lock()
 	delete(c.files, f.id)
@@ -803,10 +814,11 @@ func (c *Collector) saveCheckpoints() error {
 	c.mu.Unlock()
 	for _, f := range files {
 		e := f.entry()
-		entries = append(entries, e)
 		if fi, err := f.fd.Stat(); err == nil {
+			e.Size = fi.Size()
 			c.metrics.bytesBehind.WithLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File).Set(float64(max(0, fi.Size()-e.Offset)))
 		}
+		entries = append(entries, e)
 	}
 	err := c.store.Save(entries)
 	if err != nil {

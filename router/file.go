@@ -784,6 +784,6 @@ func (f *file) entry() checkpoint.Entry {
 	return checkpoint.Entry{
 		Dev: f.id.Dev, Inode: f.id.Inode, FingerprintLen: f.fpLen, Fingerprint: f.fp,
 		Path: f.curPath(), Offset: f.acked, State: f.ackedState, Format: f.format.String(),
-		Rotated: !f.live.Load(), Updated: time.Now().UTC(),
+		Rotated: !f.live.Load(), Namespace: f.meta.Namespace, Updated: time.Now().UTC(),
 	}
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	rotations, pathErrors                        *prometheus.CounterVec
 	scanErrors, unreadableFiles, kafkaErrors     *prometheus.CounterVec
 	unreadableNow                                *prometheus.GaugeVec
+	lostBytes, lostFiles                         *prometheus.CounterVec
 	readbackErrors                               prometheus.Counter
 	inFlight                                     prometheus.Gauge
 	openFiles                                    prometheus.Gauge
@@ -72,6 +73,8 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 			reg.MustRegister(v)
 			return v
 		}(),
+		lostBytes:      cv("lost_bytes_total", "Bytes of log files deleted before they were read (found at start: gone since their checkpoint), per namespace and reason.", "namespace", "reason"),
+		lostFiles:      cv("lost_files_total", "Log files deleted before they were read to their end, per namespace and reason.", "namespace", "reason"),
 		readbackErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "readback_errors_total", Help: "Failed steps of the restart read-back (lines it could not look up are sent again)."}),
 		inFlight:       g("records_in_flight", "Records produced and not yet acknowledged."),
 		openFiles:      g("open_files", "Log files open."),

@@ -25,7 +25,8 @@ func (c *Collector) reconcile(ctx context.Context) {
 	c.resumed, c.reconciling = nil, nil
 	c.mu.Unlock()
 	defer close(done)
-	if len(files) == 0 {
+	gone := c.goneUnread()
+	if len(files) == 0 && len(gone) == 0 {
 		return
 	}
 	if c.cfg.Node == "" {
@@ -47,6 +48,12 @@ func (c *Collector) reconcile(ctx context.Context) {
 
 	bySrc := map[string]*file{}
 	since := map[string]int64{} // topic -> earliest time to read from, in ms
+	lookIn := func(topic string, from time.Time) {
+		ms := from.Add(-10 * time.Second).UnixMilli()
+		if cur, ok := since[topic]; !ok || ms < cur {
+			since[topic] = ms
+		}
+	}
 	for _, f := range files {
 		topic, err := c.tmpl.Render(f.meta.Namespace, nil)
 		if err != nil {
@@ -56,12 +63,23 @@ func (c *Collector) reconcile(ctx context.Context) {
 		}
 		f.inKafka = map[[2]int64]uint64{}
 		bySrc[f.meta.Src] = f
-		ms := f.checkpointAt.Add(-10 * time.Second).UnixMilli()
 		// The namespace's pipelines may have sent its lines to suffix topics too.
 		for _, t := range append([]string{topic}, c.suffixTopics(f.meta.Namespace, topic)...) {
-			if cur, ok := since[t]; !ok || ms < cur {
-				since[t] = ms
-			}
+			lookIn(t, f.checkpointAt)
+		}
+	}
+	// Files gone since their checkpoint: what of them reached Kafka after it was saved is not lost.
+	goneBySrc := map[string]*goneFile{}
+	for _, g := range gone {
+		topic, err := c.tmpl.Render(g.namespace, nil)
+		if err != nil {
+			c.readbackFailed("topic", g.namespace, err)
+			continue
+		}
+		goneBySrc[g.src()] = g
+		g.topics = append([]string{topic}, c.suffixTopics(g.namespace, topic)...)
+		for _, t := range g.topics {
+			lookIn(t, g.entry.Updated)
 		}
 	}
 	opts, err := c.cfg.Sink.Kafka.Options()
@@ -71,6 +89,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 	}
 	adm := kadm.NewClient(c.sink.Client())
 	found := 0
+	failed := map[string]bool{} // topics not read back completely
 	for topic, ms := range since {
 		starts, err := adm.ListOffsetsAfterMilli(rctx, ms, topic)
 		var ends kadm.ListedOffsets
@@ -85,9 +104,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 			continue // no topic: nothing was sent to it
 		case err != nil && (len(starts) == 0 || len(ends) == 0):
 			c.readbackFailed("list offsets", topic, err)
+			failed[topic] = true
 			continue
 		case err != nil:
 			c.readbackFailed("list offsets", topic, err) // the other partitions are read back
+			failed[topic] = true
 		}
 		offsets := map[int32]kgo.Offset{}
 		remaining := map[int32]int64{} // partition -> end offset still to reach
@@ -107,6 +128,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 			kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))...)
 		if err != nil {
 			c.readbackFailed("client", topic, err)
+			failed[topic] = true
 			continue
 		}
 		var fetchErr error
@@ -133,6 +155,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 				if json.Unmarshal(r.Value, &v) != nil || v.Node != c.cfg.Node {
 					return
 				}
+				if g := goneBySrc[v.Src]; g != nil {
+					g.sawLine(v.Offset, v.Message)
+					found++
+					return
+				}
 				f := bySrc[v.Src]
 				if f == nil || v.Offset < f.acked {
 					return
@@ -152,6 +179,13 @@ func (c *Collector) reconcile(ctx context.Context) {
 				err = rctx.Err()
 			}
 			c.readbackFailed("incomplete", topic, fmt.Errorf("%d partitions not read to their end: %w", len(remaining), err))
+			failed[topic] = true
+		}
+	}
+	for _, g := range goneBySrc {
+		g.unsure = false
+		for _, t := range g.topics {
+			g.unsure = g.unsure || failed[t]
 		}
 	}
 	for _, f := range files {

@@ -170,6 +170,13 @@ var alertCases = []alertCase{
 	{"LogrouterCollectorCheckpointsFailing", "healthy", `logrouter_collector_checkpoint_errors_total{` + coll + `} 2x20
 		logrouter_collector_checkpoint_age_seconds{` + coll + `} 1x20`, 15 * time.Minute, nil},
 
+	{"LogrouterCollectorLostLines", "counted at start (new series)", `logrouter_collector_lost_bytes_total{` + coll + `, namespace="shop", reason="deleted_before_read"} _x10 4096x50`, 30 * time.Minute,
+		[]string{`{instance="n1", namespace="shop"}`}},
+	{"LogrouterCollectorLostLines", "counted while running", `logrouter_collector_lost_bytes_total{` + coll + `, namespace="shop", reason="deleted_before_read"} 0x70 4096x10`, 75 * time.Minute,
+		[]string{`{instance="n1", namespace="shop"}`}},
+	{"LogrouterCollectorLostLines", "an hour after the count", `logrouter_collector_lost_bytes_total{` + coll + `, namespace="shop", reason="deleted_before_read"} 4096x100`, 90 * time.Minute, nil},
+	{"LogrouterCollectorLostLines", "nothing lost", `logrouter_collector_lost_bytes_total{` + coll + `, namespace="shop", reason="deleted_before_read"} 0x100`, 90 * time.Minute, nil},
+
 	{"LogrouterArchiverLag", "1.2M over two archivers", `logrouter_archiver_consumer_lag_records{` + arch + `, topic="logs.shop"} 600000x30
 		logrouter_archiver_consumer_lag_records{job="logrouter-archiver", instance="a2", topic="logs.shop"} 600000x30
 		logrouter_archiver_consumer_lag_records{` + arch + `, topic="logs.ok"} 10x30`, 20 * time.Minute,

@@ -20,8 +20,9 @@ import (
 // FileName is the checkpoint file's name inside the checkpoint directory.
 const FileName = "checkpoints.json"
 
-// formatVersion changes when the file's layout does.
-const formatVersion = 1
+// formatVersion changes when the file's layout does. Version 2 added size and namespace; Load
+// reads 1 and 2 (a version 1 entry has neither, so its loss cannot be counted).
+const formatVersion = 2
 
 // Entry is the position of one file.
 type Entry struct {
@@ -39,8 +40,13 @@ type Entry struct {
 	// Format is the detected log format ("cri" or "docker").
 	Format string `json:"format,omitempty"`
 	// Rotated means the file was no longer the live file of its container when saved.
-	Rotated bool      `json:"rotated,omitempty"`
-	Updated time.Time `json:"updated"`
+	Rotated bool `json:"rotated,omitempty"`
+	// Size is the file's size when saved: if the file is gone at the next start, the bytes from
+	// Offset to Size were deleted before they were read (counted as lost).
+	Size int64 `json:"size,omitempty"`
+	// Namespace is the file's namespace, for counting such a loss.
+	Namespace string    `json:"namespace,omitempty"`
+	Updated   time.Time `json:"updated"`
 }
 
 type fileFormat struct {
@@ -82,8 +88,8 @@ func (s *Store) Load() ([]Entry, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrCorrupt, s.Path(), err)
 	}
-	if f.Version != formatVersion {
-		return nil, fmt.Errorf("%w %s: version %d, want %d", ErrCorrupt, s.Path(), f.Version, formatVersion)
+	if f.Version != formatVersion && f.Version != 1 {
+		return nil, fmt.Errorf("%w %s: version %d, want 1 or %d", ErrCorrupt, s.Path(), f.Version, formatVersion)
 	}
 	return f.Entries, nil
 }

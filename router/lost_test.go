@@ -1,0 +1,196 @@
+package router
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// TestLossOfFilesDeletedWhileStopped stages what a collector finds at start when rotated
+// files were deleted while it was not running, with the checkpoints a stop or a crash leaves:
+// the bytes that existed when the checkpoint was saved and never reached Kafka are counted as
+// lost, per namespace, and a line that did reach Kafka after the save is never counted.
+func TestLossOfFilesDeletedWhileStopped(t *testing.T) {
+	const shipped, behind = 100, 50
+	cases := []struct {
+		name string
+		// roll edits the rotated file's checkpoint entry as the stop left it: offset and size
+		// are the file's size after the shipped lines, size2 its size after the unsent ones.
+		roll func(e *checkpoint.Entry, size1, size2 int64)
+		// min and max bound the bytes counted lost, from size1 and size2.
+		min, max func(size1, size2 int64) int64
+	}{
+		{
+			name: "behind at the save: the unsent bytes are lost exactly",
+			roll: func(e *checkpoint.Entry, size1, size2 int64) { e.Size = size2 },
+			min:  func(size1, size2 int64) int64 { return size2 - size1 },
+			max:  func(size1, size2 int64) int64 { return size2 - size1 },
+		},
+		{
+			name: "crash after the save: lines sent since are found in Kafka, not counted",
+			roll: func(e *checkpoint.Entry, size1, size2 int64) { e.Offset, e.Size = 0, size1 },
+			min:  func(size1, size2 int64) int64 { return 0 },
+			max:  func(size1, size2 int64) int64 { return 0 },
+		},
+		{
+			name: "crash after the save while behind: only the unsent part, less at most one line's framing",
+			roll: func(e *checkpoint.Entry, size1, size2 int64) { e.Offset, e.Size = 0, size2 },
+			min:  func(size1, size2 int64) int64 { return size2 - size1 - 96 },
+			max:  func(size1, size2 int64) int64 { return size2 - size1 },
+		},
+		{
+			name: "fully read at the save: nothing lost",
+			roll: func(e *checkpoint.Entry, size1, size2 int64) {},
+			min:  func(size1, size2 int64) int64 { return 0 },
+			max:  func(size1, size2 int64) int64 { return 0 },
+		},
+		{
+			name: "checkpoint of an older version (no size): not counted",
+			roll: func(e *checkpoint.Entry, size1, size2 int64) { e.Size, e.Namespace = 0, "" },
+			min:  func(size1, size2 int64) int64 { return 0 },
+			max:  func(size1, size2 int64) int64 { return 0 },
+		},
+	}
+	for i, tc := range cases {
+		for _, format := range []loadgen.Format{loadgen.CRI, loadgen.Docker} {
+			t.Run(tc.name+"/"+[]string{"cri", "docker"}[format], func(t *testing.T) {
+				cl := newCluster(t)
+				brokers := cl.ListenAddrs()[0]
+				node, _ := loadgen.NewNode(t.TempDir())
+				ns := "lost-" + string(rune('a'+i))
+				cont, _ := node.AddContainer(ns, "web", "app", format)
+				other, _ := node.AddContainer("bystander", "db", "app", format)
+				for s := range shipped {
+					cont.Write(time.Now(), "stdout", loadgen.SeqMessage(ns, s, 120))
+					other.Write(time.Now(), "stdout", loadgen.SeqMessage("bystander", s, 120))
+				}
+				cfg := testConfig(t, node, brokers)
+				r := startCollector(t, cfg)
+				consume(t, brokers, 2*shipped, 30*time.Second)
+				if err := r.stop(); err != nil {
+					t.Fatal(err)
+				}
+				fi, err := os.Stat(cont.Path())
+				if err != nil {
+					t.Fatal(err)
+				}
+				size1 := fi.Size()
+				st, _ := checkpoint.Open(cfg.CheckpointDir)
+				entries, err := st.Load()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// While stopped: lines the collector will never see, then kubelet rotates the
+				// file and deletes the rotated one (as containerLogMaxFiles does).
+				for s := shipped; s < shipped+behind; s++ {
+					cont.Write(time.Now(), "stdout", loadgen.SeqMessage(ns, s, 120))
+				}
+				fi, _ = os.Stat(cont.Path())
+				size2 := fi.Size()
+				found := false
+				for j := range entries {
+					e := &entries[j]
+					if e.Namespace != ns {
+						continue
+					}
+					if e.Size != size1 || e.Offset != size1 {
+						t.Fatalf("saved entry: offset %d size %d, want both %d (the file's size at the stop)", e.Offset, e.Size, size1)
+					}
+					found = true
+					tc.roll(e, size1, size2)
+				}
+				if !found {
+					t.Fatalf("no checkpoint entry with namespace %q: %+v", ns, entries)
+				}
+				if err := st.Save(entries); err != nil {
+					t.Fatal(err)
+				}
+				rotated, err := cont.RotateRename()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(rotated); err != nil {
+					t.Fatal(err)
+				}
+				cont.Write(time.Now(), "stdout", loadgen.SeqMessage(ns, shipped+behind, 120))
+
+				r2 := startCollector(t, cfg)
+				got := consume(t, brokers, 2*shipped+1, 30*time.Second)
+				want := map[string]int{"bystander": shipped}
+				if dups := checkSequencesOrder(t, filterNS(got, "bystander"), want, nil); dups != 0 {
+					t.Errorf("bystander: %d duplicates", dups)
+				}
+				lost := int64(testutil.ToFloat64(r2.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)))
+				lo, hi := tc.min(size1, size2), tc.max(size1, size2)
+				if lost < lo || lost > hi {
+					t.Errorf("lost_bytes_total{namespace=%q} = %d, want %d..%d (size at stop %d, at deletion %d)", ns, lost, lo, hi, size1, size2)
+				}
+				files := testutil.ToFloat64(r2.c.metrics.lostFiles.WithLabelValues(ns, LossDeletedBeforeRead))
+				if (lost > 0) != (files == 1) {
+					t.Errorf("lost_files_total = %v with %d bytes lost", files, lost)
+				}
+				if n := testutil.ToFloat64(r2.c.metrics.lostBytes.WithLabelValues("bystander", LossDeletedBeforeRead)); n != 0 {
+					t.Errorf("bystander lost %v bytes", n)
+				}
+				// The line written after the rotation is shipped, once.
+				var after int
+				for _, c := range got {
+					if k, s, ok := loadgen.ParseSeq(c.rec.Message); ok && k == ns && s == shipped+behind {
+						after++
+					}
+				}
+				if after != 1 {
+					t.Errorf("line written after the rotation shipped %d times, want 1", after)
+				}
+			})
+		}
+	}
+}
+
+func filterNS(got []consumed, ns string) []consumed {
+	var out []consumed
+	for _, c := range got {
+		if c.rec.Namespace == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// FuzzMaxFramed checks the bound on a line's bytes in the file against what the runtimes write:
+// any message, in CRI and in docker JSON (Go's encoder, as dockerd uses), in 16 KiB pieces, as
+// the record carries it (each invalid byte as U+FFFD).
+func FuzzMaxFramed(f *testing.F) {
+	for _, s := range []string{"", "plain", `{"json":"<&>"}`, "\x00\x01\x1f", "\xff\xfe bad", "\u2028\u2029", strings.Repeat("é", 9000), strings.Repeat("<", 20000)} {
+		f.Add(s)
+	}
+	node, _ := loadgen.NewNode(f.TempDir())
+	cri, _ := node.AddContainer("f", "p", "c", loadgen.CRI)
+	docker, _ := node.AddContainer("f", "p", "c2", loadgen.Docker)
+	ts := time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	f.Fuzz(func(t *testing.T, raw string) {
+		if strings.Contains(raw, "\n") {
+			return // a newline ends the line in the file
+		}
+		msg := []rune(raw) // each invalid byte becomes U+FFFD, as in the record
+		for name, c := range map[string]*loadgen.Container{"cri": cri, "docker": docker} {
+			var inFile int64
+			for off := 0; off < len(raw) || off == 0; off += 16 << 10 {
+				end := min(off+16<<10, len(raw))
+				inFile += int64(len(c.Line(ts, "stderr", end < len(raw), raw[off:end])))
+				if end == len(raw) {
+					break
+				}
+			}
+			if b := maxFramed(name, string(msg)); b < inFile {
+				t.Fatalf("%s: bound %d < %d bytes in the file for %q", name, b, inFile, raw)
+			}
+		}
+	})
+}
