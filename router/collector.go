@@ -71,6 +71,7 @@ type Collector struct {
 	pingErr      error // the last Kafka health check's error while stalled
 
 	scanLog, fileLog, kafkaLog, readbackLog *errLog
+	checkpointLog                           *errLog
 
 	started atomic.Bool  // the start-up scan and read-back are done
 	lastAck atomic.Int64 // unix nanoseconds of the last acknowledgement (or of the start)
@@ -153,10 +154,11 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
-		scanLog:     newErrLog(log, slog.LevelError, 10*time.Second),
-		fileLog:     newErrLog(log, slog.LevelError, 10*time.Second),
-		kafkaLog:    newErrLog(log, slog.LevelError, 10*time.Second),
-		readbackLog: newErrLog(log, slog.LevelWarn, 10*time.Second),
+		scanLog:       newErrLog(log, slog.LevelError, 10*time.Second),
+		fileLog:       newErrLog(log, slog.LevelError, 10*time.Second),
+		kafkaLog:      newErrLog(log, slog.LevelError, 10*time.Second),
+		readbackLog:   newErrLog(log, slog.LevelWarn, 10*time.Second),
+		checkpointLog: newErrLog(log, slog.LevelError, 30*time.Second),
 	}
 	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) }, func() float64 { return c.oldestUnacked().Seconds() })
 	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
@@ -823,7 +825,7 @@ func (c *Collector) saveCheckpoints() error {
 	err := c.store.Save(entries)
 	if err != nil {
 		c.metrics.checkpointErrors.Inc()
-		c.log.Error("saving checkpoints failed", "err", err)
+		c.checkpointLog.Log("saving checkpoints failed", "err", err) // every --checkpoint-interval while the disk is full // every --checkpoint-interval while the disk is full
 	}
 	c.mu.Lock()
 	c.ckErr = err

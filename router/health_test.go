@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/router/fileid"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
@@ -340,7 +343,10 @@ func TestCheckpointDirUnwritable(t *testing.T) {
 	}
 	cfg := testConfig(t, node, brokers)
 	cfg.CheckpointDir = filepath.Join(t.TempDir(), "checkpoints")
-	r := startCollector(t, cfg)
+	var logged syncbuf.Buffer
+	r := startCollectorWith(t, cfg, func(c *Collector) {
+		c.checkpointLog = newErrLog(slog.New(slog.NewTextHandler(&logged, nil)), slog.LevelError, 30*time.Second)
+	})
 	consume(t, brokers, 1000, 30*time.Second)
 	waitFor(t, 30*time.Second, func() bool { return r.c.Ready() == nil })
 
@@ -355,6 +361,11 @@ func TestCheckpointDirUnwritable(t *testing.T) {
 	t.Logf("Ready(): %v", r.c.Ready())
 	if v, _ := gathered(t, r.reg, "checkpoint_errors_total", nil); v == 0 {
 		t.Error("checkpoint_errors_total = 0")
+	}
+	// A save fails every --checkpoint-interval (50 ms here): the log says so at a bounded rate.
+	waitFor(t, 30*time.Second, func() bool { v, _ := gathered(t, r.reg, "checkpoint_errors_total", nil); return v >= 20 })
+	if n := strings.Count(logged.String(), "saving checkpoints failed"); n == 0 || n > 6 {
+		t.Errorf("%d log lines for 20 or more failed saves, want 1 to 6 (a burst of 5, then one per 30 s)", n)
 	}
 	err := r.stop()
 	if err == nil {
