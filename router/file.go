@@ -409,7 +409,8 @@ func (f *file) submitOrRelease(ch *chunk) {
 		f.submit(ch)
 		return
 	}
-	ch.counts.flushRead(ch.view.nsm) // what was counted without producing (lines that wait)
+	f.flushPipeCounts()              // what was counted without producing (lines that wait)
+	ch.counts.flushRead(ch.view.nsm) // likewise per namespace
 	f.c.putRecs(ch.recs)
 	f.c.putKeys(ch.keys)
 	f.c.putSlab(ch.slab)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/logrouter/logrouter/internal/record"
 )
 
 // Per-namespace limits on this node (LogRouterPolicy limits: lines and bytes per second with a
@@ -71,11 +73,45 @@ func (f *file) limit(ch *chunk, data []byte) allowance {
 	// Throttled: count the waiting lines once (a line waits over several polls).
 	pos := f.asm.Pos()
 	if from := max(int64(end), f.throttledTo-pos); from < int64(len(data)) {
-		ch.counts.limitThrottled += int64(bytes.Count(data[from:], []byte{'\n'}))
+		f.countThrottled(ch, data, int(from))
 		f.throttledTo = pos + int64(len(data))
 	}
 	a.throttled = end == 0
 	return a
+}
+
+// countThrottled counts the complete lines of data that end after from as throttled, for the
+// namespace and for the pipeline each line goes to. The pipeline of a line depends on its stream
+// only when the namespace's pipelines select by stream: then each waiting line's framing is parsed
+// for it (once per line, and only for lines that wait).
+func (f *file) countThrottled(ch *chunk, data []byte, from int) {
+	n := bytes.Count(data[from:], []byte{'\n'})
+	if n == 0 {
+		return
+	}
+	ch.counts.limitThrottled += int64(n)
+	if ch.set == nil {
+		return
+	}
+	out, errs, other := f.slotFor(ch, record.StreamStdout), f.slotFor(ch, record.StreamStderr), f.slotFor(ch, "")
+	if out == errs && errs == other {
+		if out != nil {
+			out.counts[outLimitThrottled] += int64(n)
+		}
+		return
+	}
+	// The first line that ends after from starts after the last newline before it.
+	i := bytes.LastIndexByte(data[:from], '\n') + 1
+	for {
+		nl := bytes.IndexByte(data[i:], '\n')
+		if nl < 0 {
+			return
+		}
+		if s := f.slotFor(ch, f.asm.StreamOf(data[i:i+nl])); s != nil {
+			s.counts[outLimitThrottled]++
+		}
+		i += nl + 1
+	}
 }
 
 // charge takes the tokens of what a read consumed from the namespace's buckets.

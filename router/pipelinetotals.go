@@ -14,8 +14,8 @@ import (
 //
 // Selected is every line that reached the pipeline: the records it emitted, dropped or sampled
 // out, the lines joined into them, the lines that bypassed its steps and the lines its
-// namespace's limit dropped. Throttled stays 0: throttling is counted per namespace
-// (logrouter_collector_limit_lines_total), not per pipeline.
+// namespace's limit dropped. Throttled are the lines that waited for the namespace's limit (each
+// once): they are not in Selected until they are read and reach the pipeline.
 func (c *Collector) PipelineTotals() map[counters.Key]counters.Counts {
 	m := c.metrics
 	m.mu.Lock()
@@ -39,6 +39,7 @@ func (c *Collector) PipelineTotals() map[counters.Key]counters.Counts {
 			Emitted:       n[outEmitted],
 			Dropped:       n[outDropped],
 			SampledOut:    n[outSampledOut],
+			Throttled:     n[outLimitThrottled],
 			LimitDropped:  n[outLimitDropped],
 			ParseFailures: n[outParseFailed],
 		}

@@ -58,19 +58,20 @@ type heldLine struct {
 
 // Per-pipeline outcomes (logrouter_collector_pipeline_lines_total{outcome}).
 const (
-	outEmitted      = iota // records emitted (a joined record once)
-	outDropped             // removed by a keep/drop condition
-	outSampledOut          // removed by a sample step
-	outParseFailed         // marked by a parse step (fields_error)
-	outPanicked            // a step panicked: shipped raw
-	outHeldFlushed         // joined records emitted by a flush (timeout, rotation, shutdown, change)
-	outJoined              // input lines joined into a record with lines before them
-	outBypassed            // split chunks and unparseable framing: shipped raw without the pipeline
-	outLimitDropped        // dropped by the namespace's limit (drop action)
+	outEmitted        = iota // records emitted (a joined record once)
+	outDropped               // removed by a keep/drop condition
+	outSampledOut            // removed by a sample step
+	outParseFailed           // marked by a parse step (fields_error)
+	outPanicked              // a step panicked: shipped raw
+	outHeldFlushed           // joined records emitted by a flush (timeout, rotation, shutdown, change)
+	outJoined                // input lines joined into a record with lines before them
+	outBypassed              // split chunks and unparseable framing: shipped raw without the pipeline
+	outLimitDropped          // dropped by the namespace's limit (drop action)
+	outLimitThrottled        // waited for the namespace's limit (throttle action), each line once
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"emitted", "dropped", "sampled_out", "parse_failed", "panicked", "held_flushed", "joined", "bypassed", "limit_dropped"}
+var outcomeNames = [numOutcomes]string{"emitted", "dropped", "sampled_out", "parse_failed", "panicked", "held_flushed", "joined", "bypassed", "limit_dropped", "limit_throttled"}
 
 // pipeMetrics caches one pipeline's series.
 type pipeMetrics [numOutcomes]prometheus.Counter

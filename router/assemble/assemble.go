@@ -271,6 +271,17 @@ func (a *Assembler) parse(line []byte) (logline.Line, error) {
 	}
 }
 
+// StreamOf returns the stream of one complete physical line (without its newline) as its output
+// would carry it: "" when its framing cannot be parsed. For a caller that must know where a line
+// goes before it is fed (the collector counts the lines its limit holds back per pipeline).
+func (a *Assembler) StreamOf(line []byte) string {
+	l, err := a.parse(line)
+	if err != nil {
+		return ""
+	}
+	return l.Stream
+}
+
 // physical handles one complete physical line of adv bytes (line is without the newline).
 func (a *Assembler) physical(line []byte, adv int) {
 	start := a.pos
