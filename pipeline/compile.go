@@ -78,9 +78,33 @@ func stepMembers(s *v1alpha1.Step) []string {
 	return out
 }
 
+// CompileOption changes what Compile builds. Everything that compiles a spec (controller,
+// collector, pipeline validate) passes none: options exist for tests of what runs pipelines.
+type CompileOption func(*compileOptions)
+
+type compileOptions struct {
+	extra []func(*Record)
+}
+
+// WithExtraStep appends a step that calls fn on every record after the spec's steps (named
+// "steps[N].step" in messages). It is fault injection for tests of what runs a pipeline, such as
+// a step that panics on some records (none of the real steps may: they are fuzzed), to show
+// what the collector does with such a line. fn may change the record as a step would.
+func WithExtraStep(fn func(rec *Record)) CompileOption {
+	return func(o *compileOptions) { o.extra = append(o.extra, fn) }
+}
+
+// extraStep is a step WithExtraStep added.
+type extraStep struct{ fn func(*Record) }
+
+func (s extraStep) apply(_ *Runner, rec *Record) Verdict {
+	s.fn(rec)
+	return Emit
+}
+
 // Compile validates spec for namespace ns under policy (nil: the defaults) and compiles it.
 // The error joins every problem found, each prefixed with its place ("steps[2].regex: ...").
-func Compile(ns, name string, generation int64, spec *v1alpha1.LogPipelineSpec, policy *Policy) (*Pipeline, error) {
+func Compile(ns, name string, generation int64, spec *v1alpha1.LogPipelineSpec, policy *Policy, opts ...CompileOption) (*Pipeline, error) {
 	var ps problems
 	if spec == nil {
 		ps.add("spec", "missing")
@@ -132,6 +156,13 @@ func Compile(ns, name string, generation int64, spec *v1alpha1.LogPipelineSpec, 
 	}
 	if err := ps.err(); err != nil {
 		return nil, err
+	}
+	var o compileOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, fn := range o.extra {
+		p.steps = append(p.steps, extraStep{fn})
 	}
 	return p, nil
 }

@@ -127,3 +127,35 @@ func TestRunnersConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestWithExtraStep: the step WithExtraStep adds runs after the spec's steps (it sees what
+// they did) and its panic is recovered like any step's, named by its place.
+func TestWithExtraStep(t *testing.T) {
+	var seen []string
+	p, err := Compile("team-a", "p", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{Redact: &v1alpha1.RedactStep{Pattern: `secret`}}}}, nil,
+		WithExtraStep(func(rec *Record) {
+			seen = append(seen, string(rec.Message))
+			if strings.Contains(string(rec.Message), "boom") {
+				panic("boom")
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.NewRunner()
+	var got []out
+	emit := func(rec *Record) { got = append(got, copyOut(rec)) }
+	r.Process(&Record{Time: t0, Message: []byte("a secret"), Lines: 1}, t0, emit)
+	oc := r.Process(&Record{Time: t0, Message: []byte("secret boom"), Lines: 1}, t0, emit)
+	if want := []string{"a [REDACTED]", "[REDACTED] boom"}; strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Errorf("the extra step saw %q, want %q", seen, want)
+	}
+	if !oc.Panicked || len(got) != 2 || got[1].Message != "secret boom" || got[1].FieldsError != "steps[1].step: internal error (recovered panic: boom); the line ships raw" {
+		t.Errorf("outcome %+v, emitted %+v", oc, got)
+	}
+	// Without the option, the same spec has no such step.
+	q, _ := Compile("team-a", "p", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{Redact: &v1alpha1.RedactStep{Pattern: `secret`}}}}, nil)
+	if len(q.steps) != 1 || len(p.steps) != 2 {
+		t.Errorf("steps: %d without the option, %d with", len(q.steps), len(p.steps))
+	}
+}
