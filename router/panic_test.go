@@ -131,7 +131,7 @@ func panicShipsRaw(t *testing.T, multiline bool) {
 		t.Errorf("emitted %v, want %d (a panicked line is emitted raw)", n, lines)
 	}
 	physical := int64(strings.Count(strings.Join(msgs, "\n"), "\n") + 1)
-	tot := r.c.PipelineTotals()[counters.Key{Namespace: "a", Pipeline: "p"}]
+	tot := pipelineTotals(r.c)[counters.Key{Namespace: "a", Pipeline: "p"}]
 	if tot.Selected != physical || tot.Emitted != lines || tot.Dropped != 0 {
 		t.Errorf("status counters %+v, want %d lines selected, %d records emitted", tot, physical, lines)
 	}

@@ -95,7 +95,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 		pm := c.metrics.forPipeline("flood", p)
 		waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(pm[outLimitThrottled]) == float64(waiting[p]) })
 	}
-	totals := c.PipelineTotals()
+	totals := pipelineTotals(c)
 	for _, p := range []string{"out", "err"} {
 		got := totals[counters.Key{Namespace: "flood", Pipeline: p}]
 		if got.Throttled != waiting[p] {
@@ -106,7 +106,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 		}
 	}
 	// Through the counters topic to what the controller writes into status.counters.
-	sums := foldThroughKafka(t, brokers, c.PipelineTotals)
+	sums := foldThroughKafka(t, brokers, func() map[counters.Key]counters.Counts { return pipelineTotals(c) })
 	for _, p := range []string{"out", "err"} {
 		k := counters.Key{Namespace: "flood", Pipeline: p}
 		waitFor(t, 20*time.Second, func() bool { return sums.get(k).Throttled == waiting[p] })
@@ -124,7 +124,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 	if n := testutil.ToFloat64(fm.limitThrottled); n != lines-burst {
 		t.Errorf("namespace: %v throttled, want each waiting line once (%d)", n, lines-burst)
 	}
-	totals = c.PipelineTotals()
+	totals = pipelineTotals(c)
 	for _, p := range []string{"out", "err"} {
 		got := totals[counters.Key{Namespace: "flood", Pipeline: p}]
 		if got.Throttled != waiting[p] || got.Selected != want[p] || got.Emitted != want[p] {
@@ -132,6 +132,10 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 		}
 	}
 }
+
+// pipelineTotals is what the collector's counters publisher publishes (one place to change
+// should that API move).
+func pipelineTotals(c *Collector) map[counters.Key]counters.Counts { return c.PipelineTotals() }
 
 // foldedSums is what a counters.Fold wrote, per pipeline.
 type foldedSums struct {
