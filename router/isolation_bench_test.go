@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -249,24 +247,19 @@ func isoLatency(b *testing.B, brokers string, conts []*loadgen.Container) (p50, 
 				if err != nil {
 					return
 				}
-				if v, ok := strings.CutPrefix(rec.Message, `{"wt":`); ok {
-					if i := strings.IndexByte(v, ','); i > 0 {
-						if ns, err := strconv.ParseInt(v[:i], 10, 64); err == nil {
-							lats = append(lats, now.Sub(time.Unix(0, ns)))
-						}
-					}
+				if wt, ok := loadgen.LiveWriteTime(rec.Message); ok {
+					lats = append(lats, now.Sub(wt))
 				}
 			})
 		}
 	}()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	pad := strings.Repeat("x", isoLineBytes-40)
 	for i := 0; i < sent; {
 		<-tick.C
 		for range isoLiveRate / 100 {
 			now := time.Now()
-			conts[i%len(conts)].Write(now, "stdout", fmt.Sprintf(`{"wt":%d,"seq":%d,"pad":"%s"}`, now.UnixNano(), i, pad))
+			conts[i%len(conts)].Write(now, "stdout", loadgen.LiveMessage(now, i, isoLineBytes))
 			i++
 		}
 	}

@@ -39,6 +39,26 @@ func (c *fakeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// startClocked starts a collector whose clock stands still until the test moves it, whose
+// files' namespaces have the labels tier=<namespace>, and which reads nothing before st is
+// applied. It stops at the test's end.
+func startClocked(t *testing.T, cfg Config, st *pipeline.State) (*Collector, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	c, err := New(cfg, labelProvider{cfg.Node}, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.now = clock.now
+	c.ExpectPipelines()
+	c.Apply(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, clock
+}
+
 // TestLimitIsolation: namespace flood writes 10x its limit (10 lines/s, burst 50) while two
 // other namespaces without limits write too. The collector's clock stands still, then moves by
 // one second: so the flooder gets exactly its burst, then exactly one second's worth, and its
@@ -77,20 +97,7 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 			q2.Write(time.Now(), "stdout", loadgen.SeqMessage("quiet-2", s, 100))
 		}
 	}
-	clock := &fakeClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
-	cfg := testConfig(t, node, brokers)
-	reg := prometheus.NewRegistry()
-	c, err := New(cfg, labelProvider{cfg.Node}, reg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.now = clock.now
-	c.ExpectPipelines()
-	c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"flood": set}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	c, clock := startClocked(t, testConfig(t, node, brokers), &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"flood": set}})
 
 	fm := c.metrics.forNamespace("flood")
 	excess := fm.limitThrottled

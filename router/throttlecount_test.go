@@ -74,19 +74,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 			t.Fatal(err)
 		}
 	}
-	clock := &fakeClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
-	cfg := testConfig(t, node, brokers)
-	c, err := New(cfg, labelProvider{cfg.Node}, prometheus.NewRegistry(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.now = clock.now
-	c.ExpectPipelines()
-	c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"flood": set}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	c, clock := startClocked(t, testConfig(t, node, brokers), &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"flood": set}})
 
 	fm := c.metrics.forNamespace("flood")
 	waitFor(t, 20*time.Second, func() bool { return testutil.ToFloat64(fm.limitThrottled) == lines-burst })

@@ -442,11 +442,8 @@ func liveLatency(ctx context.Context, conts []*loadgen.Container, brokers string
 				if err != nil {
 					return
 				}
-				if i := strings.Index(rec.Message, `"wt":`); i >= 0 {
-					j := strings.IndexByte(rec.Message[i+5:], ',')
-					if ns, err := strconv.ParseInt(rec.Message[i+5:i+5+j], 10, 64); err == nil {
-						lats = append(lats, now.Sub(time.Unix(0, ns)))
-					}
+				if wt, ok := loadgen.LiveWriteTime(rec.Message); ok {
+					lats = append(lats, now.Sub(wt))
 				}
 			})
 		}
@@ -461,8 +458,7 @@ func liveLatency(ctx context.Context, conts []*loadgen.Container, brokers string
 		for range perTick {
 			c := conts[i%len(conts)]
 			now := time.Now()
-			msg := fmt.Sprintf(`{"wt":%d,"seq":%d,"pad":"%s"}`, now.UnixNano(), i, strings.Repeat("x", max(0, size-40)))
-			if err := c.Write(now, "stdout", msg); err != nil {
+			if err := c.Write(now, "stdout", loadgen.LiveMessage(now, i, size)); err != nil {
 				return latencies{}, err
 			}
 			i++

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -215,4 +216,28 @@ func ParseSeq(msg string) (key string, seq int, ok bool) {
 		return "", 0, false
 	}
 	return v.Src, *v.Seq, true
+}
+
+// LiveMessage is a line that carries its write time wt, padded to about size bytes: what
+// latency measurements write (bench collect's live phase, BenchmarkLimitIsolation) and
+// LiveWriteTime reads back from the record.
+func LiveMessage(wt time.Time, seq, size int) string {
+	return fmt.Sprintf(`{"wt":%d,"seq":%d,"pad":"%s"}`, wt.UnixNano(), seq, strings.Repeat("x", max(0, size-40)))
+}
+
+// LiveWriteTime returns the write time of a LiveMessage; ok is false for any other message.
+func LiveWriteTime(msg string) (wt time.Time, ok bool) {
+	v, ok := strings.CutPrefix(msg, `{"wt":`)
+	if !ok {
+		return time.Time{}, false
+	}
+	i := strings.IndexByte(v, ',')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
 }
