@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,10 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -210,63 +207,14 @@ func isolationRun(b *testing.B, factor int) isoResult {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res := isoResult{othersRate: want / time.Since(start).Seconds()}
-	res.p50, res.p99, res.received, res.sent = isoLatency(b, brokers, others)
+	lat, err := loadgen.LiveLatency(ctx, brokers, `^logs\.q-`, others, isoLiveSeconds, isoLiveRate, isoLineBytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res.p50, res.p99, res.received, res.sent = lat.P50, lat.P99, lat.N, lat.Sent
 	fm := c.metrics.forNamespace("flood")
 	res.floodRate = testutil.ToFloat64(fm.linesAcked) / time.Since(start).Seconds()
 	res.floodThrottled = testutil.ToFloat64(fm.limitThrottled)
 	res.cpu = processCPU(b) - cpu0
 	return res
-}
-
-// isoLatency writes isoLiveRate lines/s for isoLiveSeconds over conts, each carrying its write
-// time, and returns the write-to-consume latency percentiles and how many lines arrived.
-func isoLatency(b *testing.B, brokers string, conts []*loadgen.Container) (p50, p99 time.Duration, received, sent int) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeRegex(), kgo.ConsumeTopics(`^logs\.q-`),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Second))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	// Join every partition at its end before writing.
-	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	cl.PollFetches(pctx)
-	cancel()
-	sent = isoLiveRate * isoLiveSeconds
-	var lats []time.Duration
-	got := make(chan struct{})
-	go func() {
-		defer close(got)
-		deadline := time.Now().Add(isoLiveSeconds*time.Second + 10*time.Second)
-		for time.Now().Before(deadline) && len(lats) < sent {
-			pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			fs := cl.PollFetches(pctx)
-			cancel()
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				rec, err := record.Decode(r.Value)
-				if err != nil {
-					return
-				}
-				if wt, ok := loadgen.LiveWriteTime(rec.Message); ok {
-					lats = append(lats, now.Sub(wt))
-				}
-			})
-		}
-	}()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; i < sent; {
-		<-tick.C
-		for range isoLiveRate / 100 {
-			now := time.Now()
-			conts[i%len(conts)].Write(now, "stdout", loadgen.LiveMessage(now, i, isoLineBytes))
-			i++
-		}
-	}
-	<-got
-	if len(lats) == 0 {
-		b.Fatal("no live line arrived")
-	}
-	slices.Sort(lats)
-	return lats[len(lats)/2], lats[len(lats)*99/100], len(lats), sent
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/cli"
-	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
@@ -51,7 +49,7 @@ type benchResult struct {
 	consumable         time.Duration // collector start -> every line readable from Kafka
 	cpu                time.Duration // the collector process's user+system time, start to exit
 	peakRSS, peakAnon  int64
-	lat                latencies
+	lat                loadgen.Latencies
 	livePeakRSS        int64
 	liveLines          int
 	recordsPerLine     int
@@ -268,7 +266,7 @@ func benchCollect(ctx context.Context, o benchOpts, root string, flags []string,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res.lat, err = liveLatency(ctx, conts, brokers, o.liveSeconds, o.liveRate, o.lineBytes)
+	res.lat, err = loadgen.LiveLatency(ctx, brokers, `^logs\.`, conts, o.liveSeconds, o.liveRate, o.lineBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +290,7 @@ func (r *benchResult) report(w io.Writer, o benchOpts) {
 	fmt.Fprintf(w, "  peak anonymous RSS                   %.1f MiB\n", float64(r.peakAnon)/(1<<20))
 	if r.liveLines > 0 {
 		fmt.Fprintf(w, "live: %d lines/s for %ds (collector started at the files' end)\n", o.liveRate, o.liveSeconds)
-		fmt.Fprintf(w, "  write-to-consume latency  p50 %s  p99 %s  max %s  (%d samples)\n", r.lat.p50, r.lat.p99, r.lat.max, r.lat.n)
+		fmt.Fprintf(w, "  write-to-consume latency  p50 %s  p99 %s  max %s  (%d samples)\n", r.lat.P50, r.lat.P99, r.lat.Max, r.lat.N)
 		fmt.Fprintf(w, "  peak RSS                  %.1f MiB\n", float64(r.livePeakRSS)/(1<<20))
 	}
 }
@@ -409,67 +407,6 @@ func endOffsets(ctx context.Context, adm *kadm.Client) (int64, error) {
 		}
 	})
 	return n, nil
-}
-
-type latencies struct {
-	p50, p99, max time.Duration
-	n             int
-}
-
-func liveLatency(ctx context.Context, conts []*loadgen.Container, brokers string, seconds, rate, size int) (latencies, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeRegex(), kgo.ConsumeTopics(`^logs\.`),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Second))
-	if err != nil {
-		return latencies{}, err
-	}
-	defer cl.Close()
-	// Let the consumer join every partition at its end before writing.
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	cl.PollFetches(pctx)
-	cancel()
-	var lats []time.Duration
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		deadline := time.Now().Add(time.Duration(seconds)*time.Second + 5*time.Second)
-		for time.Now().Before(deadline) && len(lats) < seconds*rate {
-			pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			fs := cl.PollFetches(pctx)
-			cancel()
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				rec, err := record.Decode(r.Value)
-				if err != nil {
-					return
-				}
-				if wt, ok := loadgen.LiveWriteTime(rec.Message); ok {
-					lats = append(lats, now.Sub(wt))
-				}
-			})
-		}
-	}()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	perTick := max(1, rate/100)
-	end := time.Now().Add(time.Duration(seconds) * time.Second)
-	i := 0
-	for time.Now().Before(end) {
-		<-tick.C
-		for range perTick {
-			c := conts[i%len(conts)]
-			now := time.Now()
-			if err := c.Write(now, "stdout", loadgen.LiveMessage(now, i, size)); err != nil {
-				return latencies{}, err
-			}
-			i++
-		}
-	}
-	<-done
-	if len(lats) == 0 {
-		return latencies{}, errors.New("no live line arrived")
-	}
-	sort.Slice(lats, func(a, b int) bool { return lats[a] < lats[b] })
-	return latencies{p50: lats[len(lats)/2].Round(time.Millisecond), p99: lats[len(lats)*99/100].Round(time.Millisecond), max: lats[len(lats)-1].Round(time.Millisecond), n: len(lats)}, nil
 }
 
 func freeTCPPort() (int, error) {
