@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -246,20 +245,20 @@ func TestKubeAPIServer(t *testing.T) {
 	})
 
 	t.Run("counters from the topic reach the status", func(t *testing.T) {
-		cl, err := kgo.NewClient(e.opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		var mu sync.Mutex
-		totals := map[counters.Key]counters.Counts{{Namespace: "team-b", Pipeline: "api"}: {Selected: 7, Emitted: 6, Dropped: 1}}
+		src := staticCounts{{Namespace: "team-b", Pipeline: "api"}: {Selected: 7, Emitted: 6, Dropped: 1}}
 		for _, node := range []string{"node-1", "node-2"} {
-			pub, err := counters.NewPublisher(counters.PublisherConfig{Node: node, Topic: DefaultConfig().Counters.Topic, Interval: time.Hour}, cl,
-				func() map[counters.Key]counters.Counts { mu.Lock(); defer mu.Unlock(); return totals }, discard())
+			pub, err := counters.NewPublisher(counters.PublisherConfig{Node: node, Topic: DefaultConfig().Counters.Topic, Interval: time.Hour}, e.opts, src, discard())
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the counters topic", func() (bool, string) { return pub.Publish(ctx) == 1, "" })
+			defer pub.Close()
+			waitFor(t, "the counters topic", func() (bool, string) {
+				if err := pub.Resume(ctx); err != nil {
+					return false, err.Error()
+				}
+				n, err := pub.Publish(ctx)
+				return n == 1, fmt.Sprint(err)
+			})
 		}
 		waitFor(t, "status.counters of team-b/api", func() (bool, string) {
 			var lp v1alpha1.LogPipeline
@@ -399,3 +398,10 @@ func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard()) // the controllers under test log through slog
 	os.Exit(m.Run())
 }
+
+// staticCounts is a collector whose pipelines all exist and count what the map says.
+type staticCounts map[counters.Key]counters.Counts
+
+func (s staticCounts) Totals() map[counters.Key]counters.Counts { return s }
+func (s staticCounts) Exists(counters.Key) (bool, bool)         { return true, true }
+func (s staticCounts) Forget(counters.Key)                      {}

@@ -232,6 +232,33 @@ func (p *Policy) For(ns string, labels map[string]string) NamespacePolicy {
 type State struct {
 	Policy     *Policy         // nil: the defaults
 	Namespaces map[string]*Set // namespaces without pipelines are absent
+	// Known names every pipeline that exists, running or not (invalid, beyond the
+	// namespace's limit), by namespace. A pipeline that is not known was deleted: the
+	// collector forgets its counters (pipeline/counters). Nil: the pipelines in Namespaces.
+	Known map[string]map[string]bool
+}
+
+// Exists reports whether pipeline name of namespace ns exists in the state.
+func (s *State) Exists(ns, name string) bool {
+	if s == nil {
+		return false
+	}
+	if s.Known != nil {
+		return s.Known[ns][name]
+	}
+	for _, p := range s.Namespaces[ns].pipelines() {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Set) pipelines() []*Pipeline {
+	if s == nil {
+		return nil
+	}
+	return s.Pipelines
 }
 
 // Applier takes a new desired state as a whole (the collector). Apply must not block for long:

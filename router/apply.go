@@ -48,6 +48,7 @@ func (c *Collector) Apply(st *pipeline.State) {
 	c.desired = desired
 	c.nsMu.Unlock()
 	c.policy.Store(st.Policy)
+	c.state.Store(st)
 	c.metrics.applies.Inc()
 	c.metrics.appliedNamespaces.Set(float64(len(desired)))
 	c.appliedOnce.Do(func() { close(c.applied) })

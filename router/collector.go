@@ -88,6 +88,7 @@ type Collector struct {
 	nss     map[string]*nsState
 	desired map[string]*pipeline.Set
 	policy  atomic.Pointer[pipeline.Policy]
+	state   atomic.Pointer[pipeline.State] // the last applied (which pipelines exist)
 	// applied is closed by the first Apply; files wait for it when ExpectPipelines was called.
 	applied     chan struct{}
 	appliedOnce sync.Once

@@ -94,7 +94,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 		}
 	}
 	// Through the counters topic to what the controller writes into status.counters.
-	sums := foldThroughKafka(t, brokers, func() map[counters.Key]counters.Counts { return pipelineTotals(c) })
+	sums := foldThroughKafka(t, brokers, c.PipelineCounters())
 	for _, p := range []string{"out", "err"} {
 		k := counters.Key{Namespace: "flood", Pipeline: p}
 		waitFor(t, 20*time.Second, func() bool { return sums.get(k).Throttled == waiting[p] })
@@ -123,7 +123,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 
 // pipelineTotals is what the collector's counters publisher publishes (one place to change
 // should that API move).
-func pipelineTotals(c *Collector) map[counters.Key]counters.Counts { return c.PipelineTotals() }
+func pipelineTotals(c *Collector) map[counters.Key]counters.Counts { return c.PipelineCounters().Totals() }
 
 // foldedSums is what a counters.Fold wrote, per pipeline.
 type foldedSums struct {
@@ -141,7 +141,7 @@ func (s *foldedSums) get(k counters.Key) counters.Counts {
 // creates it) every 20 ms with a counters.Publisher, as the collector command does, and folds the
 // topic with a counters.Fold whose writes, the controller's status.counters patches, land in
 // the returned sums.
-func foldThroughKafka(t *testing.T, brokers string, totals func() map[counters.Key]counters.Counts) *foldedSums {
+func foldThroughKafka(t *testing.T, brokers string, src counters.Source) *foldedSums {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -156,7 +156,7 @@ func foldThroughKafka(t *testing.T, brokers string, totals func() map[counters.K
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: 20 * time.Millisecond}, cl, totals, testLogger(t))
+	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: 20 * time.Millisecond}, opts, src, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var g rungroup.Group
 	if pipelines != nil {
 		g.Add("pipelines", pipelines)
-		pub, err := cf.publisher(cfg.Node, cfg.Sink.Kafka, c.PipelineTotals, base)
+		pub, err := cf.publisher(cfg.Node, cfg.Sink.Kafka, c.PipelineCounters(), base)
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/logrouter/logrouter/internal/kafkaconn"
 	"github.com/logrouter/logrouter/pipeline/counters"
 )
@@ -24,11 +22,11 @@ func registerCountersFlags(fs *flag.FlagSet) *countersFlags {
 	return f
 }
 
-// publisher returns the Run of a counters.Publisher of totals through its own Kafka client
+// publisher returns the Run of a counters.Publisher of src through its own Kafka client
 // (the sink's connection settings), or nil when no pipeline source runs. An empty node name
 // (collect outside Kubernetes without --node-name) falls back to the host name: the key needs
 // one, and one collector per host is what the record sums over.
-func (f *countersFlags) publisher(node string, kc kafkaconn.Config, totals func() map[counters.Key]counters.Counts, log *slog.Logger) (func(context.Context) error, error) {
+func (f *countersFlags) publisher(node string, kc kafkaconn.Config, src counters.Source, log *slog.Logger) (func(context.Context) error, error) {
 	cfg := f.cfg
 	cfg.Node = node
 	if cfg.Node == "" {
@@ -38,17 +36,9 @@ func (f *countersFlags) publisher(node string, kc kafkaconn.Config, totals func(
 	if err != nil {
 		return nil, fmt.Errorf("pipeline counters: %w", err)
 	}
-	cl, err := kgo.NewClient(opts...)
+	p, err := counters.NewPublisher(cfg, opts, src, log.With("component", "pipeline-counters"))
 	if err != nil {
-		return nil, fmt.Errorf("pipeline counters: kafka client: %w", err)
-	}
-	p, err := counters.NewPublisher(cfg, cl, totals, log.With("component", "pipeline-counters"))
-	if err != nil {
-		cl.Close()
 		return nil, err
 	}
-	return func(ctx context.Context) error {
-		defer cl.Close() // after Run's last publication
-		return p.Run(ctx)
-	}, nil
+	return p.Run, nil
 }

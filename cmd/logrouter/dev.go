@@ -127,7 +127,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := devCountersTopic(ctx, brokers); err != nil {
 			return err
 		}
-		if counterPub, err = cf.publisher(ccfg.Node, ccfg.Sink.Kafka, collector.PipelineTotals, log); err != nil {
+		if counterPub, err = cf.publisher(ccfg.Node, ccfg.Sink.Kafka, collector.PipelineCounters(), log); err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,13 @@ func FuzzDecode(f *testing.F) {
 // cluster starts kfake with the compacted counters topic, as the controller creates it.
 func cluster(t *testing.T) []kgo.Opt {
 	t.Helper()
+	opts, _ := clusterAddrs(t)
+	return opts
+}
+
+// clusterAddrs is cluster, also returning the broker's address.
+func clusterAddrs(t *testing.T) ([]kgo.Opt, []string) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +118,7 @@ func cluster(t *testing.T) []kgo.Opt {
 	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 3, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
 		t.Fatal(err)
 	}
-	return opts
+	return opts, c.ListenAddrs()
 }
 
 func client(t *testing.T, opts []kgo.Opt) *kgo.Client {
@@ -124,32 +131,80 @@ func client(t *testing.T, opts []kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// totals is a collector's counters, changed by the test between publications.
+// totals is a collector's counters (a Source), changed by the test between publications.
+// Pipelines in m exist; so do those in extra (existing, counting nothing on this node).
 type totals struct {
-	mu sync.Mutex
-	m  map[Key]Counts
+	mu      sync.Mutex
+	m       map[Key]Counts
+	gone    map[Key]bool // deleted pipelines (their counts stay in m until forgotten)
+	unknown bool         // the collector does not know yet which pipelines exist
+	forgot  []Key
 }
 
 func (tt *totals) set(k Key, c Counts) {
 	tt.mu.Lock()
 	tt.m[k] = c
+	delete(tt.gone, k)
 	tt.mu.Unlock()
 }
 
-func (tt *totals) del(k Key) {
+// remove deletes pipeline k (its counts stay until Forget).
+func (tt *totals) remove(k Key) {
 	tt.mu.Lock()
-	delete(tt.m, k)
+	if tt.gone == nil {
+		tt.gone = map[Key]bool{}
+	}
+	tt.gone[k] = true
 	tt.mu.Unlock()
 }
 
-func (tt *totals) get() map[Key]Counts {
+func (tt *totals) Totals() map[Key]Counts {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	out := make(map[Key]Counts, len(tt.m))
-	for k, v := range tt.m {
-		out[k] = v
+	return maps.Clone(tt.m)
+}
+
+func (tt *totals) Exists(k Key) (bool, bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return !tt.gone[k], !tt.unknown
+}
+
+func (tt *totals) Forget(k Key) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	delete(tt.m, k)
+	tt.forgot = append(tt.forgot, k)
+}
+
+func (tt *totals) forgotten() []Key {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return slices.Clone(tt.forgot)
+}
+
+// publisher returns node's resumed Publisher of src.
+func publisher(t *testing.T, opts []kgo.Opt, node string, src Source) *Publisher {
+	t.Helper()
+	p, err := NewPublisher(PublisherConfig{Node: node, Topic: topic.CountersTopic, Interval: time.Hour}, opts, src, discard())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	t.Cleanup(p.Close)
+	if err := p.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// publish is p.Publish, failing the test on an error.
+func publish(t *testing.T, p *Publisher) int {
+	t.Helper()
+	n, err := p.Publish(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // writes records what a Fold writes.
@@ -201,22 +256,15 @@ func TestPublishAndFold(t *testing.T) {
 
 	nodeA := &totals{m: map[Key]Counts{web: {Selected: 10, Emitted: 8, Dropped: 2}}}
 	nodeB := &totals{m: map[Key]Counts{web: {Selected: 5, Emitted: 5}, api: {Selected: 1, Emitted: 1, ParseFailures: 1}}}
-	pubA, err := NewPublisher(PublisherConfig{Node: "node-a", Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), nodeA.get, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubB, err := NewPublisher(PublisherConfig{Node: "node-b", Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), nodeB.get, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := pubA.Publish(ctx); n != 1 {
+	pubA, pubB := publisher(t, opts, "node-a", nodeA), publisher(t, opts, "node-b", nodeB)
+	if n := publish(t, pubA); n != 1 {
 		t.Fatalf("node-a published %d records, want 1", n)
 	}
-	if n := pubB.Publish(ctx); n != 2 {
+	if n := publish(t, pubB); n != 2 {
 		t.Fatalf("node-b published %d records, want 2", n)
 	}
 	// Unchanged totals publish nothing.
-	if n := pubA.Publish(ctx); n != 0 {
+	if n := publish(t, pubA); n != 0 {
 		t.Errorf("unchanged totals published %d records", n)
 	}
 	// A bad record from someone else is skipped and counted.
@@ -255,29 +303,21 @@ func TestPublishAndFold(t *testing.T) {
 
 	// A node's new totals replace its old ones (they are cumulative).
 	nodeA.set(web, Counts{Selected: 20, Emitted: 18, Dropped: 2})
-	pubA.Publish(ctx)
+	publish(t, pubA)
 	eventually(t, "web after node-a's new totals", func() bool { c, _ := w.get(web); return c == Counts{Selected: 25, Emitted: 23, Dropped: 2} })
 
-	// The pipeline leaves node-b: its tombstone removes node-b's part.
-	nodeB.del(web)
-	if n := pubB.Publish(ctx); n != 1 {
-		t.Fatalf("tombstone: published %d", n)
+	// The pipeline no longer runs on node-b (its pods moved) but exists: node-b's record
+	// stays, so the sum does not go down.
+	nodeB.mu.Lock()
+	delete(nodeB.m, web)
+	nodeB.mu.Unlock()
+	if n := publish(t, pubB); n != 0 {
+		t.Fatalf("a pipeline gone from a node only: published %d records, want none", n)
 	}
-	eventually(t, "web without node-b", func() bool { c, _ := w.get(web); return c == Counts{Selected: 20, Emitted: 18, Dropped: 2} })
+	if c, _ := fold.Sum(web); c != (Counts{Selected: 25, Emitted: 23, Dropped: 2}) {
+		t.Errorf("web = %+v after it left node-b", c)
+	}
 
-	// A pipeline that is gone in the API is not written again until it changes.
-	w.mu.Lock()
-	w.gone[api] = true
-	w.mu.Unlock()
-	nodeB.set(api, Counts{Selected: 2, Emitted: 2, ParseFailures: 1})
-	pubB.Publish(ctx)
-	eventually(t, "the fold to take api's new totals", func() bool { c, _ := fold.Sum(api); return c.Emitted == 2 })
-	for range 5 {
-		fold.flush(ctx)
-	}
-	if got := testutil.ToFloat64(fold.m.writeErrors); got != 0 {
-		t.Errorf("ErrGone counted as %v write errors", got)
-	}
 	if got := testutil.ToFloat64(fold.m.invalid); got != 1 {
 		t.Errorf("invalid records = %v, want 1", got)
 	}
@@ -300,11 +340,8 @@ func TestFoldRestartWritesNoPartialSum(t *testing.T) {
 			s.Add(c)
 			want[k] = s
 		}
-		pub, err := NewPublisher(PublisherConfig{Node: fmt.Sprintf("node-%d", n), Topic: topic.CountersTopic, Interval: time.Hour}, client(t, opts), tt.get, discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := pub.Publish(ctx); got != pipelines {
+		pub := publisher(t, opts, fmt.Sprintf("node-%d", n), tt)
+		if got := publish(t, pub); got != pipelines {
 			t.Fatalf("published %d", got)
 		}
 	}

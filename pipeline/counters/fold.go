@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
@@ -57,7 +55,7 @@ func (c FoldConfig) Validate() error {
 }
 
 type foldMetrics struct {
-	records, invalid, writes, writeErrors prometheus.Counter
+	records, invalid, writes, writeErrors, tombstones prometheus.Counter
 }
 
 func newFoldMetrics(reg prometheus.Registerer) *foldMetrics {
@@ -70,8 +68,10 @@ func newFoldMetrics(reg prometheus.Registerer) *foldMetrics {
 			Help: "Pipeline status counter updates written."}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_write_errors_total",
 			Help: "Pipeline status counter updates that failed (retried at the next interval)."}),
+		tombstones: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_tombstones_total",
+			Help: "Tombstones the controller produced to the counters topic for records of deleted pipelines (any node's, also of nodes gone for good)."}),
 	}
-	reg.MustRegister(m.records, m.invalid, m.writes, m.writeErrors)
+	reg.MustRegister(m.records, m.invalid, m.writes, m.writeErrors, m.tombstones)
 	return m
 }
 
@@ -95,6 +95,7 @@ type Fold struct {
 
 	mu   sync.Mutex
 	sums map[Key]*sum
+	cl   *kgo.Client // Run's: produces the tombstones of deleted pipelines
 }
 
 // NewFold returns a fold that connects with opts (seed brokers, TLS, SASL) and stores sums
@@ -117,6 +118,9 @@ func (f *Fold) Run(ctx context.Context) error {
 		return fmt.Errorf("counters fold: %w", err)
 	}
 	defer cl.Close()
+	f.mu.Lock()
+	f.cl = cl
+	f.mu.Unlock()
 	remaining := f.endOffsets(ctx, cl)
 
 	tick := time.NewTicker(f.cfg.Interval)
@@ -153,9 +157,7 @@ func (f *Fold) Run(ctx context.Context) error {
 				for _, r := range p.Records {
 					f.add(r)
 				}
-				if end, ok := remaining[p.Partition]; ok && len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= end {
-					delete(remaining, p.Partition)
-				}
+				reached(remaining, p)
 			})
 		case <-tick.C:
 			if remaining == nil {
@@ -168,33 +170,13 @@ func (f *Fold) Run(ctx context.Context) error {
 	}
 }
 
-// endOffsets lists the partitions that hold records and the offsets to reach; nil when they
-// cannot be listed yet (retried). A missing topic holds nothing.
+// endOffsets is endOffsets of the fold's topic, nil (logged, retried) when it fails.
 func (f *Fold) endOffsets(ctx context.Context, cl *kgo.Client) map[int32]int64 {
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
-	starts, err := adm.ListStartOffsets(lctx, f.cfg.Topic)
-	var ends kadm.ListedOffsets
-	if err == nil {
-		ends, err = adm.ListEndOffsets(lctx, f.cfg.Topic)
-	}
-	if err == nil {
-		err = errors.Join(starts.Error(), ends.Error())
-	}
-	if errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return map[int32]int64{}
-	}
+	out, err := endOffsets(ctx, cl, f.cfg.Topic)
 	if err != nil {
 		f.warn.Do(func() { f.log.Warn("listing the counters topic's offsets", "topic", f.cfg.Topic, "err", err) })
 		return nil
 	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if s, ok := starts.Lookup(f.cfg.Topic, o.Partition); ok && o.Offset > s.Offset {
-			out[o.Partition] = o.Offset
-		}
-	})
 	return out
 }
 
@@ -232,6 +214,12 @@ func (f *Fold) add(r *kgo.Record) {
 		}
 	} else {
 		delete(s.nodes, node)
+		if len(s.nodes) == 0 {
+			// Every node's record is gone: the pipeline was deleted (records of pipelines
+			// that exist are never tombstoned), nothing is left to write.
+			delete(f.sums, k)
+			return
+		}
 	}
 	s.dirty = s.total != s.written
 }
@@ -272,6 +260,9 @@ func (f *Fold) flush(ctx context.Context) {
 					if s != nil {
 						s.written = j.c
 						s.dirty = s.total != s.written
+						if err != nil {
+							f.tombstone(ctx, j.k, s)
+						}
 					}
 				default:
 					f.m.writeErrors.Inc()
@@ -289,6 +280,24 @@ func (f *Fold) flush(ctx context.Context) {
 	}
 	close(ch)
 	wg.Wait()
+}
+
+// tombstone produces a tombstone for every node's record of pipeline k, which the API server
+// says does not exist: collectors tombstone their own records when they see the deletion, but
+// a node gone for good never will. A collector that publishes again (it has not seen the
+// deletion yet) brings the pipeline back into the fold and gets tombstoned again. f.mu is held.
+func (f *Fold) tombstone(ctx context.Context, k Key, s *sum) {
+	if f.cl == nil {
+		return
+	}
+	for node := range s.nodes {
+		f.m.tombstones.Inc()
+		f.cl.Produce(ctx, &kgo.Record{Topic: f.cfg.Topic, Key: RecordKey(node, k)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				f.warn.Do(func() { f.log.Warn("tombstoning a deleted pipeline's counters", "pipeline", k.String(), "err", err) })
+			}
+		})
+	}
 }
 
 // Sum returns a pipeline's current sum over nodes (what the next write stores).

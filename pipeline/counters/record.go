@@ -10,10 +10,12 @@
 //	key:   <node>/<namespace>/<pipeline>
 //	value: {"selected":N,"emitted":N,"dropped":N,"sampledOut":N,"throttled":N,
 //	        "limitDropped":N,"parseFailures":N,"time":"<RFC 3339>"}
-//	       (an empty value, a tombstone, when the pipeline is gone from that node)
+//	       (an empty value, a tombstone, when the pipeline was deleted)
 //
-// Values are totals since the collector started: a restarted collector starts again from
-// zero, so a pipeline's sum can go down after a restart.
+// Values are the node's totals since the pipeline first ran there, across collector restarts:
+// a Publisher reads its node's last records back before it publishes (Resume), so every
+// pipeline's sum over nodes is monotonic. docs/controller.md#counters says why and what a
+// SIGKILL loses.
 package counters
 
 import (

@@ -276,6 +276,15 @@ spec:
 	if running(st, "web", "a") == nil || running(st, "web", "b") == nil || running(st, "web", "c") != nil {
 		t.Fatalf("want web/a and web/b only: %s", describe(st))
 	}
+	// web/c does not run and exists: its counters are kept (pipeline/counters).
+	for _, n := range []string{"a", "b", "c"} {
+		if !st.Exists("web", n) {
+			t.Errorf("web/%s not known to exist", n)
+		}
+	}
+	if st.Exists("web", "d") || st.Exists("other", "a") {
+		t.Error("pipelines that do not exist are known")
+	}
 	if !strings.Contains(dt.logs.String(), "allows 2 (maxPipelinesPerNamespace)") {
 		t.Errorf("log does not explain why web/c does not run:\n%s", dt.logs.String())
 	}

@@ -161,7 +161,13 @@ func (b *builder) build(policy *pipeline.Policy, entries []Entry) (*pipeline.Sta
 	for i := range results {
 		byNS[results[i].Entry.Namespace] = append(byNS[results[i].Entry.Namespace], i)
 	}
-	st := &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{}}
+	st := &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{}, Known: map[string]map[string]bool{}}
+	for k := range seen {
+		if st.Known[k.ns] == nil {
+			st.Known[k.ns] = map[string]bool{}
+		}
+		st.Known[k.ns][k.name] = true
+	}
 	counts := map[Running]int{}
 	for ns, idx := range byNS {
 		slices.SortFunc(idx, func(a, c int) int { return strings.Compare(results[a].Entry.Name, results[c].Entry.Name) })

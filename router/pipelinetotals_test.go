@@ -1,0 +1,150 @@
+package router
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/counters"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// TestDeletedPipelineForgotten: the collector's counters of a pipeline go to the counters
+// topic through a real Publisher; once the pipeline is deleted, its record is tombstoned and
+// its series (logrouter_collector_pipeline_lines_total) are deleted at the next publication.
+// A pipeline that exists without running (here: an earlier process's record) keeps its
+// record; one deleted while the collector was down is tombstoned at start.
+func TestDeletedPipelineForgotten(t *testing.T) {
+	const lines = 20
+	node, _ := loadgen.NewNode(t.TempDir())
+	app, _ := node.AddContainer("a", "web", "app", loadgen.CRI)
+	ts := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for s := range lines {
+		app.Write(ts.Add(time.Duration(s)*time.Millisecond), "stdout", loadgen.SeqMessage("a/app", s, 80))
+	}
+	set := compileSet(t, "a", nil, map[string]v1alpha1.LogPipelineSpec{"parse": {Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}})
+
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers)}
+	kc, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx := context.Background()
+	compact := "compact"
+	if _, err := kadm.NewClient(kc).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier process on this node published a/stopped (which exists and does not run) and
+	// a/removed (deleted while the collector was down).
+	earlier := counters.Value{Counts: counters.Counts{Selected: 5, Emitted: 5}, Time: ts}
+	for _, p := range []string{"stopped", "removed"} {
+		r := &kgo.Record{Topic: topic.CountersTopic, Key: counters.RecordKey("node-1", counters.Key{Namespace: "a", Pipeline: p}), Value: counters.Encode(earlier)}
+		if err := kc.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) { c.ExpectPipelines() })
+	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, opts, r.c.PipelineCounters(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}, Known: map[string]map[string]bool{"a": {"parse": true, "stopped": true}}})
+	if got := consume(t, brokers, lines, 30*time.Second); len(got) != lines {
+		t.Fatalf("%d records, want %d", len(got), lines)
+	}
+	r.stop() // flushes every count into the series
+	if n := testutil.CollectAndCount(r.c.metrics.pipeLines); n == 0 {
+		t.Fatal("no pipeline series")
+	}
+
+	publish := func() {
+		t.Helper()
+		if _, err := pub.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish()
+	want := map[string]*counters.Counts{
+		"node-1/a/parse":   {Selected: lines, Emitted: lines},
+		"node-1/a/stopped": &earlier.Counts,
+		"node-1/a/removed": nil,
+	}
+	checkTopic(t, opts, want)
+
+	// parse is deleted: tombstoned now, its series deleted at the next publication.
+	r.c.Apply(&pipeline.State{Known: map[string]map[string]bool{"a": {"stopped": true}}})
+	publish()
+	want["node-1/a/parse"] = nil
+	checkTopic(t, opts, want)
+	if n := testutil.CollectAndCount(r.c.metrics.pipeLines); n == 0 {
+		t.Error("series deleted before the publication after the tombstone")
+	}
+	publish()
+	if n := testutil.CollectAndCount(r.c.metrics.pipeLines); n != 0 {
+		t.Errorf("%d series of the deleted pipeline left", n)
+	}
+	if got := r.c.PipelineCounters().Totals(); len(got) != 0 {
+		t.Errorf("totals after the deletion: %v", got)
+	}
+}
+
+// checkTopic reads the counters topic back and compares each key's latest value (nil: a
+// tombstone) with want.
+func checkTopic(t *testing.T, opts []kgo.Opt, want map[string]*counters.Counts) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic.CountersTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic.CountersTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(topic.CountersTopic, 0)
+	got := map[string]*counters.Counts{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for next := int64(0); next < end.Offset; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			next = r.Offset + 1
+			v, live, err := counters.Decode(r.Value)
+			if err != nil {
+				t.Errorf("record %s: %v", r.Key, err)
+			}
+			if live {
+				got[string(r.Key)] = &v.Counts
+			} else {
+				got[string(r.Key)] = nil
+			}
+		})
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: no record", k)
+		case (g == nil) != (w == nil) || (g != nil && *g != *w):
+			t.Errorf("%s = %+v, want %+v (nil: tombstone)", k, g, w)
+		}
+	}
+}
