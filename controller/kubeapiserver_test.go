@@ -39,6 +39,7 @@ type env struct {
 	brokers string
 	opts    []kgo.Opt
 	adm     *kadm.Client
+	tune    func(*Config) // changes the defaults of the controllers it starts (benchmarks)
 }
 
 // controllerUser is the identity controllers run as in these tests: it has exactly the
@@ -85,6 +86,9 @@ func (e *env) start(t testing.TB, counterInterval time.Duration) *running {
 	cfg.Kafka.Brokers = e.brokers
 	cfg.LeaderElectionNamespace = "default"
 	cfg.Counters.Interval = counterInterval
+	if e.tune != nil {
+		e.tune(&cfg)
+	}
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, e.rc, reg, discard())
 	if err != nil {

@@ -3,17 +3,21 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 
@@ -110,11 +114,24 @@ func envInt(name string, def int) int {
 //
 //	go test -run '^$' -bench BenchmarkControllerScale -benchtime 1x ./controller/
 //
-// LOGROUTER_BENCH_PIPELINES and LOGROUTER_BENCH_NAMESPACES change the size (5,000 in 2,000).
+// LOGROUTER_BENCH_PIPELINES and LOGROUTER_BENCH_NAMESPACES change the size (5,000 in 2,000);
+// LOGROUTER_BENCH_WORKERS and LOGROUTER_BENCH_KUBE_QPS the controller's --workers and
+// --kube-api-qps (burst twice that), for experiments.
 func BenchmarkControllerScale(b *testing.B) {
 	pipelines := envInt("LOGROUTER_BENCH_PIPELINES", 5000)
 	namespaces := envInt("LOGROUTER_BENCH_NAMESPACES", 2000)
 	e := startEnv(b)
+	// Experiments only (the figures in docs/benchmarks.md are of the defaults).
+	workers, qps := envInt("LOGROUTER_BENCH_WORKERS", 0), envInt("LOGROUTER_BENCH_KUBE_QPS", 0)
+	e.tune = func(c *Config) {
+		if workers > 0 {
+			c.Workers = workers
+		}
+		if qps > 0 {
+			c.KubeQPS, c.KubeBurst = float64(qps), 2*qps
+		}
+		b.Logf("controller: %d workers, %v QPS (burst %d) to the API server", c.Workers, c.KubeQPS, c.KubeBurst)
+	}
 	ctx := context.Background()
 	began := time.Now()
 	e.createMany(b, scaleObjects("bench", namespaces, pipelines))
@@ -140,11 +157,14 @@ func BenchmarkControllerScale(b *testing.B) {
 	}
 
 	// First start: every pipeline needs its status written.
+	cpu0 := cpuSeconds(b)
 	r := e.start(b, 10*time.Second)
 	first := wait(r, "first start", func() bool {
 		return sumCounter(b, r.reg, "logrouter_controller_status_writes_total") >= float64(pipelines)
 	})
-	b.Logf("first start: %v reconciles, %s", sumCounter(b, r.reg, "logrouter_controller_reconciles_total"), histSum(b, r.reg))
+	cpu := cpuSeconds(b).since(cpu0)
+	b.Logf("first start: %v reconciles, %s; CPU-seconds during it: %s (of %.1f on %d cores)", sumCounter(b, r.reg, "logrouter_controller_reconciles_total"), histSum(b, r.reg),
+		cpu, first.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU())
 	after := heap()
 	var l v1alpha1.LogPipelineList
 	if err := e.c.List(ctx, &l); err != nil {
@@ -194,17 +214,141 @@ func BenchmarkControllerScale(b *testing.B) {
 		return sumCounter(b, r2.reg, "logrouter_controller_reconciles_total") >= float64(pipelines)
 	})
 	writes := sumCounter(b, r2.reg, "logrouter_controller_status_writes_total")
+	r2.stop(b)
+
+	// The API server alone: the same number of status patches, each as large as a first
+	// start's (conditions, observedGeneration, accepted), from 16 goroutines through a client
+	// without a rate limit. Its time is the floor of any controller's first start.
+	bare, bareCPU := bareStatusPatches(b, e, l.Items)
+	b.Logf("bare status patches: %d in %v; CPU-seconds during them: %s", len(l.Items), bare.Round(time.Millisecond), bareCPU)
 	b.StopTimer()
 
 	slices.Sort(changes)
 	b.ReportMetric(first.Seconds(), "first_start_s")
 	b.ReportMetric(restart.Seconds(), "restart_s")
 	b.ReportMetric(writes, "restart_status_writes")
+	b.ReportMetric(bare.Seconds(), "bare_patches_s")
 	b.ReportMetric(changes[len(changes)-1].Seconds()*1000, "change_max_ms")
 	b.ReportMetric(changes[len(changes)/2].Seconds()*1000, "change_median_ms")
 	b.ReportMetric(float64(after-before)/(1<<20), "controller_heap_MiB")
 	b.Logf("pipelines %d namespaces %d: first start %v, restart %v (%v status writes), one change %v (max of %d), controller heap %.1f MiB",
 		pipelines, namespaces, first.Round(time.Millisecond), restart.Round(time.Millisecond), writes, changes[len(changes)-1].Round(time.Millisecond), len(changes), float64(after-before)/(1<<20))
+}
+
+// bareStatusPatches patches the status of every item (a new Ready message, so that every
+// patch is a real write) with the fields a first start writes, 16 at a time.
+func bareStatusPatches(b *testing.B, e *env, items []v1alpha1.LogPipeline) (time.Duration, cpuUse) {
+	b.Helper()
+	rc := rest.CopyConfig(e.rc)
+	rc.QPS, rc.Burst = 1e6, 1e6
+	scheme, err := Scheme()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch := make(chan *v1alpha1.LogPipeline)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	cpu0 := cpuSeconds(b)
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range ch {
+				base := p.DeepCopy()
+				base.Status.Conditions, base.Status.Accepted, base.Status.ObservedGeneration = nil, nil, 0
+				for i := range p.Status.Conditions {
+					p.Status.Conditions[i].Message += " (bench)"
+				}
+				if err := cl.Status().Patch(context.Background(), p, client.MergeFrom(base)); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range items {
+		ch <- &items[i]
+	}
+	close(ch)
+	wg.Wait()
+	took := time.Since(start)
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d bare status patches failed", n)
+	}
+	return took, cpuSeconds(b).since(cpu0)
+}
+
+// cpuUse is CPU-seconds by process: this test process (the controller, kfake) and its
+// children (kube-apiserver, etcd), read from /proc; the whole machine's from /proc/stat.
+type cpuUse map[string]float64
+
+// cpuSeconds reads cpuUse now (Linux: clock ticks of 1/100 s).
+func cpuSeconds(t testing.TB) cpuUse {
+	t.Helper()
+	const tick = 100.0
+	out := cpuUse{}
+	stat := func(path string) (comm string, ppid int, sec float64, ok bool) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", 0, 0, false
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			return "", 0, 0, false
+		}
+		f := strings.Fields(s[close+2:])
+		if len(f) < 13 {
+			return "", 0, 0, false
+		}
+		ppid, _ = strconv.Atoi(f[1])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		return s[open+1 : close], ppid, (ut + st) / tick, true
+	}
+	if _, _, sec, ok := stat("/proc/self/stat"); ok {
+		out["test process (controller, kfake)"] = sec
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if pid, err := strconv.Atoi(d.Name()); err == nil {
+			if comm, ppid, sec, ok := stat(fmt.Sprintf("/proc/%d/stat", pid)); ok && ppid == os.Getpid() {
+				out[comm] += sec
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		busy := 0.0
+		for i, v := range f[1:] {
+			if n, err := strconv.ParseFloat(v, 64); err == nil && i != 3 && i != 4 { // not idle, iowait
+				busy += n / tick
+			}
+		}
+		out["machine (every process)"] = busy
+	}
+	return out
+}
+
+func (c cpuUse) since(before cpuUse) cpuUse {
+	out := cpuUse{}
+	for k, v := range c {
+		out[k] = v - before[k]
+	}
+	return out
+}
+
+func (c cpuUse) String() string {
+	keys := slices.Sorted(maps.Keys(c))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.1f", k, c[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // histSum describes the reconcile duration histogram.
