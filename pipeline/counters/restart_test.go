@@ -365,8 +365,13 @@ func TestCountersSIGKILL(t *testing.T) {
 		if rec == nil || rec.Emitted != lastAcked {
 			t.Fatalf("process %d: topic holds %+v, want its last publication %d", proc, rec, lastAcked)
 		}
+		lost := counted - (lastAcked - published)
 		t.Logf("process %d killed: counted %d, published %d of them; the %d counted after its last publication are not in the status",
-			proc, counted, lastAcked-published, counted-(lastAcked-published))
+			proc, counted, lastAcked-published, lost)
+		// docs/controller.md#monotonic-across-restarts quotes these.
+		if want := []int64{7, 14, 0, 7}[proc]; lost != want {
+			t.Errorf("process %d: %d counts lost, want %d", proc, lost, want)
+		}
 		published = lastAcked
 		eventually(t, "the fold's sum", func() bool { return m.get(web).Emitted == published })
 	}
