@@ -95,36 +95,22 @@ spec:
 		var out []*counters.Counts
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		rc, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic.CountersTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		ends, err := kadm.NewClient(rc).ListEndOffsets(ctx, topic.CountersTopic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end, _ := ends.Lookup(topic.CountersTopic, 0)
-		for next := int64(0); next < end.Offset; {
-			fs := rc.PollFetches(ctx)
-			if ctx.Err() != nil {
-				t.Fatal("reading the counters topic timed out")
+		err := counters.ReadToEnd(ctx, []kgo.Opt{kgo.SeedBrokers(brokers)}, topic.CountersTopic, func(r *kgo.Record) {
+			if string(r.Key) != key {
+				return
 			}
-			fs.EachRecord(func(r *kgo.Record) {
-				next = r.Offset + 1
-				if string(r.Key) != key {
-					return
-				}
-				v, live, err := counters.Decode(r.Value)
-				switch {
-				case err != nil:
-					t.Errorf("offset %d: %v", r.Offset, err)
-				case live:
-					out = append(out, &v.Counts)
-				default:
-					out = append(out, nil)
-				}
-			})
+			v, live, err := counters.Decode(r.Value)
+			switch {
+			case err != nil:
+				t.Errorf("offset %d: %v", r.Offset, err)
+			case live:
+				out = append(out, &v.Counts)
+			default:
+				out = append(out, nil)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		return out
 	}

@@ -107,36 +107,20 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 // tombstone) with want.
 func checkTopic(t *testing.T, opts []kgo.Opt, want map[string]*counters.Counts) {
 	t.Helper()
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic.CountersTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic.CountersTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, _ := ends.Lookup(topic.CountersTopic, 0)
 	got := map[string]*counters.Counts{}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for next := int64(0); next < end.Offset; {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatal(err)
+	err := counters.ReadToEnd(context.Background(), opts, topic.CountersTopic, func(r *kgo.Record) {
+		v, live, err := counters.Decode(r.Value)
+		if err != nil {
+			t.Errorf("record %s: %v", r.Key, err)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			next = r.Offset + 1
-			v, live, err := counters.Decode(r.Value)
-			if err != nil {
-				t.Errorf("record %s: %v", r.Key, err)
-			}
-			if live {
-				got[string(r.Key)] = &v.Counts
-			} else {
-				got[string(r.Key)] = nil
-			}
-		})
+		if live {
+			got[string(r.Key)] = &v.Counts
+		} else {
+			got[string(r.Key)] = nil
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for k, w := range want {
 		g, ok := got[k]

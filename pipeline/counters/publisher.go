@@ -113,7 +113,7 @@ func (p *Publisher) Resume(ctx context.Context) error {
 	}
 	last := map[Key]Counts{}
 	bad := 0
-	err := readToEnd(ctx, p.opts, p.cfg.Topic, func(r *kgo.Record) {
+	err := ReadToEnd(ctx, p.opts, p.cfg.Topic, func(r *kgo.Record) {
 		node, k, err := ParseKey(r.Key)
 		if err != nil || node != p.cfg.Node {
 			return

@@ -47,9 +47,10 @@ func reached(remaining map[int32]int64, p kgo.FetchTopicPartition) {
 	}
 }
 
-// readToEnd calls fn for every record of topic, in offset order per partition, from the start
-// up to the end offsets the topic had when it began.
-func readToEnd(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Record)) error {
+// ReadToEnd calls fn for every record of topic, in offset order per partition, from the start
+// up to the end offsets the topic had when it began, through a client made with opts. A
+// missing topic has no records. Publisher.Resume reads the node's records with it.
+func ReadToEnd(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Record)) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {

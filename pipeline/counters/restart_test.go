@@ -23,7 +23,7 @@ import (
 func latest(t *testing.T, opts []kgo.Opt) map[string]*Counts {
 	t.Helper()
 	out := map[string]*Counts{}
-	err := readToEnd(context.Background(), opts, topic.CountersTopic, func(r *kgo.Record) {
+	err := ReadToEnd(context.Background(), opts, topic.CountersTopic, func(r *kgo.Record) {
 		v, live, err := Decode(r.Value)
 		if err != nil {
 			return
