@@ -123,7 +123,9 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 
 // pipelineTotals is what the collector's counters publisher publishes (one place to change
 // should that API move).
-func pipelineTotals(c *Collector) map[counters.Key]counters.Counts { return c.PipelineCounters().Totals() }
+func pipelineTotals(c *Collector) map[counters.Key]counters.Counts {
+	return c.PipelineCounters().Totals()
+}
 
 // foldedSums is what a counters.Fold wrote, per pipeline.
 type foldedSums struct {
