@@ -252,8 +252,19 @@ func (c *Controller) runCounters(ctx context.Context, fold *counters.Fold) error
 	return fold.Run(ctx)
 }
 
-// writeCounters patches a pipeline's status.counters (only that field).
+// writeCounters patches a pipeline's status.counters (only that field), unless the status
+// already has these counts (what a restarted fold's first writes are: the records have not
+// changed). That look is at the informer cache; whether the pipeline is gone is the API
+// server's answer to the patch only (a cache that has not seen a new pipeline yet must not
+// get its counters tombstoned).
 func (c *Controller) writeCounters(ctx context.Context, k counters.Key, n counters.Counts, at time.Time) error {
+	var cur v1alpha1.LogPipeline
+	if err := c.mgr.GetClient().Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Pipeline}, &cur); err == nil && cur.Status.Counters != nil {
+		if s := cur.Status.Counters; (counters.Counts{Selected: s.Selected, Emitted: s.Emitted, Dropped: s.Dropped, SampledOut: s.SampledOut,
+			Throttled: s.Throttled, LimitDropped: s.LimitDropped, ParseFailures: s.ParseFailures}) == n {
+			return nil
+		}
+	}
 	body, err := json.Marshal(map[string]any{"status": map[string]any{"counters": v1alpha1.Counters{
 		Selected: n.Selected, Emitted: n.Emitted, Dropped: n.Dropped, SampledOut: n.SampledOut,
 		Throttled: n.Throttled, LimitDropped: n.LimitDropped, ParseFailures: n.ParseFailures,
