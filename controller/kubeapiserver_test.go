@@ -249,7 +249,7 @@ func TestKubeAPIServer(t *testing.T) {
 	})
 
 	t.Run("counters from the topic reach the status", func(t *testing.T) {
-		src := staticCounts{{Namespace: "team-b", Pipeline: "api"}: {Selected: 7, Emitted: 6, Dropped: 1}}
+		src := staticCounts{{Namespace: "team-b", Pipeline: "api"}: {Selected: 7, Emitted: 6, Dropped: 1, Throttled: 3, LimitDropped: 2}}
 		for _, node := range []string{"node-1", "node-2"} {
 			pub, err := counters.NewPublisher(counters.PublisherConfig{Node: node, Topic: DefaultConfig().Counters.Topic, Interval: time.Hour}, e.opts, src, discard())
 			if err != nil {
@@ -270,7 +270,7 @@ func TestKubeAPIServer(t *testing.T) {
 				return false, err.Error()
 			}
 			c := lp.Status.Counters
-			return c != nil && c.Selected == 14 && c.Emitted == 12 && c.Dropped == 2 && !c.UpdatedAt.IsZero(), fmt.Sprintf("%+v", c)
+			return c != nil && c.Selected == 14 && c.Emitted == 12 && c.Dropped == 2 && c.Throttled == 6 && c.LimitDropped == 4 && !c.UpdatedAt.IsZero(), fmt.Sprintf("%+v", c)
 		})
 		// The fold's write did not re-trigger validation into a status change.
 		e.waitCondition(t, "team-b", "api", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
@@ -282,7 +282,7 @@ func TestKubeAPIServer(t *testing.T) {
 		if err := e.c.Get(ctx, key, &before); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.c.writeCounters(ctx, counters.Key{Namespace: "team-b", Pipeline: "api"}, counters.Counts{Selected: 14, Emitted: 12, Dropped: 2}, time.Now().Add(time.Hour)); err != nil {
+		if err := a.c.writeCounters(ctx, counters.Key{Namespace: "team-b", Pipeline: "api"}, counters.Counts{Selected: 14, Emitted: 12, Dropped: 2, Throttled: 6, LimitDropped: 4}, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.c.Get(ctx, key, &after); err != nil {
