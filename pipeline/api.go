@@ -90,7 +90,16 @@ type Runner struct {
 	sum          []byte // the HMAC of sumOf (when sumOK)
 	sumOf        []byte
 	sumOK        bool
-	ml           heldRecord
+	// lastRedact is the last string value a redact step replaced by field name, and its
+	// replacement.
+	lastRedact struct {
+		step *redactStep
+		in   string
+		out  any
+	}
+	ml heldRecord
+	// intern keeps field values and names that repeat across the file's lines.
+	intern interner
 	// out is the Outcome of the line being processed; counts what happened since TakeCounts.
 	out    Outcome
 	counts Counts

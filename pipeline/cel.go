@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
@@ -51,6 +52,16 @@ func (c *celRecord) message() string {
 		c.msg, c.msgSet = string(c.rec.Message), true
 	}
 	return c.msg
+}
+
+// text returns the message as a string: the copy when there is one, else a view of
+// rec.Message (view true) that is valid only until the message or its buffer changes, for
+// parse steps that copy what they keep (pieces).
+func (c *celRecord) text() (s string, view bool) {
+	if c.msgSet {
+		return c.msg, false
+	}
+	return unsafe.String(unsafe.SliceData(c.rec.Message), len(c.rec.Message)), true
 }
 
 func (c *celRecord) meta() *Meta {

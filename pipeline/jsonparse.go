@@ -13,22 +13,31 @@ import (
 const maxJSONDepth = 64
 
 // jsonParser parses one JSON object into fields. It exists (instead of encoding/json) because
-// it is the hot path: strings without escapes are substrings of one copy of the line, so a
-// line costs one allocation for its text plus the maps and boxes of its values. Numbers that
+// it is the hot path: strings without escapes are interned (a value repeated from earlier
+// lines of the file costs nothing) or substrings of one copy of the line. Numbers that
 // are integers fitting int64 become int64, others float64; objects map[string]any; arrays
 // []any. Duplicate keys: the last wins, as in encoding/json. Invalid UTF-8 is kept as is
 // (AppendFieldsJSON replaces it when encoding).
+//
+// Strings go through t (pieces): with the json step's Runner they are interned, and when the
+// text is a view of the collector's buffer, the others are substrings of one copy of it.
 type jsonParser struct {
 	s   string
 	i   int
 	err error
+	t   pieces
 }
 
 var errNotObject = errors.New("not a JSON object")
 
 // parseJSONInto parses s, which must hold one JSON object, and stores its members in dst.
 func parseJSONInto(s string, dst map[string]any) error {
-	p := jsonParser{s: s}
+	return parseJSONPieces(pieces{s: s}, dst)
+}
+
+// parseJSONPieces is parseJSONInto of t.s, making strings with t.
+func parseJSONPieces(t pieces, dst map[string]any) error {
+	p := jsonParser{s: t.s, t: t}
 	p.ws()
 	if p.i >= len(p.s) || p.s[p.i] != '{' {
 		return errNotObject
@@ -91,7 +100,7 @@ func (p *jsonParser) object(m map[string]any, depth int) {
 			p.fail("expected a string key")
 			return
 		}
-		k := p.str()
+		k := p.key()
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
 			p.fail("expected ':'")
@@ -126,7 +135,14 @@ func (p *jsonParser) value(depth int) any {
 	}
 	switch c := p.s[p.i]; {
 	case c == '"':
-		return p.str()
+		a, b, made, isMade := p.str()
+		if p.err != nil {
+			return nil
+		}
+		if isMade {
+			return p.t.made(made)
+		}
+		return p.t.value(a, b)
 	case c == '{':
 		m := map[string]any{}
 		p.object(m, depth)
@@ -239,12 +255,11 @@ func (p *jsonParser) number() any {
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		// Out of range: ParseFloat returns ±Inf, which JSON cannot carry; keep the text.
-		return lit
+		return p.t.own(start, p.i)
 	}
 	return f
 }
 
-// str parses a string at p.s[p.i] == '"'. Without escapes it is a substring of p.s.
 // strStop marks the bytes that end the plain run of a JSON string: '"', '\\' and control
 // characters.
 var strStop = func() (t [256]bool) {
@@ -255,7 +270,21 @@ var strStop = func() (t [256]bool) {
 	return t
 }()
 
-func (p *jsonParser) str() string {
+// key parses a member name.
+func (p *jsonParser) key() string {
+	a, b, made, isMade := p.str()
+	if p.err != nil {
+		return ""
+	}
+	if isMade {
+		return made
+	}
+	return p.t.key(a, b)
+}
+
+// str parses a string at p.s[p.i] == '"': without escapes it is p.s[a:b], else the
+// unescaped text is made (isMade).
+func (p *jsonParser) str() (a, b int, made string, isMade bool) {
 	p.i++ // "
 	start := p.i
 	for p.i < len(p.s) {
@@ -266,19 +295,19 @@ func (p *jsonParser) str() string {
 		}
 		switch {
 		case c == '"':
-			s := p.s[start:p.i]
+			a, b = start, p.i
 			p.i++
-			return s
+			return a, b, "", false
 		case c == '\\':
-			return p.unescape(start)
+			return 0, 0, p.unescape(start), true
 		case c < 0x20:
 			p.fail("control character in string")
-			return ""
+			return 0, 0, "", false
 		}
 		p.i++
 	}
 	p.fail("unterminated string")
-	return ""
+	return 0, 0, "", false
 }
 
 // unescape continues str from the first backslash, building a new string.

@@ -21,22 +21,24 @@ type step interface {
 	apply(r *Runner, rec *Record) Verdict
 }
 
-// text returns the text a parse step reads: the message, or the string field source.
-func (r *Runner) text(rec *Record, path, source string) (string, bool) {
+// text returns the text a parse step reads: the message, as a view (see pieces), or the
+// string field source.
+func (r *Runner) text(rec *Record, path, source string) (pieces, bool) {
 	if source == "" {
-		return r.act.message(), true
+		s, view := r.act.text()
+		return pieces{in: &r.intern, s: s, view: view}, true
 	}
 	v, ok := rec.Fields[source]
 	if !ok {
 		r.parseFailed(rec, path, fmt.Sprintf("field %q is missing", source))
-		return "", false
+		return pieces{}, false
 	}
 	s, ok := v.(string)
 	if !ok {
 		r.parseFailed(rec, path, fmt.Sprintf("field %q is %s, not a string", source, kindOf(v)))
-		return "", false
+		return pieces{}, false
 	}
-	return s, true
+	return pieces{in: &r.intern, s: s}, true
 }
 
 // kindOf names a field value's JSON kind for messages.
@@ -68,7 +70,7 @@ func (s *jsonStep) apply(r *Runner, rec *Record) Verdict {
 	if !ok {
 		return Emit
 	}
-	r.parseObject(rec, s.path, s.into, func(dst map[string]any) error { return parseJSONInto(src, dst) })
+	r.parseObject(rec, s.path, s.into, func(dst map[string]any) error { return parseJSONPieces(src, dst) })
 	return Emit
 }
 
@@ -117,7 +119,11 @@ func (s *logfmtStep) apply(r *Runner, rec *Record) Verdict {
 	if !ok {
 		return Emit
 	}
-	r.parseObject(rec, s.path, s.into, func(dst map[string]any) error { return parseLogfmtInto(src, dst) })
+	text := src.s
+	if src.view {
+		text = r.act.message() // logfmt keeps substrings of its text: a copy
+	}
+	r.parseObject(rec, s.path, s.into, func(dst map[string]any) error { return parseLogfmtInto(text, dst) })
 	return Emit
 }
 
@@ -138,7 +144,7 @@ func (s *regexStep) apply(r *Runner, rec *Record) Verdict {
 	if !ok {
 		return Emit
 	}
-	loc := s.re.FindStringSubmatchIndex(src)
+	loc := s.re.FindStringSubmatchIndex(src.s)
 	if loc == nil {
 		r.parseFailed(rec, s.path, "no match")
 		return Emit
@@ -146,7 +152,7 @@ func (s *regexStep) apply(r *Runner, rec *Record) Verdict {
 	fields := r.fieldsOf(rec)
 	for _, g := range s.groups {
 		if a := loc[2*g.index]; a >= 0 {
-			fields[g.name] = src[a:loc[2*g.index+1]]
+			fields[g.name] = src.value(a, loc[2*g.index+1])
 		}
 	}
 	return Emit
@@ -360,8 +366,14 @@ func (s *redactStep) apply(r *Runner, rec *Record) Verdict {
 		if !ok {
 			continue
 		}
+		str, isStr := v.(string)
+		if isStr && r.lastRedact.step == s && r.lastRedact.in == str {
+			// The same value as on the last line (a pod's constant field, a user's id).
+			rec.Fields[f] = r.lastRedact.out
+			continue
+		}
 		var raw []byte
-		if str, ok := v.(string); ok {
+		if isStr {
 			raw = append(r.scratchBytes[:0], str...)
 		} else {
 			raw = appendValue(r.scratchBytes[:0], v, 0)
@@ -369,7 +381,11 @@ func (s *redactStep) apply(r *Runner, rec *Record) Verdict {
 		r.scratchBytes = raw
 		// The replacement is built after raw in the same buffer: one string copy per field.
 		rep := s.appendReplacement(r, raw[len(raw):], raw)
-		rec.Fields[f] = string(rep)
+		out := any(string(rep))
+		rec.Fields[f] = out
+		if isStr && len(str) <= maxSumCached {
+			r.lastRedact.step, r.lastRedact.in, r.lastRedact.out = s, str, out
+		}
 		if cap(rep) > cap(raw)-len(raw) {
 			r.scratchBytes = rep[:0] // grown: keep the larger buffer
 		}
