@@ -13,6 +13,7 @@ const (
 	internMaxLen  = 64
 	internEntries = 128
 	internSeen    = 512 // slots of the admission filter (a power of 2)
+	internLast    = 32  // top-level members whose last name and value are remembered
 )
 
 // interner keeps the boxed field values (and keys) that repeat from line to line in one
@@ -26,6 +27,15 @@ const (
 type interner struct {
 	m    map[string]any
 	seen [internSeen]uint32 // tags of strings seen once (0: free)
+	// last is the name and value of the json step's top-level member i on the last line, both
+	// cached strings: a file's lines usually repeat their members in the same order, so most
+	// names and many values are found by one comparison, without hashing.
+	last [internLast]lastMember
+}
+
+type lastMember struct {
+	key, val string
+	box      any // val boxed; nil when the value was not a cached string
 }
 
 // get returns s boxed from the cache, admitting it when it was seen before; ok false means
@@ -97,22 +107,66 @@ func (t *pieces) own(a, b int) string {
 
 // value returns s[a:b] as a field value.
 func (t *pieces) value(a, b int) any {
-	if t.in != nil {
-		if v, ok := t.in.get(t.s[a:b]); ok {
-			return v
-		}
-	}
-	return t.own(a, b)
+	v, _ := t.valueCached(a, b)
+	return v
 }
 
-// key returns s[a:b] as a field name.
-func (t *pieces) key(a, b int) string {
+// valueCached is value, and whether the value is a cached string.
+func (t *pieces) valueCached(a, b int) (any, bool) {
 	if t.in != nil {
-		if k, ok := t.in.key(t.s[a:b]); ok {
-			return k
+		if v, ok := t.in.get(t.s[a:b]); ok {
+			return v, true
 		}
 	}
-	return t.own(a, b)
+	return t.own(a, b), false
+}
+
+// key returns s[a:b] as a field name, and whether it is a cached string.
+func (t *pieces) key(a, b int) (string, bool) {
+	if t.in != nil {
+		if k, ok := t.in.key(t.s[a:b]); ok {
+			return k, true
+		}
+	}
+	return t.own(a, b), false
+}
+
+// memberKey returns s[a:b] as the name of top-level member i.
+func (t *pieces) memberKey(i, a, b int) string {
+	if t.in == nil || i >= internLast {
+		k, _ := t.key(a, b)
+		return k
+	}
+	l := &t.in.last[i]
+	if l.key != "" && l.key == t.s[a:b] {
+		return l.key
+	}
+	k, cached := t.key(a, b)
+	if cached {
+		*l = lastMember{key: k}
+	} else {
+		*l = lastMember{} // never keep a string of the line's copy
+	}
+	return k
+}
+
+// memberValue returns s[a:b] as the string value of top-level member i named k.
+func (t *pieces) memberValue(i int, k string, a, b int) any {
+	if t.in == nil || i >= internLast {
+		return t.value(a, b)
+	}
+	l := &t.in.last[i]
+	if l.box != nil && l.key == k && l.val == t.s[a:b] {
+		return l.box
+	}
+	v, cached := t.valueCached(a, b)
+	if l.key == k {
+		l.val, l.box = "", nil
+		if cached {
+			l.val, l.box = v.(string), v
+		}
+	}
+	return v
 }
 
 // made returns a string built for this text (an unescaped one, already owned) as a value.

@@ -230,3 +230,35 @@ func FuzzParseJSONView(f *testing.F) {
 
 // unsafeView is b as a string without a copy, the way the json step reads a message.
 func unsafeView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// TestMembersByPosition: the json step looks a top-level member up by its position on the
+// last line first; lines whose members move, change value or change kind parse as without.
+func TestMembersByPosition(t *testing.T) {
+	lines := []string{
+		`{"a":"x","b":"y","c":1}`, `{"a":"x","b":"y","c":1}`, `{"a":"x","b":"y","c":1}`,
+		`{"b":"y","a":"x","c":1}`,             // moved
+		`{"a":"x2","b":"y","c":"x"}`,          // changed value, changed kind
+		`{"a":"x","b":{"a":"x"},"c":["y"]}`,   // nested: not by position
+		`{"a":"x","a":"z","b":"y"}`,           // duplicate name: the last wins
+		`{"a\u0078":"x","b":"y\u0079","c":1}`, // escaped name and value
+		`{"a":"x"}`, `{}`, `{"a":"x","b":"y","c":1,"d":"` + strings.Repeat("d", 100) + `"}`,
+	}
+	p := mustCompile(t, benchChain[:1]...)
+	r := p.NewRunner()
+	buf := make([]byte, 0, 256)
+	for round := range 3 {
+		for i, l := range lines {
+			buf = append(buf[:0], l...)
+			rec := Record{Time: t0, Message: buf, Start: int64(i), Lines: 1}
+			var got string
+			r.Process(&rec, t0, func(rec *Record) { got = string(AppendFieldsJSON(nil, rec.Fields)) })
+			want := map[string]any{}
+			if err := parseJSONInto(l, want); err != nil {
+				t.Fatal(err)
+			}
+			if w := string(AppendFieldsJSON(nil, want)); (len(want) > 0 || got != "") && got != w {
+				t.Errorf("round %d, line %d %s:\n got %s\nwant %s", round, i, l, got, w)
+			}
+		}
+	}
+}

@@ -94,13 +94,17 @@ func (p *jsonParser) object(m map[string]any, depth int) {
 		p.i++
 		return
 	}
+	member := -1 // top-level members are looked up by position first (pieces.memberKey)
+	if depth == 0 {
+		member = 0
+	}
 	for p.err == nil {
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
 			p.fail("expected a string key")
 			return
 		}
-		k := p.key()
+		k := p.key(member)
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
 			p.fail("expected ':'")
@@ -108,7 +112,16 @@ func (p *jsonParser) object(m map[string]any, depth int) {
 		}
 		p.i++
 		p.ws()
-		v := p.value(depth + 1)
+		var v any
+		if member >= 0 && p.i < len(p.s) && p.s[p.i] == '"' {
+			v = p.memberString(member, k)
+			member++
+		} else {
+			v = p.value(depth + 1)
+			if member >= 0 {
+				member++
+			}
+		}
 		if p.err != nil {
 			return
 		}
@@ -270,8 +283,8 @@ var strStop = func() (t [256]bool) {
 	return t
 }()
 
-// key parses a member name.
-func (p *jsonParser) key() string {
+// key parses a member name; member is its position in the top-level object, or -1.
+func (p *jsonParser) key(member int) string {
 	a, b, made, isMade := p.str()
 	if p.err != nil {
 		return ""
@@ -279,7 +292,23 @@ func (p *jsonParser) key() string {
 	if isMade {
 		return made
 	}
-	return p.t.key(a, b)
+	if member >= 0 {
+		return p.t.memberKey(member, a, b)
+	}
+	k, _ := p.t.key(a, b)
+	return k
+}
+
+// memberString parses the string value of top-level member number member, named k.
+func (p *jsonParser) memberString(member int, k string) any {
+	a, b, made, isMade := p.str()
+	if p.err != nil {
+		return nil
+	}
+	if isMade {
+		return p.t.made(made)
+	}
+	return p.t.memberValue(member, k, a, b)
 }
 
 // str parses a string at p.s[p.i] == '"': without escapes it is p.s[a:b], else the
