@@ -68,6 +68,10 @@ func (p *Pipeline) SelectsStream(stream string) bool {
 	return false
 }
 
+// Joins reports whether the pipeline has a multiline step: only then does Process read its
+// now argument (a caller may skip reading the clock per line otherwise).
+func (p *Pipeline) Joins() bool { return p.multiline != nil }
+
 // NewRunner returns the pipeline's state for one file.
 func (p *Pipeline) NewRunner() *Runner { return &Runner{p: p, fields: map[string]any{}} }
 

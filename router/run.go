@@ -167,7 +167,11 @@ func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) ve
 	}
 	f.recTime, f.recTS = rec.Time, o.TS
 	ch.slot = s
-	out := s.r.Process(rec, f.c.now(), ch.pemit)
+	var now time.Time // only a multiline step reads it: no clock read per line otherwise
+	if s.p.Joins() {
+		now = f.c.now()
+	}
+	out := s.r.Process(rec, now, ch.pemit)
 	ch.slot = nil
 	f.recTS = nil
 	v := verdictEmit
