@@ -5,13 +5,17 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/internal/record"
 )
 
 // TestMain lets this test binary stand in for logrouter: 'bench collect' runs the collector as a
@@ -87,5 +91,50 @@ func TestPrecreateTopics(t *testing.T) {
 		if rc.Err != nil || got != "1048588" {
 			t.Errorf("%s: max.message.bytes %q, err %v", rc.Name, got, rc.Err)
 		}
+	}
+}
+
+// TestBenchCollectTypicalPipelines runs docs/benchmarks.md's per-line cost command (scaled
+// down): with --pipelines typical every namespace's lines go through the typical chain, so the
+// records in Kafka carry its fields (the regex's api, the redacted src) and no line is dropped.
+func TestBenchCollectTypicalPipelines(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "collect", "--lines", "200", "--files", "2", "--namespaces", "2", "--live-seconds", "0", "--pipelines", "typical", "--dir", dir}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "lines per CPU-second") || !strings.Contains(out, "backlog: 200 lines") {
+		t.Fatalf("report:\n%s", out)
+	}
+	// The broker kept its data: read the records back.
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(dir, "run-0", "kafka")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("logs.bench-0", "logs.bench-1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	for n < 200 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			n++
+			rec, err := record.Decode(r.Value)
+			if err != nil {
+				t.Fatalf("record %d: %v", n, err)
+			}
+			src, _ := rec.Fields["src"].(string)
+			if rec.Fields["api"] != "v1" || rec.Fields["level"] != "info" || !strings.HasPrefix(src, "[REDACTED:sha256:") || rec.FieldsError != "" {
+				t.Fatalf("record %d: fields %v, fields_error %q", n, rec.Fields, rec.FieldsError)
+			}
+		})
+	}
+	if n != 200 {
+		t.Fatalf("%d records, want 200", n)
 	}
 }
