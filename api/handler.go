@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logrouter/logrouter/api/authz"
@@ -14,6 +15,7 @@ import (
 	"github.com/logrouter/logrouter/api/params"
 	"github.com/logrouter/logrouter/api/problem"
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/internal/topic"
 )
 
@@ -88,6 +90,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the request line and headers are %d bytes, at most %d allowed (--max-header-bytes)", n, g.cfg.MaxHeaderBytes)))
 		return
 	}
+	if p := r.URL.EscapedPath(); p == "/ui" || strings.HasPrefix(p, ui.Prefix) {
+		q.endpoint = "ui"
+		g.serveConsole(q)
+		return
+	}
 	segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
 		q.fail(problem.New(http.StatusNotFound, problem.CodeNotFound, "no such endpoint; see /openapi.json"))
@@ -107,6 +114,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.endpoint = "openapi"
 		q.w.Header().Set("Content-Type", "application/json")
 		_, _ = q.w.Write(openAPI)
+	case len(segs) == 2 && segs[0] == "v1" && segs[1] == "namespaces":
+		q.endpoint = "namespaces"
+		g.serveNamespaces(q)
+	case len(segs) == 4 && segs[0] == "v1" && segs[1] == "namespaces" && segs[3] == "pipelines":
+		q.endpoint = "pipelines"
+		g.servePipelines(q, segs[2])
 	case len(segs) == 4 && segs[0] == "v1" && segs[1] == "namespaces" && (segs[3] == "logs" || segs[3] == "archive"):
 		q.endpoint = segs[3]
 		g.serveNamespace(q, segs[2])
@@ -207,7 +220,11 @@ func (g *Gateway) authenticate(q *request) bool {
 		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the token store is still loading; retry shortly", RetryAfter: 1})
 		return false
 	}
-	p, err := g.auth.Authenticate(q.r.Context(), q.r.Header)
+	authenticate := g.auth.AuthenticateRead
+	if q.endpoint == "tokens" {
+		authenticate = g.auth.Authenticate // never the identity proxy's header: see authz
+	}
+	p, err := authenticate(q.r.Context(), q.r.Header)
 	if err != nil {
 		q.fail(authProblem(err))
 		return false
