@@ -135,8 +135,9 @@ function startTail(ns, keepCursor = null) {
 
 function setStatus(s) {
   $('tail-status').textContent = s;
-  $('tail-view').dataset.status = s;
-  if (tail) $('tail-view').dataset.cursor = tail.cursor || '';
+  const d = $('tail-view').dataset;
+  d.status = s;
+  if (s === 'following') d.connects = String(Number(d.connects || 0) + 1);
 }
 
 function setPaused(p) {
