@@ -5,15 +5,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline/counters"
@@ -189,5 +194,59 @@ func TestDevSamplePipelineLive(t *testing.T) {
 				emitted = true
 			}
 		})
+	}
+}
+
+// logrouter dev serves the web console and prints its URL; the token it prints signs in there
+// (the console's first request, GET /v1/namespaces, lists the demo namespaces).
+func TestDevServesConsole(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gateway := freeAddr(t)
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, devArgs(t, freeAddr(t), gateway), &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(stdout.String(), "logrouter dev is running") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	banner := stdout.String()
+	m := regexp.MustCompile(`(?m)^  console +(\S+)`).FindStringSubmatch(banner)
+	if m == nil || m[1] != "http://"+gateway+"/ui/" {
+		t.Fatalf("banner has no console line with http://%s/ui/:\n%s", gateway, banner)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != ui.CSP || !strings.Contains(string(body), "app.js") {
+		t.Fatalf("GET %s: %d %v\n%s", m[1], resp.StatusCode, resp.Header, body)
+	}
+	tok := regexp.MustCompile(`Bearer (lrt_[0-9a-f]+_[A-Za-z0-9_-]+)`).FindStringSubmatch(banner)
+	if tok == nil {
+		t.Fatalf("no token in the banner:\n%s", banner)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+gateway+"/v1/namespaces", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list api.NamespaceList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/namespaces with the banner's token: %d %v", resp.StatusCode, err)
+	}
+	if strings.Join(list.Namespaces, ",") != "payments,shop" {
+		t.Fatalf("the banner's token lists %v, want payments and shop", list.Namespaces)
 	}
 }
