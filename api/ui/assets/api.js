@@ -74,12 +74,9 @@ export async function* lines(body, signal) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      rest += value;
-      let i;
-      while ((i = rest.indexOf('\n')) >= 0) {
-        yield rest.slice(0, i).replace(/\r$/, '');
-        rest = rest.slice(i + 1);
-      }
+      const parts = (rest + value).split('\n');
+      rest = parts.pop();
+      for (const l of parts) yield l.endsWith('\r') ? l.slice(0, -1) : l;
       await y.maybe();
       if (signal?.aborted) return;
     }

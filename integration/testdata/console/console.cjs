@@ -239,7 +239,7 @@ async function inKafka(ns, grep) {
     await page.waitForSelector('#tail-view[data-status="following"]');
     await page.evaluate(() => {
       window.__long = [];
-      new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: 'longtask' });
+      new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push([Math.round(e.startTime), Math.round(e.duration)]); }).observe({ type: 'longtask' });
     });
     const total = cfg.rate * cfg.seconds;
     let written = 0;
@@ -259,6 +259,8 @@ async function inKafka(ns, grep) {
         // Responsiveness: the page must still take keyboard input and answer within a
         // (generous, functional) timeout while the lines pour in.
         const p0 = Date.now();
+        result.probeTimes = result.probeTimes || [];
+        result.probeTimes.push(Math.round(await page.evaluate(() => performance.now())));
         const v = `probe-${probes}`;
         await page.fill('#f-grep', v, { timeout: 10000 });
         check(await page.inputValue('#f-grep', { timeout: 10000 }) === v, 'the page did not take input');
@@ -282,7 +284,8 @@ async function inKafka(ns, grep) {
     check(await page.$$eval('#tail-view .row', (e) => e.length) < 100, 'the list is not virtualised');
     const long = await page.evaluate(() => window.__long);
     result.longTasks = long.length;
-    result.longestTaskMs = long.length ? Math.max(...long) : 0;
+    result.longestTaskMs = long.length ? Math.max(...long.map((l) => l[1])) : 0;
+    result.longTaskList = long;
     result.probes = probes;
     result.probeMaxMs = probeMax;
     await shot('10-load');
