@@ -3,8 +3,11 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	dynfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
@@ -311,5 +316,67 @@ func createPipeline(t *testing.T, dc dynamic.Interface, ns, name string, status 
 	created.Object["status"] = so
 	if _, err := ri.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("status %s/%s: %v", ns, name, err)
+	}
+}
+
+// TestConsoleDocCurls runs the curl examples of docs/console.md with the real curl against a
+// gateway that reads pipelines, as the document describes them.
+func TestConsoleDocCurls(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not on PATH (apt-get install -y curl); the docs' curl examples are not run")
+	}
+	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.LogPipelines: "LogPipelineList"}, consolePipeline(t))
+	e := startGateway(t, 1, func(c *api.Config, o *[]api.Option) {
+		c.KubePipelines = true
+		*o = append(*o, api.WithDynamicClient(dyn))
+	})
+	shop, _ := e.token(token.Spec{Namespaces: []string{"shop"}})
+	// What each documented call must answer (by the path it calls).
+	want := map[string]func(out []byte) error{
+		"/v1/namespaces'": func(out []byte) error {
+			var l api.NamespaceList
+			if err := json.Unmarshal(out, &l); err != nil || !slices.Equal(l.Namespaces, []string{"shop"}) {
+				return fmt.Errorf("namespaces %s (%v)", out, err)
+			}
+			return nil
+		},
+		"/v1/namespaces/shop/pipelines'": func(out []byte) error {
+			var l api.PipelineList
+			if err := json.Unmarshal(out, &l); err != nil || len(l.Pipelines) != 1 || l.Pipelines[0].Counters == nil {
+				return fmt.Errorf("pipelines %s (%v)", out, err)
+			}
+			return nil
+		},
+	}
+	cmds := docCurls(t, "../docs/console.md")
+	if len(cmds) != len(want) {
+		t.Fatalf("docs/console.md has %d curl commands, this test checks %d: %q", len(cmds), len(want), cmds)
+	}
+	for _, c := range cmds {
+		t.Run(c, func(t *testing.T) {
+			var check func([]byte) error
+			for suffix, f := range want {
+				if strings.HasSuffix(c, suffix) {
+					check = f
+				}
+			}
+			if check == nil {
+				t.Fatalf("no check for %s", c)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			line := strings.Replace(strings.Replace(c, "curl ", curl+" --fail-with-body ", 1), "https://gateway/", e.base+"/", 1)
+			cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+line)
+			cmd.Env = append(os.Environ(), "TOKEN="+shop)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if err := check(out); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -56,6 +56,36 @@ async function inKafka(ns, grep) {
   const msgs = () => page.$$eval('#tail-view .row .msg', (els) => els.map((e) => e.textContent));
   const waitMsg = (m, timeout) => page.waitForFunction((m) => [...document.querySelectorAll('#tail-view .row .msg')].some((e) => e.textContent === m), m, { timeout });
   const connects = async () => Number((await page.getAttribute(tailView, 'data-connects')) || 0);
+  // a11y checks every form field has a label and every visible text a contrast of at least
+  // 4.5:1 against its (opaque) background (WCAG 2 AA).
+  async function a11y(where) {
+    const bad = await page.evaluate(() => {
+      const out = [];
+      for (const f of document.querySelectorAll('input, select, textarea')) {
+        if (f.offsetParent && f.labels.length === 0 && !f.getAttribute('aria-label')) out.push(`field #${f.id} has no label`);
+      }
+      const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => [r, g, b].map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+        .reduce((a, c, i) => a + c * [0.2126, 0.7152, 0.0722][i], 0);
+      const bg = (el) => {
+        for (; el; el = el.parentElement) {
+          const c = rgb(getComputedStyle(el).backgroundColor);
+          if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c;
+        }
+        return [255, 255, 255];
+      };
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const el = n.parentElement;
+        if (!n.textContent.trim() || !el.offsetParent || el.closest('[hidden]') || el.classList.contains('skip')) continue;
+        const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) out.push(`"${n.textContent.trim().slice(0, 30)}" contrast ${ratio.toFixed(2)}`);
+      }
+      return [...new Set(out)];
+    });
+    check(bad.length === 0, `${where}: ${bad.join('; ')}`);
+  }
   async function applyFilters(f) {
     const before = await connects();
     await page.fill('#f-pod', f.pod || '');
@@ -74,6 +104,7 @@ async function inKafka(ns, grep) {
     await page.waitForSelector('body[data-ready="true"]');
     check(await page.isVisible('#page-signin'), 'sign-in page not shown');
     await shot('01-signin');
+    await a11y('sign-in');
 
     begin('a bad token is refused');
     await page.fill('#token', 'lrt_0000000000000000_wrong');
@@ -97,6 +128,7 @@ async function inKafka(ns, grep) {
     check(JSON.stringify(listed) === JSON.stringify(cfg.granted), `listed ${listed}, want ${cfg.granted}`);
     check(!listed.includes(cfg.forbidden), 'the forbidden namespace is listed');
     await shot('02-namespaces');
+    await a11y('namespaces');
 
     begin('a namespace outside the token, typed into the URL');
     for (const p of ['tail', 'pipelines']) {
@@ -138,6 +170,7 @@ async function inKafka(ns, grep) {
     check(await page.$$eval('#tail-view img, #tail-view script, #tail-view svg, #tail-view iframe, #tail-view style, #tail-view b', (e) => e.length) === 0, 'markup from a log line is in the DOM');
     check(await page.evaluate(() => window.__xss === undefined), 'a log line ran script');
     await shot('05-xss');
+    await a11y('tail');
 
     begin('filters');
     const cases = [
@@ -214,6 +247,7 @@ async function inKafka(ns, grep) {
     check(count === 8, `archive found ${count} filter lines, want 8`);
     check((await page.textContent('#archive-status')).includes('complete'), 'archive answer not complete');
     await shot('08-archive');
+    await a11y('archive');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#archive-download')]);
     const file = path.join(cfg.artifacts, 'archive.ndjson');
     await download.saveAs(file);
@@ -233,6 +267,7 @@ async function inKafka(ns, grep) {
     }
     check(await page.$$eval('#pipelines-table b', (e) => e.length) === 0, 'markup from a condition message is in the DOM');
     await shot('09-pipelines');
+    await a11y('pipelines');
 
     begin(`load: ${cfg.rate} lines/s for ${cfg.seconds} s`);
     await page.goto(`${ui}#/ns/load/tail`);
@@ -289,6 +324,7 @@ async function inKafka(ns, grep) {
     result.probes = probes;
     result.probeMaxMs = probeMax;
     await shot('10-load');
+    await a11y('tail under load');
 
     begin('sign out');
     await page.click('#signout');
