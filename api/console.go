@@ -102,16 +102,7 @@ type PipelineList struct {
 // credentials (--kube-pipelines); the caller's access to the namespace is checked first,
 // exactly as for its logs.
 func (g *Gateway) servePipelines(q *request, ns string) {
-	if err := params.Namespace(ns); err != nil {
-		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
-		return
-	}
-	q.namespace = ns
-	if !readOnly(q) || !g.authenticate(q) {
-		return
-	}
-	if err := g.auth.Authorize(q.r.Context(), q.principal, ns); err != nil {
-		q.fail(authProblem(err))
+	if !pathNamespace(q, ns) || !readOnly(q) || !g.access(q, ns) {
 		return
 	}
 	if g.dyn == nil {
@@ -119,9 +110,8 @@ func (g *Gateway) servePipelines(q *request, ns string) {
 			"this gateway does not read LogPipelines: start it with --kube-pipelines (and RBAC to list logpipelines.logrouter.io); `kubectl get logpipelines -n "+ns+"` shows them meanwhile"))
 		return
 	}
-	lease, err := g.limiter.Acquire(q.principal.ID)
-	if err != nil {
-		q.fail(limitProblem(err))
+	lease := g.lease(q)
+	if lease == nil {
 		return
 	}
 	defer lease.Release()

@@ -148,11 +148,9 @@ func hostOf(addr string) string {
 // serveNamespace checks, in order: namespace (before anything else), method, body, query,
 // Accept, credentials, authorization, limits; then hands over to the endpoint.
 func (g *Gateway) serveNamespace(q *request, ns string) {
-	if err := params.Namespace(ns); err != nil {
-		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
+	if !pathNamespace(q, ns) {
 		return
 	}
-	q.namespace = ns
 	if q.r.Method != http.MethodGet {
 		q.w.Header().Set("Allow", http.MethodGet)
 		q.fail(problem.New(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "only GET is allowed here"))
@@ -188,16 +186,11 @@ func (g *Gateway) serveNamespace(q *request, ns string) {
 		q.fail(problem.New(http.StatusNotAcceptable, problem.CodeNotAcceptable, err.Error()))
 		return
 	}
-	if !g.authenticate(q) {
+	if !g.access(q, ns) {
 		return
 	}
-	if err := g.auth.Authorize(q.r.Context(), q.principal, ns); err != nil {
-		q.fail(authProblem(err))
-		return
-	}
-	lease, err := g.limiter.Acquire(q.principal.ID)
-	if err != nil {
-		q.fail(limitProblem(err))
+	lease := g.lease(q)
+	if lease == nil {
 		return
 	}
 	defer lease.Release()
@@ -210,6 +203,40 @@ func (g *Gateway) serveNamespace(q *request, ns string) {
 		return
 	}
 	g.serveStream(q, lease, logs, mode)
+}
+
+// pathNamespace validates the path's namespace, before anything else is looked at, and records
+// it for the audit log; false: the refusal is written.
+func pathNamespace(q *request, ns string) bool {
+	if err := params.Namespace(ns); err != nil {
+		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
+		return false
+	}
+	q.namespace = ns
+	return true
+}
+
+// access authenticates the caller and checks that it may read namespace ns; false: the
+// refusal is written.
+func (g *Gateway) access(q *request, ns string) bool {
+	if !g.authenticate(q) {
+		return false
+	}
+	if err := g.auth.Authorize(q.r.Context(), q.principal, ns); err != nil {
+		q.fail(authProblem(err))
+		return false
+	}
+	return true
+}
+
+// lease takes one of the caller's concurrent-request slots; nil: the refusal is written.
+func (g *Gateway) lease(q *request) *limits.Lease {
+	lease, err := g.limiter.Acquire(q.principal.ID)
+	if err != nil {
+		q.fail(limitProblem(err))
+		return nil
+	}
+	return lease
 }
 
 // authenticate sets q.principal or writes the refusal.

@@ -35,6 +35,21 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// waitDevRunning waits until dev (whose exit code arrives on done) prints its banner.
+func waitDevRunning(t *testing.T, stdout, stderr *syncbuf.Buffer, done chan int) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(stdout.String(), "logrouter dev is running") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func devArgs(t *testing.T, kafka, gateway string) []string {
 	return []string{"dev", "--data-dir", t.TempDir(), "--kafka-addr", kafka, "--gateway-addr", gateway,
 		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "5"}
@@ -46,16 +61,7 @@ func TestDevStopsCleanlyOnSignal(t *testing.T) {
 	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, devArgs(t, freeAddr(t), freeAddr(t)), &stdout, &stderr) }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("dev exited %d after a signal, want 0:\n%s", code, stderr.String())
@@ -107,16 +113,7 @@ func TestDevSamplePipelineLive(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	path := filepath.Join(dataDir, "pipelines", "demo.yaml")
 	banner := stdout.String()
 	for _, want := range []string{"shop runs the sample pipeline " + path, "${EDITOR:-vi} " + path,
@@ -207,16 +204,7 @@ func TestDevServesConsole(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, devArgs(t, freeAddr(t), gateway), &stdout, &stderr) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	banner := stdout.String()
 	m := regexp.MustCompile(`(?m)^  console +(\S+)`).FindStringSubmatch(banner)
 	if m == nil || m[1] != "http://"+gateway+"/ui/" {

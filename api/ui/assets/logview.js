@@ -9,12 +9,6 @@ export class LogView {
   constructor(root, { max = 10000, label = 'Log lines' } = {}) {
     this.max = max;
     this.buf = new Array(max);
-    this.start = 0;
-    this.count = 0;
-    this.pending = [];
-    this.received = 0;
-    this.dropped = 0;
-    this.follow = true;
     this.frame = 0;
     this.root = root;
     root.replaceChildren();
@@ -31,12 +25,12 @@ export class LogView {
     this.viewport.append(this.spacer, this.rows, this.emptyNote);
     root.append(this.marker, this.viewport);
     this.pool = [];
+    this.clear();
     this.viewport.addEventListener('scroll', () => {
       const v = this.viewport;
       this.follow = v.scrollTop + v.clientHeight >= v.scrollHeight - ROW;
       this.schedule();
     }, { passive: true });
-    this.publish();
   }
 
   // push queues one record ({ts, pod, container, stream, message}); it is drawn on the next
@@ -59,6 +53,7 @@ export class LogView {
     this.received = 0;
     this.dropped = 0;
     this.follow = true;
+    this.publish();
     this.schedule();
   }
 
