@@ -65,7 +65,8 @@ func consoleTools() (chromium, node, modules string, err error) {
 // real components: collector (tailing files the script writes) -> kfake -> gateway, and the
 // archiver into a file:// bucket. integration/testdata/console/console.cjs holds the steps:
 // sign-in, namespaces, a typed forbidden namespace, a line in the live tail within 2 s, the
-// XSS corpus, each filter, pause/resume, scroll-back, archive search and NDJSON download,
+// XSS corpus, each filter, pause/resume, a gateway restart under an open tail, scroll-back,
+// archive search and NDJSON download,
 // pipelines, and 5,000 lines/s for 30 s. Screenshots go to $LOGROUTER_ARTIFACTS/TestConsoleBrowser
 // (or a temporary directory, logged).
 func TestConsoleBrowser(t *testing.T) {
@@ -147,11 +148,15 @@ func TestConsoleBrowser(t *testing.T) {
 	// client-go's fake dynamic client (TestGatewayPipelinesKubeAPIServer reads a real one).
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{v1alpha1.LogPipelines: "LogPipelineList"}, consolePipeline(t))
-	e := startGatewayOn(t, cluster, kcl, func(c *api.Config, o *[]api.Option) {
+	listen := "127.0.0.1:0"
+	gwOpts := func(c *api.Config, o *[]api.Option) {
+		c.Listen = listen
 		c.Bucket = acfg.Bucket
 		c.KubePipelines = true
 		*o = append(*o, api.WithDynamicClient(dyn))
-	})
+	}
+	e := startGatewayOn(t, cluster, kcl, gwOpts)
+	listen = e.gw.Addr().String() // a restarted gateway listens where the browser knows it
 	secret, _ := e.token(token.Spec{Name: "console", Namespaces: []string{"shop", "load"}})
 
 	// 5,000 lines/s for 30 s, the load; under the race detector the in-process
@@ -192,6 +197,11 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -202,6 +212,17 @@ func TestConsoleBrowser(t *testing.T) {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		// The script asks for a gateway restart (stop, then start on the same address).
+		switch line {
+		case "CONTROL stop":
+			e.stop()
+			fmt.Fprintln(in, "stopped")
+			continue
+		case "CONTROL start":
+			e = startGatewayOn(t, cluster, kcl, gwOpts)
+			fmt.Fprintln(in, "started")
+			continue
+		}
 		if r, ok := strings.CutPrefix(line, "RESULT "); ok {
 			if err := json.Unmarshal([]byte(r), &res); err != nil {
 				t.Errorf("result %q: %v", r, err)

@@ -18,6 +18,22 @@ let step = '';
 function begin(name) { step = name; result.steps.push(name); console.log(`step: ${name}`); }
 function check(cond, msg) { if (!cond) throw new Error(`${step}: ${msg}`); }
 
+// control asks the Go test to do something (stop or start the gateway) and waits for its answer
+// on stdin.
+const replies = [];
+let wake = null;
+require('readline').createInterface({ input: process.stdin }).on('line', (l) => { replies.push(l); if (wake) wake(); });
+async function control(what, want) {
+  console.log('CONTROL ' + what);
+  const deadline = Date.now() + 30000;
+  while (!replies.length) {
+    if (Date.now() > deadline) throw new Error(`${step}: no answer to ${what}`);
+    await new Promise((r) => { wake = r; setTimeout(r, 100); });
+  }
+  const got = replies.shift();
+  if (got !== want) throw new Error(`${step}: ${what}: ${got}`);
+}
+
 // cri appends one CRI-format line, as containerd writes it.
 function cri(file, stream, msg) { fs.appendFileSync(file, `${new Date().toISOString()} ${stream} F ${msg}\n`); }
 
@@ -216,6 +232,25 @@ async function inKafka(ns, grep) {
     const after = await msgs();
     check(after.filter((m) => m === during).length === 1 && after.filter((m) => m === before).length === 1, 'a gap or a duplicate at resume');
     check(await received() === n0 + 1, `resume delivered ${await received() - n0} lines, want 1`);
+
+    begin('a gateway restart: the tail resumes after its cursor');
+    const beforeRestart = `before-restart-${rand()}`;
+    cri(cfg.files.web1app, 'stdout', beforeRestart);
+    await waitMsg(beforeRestart, 10000);
+    const c0 = await connects();
+    const n2 = await received();
+    await control('stop', 'stopped');
+    const whileDown = `while-down-${rand()}`;
+    cri(cfg.files.web1app, 'stdout', whileDown);
+    await control('start', 'started');
+    const afterRestart = `after-restart-${rand()}`;
+    cri(cfg.files.web1app, 'stdout', afterRestart);
+    await waitMsg(afterRestart, 30000);
+    await sleep(300);
+    const r = await msgs();
+    for (const m of [beforeRestart, whileDown, afterRestart]) check(r.filter((x) => x === m).length === 1, `${m} shown ${r.filter((x) => x === m).length} times`);
+    check(await connects() > c0, 'no reconnect');
+    check(await received() === n2 + 2, `the reconnect delivered ${await received() - n2} lines, want 2`);
 
     begin('scroll-back stays put while lines arrive');
     for (let i = 0; i < 80; i++) cri(cfg.files.web1app, 'stdout', `scroll-${i}`);
