@@ -45,15 +45,7 @@ func consoleTools() (chromium, node, modules string, err error) {
 	if node, err = exec.LookPath("node"); err != nil {
 		return "", "", "", errors.New("node is not on PATH (apt-get install nodejs)")
 	}
-	dir := os.Getenv("LOGROUTER_CONSOLE_DIR")
-	if dir == "" {
-		cache := os.Getenv("LOGROUTER_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "logrouter")
-		}
-		dir = filepath.Join(cache, "console")
-	}
+	dir := cachedTool("LOGROUTER_CONSOLE_DIR", "console")
 	modules = filepath.Join(dir, "node_modules")
 	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
 		return "", "", "", fmt.Errorf("playwright-core is not installed in %s (run .ci/provision-console.sh)", dir)
