@@ -256,7 +256,8 @@ async function inKafka(ns, grep) {
     for (let i = 0; i < 80; i++) cri(cfg.files.web1app, 'stdout', `scroll-${i}`);
     await waitMsg('scroll-79', 10000);
     await page.$eval('#tail-view .viewport', (v) => { v.scrollTop = 0; });
-    await page.waitForFunction(() => document.querySelector('#tail-view .row .msg')?.textContent !== undefined);
+    // The view redraws on the next frame: wait until it shows the top rows.
+    await page.waitForFunction(() => document.querySelector('#tail-view .rows').style.transform === 'translateY(0px)');
     const firstRow = await page.textContent('#tail-view .row .msg');
     const n1 = await received();
     cri(cfg.files.web1app, 'stdout', 'scroll-new');
