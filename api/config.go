@@ -40,6 +40,15 @@ type Config struct {
 	Kubeconfig    string        `json:"kubeconfig"`
 	KubeAudiences string        `json:"kube_audiences"`
 	KubeCacheTTL  time.Duration `json:"kube_cache_ttl"`
+	// KubePipelines: serve GET /v1/namespaces/{ns}/pipelines from the LogPipelines in the
+	// Kubernetes API, read with the gateway's own credentials (--kubeconfig or in-cluster).
+	KubePipelines bool `json:"kube_pipelines"`
+
+	// Console serves the web console at /ui/.
+	Console bool `json:"console"`
+	// IdentityHeader names a header an identity proxy fills with the user's bearer token; read
+	// requests without Authorization take their token from it.
+	IdentityHeader string `json:"identity_header"`
 
 	MaxStreamsPerToken int           `json:"max_streams_per_token"`
 	BytesPerSecond     int64         `json:"bytes_per_second_per_token"`
@@ -65,6 +74,7 @@ func DefaultConfig() Config {
 		TokenTopic:         token.DefaultTopic,
 		TokenMaxStaleness:  token.DefaultMaxStaleness,
 		KubeCacheTTL:       30 * time.Second,
+		Console:            true,
 		MaxStreamsPerToken: 10,
 		BytesPerSecond:     16 << 20,
 		Heartbeat:          15 * time.Second,
@@ -95,6 +105,9 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig for --kube-auth (default: in-cluster)")
 	fs.StringVar(&c.KubeAudiences, "kube-audiences", c.KubeAudiences, "comma-separated TokenReview audiences (default: the API server's)")
 	fs.DurationVar(&c.KubeCacheTTL, "kube-cache-ttl", c.KubeCacheTTL, "how long an allowed TokenReview/SubjectAccessReview answer is cached")
+	fs.BoolVar(&c.KubePipelines, "kube-pipelines", c.KubePipelines, "serve /v1/namespaces/{ns}/pipelines from the LogPipelines in the Kubernetes API, read with the gateway's own credentials (--kubeconfig or in-cluster; RBAC: list logpipelines.logrouter.io)")
+	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /ui/")
+	fs.StringVar(&c.IdentityHeader, "identity-header", c.IdentityHeader, "header an identity proxy in front of the gateway fills with the user's bearer token (e.g. X-Forwarded-Access-Token); read requests without Authorization use it (never token management)")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", c.MaxStreamsPerToken, "concurrent requests per token or identity (0 = unlimited)")
 	fs.Int64Var(&c.BytesPerSecond, "bytes-per-second-per-token", c.BytesPerSecond, "response bytes per second per token or identity (0 = unlimited)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "idle time after which a stream sends a heartbeat")
@@ -139,6 +152,18 @@ func (c *Config) Validate() error {
 	if topic.Valid(c.TokenTopic) != nil {
 		errs = append(errs, fmt.Errorf("--token-topic %q: not a valid Kafka topic name", c.TokenTopic))
 	}
+	if c.IdentityHeader != "" {
+		// Authorization is read first anyway; a hop-by-hop or Cookie header would mean the
+		// browser's ambient credentials, which the console deliberately avoids.
+		switch strings.ToLower(c.IdentityHeader) {
+		case "authorization", "cookie", "host", "connection":
+			errs = append(errs, fmt.Errorf("--identity-header %q: name the proxy's own header (e.g. X-Forwarded-Access-Token); Authorization is always read", c.IdentityHeader))
+		default:
+			if !validHeaderName(c.IdentityHeader) {
+				errs = append(errs, fmt.Errorf("--identity-header %q: not a header name", c.IdentityHeader))
+			}
+		}
+	}
 	if c.KubeCacheTTL <= 0 {
 		errs = append(errs, errors.New("--kube-cache-ttl must be positive"))
 	}
@@ -174,6 +199,17 @@ func (c *Config) Validate() error {
 // Topic is namespace ns's topic. ns must already be validated.
 func (c *Config) Topic(ns string) string {
 	return strings.Replace(c.TopicTemplate, "{namespace}", ns, 1)
+}
+
+// validHeaderName: RFC 9110 token characters.
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (c *Config) audiences() []string {

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,6 +32,7 @@ import (
 	"github.com/logrouter/logrouter/api/live"
 	"github.com/logrouter/logrouter/api/problem"
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/archiver/query"
 )
 
@@ -45,6 +47,7 @@ type Option func(*options)
 
 type options struct {
 	kube   kubernetes.Interface
+	dyn    dynamic.Interface
 	bucket *blob.Bucket
 	now    func() time.Time
 }
@@ -52,6 +55,10 @@ type options struct {
 // WithKubeClient supplies the Kubernetes client for --kube-auth instead of building one from
 // the kubeconfig (tests pass a fake clientset).
 func WithKubeClient(k kubernetes.Interface) Option { return func(o *options) { o.kube = k } }
+
+// WithDynamicClient supplies the client --kube-pipelines reads LogPipelines with instead of
+// building one from the kubeconfig (tests pass a fake or a real API server's client).
+func WithDynamicClient(d dynamic.Interface) Option { return func(o *options) { o.dyn = d } }
 
 // WithBucket supplies the archive bucket instead of opening Config.Bucket. The caller keeps
 // ownership (it is not closed).
@@ -73,6 +80,8 @@ type Gateway struct {
 	auth    *authz.Authenticator
 	limiter *limits.Limiter
 	engine  *query.Engine
+	dyn     dynamic.Interface // nil: no /pipelines
+	console *ui.Handler       // nil: no /ui/
 	bucket  *blob.Bucket
 	ownBkt  bool
 
@@ -123,7 +132,22 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 		return nil, fmt.Errorf("gateway kafka: %w", err)
 	}
 	cleanup = append(cleanup, g.admin.Close)
-	g.auth = &authz.Authenticator{Tokens: g.store, Now: g.now}
+	g.auth = &authz.Authenticator{Tokens: g.store, Now: g.now, ProxyHeader: cfg.IdentityHeader}
+	if cfg.Console {
+		g.console = ui.New()
+	}
+	if cfg.KubePipelines {
+		g.dyn = o.dyn
+		if g.dyn == nil {
+			rc, err := kubeRESTConfig(cfg.Kubeconfig, "--kube-pipelines")
+			if err != nil {
+				return nil, err
+			}
+			if g.dyn, err = dynamic.NewForConfig(rc); err != nil {
+				return nil, fmt.Errorf("kubernetes client for --kube-pipelines: %w", err)
+			}
+		}
+	}
 	if cfg.KubeAuth {
 		kc := o.kube
 		if kc == nil {
@@ -181,7 +205,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 	return g, nil
 }
 
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+func kubeRESTConfig(kubeconfig, flag string) (*rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -190,7 +214,15 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client for --kube-auth: %w", err)
+		return nil, fmt.Errorf("kubernetes client for %s: %w", flag, err)
+	}
+	return rc, nil
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := kubeRESTConfig(kubeconfig, "--kube-auth")
+	if err != nil {
+		return nil, err
 	}
 	// Reviews are cached, but a burst of new identities must not queue behind client-go's
 	// default 5 QPS.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logrouter/logrouter/api/authz"
@@ -14,6 +15,7 @@ import (
 	"github.com/logrouter/logrouter/api/params"
 	"github.com/logrouter/logrouter/api/problem"
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/internal/topic"
 )
 
@@ -88,6 +90,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the request line and headers are %d bytes, at most %d allowed (--max-header-bytes)", n, g.cfg.MaxHeaderBytes)))
 		return
 	}
+	if p := r.URL.EscapedPath(); p == "/ui" || strings.HasPrefix(p, ui.Prefix) {
+		q.endpoint = "ui"
+		g.serveConsole(q)
+		return
+	}
 	segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
 		q.fail(problem.New(http.StatusNotFound, problem.CodeNotFound, "no such endpoint; see /openapi.json"))
@@ -107,6 +114,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.endpoint = "openapi"
 		q.w.Header().Set("Content-Type", "application/json")
 		_, _ = q.w.Write(openAPI)
+	case len(segs) == 2 && segs[0] == "v1" && segs[1] == "namespaces":
+		q.endpoint = "namespaces"
+		g.serveNamespaces(q)
+	case len(segs) == 4 && segs[0] == "v1" && segs[1] == "namespaces" && segs[3] == "pipelines":
+		q.endpoint = "pipelines"
+		g.servePipelines(q, segs[2])
 	case len(segs) == 4 && segs[0] == "v1" && segs[1] == "namespaces" && (segs[3] == "logs" || segs[3] == "archive"):
 		q.endpoint = segs[3]
 		g.serveNamespace(q, segs[2])
@@ -135,11 +148,9 @@ func hostOf(addr string) string {
 // serveNamespace checks, in order: namespace (before anything else), method, body, query,
 // Accept, credentials, authorization, limits; then hands over to the endpoint.
 func (g *Gateway) serveNamespace(q *request, ns string) {
-	if err := params.Namespace(ns); err != nil {
-		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
+	if !pathNamespace(q, ns) {
 		return
 	}
-	q.namespace = ns
 	if q.r.Method != http.MethodGet {
 		q.w.Header().Set("Allow", http.MethodGet)
 		q.fail(problem.New(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "only GET is allowed here"))
@@ -175,16 +186,11 @@ func (g *Gateway) serveNamespace(q *request, ns string) {
 		q.fail(problem.New(http.StatusNotAcceptable, problem.CodeNotAcceptable, err.Error()))
 		return
 	}
-	if !g.authenticate(q) {
+	if !g.access(q, ns) {
 		return
 	}
-	if err := g.auth.Authorize(q.r.Context(), q.principal, ns); err != nil {
-		q.fail(authProblem(err))
-		return
-	}
-	lease, err := g.limiter.Acquire(q.principal.ID)
-	if err != nil {
-		q.fail(limitProblem(err))
+	lease := g.lease(q)
+	if lease == nil {
 		return
 	}
 	defer lease.Release()
@@ -199,6 +205,40 @@ func (g *Gateway) serveNamespace(q *request, ns string) {
 	g.serveStream(q, lease, logs, mode)
 }
 
+// pathNamespace validates the path's namespace, before anything else is looked at, and records
+// it for the audit log; false: the refusal is written.
+func pathNamespace(q *request, ns string) bool {
+	if err := params.Namespace(ns); err != nil {
+		q.fail(problem.New(http.StatusBadRequest, problem.CodeInvalidNamespace, err.Error()+"; a namespace is a Kubernetes name: lowercase letters, digits and '-', at most 63 characters"))
+		return false
+	}
+	q.namespace = ns
+	return true
+}
+
+// access authenticates the caller and checks that it may read namespace ns; false: the
+// refusal is written.
+func (g *Gateway) access(q *request, ns string) bool {
+	if !g.authenticate(q) {
+		return false
+	}
+	if err := g.auth.Authorize(q.r.Context(), q.principal, ns); err != nil {
+		q.fail(authProblem(err))
+		return false
+	}
+	return true
+}
+
+// lease takes one of the caller's concurrent-request slots; nil: the refusal is written.
+func (g *Gateway) lease(q *request) *limits.Lease {
+	lease, err := g.limiter.Acquire(q.principal.ID)
+	if err != nil {
+		q.fail(limitProblem(err))
+		return nil
+	}
+	return lease
+}
+
 // authenticate sets q.principal or writes the refusal.
 func (g *Gateway) authenticate(q *request) bool {
 	select {
@@ -207,7 +247,11 @@ func (g *Gateway) authenticate(q *request) bool {
 		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the token store is still loading; retry shortly", RetryAfter: 1})
 		return false
 	}
-	p, err := g.auth.Authenticate(q.r.Context(), q.r.Header)
+	authenticate := g.auth.AuthenticateRead
+	if q.endpoint == "tokens" {
+		authenticate = g.auth.Authenticate // never the identity proxy's header: see authz
+	}
+	p, err := authenticate(q.r.Context(), q.r.Header)
 	if err != nil {
 		q.fail(authProblem(err))
 		return false

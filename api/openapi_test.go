@@ -34,7 +34,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi %q", doc.OpenAPI)
 	}
-	for _, p := range []string{"/v1/namespaces/{ns}/logs", "/v1/namespaces/{ns}/archive", "/v1/tokens", "/v1/tokens/{id}", "/healthz", "/readyz", "/metrics", "/openapi.json"} {
+	for _, p := range []string{"/v1/namespaces/{ns}/logs", "/v1/namespaces/{ns}/archive", "/v1/namespaces", "/v1/namespaces/{ns}/pipelines", "/ui/", "/v1/tokens", "/v1/tokens/{id}", "/healthz", "/readyz", "/metrics", "/openapi.json"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("path %s missing", p)
 		}
@@ -48,7 +48,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		problem.CodeTokenExpired, problem.CodeTokenRevoked, problem.CodeForbidden, problem.CodeNotFound,
 		problem.CodeMethodNotAllowed, problem.CodeTooManyStreams, problem.CodeRateLimited, problem.CodeBodyTooLarge, problem.CodeHeaderTooLarge,
 		problem.CodeUnsupportedMedia, problem.CodeBadRequest, problem.CodeNoTopic, problem.CodeUnavailable,
-		problem.CodeArchiveDisabled, problem.CodeInternal} {
+		problem.CodeArchiveDisabled, problem.CodePipelinesOff, problem.CodeInternal} {
 		if !enum[c] {
 			t.Errorf("problem code %s not documented", c)
 		}

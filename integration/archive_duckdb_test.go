@@ -105,20 +105,26 @@ func docDuckDBQueries(t *testing.T, path string) []docQuery {
 }
 
 // duckdbNodeAPI finds the @duckdb/node-api package .ci/provision-duckdb.sh installs, or skips.
+// cachedTool is where a .ci/provision-*.sh script installed a tool: $env, else name under
+// $LOGROUTER_CACHE (default ~/.cache/logrouter).
+func cachedTool(env, name string) string {
+	if dir := os.Getenv(env); dir != "" {
+		return dir
+	}
+	cache := os.Getenv("LOGROUTER_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "logrouter")
+	}
+	return filepath.Join(cache, name)
+}
+
 func duckdbNodeAPI(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not on PATH; run .ci/provision-duckdb.sh (needs nodejs and npm)")
 	}
-	dir := os.Getenv("LOGROUTER_DUCKDB_DIR")
-	if dir == "" {
-		cache := os.Getenv("LOGROUTER_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "logrouter")
-		}
-		dir = filepath.Join(cache, "duckdb")
-	}
+	dir := cachedTool("LOGROUTER_DUCKDB_DIR", "duckdb")
 	pkg := filepath.Join(dir, "node_modules", "@duckdb", "node-api")
 	if _, err := os.Stat(filepath.Join(pkg, "package.json")); err != nil {
 		t.Skipf("DuckDB (@duckdb/node-api) is not installed in %s; run .ci/provision-duckdb.sh", dir)

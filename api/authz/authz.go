@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,11 @@ type Authenticator struct {
 	Tokens *token.Store
 	Kube   *kubeauth.Reviewer
 	Now    func() time.Time
+	// ProxyHeader, when set, names a header an identity proxy in front of the gateway fills
+	// with the user's bearer token (e.g. X-Forwarded-Access-Token). AuthenticateRead takes it
+	// when there is no Authorization header; the token is checked exactly like one sent in
+	// Authorization, so the header grants nothing by itself.
+	ProxyHeader string
 }
 
 // BearerToken extracts the token of an `Authorization: Bearer <token>` header.
@@ -78,12 +84,47 @@ func BearerToken(h http.Header) (string, error) {
 	return tok, nil
 }
 
-// Authenticate identifies the caller of a request.
+// ProxyToken extracts the token an identity proxy put in header name: exactly one value,
+// either the bare token or "Bearer <token>", with the same checks as BearerToken.
+func ProxyToken(h http.Header, name string) (string, error) {
+	vals := h.Values(name)
+	switch {
+	case len(vals) == 0:
+		return "", ErrNoCredentials
+	case len(vals) > 1:
+		return "", fmt.Errorf("%w: %s sent %d times", ErrMalformedHeader, name, len(vals))
+	}
+	v := vals[0]
+	if scheme, rest, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		v = rest
+	}
+	return BearerToken(http.Header{"Authorization": {"Bearer " + v}})
+}
+
+// Authenticate identifies the caller of a request from its Authorization header only (token
+// management: a proxy that adds credentials to every request would make it a CSRF target).
 func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (*Principal, error) {
 	tok, err := BearerToken(h)
 	if err != nil {
 		return nil, err
 	}
+	return a.principal(ctx, tok)
+}
+
+// AuthenticateRead identifies the caller of a read request: the Authorization header or, when
+// there is none and ProxyHeader is configured, the identity proxy's header.
+func (a *Authenticator) AuthenticateRead(ctx context.Context, h http.Header) (*Principal, error) {
+	tok, err := BearerToken(h)
+	if errors.Is(err, ErrNoCredentials) && a.ProxyHeader != "" {
+		tok, err = ProxyToken(h, a.ProxyHeader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a.principal(ctx, tok)
+}
+
+func (a *Authenticator) principal(ctx context.Context, tok string) (*Principal, error) {
 	if strings.HasPrefix(tok, token.Prefix) {
 		rec, err := a.Tokens.Authenticate(tok, a.Now())
 		if err != nil {
@@ -130,6 +171,20 @@ func (a *Authenticator) Recheck(ctx context.Context, p *Principal, ns string) er
 		}
 	}
 	return a.Authorize(ctx, p, ns)
+}
+
+// Namespaces lists the namespaces p may read, sorted, when they can be listed: a logrouter
+// token lists its grants. For a Kubernetes identity RBAC decides per namespace and there is no
+// cheap, exact way to enumerate them (one SubjectAccessReview per namespace of the cluster),
+// so complete is false and the list empty: the caller names a namespace and is answered per
+// namespace as on every other endpoint.
+func (p *Principal) Namespaces() (namespaces []string, complete bool) {
+	if p.rec == nil {
+		return []string{}, false
+	}
+	out := append([]string{}, p.rec.Namespaces...)
+	slices.Sort(out)
+	return slices.Compact(out), true
 }
 
 // AuthorizeAdmin returns nil if p may manage tokens.

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/logrouter/logrouter/api/kubeauth"
+	"github.com/logrouter/logrouter/api/token"
 )
 
 func TestBearerToken(t *testing.T) {
@@ -54,4 +57,45 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("accepted token %q from %q", tok, v)
 		}
 	})
+}
+
+func TestProxyToken(t *testing.T) {
+	const name = "X-Forwarded-Access-Token"
+	tests := []struct {
+		name string
+		vals []string
+		want string
+		err  error
+	}{
+		{"bare", []string{"lrt_0123456789abcdef_x"}, "lrt_0123456789abcdef_x", nil},
+		{"bearer prefix", []string{"Bearer eyJ.a.b"}, "eyJ.a.b", nil},
+		{"none", nil, "", ErrNoCredentials},
+		{"twice", []string{"a", "b"}, "", ErrMalformedHeader},
+		{"space", []string{"a b"}, "", ErrMalformedHeader},
+		{"empty", []string{""}, "", ErrMalformedHeader},
+		{"basic", []string{"Basic abc"}, "", ErrMalformedHeader},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tt.vals {
+				h.Add(name, v)
+			}
+			got, err := ProxyToken(h, name)
+			if !errors.Is(err, tt.err) || got != tt.want {
+				t.Fatalf("ProxyToken = %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestPrincipalNamespaces(t *testing.T) {
+	p := &Principal{rec: &token.Record{Namespaces: []string{"shop", "ads", "shop"}}}
+	if got, complete := p.Namespaces(); !complete || strings.Join(got, ",") != "ads,shop" {
+		t.Fatalf("token: %v %v", got, complete)
+	}
+	k := &Principal{kube: &kubeauth.Identity{Username: "system:serviceaccount:shop:ci"}}
+	if got, complete := k.Namespaces(); complete || got == nil || len(got) != 0 {
+		t.Fatalf("kube identity: %v %v, want an empty incomplete list", got, complete)
+	}
 }

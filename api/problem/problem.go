@@ -34,6 +34,7 @@ const (
 	CodeNoTopic          = "no_logs_yet"
 	CodeUnavailable      = "unavailable"
 	CodeArchiveDisabled  = "archive_disabled"
+	CodePipelinesOff     = "pipelines_disabled"
 	CodeInternal         = "internal"
 )
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/enricher"
@@ -189,6 +190,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
   collector          reading them; checkpoints in %s
   archiver           Parquet objects in %s (an object per partition at least every minute)
   gateway            http://%s
+  console            %s   (web console: sign in with the token below)
   metrics            http://%s/metrics
   log                %s
 
@@ -200,7 +202,7 @@ Pipelines (docs/pipelines.md), read from %s:
 %s
 The token above may read: %s.
 `, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
-			*gatewayAddr, *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns,
+			*gatewayAddr, consoleURL(*gatewayAddr), *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns,
 			pf.dir, devPipelineHelp(samplePipeline, ns, brokers), strings.Join(demo.Namespaces, ", "))
 		<-ctx.Done()
 		return nil
@@ -209,6 +211,9 @@ The token above may read: %s.
 	fmt.Fprintln(stdout, "logrouter dev stopped")
 	return err
 }
+
+// consoleURL is where the gateway at addr serves the web console (docs/console.md).
+func consoleURL(addr string) string { return "http://" + addr + ui.Prefix }
 
 //go:embed devdata/pipeline.yaml
 var devPipeline string

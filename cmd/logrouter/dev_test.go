@@ -5,15 +5,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/api/ui"
 	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline/counters"
@@ -30,6 +35,21 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// waitDevRunning waits until dev (whose exit code arrives on done) prints its banner.
+func waitDevRunning(t *testing.T, stdout, stderr *syncbuf.Buffer, done chan int) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(stdout.String(), "logrouter dev is running") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func devArgs(t *testing.T, kafka, gateway string) []string {
 	return []string{"dev", "--data-dir", t.TempDir(), "--kafka-addr", kafka, "--gateway-addr", gateway,
 		"--metrics-addr", "127.0.0.1:0", "--namespaces", "shop,payments", "--rate", "5"}
@@ -41,16 +61,7 @@ func TestDevStopsCleanlyOnSignal(t *testing.T) {
 	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, devArgs(t, freeAddr(t), freeAddr(t)), &stdout, &stderr) }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("dev exited %d after a signal, want 0:\n%s", code, stderr.String())
@@ -102,16 +113,7 @@ func TestDevSamplePipelineLive(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	path := filepath.Join(dataDir, "pipelines", "demo.yaml")
 	banner := stdout.String()
 	for _, want := range []string{"shop runs the sample pipeline " + path, "${EDITOR:-vi} " + path,
@@ -189,5 +191,58 @@ func TestDevSamplePipelineLive(t *testing.T) {
 				emitted = true
 			}
 		})
+	}
+}
+
+// logrouter dev serves the web console and prints its URL; the token it prints signs in there
+// (the console's first request, GET /v1/namespaces, lists the demo namespaces).
+func TestDevServesConsole(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gateway := freeAddr(t)
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, devArgs(t, freeAddr(t), gateway), &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	waitDevRunning(t, &stdout, &stderr, done)
+	banner := stdout.String()
+	m := regexp.MustCompile(`(?m)^  console +(\S+)`).FindStringSubmatch(banner)
+	if m == nil || m[1] != "http://"+gateway+"/ui/" {
+		t.Fatalf("banner has no console line with http://%s/ui/:\n%s", gateway, banner)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != ui.CSP || !strings.Contains(string(body), "app.js") {
+		t.Fatalf("GET %s: %d %v\n%s", m[1], resp.StatusCode, resp.Header, body)
+	}
+	tok := regexp.MustCompile(`Bearer (lrt_[0-9a-f]+_[A-Za-z0-9_-]+)`).FindStringSubmatch(banner)
+	if tok == nil {
+		t.Fatalf("no token in the banner:\n%s", banner)
+	}
+	// The token store reads the token topic asynchronously: the banner's token becomes valid on
+	// the gateway shortly after it is printed.
+	for wait := time.Now().Add(20 * time.Second); ; {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+gateway+"/v1/namespaces", nil)
+		req.Header.Set("Authorization", "Bearer "+tok[1])
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || time.Now().After(wait) {
+			break
+		}
+		resp.Body.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	var list api.NamespaceList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/namespaces with the banner's token: %d %v", resp.StatusCode, err)
+	}
+	if strings.Join(list.Namespaces, ",") != "payments,shop" {
+		t.Fatalf("the banner's token lists %v, want payments and shop", list.Namespaces)
 	}
 }
