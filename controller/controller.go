@@ -122,6 +122,10 @@ func New(cfg Config, rc *rest.Config, reg prometheus.Registerer, log *slog.Logge
 		kcl.Close()
 		return nil, err
 	}
+	if err := c.setupKafkaAccess(reg); err != nil {
+		kcl.Close()
+		return nil, err
+	}
 	fold, err := counters.NewFold(cfg.Counters, opts, c.writeCounters, reg, log.With("part", "counters"))
 	if err != nil {
 		kcl.Close()
