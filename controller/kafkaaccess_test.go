@@ -230,7 +230,9 @@ func teamClient(t *testing.T, s *corev1.Secret, user, pass string, opts ...kgo.O
 	return cl
 }
 
-func creds(s *corev1.Secret) (string, string) { return string(s.Data["username"]), string(s.Data["password"]) }
+func creds(s *corev1.Secret) (string, string) {
+	return string(s.Data["username"]), string(s.Data["password"])
+}
 
 // readAll consumes a topic from the start in a group and commits; it returns the values.
 func readAll(ctx context.Context, s *corev1.Secret, user, pass, group string, topics ...string) ([]string, error) {
