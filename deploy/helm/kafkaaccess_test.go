@@ -1,0 +1,93 @@
+package helm
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// TestComponentKafkaSecrets: each component takes its Kafka user from its own Secret when it
+// has one (kafkaSASLSecret), else from kafka.sasl.secretName (docs/kafka-access.md); the
+// controller's Secrets rules follow controller.kafkaAccess.
+func TestComponentKafkaSecrets(t *testing.T) {
+	values := func(set map[string]map[string]any) map[string]any {
+		v := minimalValues(t)
+		v["kafka"].(map[string]any)["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-512", "secretName": "shared-kafka"}
+		for comp, kv := range set {
+			m, _ := v[comp].(map[string]any)
+			if m == nil {
+				m = map[string]any{}
+				v[comp] = m
+			}
+			for k, x := range kv {
+				m[k] = x
+			}
+		}
+		return v
+	}
+	secretsOf := func(objs []any) (map[string]string, bool) {
+		got := map[string]string{}
+		secretRules := false
+		for _, o := range objs {
+			var name string
+			var spec corev1.PodSpec
+			switch x := o.(type) {
+			case *appsv1.Deployment:
+				name, spec = x.Name, x.Spec.Template.Spec
+			case *appsv1.DaemonSet:
+				name, spec = x.Name, x.Spec.Template.Spec
+			case *rbacv1.ClusterRole:
+				for _, r := range x.Rules {
+					for _, res := range r.Resources {
+						secretRules = secretRules || (x.Name == "logrouter-controller" && res == "secrets")
+					}
+				}
+				continue
+			default:
+				continue
+			}
+			for _, e := range spec.Containers[0].Env {
+				if e.Name == "LOGROUTER_KAFKA_SASL_USER" {
+					got[strings.TrimPrefix(name, "logrouter-")] = e.ValueFrom.SecretKeyRef.Name
+				}
+			}
+		}
+		return got, secretRules
+	}
+	decode := func(v map[string]any) []any {
+		var out []any
+		for _, o := range decodeAll(t, renderCase{name: "kafka secrets", release: defaultRelease, values: v}) {
+			out = append(out, o)
+		}
+		return out
+	}
+	got, rules := secretsOf(decode(values(map[string]map[string]any{
+		"collector":  {"kafkaSASLSecret": "collector-kafka"},
+		"controller": {"kafkaSASLSecret": "controller-kafka", "enabled": true},
+		"gateway":    {"enabled": true},
+	})))
+	want := map[string]string{"collector": "collector-kafka", "controller": "controller-kafka", "archiver": "shared-kafka", "gateway": "shared-kafka"}
+	for comp, w := range want {
+		if got[comp] != w {
+			t.Errorf("%s takes its Kafka user from %q, want %q (all: %v)", comp, got[comp], w, got)
+		}
+	}
+	if !rules {
+		t.Error("the controller has no Secrets rules with controller.kafkaAccess on (the default)")
+	}
+	if _, rules := secretsOf(decode(values(map[string]map[string]any{"controller": {"kafkaAccess": false, "enabled": true}}))); rules {
+		t.Error("controller.kafkaAccess=false still grants Secrets")
+	}
+	ch, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := minimalValues(t)
+	v["collector"] = map[string]any{"kafkaSASLSecret": "collector-kafka"}
+	if _, err := Render(ch, v, defaultRelease); err == nil || !strings.Contains(err.Error(), "kafkaSASLSecret needs kafka.sasl.mechanism") {
+		t.Errorf("a component Secret without a mechanism: %v", err)
+	}
+}
