@@ -343,6 +343,8 @@ func TestKafkaAccess(t *testing.T) {
 		t.Run("kcat "+tc.ns, func(t *testing.T) { kcatChecks(t, tc.s, tc.ns, tc.other) })
 	}
 
+	t.Run("docs/kafka-access.md", func(t *testing.T) { checkAccessDoc(t, e, sa) })
+
 	t.Run("rotation", func(t *testing.T) {
 		oldUser, oldPass := creds(sa)
 		patchNS(t, e.c, "team-a", func(ns *corev1.Namespace) {
