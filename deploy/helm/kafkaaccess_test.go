@@ -1,8 +1,11 @@
 package helm
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -89,5 +92,55 @@ func TestComponentKafkaSecrets(t *testing.T) {
 	v["collector"] = map[string]any{"kafkaSASLSecret": "collector-kafka"}
 	if _, err := Render(ch, v, defaultRelease); err == nil || !strings.Contains(err.Error(), "kafkaSASLSecret needs kafka.sasl.mechanism") {
 		t.Errorf("a component Secret without a mechanism: %v", err)
+	}
+}
+
+// TestKafkaAccessDocValues renders the chart values docs/kafka-access.md shows (its last yaml
+// block) over examples/minimal.yaml: every component takes its user from its own Secret.
+func TestKafkaAccessDocValues(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/kafka-access.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(raw), "```yaml\n")
+	block, _, _ := strings.Cut(blocks[len(blocks)-1], "```")
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+		t.Fatal(err)
+	}
+	v := minimalValues(t)
+	for k, x := range doc {
+		m, _ := v[k].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+		}
+		for kk, xx := range x.(map[string]any) {
+			m[kk] = xx
+		}
+		v[k] = m
+	}
+	n := 0
+	for _, o := range decodeAll(t, renderCase{name: "docs/kafka-access.md", release: defaultRelease, values: v}) {
+		var name string
+		var spec corev1.PodSpec
+		switch x := o.(type) {
+		case *appsv1.Deployment:
+			name, spec = x.Name, x.Spec.Template.Spec
+		case *appsv1.DaemonSet:
+			name, spec = x.Name, x.Spec.Template.Spec
+		default:
+			continue
+		}
+		for _, e := range spec.Containers[0].Env {
+			if e.Name == "LOGROUTER_KAFKA_SASL_USER" {
+				if want := name + "-kafka"; e.ValueFrom.SecretKeyRef.Name != want {
+					t.Errorf("%s: user from %s, want %s", name, e.ValueFrom.SecretKeyRef.Name, want)
+				}
+				n++
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d components with a SASL user", n)
 	}
 }
