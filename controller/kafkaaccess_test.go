@@ -396,30 +396,59 @@ func TestKafkaAccess(t *testing.T) {
 	})
 
 	t.Run("refused provisioning is reported on that namespace only", func(t *testing.T) {
-		// A Kafka without an authorizer answers ACL calls with SECURITY_DISABLED; here only for
-		// team-d's topic.
-		f := e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Resource: "logs.team-d", Err: kerr.SecurityDisabled, Count: -1})
-		defer f.Remove()
-		e.namespace(t, "team-d", true)
-		e.namespace(t, "team-e", true)
-		d := e.access(t, "team-d", v1alpha1.ReasonSecurityDisabled)
+		// Refusals are injected for one namespace each: a Kafka without an authorizer answers
+		// ACL calls with SECURITY_DISABLED (team-d); a controller without ALTER on the cluster
+		// gets CLUSTER_AUTHORIZATION_FAILED (team-f); a Kafka whose listener has no SASL
+		// refuses the login with the new credential (team-g's user).
+		faults := []*kfake.FaultHandle{
+			e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Resource: "logs.team-d", Err: kerr.SecurityDisabled, Count: -1}),
+			e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Resource: "logs.team-f", Err: kerr.ClusterAuthorizationFailed, Count: -1}),
+			e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.SASLAuthenticate}, TopLevel: true, Err: kerr.SaslAuthenticationFailed, Count: -1,
+				When: func(r kmsg.Request) bool {
+					a, ok := r.(*kmsg.SASLAuthenticateRequest)
+					return ok && bytes.Contains(a.SASLAuthBytes, []byte("n=logrouter-ns-team-g,"))
+				}}),
+		}
+		defer func() {
+			for _, f := range faults {
+				f.Remove()
+			}
+		}()
+		for _, ns := range []string{"team-d", "team-e", "team-f", "team-g"} {
+			e.namespace(t, ns, true)
+		}
 		e.access(t, "team-e", v1alpha1.ReasonProvisioned)
-		c := meta.FindStatusCondition(d.Conditions, v1alpha1.ConditionKafkaAccessReady)
-		if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no ACL authorizer") || !strings.Contains(c.Message, "ACLs of User:logrouter-ns-team-d") {
-			t.Errorf("team-d condition: %+v", c)
+		for _, tc := range []struct{ ns, reason, msg string }{
+			{"team-d", v1alpha1.ReasonSecurityDisabled, "no ACL authorizer"},
+			{"team-f", v1alpha1.ReasonKafkaNotAuthorized, "needs ALTER and DESCRIBE on the cluster"},
+			{"team-g", v1alpha1.ReasonSASLUnavailable, "logging in to Kafka with it fails"},
+		} {
+			a := e.access(t, tc.ns, tc.reason)
+			c := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionKafkaAccessReady)
+			if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, tc.msg) {
+				t.Errorf("%s condition: %+v", tc.ns, c)
+			}
+			if n := testutil.ToFloat64(accessFailures(e.reg, tc.reason)); n < 1 {
+				t.Errorf("failures metric for %s = %v", tc.reason, n)
+			}
 		}
-		var s corev1.Secret
-		if err := e.c.Get(ctx, types.NamespacedName{Namespace: "team-d", Name: KafkaSecretName}, &s); !apierrors.IsNotFound(err) {
-			t.Errorf("team-d has a Secret after a refused provisioning: %v", err)
+		// Refused ACLs: no Secret, and no credential left behind.
+		for _, ns := range []string{"team-d", "team-f"} {
+			var s corev1.Secret
+			if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: KafkaSecretName}, &s); !apierrors.IsNotFound(err) {
+				t.Errorf("%s has a Secret after a refused provisioning: %v", ns, err)
+			}
+			if d, err := kadm.NewClient(e.admin).DescribeUserSCRAMs(ctx, "logrouter-ns-"+ns); err == nil && d.Error() == nil {
+				t.Errorf("a half-provisioned credential is left: %+v", d)
+			}
 		}
-		if d, err := kadm.NewClient(e.admin).DescribeUserSCRAMs(ctx, "logrouter-ns-team-d"); err == nil && d.Error() == nil {
-			t.Errorf("a half-provisioned credential is left: %+v", d)
+		for _, f := range faults {
+			f.Remove()
 		}
-		if n := testutil.ToFloat64(accessFailures(e.reg, v1alpha1.ReasonSecurityDisabled)); n < 1 {
-			t.Errorf("failures metric = %v", n)
+		for _, ns := range []string{"team-d", "team-f", "team-g"} {
+			e.access(t, ns, v1alpha1.ReasonProvisioned) // retried with backoff
 		}
-		f.Remove()
-		e.access(t, "team-d", v1alpha1.ReasonProvisioned) // retried with backoff
+		e.access(t, "team-e", v1alpha1.ReasonProvisioned)
 	})
 }
 
