@@ -28,9 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/logrouter/logrouter/integration/kubeapiserver"
 	"github.com/logrouter/logrouter/internal/kafkaacl"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
@@ -123,28 +121,16 @@ type accessEnv struct {
 
 func startAccessEnv(t *testing.T, kafkaSASL bool, topics ...string) *accessEnv {
 	t.Helper()
-	s := kubeapiserver.Start(t, kubeapiserver.Options{Users: []kubeapiserver.User{{Name: controllerUser, UID: "controller"}}})
-	if _, err := envtest.InstallCRDs(s.Config, envtest.CRDInstallOptions{Paths: []string{"../deploy/crds"}, ErrorIfPathMissing: true, MaxTime: time.Minute}); err != nil {
-		t.Fatalf("install CRDs: %v", err)
-	}
-	scheme, err := Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(s.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grantControllerRBAC(t, c)
+	base := startEnv(t) // the kube-apiserver, CRDs and the controller user's RBAC (its kfake is unused)
 	kc, admin := secureKafka(t, topics...)
-	e := &accessEnv{c: c, kfake: kc, admin: admin, reg: prometheus.NewRegistry(), brokers: strings.Join(kc.ListenAddrs(), ",")}
+	e := &accessEnv{c: base.c, kfake: kc, admin: admin, reg: prometheus.NewRegistry(), brokers: strings.Join(kc.ListenAddrs(), ",")}
 	cfg := DefaultConfig()
 	cfg.Kafka.Brokers = e.brokers
 	if kafkaSASL {
 		cfg.Kafka.SASLMechanism, cfg.Kafka.SASLUser, cfg.Kafka.SASLPassword = "SCRAM-SHA-512", adminUser, adminPass
 	}
 	cfg.LeaderElectionNamespace = "default"
-	ctrlr, err := New(cfg, s.ConfigFor(controllerUser), e.reg, discard())
+	ctrlr, err := New(cfg, base.rc, e.reg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}

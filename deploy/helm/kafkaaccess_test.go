@@ -2,6 +2,7 @@ package helm
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // TestComponentKafkaSecrets: each component takes its Kafka user from its own Secret when it
@@ -31,41 +33,23 @@ func TestComponentKafkaSecrets(t *testing.T) {
 		}
 		return v
 	}
-	secretsOf := func(objs []any) (map[string]string, bool) {
+	secretsOf := func(objs []runtime.Object) (map[string]string, bool) {
 		got := map[string]string{}
+		for name, s := range saslSecrets(objs) {
+			got[strings.TrimPrefix(name, "logrouter-")] = s
+		}
 		secretRules := false
 		for _, o := range objs {
-			var name string
-			var spec corev1.PodSpec
-			switch x := o.(type) {
-			case *appsv1.Deployment:
-				name, spec = x.Name, x.Spec.Template.Spec
-			case *appsv1.DaemonSet:
-				name, spec = x.Name, x.Spec.Template.Spec
-			case *rbacv1.ClusterRole:
+			if x, ok := o.(*rbacv1.ClusterRole); ok && x.Name == "logrouter-controller" {
 				for _, r := range x.Rules {
-					for _, res := range r.Resources {
-						secretRules = secretRules || (x.Name == "logrouter-controller" && res == "secrets")
-					}
-				}
-				continue
-			default:
-				continue
-			}
-			for _, e := range spec.Containers[0].Env {
-				if e.Name == "LOGROUTER_KAFKA_SASL_USER" {
-					got[strings.TrimPrefix(name, "logrouter-")] = e.ValueFrom.SecretKeyRef.Name
+					secretRules = secretRules || slices.Contains(r.Resources, "secrets")
 				}
 			}
 		}
 		return got, secretRules
 	}
-	decode := func(v map[string]any) []any {
-		var out []any
-		for _, o := range decodeAll(t, renderCase{name: "kafka secrets", release: defaultRelease, values: v}) {
-			out = append(out, o)
-		}
-		return out
+	decode := func(v map[string]any) []runtime.Object {
+		return decodeAll(t, renderCase{name: "kafka secrets", release: defaultRelease, values: v})
 	}
 	got, rules := secretsOf(decode(values(map[string]map[string]any{
 		"collector":  {"kafkaSASLSecret": "collector-kafka"},
@@ -119,8 +103,21 @@ func TestKafkaAccessDocValues(t *testing.T) {
 		}
 		v[k] = m
 	}
-	n := 0
-	for _, o := range decodeAll(t, renderCase{name: "docs/kafka-access.md", release: defaultRelease, values: v}) {
+	got := saslSecrets(decodeAll(t, renderCase{name: "docs/kafka-access.md", release: defaultRelease, values: v}))
+	for name, s := range got {
+		if want := name + "-kafka"; s != want {
+			t.Errorf("%s: user from %s, want %s", name, s, want)
+		}
+	}
+	if len(got) < 3 {
+		t.Errorf("%d components with a SASL user: %v", len(got), got)
+	}
+}
+
+// saslSecrets is, per Deployment and DaemonSet, the Secret its SASL user comes from.
+func saslSecrets(objs []runtime.Object) map[string]string {
+	out := map[string]string{}
+	for _, o := range objs {
 		var name string
 		var spec corev1.PodSpec
 		switch x := o.(type) {
@@ -133,14 +130,9 @@ func TestKafkaAccessDocValues(t *testing.T) {
 		}
 		for _, e := range spec.Containers[0].Env {
 			if e.Name == "LOGROUTER_KAFKA_SASL_USER" {
-				if want := name + "-kafka"; e.ValueFrom.SecretKeyRef.Name != want {
-					t.Errorf("%s: user from %s, want %s", name, e.ValueFrom.SecretKeyRef.Name, want)
-				}
-				n++
+				out[name] = e.ValueFrom.SecretKeyRef.Name
 			}
 		}
 	}
-	if n < 3 {
-		t.Errorf("%d components with a SASL user", n)
-	}
+	return out
 }
