@@ -178,7 +178,8 @@ func (c *Controller) setup() error {
 		Named("logpipeline").
 		For(&v1alpha1.LogPipeline{}, builder.WithPredicates(pipelineChanged())).
 		Watches(&v1alpha1.LogPipeline{}, siblings, builder.WithPredicates(createDelete)).
-		Watches(&v1alpha1.LogRouterPolicy{}, all).
+		// Spec changes only: status writes (the Kafka access of each namespace) change nothing here.
+		Watches(&v1alpha1.LogRouterPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, byNamespace, builder.WithPredicates(nsChanged)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: c.cfg.Workers, RateLimiter: rl}).
 		Complete(c.rec)
