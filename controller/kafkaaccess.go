@@ -30,6 +30,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -638,5 +639,8 @@ func (c *Controller) setupKafkaAccess(reg prometheus.Registerer) error {
 		For(&corev1.Namespace{}).
 		// Spec changes only: this controller's own status writes must not requeue every namespace.
 		Watches(&v1alpha1.LogRouterPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Namespaces are independent (status writes are serialized by statusMu): a slow
+		// Kafka call for one does not hold up the others.
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: c.cfg.Workers}).
 		Complete(r)
 }
