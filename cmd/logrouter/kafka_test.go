@@ -93,7 +93,7 @@ func TestKafkaACLsApply(t *testing.T) {
 	}
 	for range 2 {
 		out, err := apply("admin", "admin-pw")
-		if err != nil || out != "24 ACLs in place\n" {
+		if err != nil || out != "26 ACLs in place\n" {
 			t.Fatalf("--apply: %q %v", out, err)
 		}
 	}

@@ -98,10 +98,11 @@ func (c Components) Bindings() map[string][]Binding {
 	out := map[string][]Binding{}
 	if p := c.Collector; p != "" {
 		// The collector creates a namespace's topic on first use and reads its
-		// max.message.bytes; Kafka before 3.0 wants IDEMPOTENT_WRITE on the cluster for an
-		// idempotent producer (later versions imply it from WRITE).
+		// max.message.bytes; it reads its node's pipeline counters back at start and publishes
+		// them; Kafka before 3.0 wants IDEMPOTENT_WRITE on the cluster for an idempotent
+		// producer (later versions imply it from WRITE).
 		b := topic(p, c.TopicPrefix, true, write, create, descCfg)
-		b = append(b, topic(p, c.CountersTopic, false, write, create)...)
+		b = append(b, topic(p, c.CountersTopic, false, read, write, create)...)
 		b = append(b, Binding{Principal: p, Resource: kmsg.ACLResourceTypeCluster, Name: ClusterName, Operation: kmsg.ACLOperationIdempotentWrite})
 		out["collector"] = b
 	}
@@ -117,7 +118,9 @@ func (c Components) Bindings() map[string][]Binding {
 	}
 	if p := c.Controller; p != "" {
 		b := topic(p, c.TopicPrefix, true, create, alter, describe, descCfg, alterCfg)
-		b = append(b, topic(p, c.CountersTopic, false, read, create, descCfg, alterCfg)...)
+		// The counters topic: folded (READ), tombstones for deleted pipelines (WRITE), created
+		// compacted (CREATE, the CONFIGS).
+		b = append(b, topic(p, c.CountersTopic, false, read, write, create, descCfg, alterCfg)...)
 		if c.KafkaAccess {
 			for _, op := range []kmsg.ACLOperation{alter, describe} {
 				b = append(b, Binding{Principal: p, Resource: kmsg.ACLResourceTypeCluster, Name: ClusterName, Operation: op})
