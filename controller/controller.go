@@ -122,6 +122,10 @@ func New(cfg Config, rc *rest.Config, reg prometheus.Registerer, log *slog.Logge
 		kcl.Close()
 		return nil, err
 	}
+	if err := c.setupKafkaAccess(reg); err != nil {
+		kcl.Close()
+		return nil, err
+	}
 	fold, err := counters.NewFold(cfg.Counters, opts, c.writeCounters, reg, log.With("part", "counters"))
 	if err != nil {
 		kcl.Close()
@@ -174,7 +178,8 @@ func (c *Controller) setup() error {
 		Named("logpipeline").
 		For(&v1alpha1.LogPipeline{}, builder.WithPredicates(pipelineChanged())).
 		Watches(&v1alpha1.LogPipeline{}, siblings, builder.WithPredicates(createDelete)).
-		Watches(&v1alpha1.LogRouterPolicy{}, all).
+		// Spec changes only: status writes (the Kafka access of each namespace) change nothing here.
+		Watches(&v1alpha1.LogRouterPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, byNamespace, builder.WithPredicates(nsChanged)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: c.cfg.Workers, RateLimiter: rl}).
 		Complete(c.rec)

@@ -399,6 +399,10 @@ func grantControllerRBAC(t testing.TB, c client.Client) {
 			{APIGroups: []string{"logrouter.io"}, Resources: []string{"logpipelines/status", "logrouterpolicies/status"}, Verbs: []string{"patch"}},
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"events.k8s.io", ""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			// Kafka access: the Secret logrouter-kafka of each opted-in namespace (create cannot be
+			// limited by name).
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{KafkaSecretName}, Verbs: []string{"get", "update", "delete"}},
 		}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: controllerUser}, Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: controllerUser}},

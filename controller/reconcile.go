@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +48,7 @@ type reconciler struct {
 	now    func() time.Time
 
 	policyMu sync.Mutex
-	policyRV string           // resourceVersion of the compiled policy ("" none)
+	policyRV string           // policyKey of the compiled policy ("" none): status writes (Kafka access, per namespace) do not recompile
 	policy   *pipeline.Policy // last policy that compiled (nil: defaults)
 	policyOK bool             // policy is usable: compiled, or there is none
 
@@ -119,6 +120,14 @@ func (r *reconciler) forget(key types.NamespacedName) {
 	r.cacheMu.Unlock()
 }
 
+// policyKey changes with the policy's spec (a recreated policy has another UID), not with
+// its status. The spec itself, not metadata.generation: clients that do not maintain the
+// generation (controller-runtime's fake client) still see spec changes.
+func policyKey(p *v1alpha1.LogRouterPolicy) string {
+	spec, _ := json.Marshal(&p.Spec)
+	return string(p.UID) + "/" + string(spec)
+}
+
 // currentPolicy compiles the cluster's policy when it changed. A policy that does not compile
 // leaves the last one that did in force (the policy's own status says why).
 func (r *reconciler) currentPolicy(ctx context.Context) (*pipeline.Policy, error) {
@@ -131,8 +140,8 @@ func (r *reconciler) currentPolicy(ctx context.Context) (*pipeline.Policy, error
 		r.policyRV, r.policy, r.policyOK = "", nil, true
 	case err != nil:
 		return nil, fmt.Errorf("get LogRouterPolicy: %w", err)
-	case lp.ResourceVersion != r.policyRV:
-		r.policyRV = lp.ResourceVersion
+	case policyKey(&lp) != r.policyRV:
+		r.policyRV = policyKey(&lp)
 		if p, err := pipeline.CompilePolicy(&lp.Spec); err == nil {
 			r.policy, r.policyOK = p, true
 		} else if r.policy == nil {

@@ -154,6 +154,8 @@ func TestControllerObjects(t *testing.T) {
 			{"logrouter.io", "logpipelines/status,logrouterpolicies/status", "", "update,patch"},
 			{"", "namespaces", "", "get,list,watch"},
 			{",events.k8s.io", "events", "", "create,patch"},
+			{"", "secrets", "", "create"},
+			{"", "secrets", "logrouter-kafka", "get,update,delete"},
 		},
 		"Role/logrouter/logrouter-controller-leader-election": {
 			{"coordination.k8s.io", "leases", "", "create"},

@@ -79,6 +79,35 @@ type LogRouterPolicySpec struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	AllowedSuffixes []string `json:"allowedSuffixes,omitempty"`
+	// KafkaAccess, when set, has the controller provision Kafka credentials and ACLs for the
+	// namespaces it selects (opt-in): see docs/kafka-access.md.
+	// +optional
+	KafkaAccess *KafkaAccess `json:"kafkaAccess,omitempty"`
+}
+
+// KafkaAccess is the opt-in to per-namespace Kafka credentials: a SCRAM-SHA-512 principal per
+// selected namespace, READ/DESCRIBE on its topics and READ on its consumer groups, with the
+// credentials in the Secret logrouter-kafka of the namespace.
+type KafkaAccess struct {
+	// Namespaces selects the namespaces that get credentials (for example
+	// matchLabels: {logrouter.io/kafka-access: "true"}). Required: access is opt-in.
+	Namespaces metav1.LabelSelector `json:"namespaces"`
+	// PrincipalTemplate names a namespace's Kafka user; {namespace} is replaced by the
+	// namespace's name (default logrouter-ns-{namespace}).
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]*\{namespace\}[A-Za-z0-9._-]*$`
+	PrincipalTemplate string `json:"principalTemplate,omitempty"`
+	// RotationGracePeriod is how long the previous credential keeps working after a rotation
+	// (default 1h).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="rotationGracePeriod must be between 0s and 720h"
+	RotationGracePeriod *metav1.Duration `json:"rotationGracePeriod,omitempty"`
+	// BootstrapServers written into the Secrets (what teams connect to); default: the
+	// controller's --kafka-brokers.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2000
+	BootstrapServers string `json:"bootstrapServers,omitempty"`
 }
 
 // Limits bound one namespace's collection on one node. Zero means unlimited.
@@ -152,6 +181,57 @@ type LogRouterPolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Conditions: Accepted (the policy is valid and in force).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// KafkaAccess is, per namespace with Kafka credentials (or a failed attempt at them),
+	// what is provisioned.
+	// +optional
+	// +listType=map
+	// +listMapKey=namespace
+	KafkaAccess []NamespaceKafkaAccess `json:"kafkaAccess,omitempty"`
+}
+
+// Kafka access condition and reasons (docs/kafka-access.md).
+const (
+	ConditionKafkaAccessReady = "KafkaAccessReady"
+
+	ReasonProvisioned        = "Provisioned"
+	ReasonRotating           = "Rotating"
+	ReasonSecurityDisabled   = "KafkaSecurityDisabled"
+	ReasonKafkaNotAuthorized = "KafkaNotAuthorized"
+	ReasonSASLUnavailable    = "SASLUnavailable"
+	ReasonKafkaError         = "KafkaError"
+	ReasonSecretFailed       = "SecretFailed"
+)
+
+// NamespaceKafkaAccess is what the controller provisioned for one namespace.
+type NamespaceKafkaAccess struct {
+	// Namespace is the team's namespace.
+	Namespace string `json:"namespace"`
+	// User is the Kafka user (SCRAM-SHA-512) in the namespace's Secret.
+	// +optional
+	User string `json:"user,omitempty"`
+	// PreviousUser is the user of the credential before the last rotation, removed at
+	// PreviousRemoveAfter.
+	// +optional
+	PreviousUser string `json:"previousUser,omitempty"`
+	// +optional
+	PreviousRemoveAfter *metav1.Time `json:"previousRemoveAfter,omitempty"`
+	// CredentialCreatedAt: when User's credential was written to Kafka.
+	// +optional
+	CredentialCreatedAt *metav1.Time `json:"credentialCreatedAt,omitempty"`
+	// SecretUpdatedAt: when the Secret last received a credential.
+	// +optional
+	SecretUpdatedAt *metav1.Time `json:"secretUpdatedAt,omitempty"`
+	// PreviousRemovedAt: when the previous credential and its ACLs were removed.
+	// +optional
+	PreviousRemovedAt *metav1.Time `json:"previousRemovedAt,omitempty"`
+	// Rotation is the value of the namespace's logrouter.io/kafka-rotate annotation last acted on.
+	// +optional
+	Rotation string `json:"rotation,omitempty"`
+	// Conditions: KafkaAccessReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

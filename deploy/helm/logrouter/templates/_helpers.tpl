@@ -41,10 +41,15 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
 {{/* Kafka settings every component shares: environment, volume mounts, volumes. */}}
+{{/* Called with the root context, or with (list <root> <component's kafkaSASLSecret>):
+a component's own Secret replaces kafka.sasl.secretName for it (docs/kafka-access.md). */}}
 {{- define "logrouter.kafkaEnv" -}}
+{{- $ctx := . }}
+{{- $own := "" }}
+{{- if kindIs "slice" . }}{{ $ctx = index . 0 }}{{ $own = index . 1 }}{{ end -}}
 - name: LOGROUTER_BROKERS
-  value: {{ include "logrouter.brokers" . | quote }}
-{{- with .Values.kafka.tls }}
+  value: {{ include "logrouter.brokers" $ctx | quote }}
+{{- with $ctx.Values.kafka.tls }}
 {{- if .enabled }}
 - name: LOGROUTER_KAFKA_TLS
   value: "true"
@@ -64,19 +69,23 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- with .Values.kafka.sasl }}
+{{- with $ctx.Values.kafka.sasl }}
+{{- if and $own (not .mechanism) }}
+{{- fail "a component's kafkaSASLSecret needs kafka.sasl.mechanism (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)" }}
+{{- end }}
+{{- $secretName := $own | default .secretName }}
 {{- if .mechanism }}
 - name: LOGROUTER_KAFKA_SASL_MECHANISM
   value: {{ .mechanism | quote }}
 - name: LOGROUTER_KAFKA_SASL_USER
   valueFrom:
     secretKeyRef:
-      name: {{ required "kafka.sasl.secretName is required with kafka.sasl.mechanism: a Secret with the SASL user name and password" .secretName }}
+      name: {{ required "kafka.sasl.secretName is required with kafka.sasl.mechanism (or each component's kafkaSASLSecret): a Secret with the SASL user name and password" $secretName }}
       key: {{ .userKey }}
 - name: LOGROUTER_KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ .secretName }}
+      name: {{ $secretName }}
       key: {{ .passwordKey }}
 {{- end }}
 {{- end }}
