@@ -1,0 +1,516 @@
+package system
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/s3blob"
+
+	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/internal/record"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// pos is a Kafka record's position.
+type pos struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// report is what a scenario counted; docs/reliability.md tabulates it.
+type report struct {
+	Scenario       string
+	Written        int
+	Kafka          int // distinct lines in Kafka
+	KafkaDups      int // records beyond the first of a line
+	Archived       int // distinct lines in the archive
+	Served         int // distinct lines served through the gateway
+	LostActual     int // lines written that never reached Kafka
+	LostBytes      int64
+	CountedBytes   int64 // bytes counted lost (LOST log lines)
+	PeakRSSMiB     map[string]int64
+	Injected       string
+	Rotations      int
+	Gzipped        int
+	DeletedRotated int
+}
+
+func (r report) String() string {
+	var rss []string
+	for k, v := range r.PeakRSSMiB {
+		rss = append(rss, fmt.Sprintf("%s=%dMiB", k, v))
+	}
+	sort.Strings(rss)
+	return fmt.Sprintf("SYSTEM REPORT %s: injected %s; written %d, kafka %d (+%d duplicates), archived %d, served %d; lost actual %d lines (%d bytes), counted %d bytes; rotations %d, gzipped %d, deleted %d; peak RSS %s",
+		r.Scenario, r.Injected, r.Written, r.Kafka, r.KafkaDups, r.Archived, r.Served, r.LostActual, r.LostBytes, r.CountedBytes,
+		r.Rotations, r.Gzipped, r.DeletedRotated, strings.Join(rss, " "))
+}
+
+// kafkaLine is one record read back from a namespace topic.
+type kafkaLine struct {
+	key string
+	seq int
+	msg string
+}
+
+// account proves, after the workload stopped and the components caught up, that every line
+// written reached its namespace topic in order per container, is in exactly one archived
+// object, and is served to its team only; or was counted lost. It returns what it counted.
+func (s *system) account(scenario, injected string) report {
+	t := s.t
+	t.Helper()
+	want, total := s.w.written()
+	keys := s.w.byKey()
+	lost := s.lostLogged()
+	rep := report{Scenario: scenario, Injected: injected, Written: total, CountedBytes: sum(lost)}
+
+	// 1. Kafka: wait until every line is there or counted lost, then read every namespace topic.
+	var recs map[pos]kafkaLine
+	var seen map[string]map[int]int
+	s.waitFor("lines reach Kafka", 120*time.Second, func() string {
+		recs, seen = s.readKafka()
+		lost = s.lostLogged()
+		for key, n := range want {
+			for q := range n {
+				if seen[key][q] == 0 && lost[keys[key].ns] == 0 {
+					return fmt.Sprintf("%s seq %d not in Kafka and nothing counted lost in %s", key, q, keys[key].ns)
+				}
+			}
+		}
+		return ""
+	})
+	rep.CountedBytes = sum(lost)
+	for key, n := range want {
+		for q := range n {
+			switch c := seen[key][q]; {
+			case c == 0:
+				rep.LostActual++
+				rep.LostBytes += keys[key].bytes[q]
+			default:
+				rep.Kafka++
+				rep.KafkaDups += c - 1
+			}
+		}
+		for q := range seen[key] {
+			if q >= n {
+				t.Errorf("%s: seq %d in Kafka was never written", key, q)
+			}
+		}
+	}
+	// A loss must be counted in its namespace: the per-namespace check is inside the wait
+	// above; here the counted bytes must cover the lost lines' bytes within one line's framing
+	// per file (docs/collector.md#lost-files), i.e. at least not be zero.
+	if rep.LostActual > 0 && rep.CountedBytes == 0 {
+		t.Errorf("%d lines lost and nothing counted", rep.LostActual)
+	}
+
+	// 2. Archive: every Kafka record in exactly one object, read with parquet-go directly.
+	ends := map[archivetest.Pos]int64{}
+	for p := range recs {
+		k := archivetest.Pos{Topic: p.topic, Partition: p.partition}
+		ends[k] = max(ends[k], p.offset+1)
+	}
+	ctx, cancel := ctxTimeout(5 * time.Minute)
+	defer cancel()
+	b, err := blob.OpenBucket(ctx, s.bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := archivetest.WaitArchived(ctx, b, "", ends, 180*time.Second); err != nil {
+		s.checkAlive()
+		t.Fatal(err)
+	}
+	objects, rows := s.readArchive(ctx, b)
+	archivedLines := map[string]map[int]bool{}
+	for p, kl := range recs {
+		switch rs := rows[p]; {
+		case len(rs) == 0:
+			t.Errorf("%v (%s seq %d) is in no archived object", p, kl.key, kl.seq)
+		case len(rs) > 1:
+			t.Errorf("%v (%s seq %d) is in %d archived objects", p, kl.key, kl.seq, len(rs))
+		case rs[0] != kl.msg:
+			t.Errorf("%v: archived message %.80q, Kafka holds %.80q", p, rs[0], kl.msg)
+		default:
+			if archivedLines[kl.key] == nil {
+				archivedLines[kl.key] = map[int]bool{}
+			}
+			archivedLines[kl.key][kl.seq] = true
+		}
+	}
+	for p := range rows {
+		if _, ok := recs[p]; !ok {
+			t.Errorf("archived row %v is no record in Kafka", p)
+		}
+	}
+	for _, m := range archivedLines {
+		rep.Archived += len(m)
+	}
+
+	// 3. Gateway: each team pages its namespace from the start and gets every record of its
+	// topic; another team's token is refused.
+	tokens := s.tokens()
+	perTopic := map[string]int{}
+	for p := range recs {
+		perTopic[p.topic]++
+	}
+	for i, ns := range s.w.namespaces {
+		got, nrec := s.pageAll(ns, tokens[ns], perTopic["logs."+ns])
+		for _, kl := range got {
+			if keys[kl.key] == nil || keys[kl.key].ns != ns {
+				t.Errorf("gateway served %s a line of %s", ns, kl.key)
+			}
+		}
+		if nrec != perTopic["logs."+ns] {
+			t.Errorf("gateway served %s %d records, its topic holds %d", ns, nrec, perTopic["logs."+ns])
+		}
+		distinct := map[string]bool{}
+		for _, kl := range got {
+			distinct[fmt.Sprint(kl.key, kl.seq)] = true
+		}
+		rep.Served += len(distinct)
+		other := s.w.namespaces[(i+1)%len(s.w.namespaces)]
+		if st := s.gwStatus(other, tokens[ns]); st != http.StatusForbidden {
+			t.Errorf("%s's token on %s: status %d, want 403", ns, other, st)
+		}
+	}
+	rep.PeakRSSMiB = s.rss.peaks()
+	s.w.mu.Lock()
+	rep.Rotations, rep.Gzipped, rep.DeletedRotated = s.w.rotations, s.w.gzipped, s.w.deleted
+	s.w.mu.Unlock()
+	t.Logf("%s (%d archived objects)", rep, objects)
+	return rep
+}
+
+func sum(m map[string]int64) (n int64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// readKafka reads every namespace topic to its end and checks order per container: a line
+// first seen must come after every line of its container seen before (repeats after a restart
+// are duplicates, not disorder), and a container's lines share one partition.
+func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
+	t := s.t
+	ctx, cancel := ctxTimeout(60 * time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var topics []string
+	for _, ns := range s.w.namespaces {
+		topics = append(topics, "logs."+ns)
+	}
+	endsRes, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil
+	}
+	ends := map[string]map[int32]kgo.Offset{}
+	remaining := 0
+	endsRes.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || o.Offset == 0 {
+			return
+		}
+		if ends[o.Topic] == nil {
+			ends[o.Topic] = map[int32]kgo.Offset{}
+		}
+		ends[o.Topic][o.Partition] = kgo.NewOffset().At(0)
+		remaining += int(o.Offset)
+	})
+	recs := map[pos]kafkaLine{}
+	seen := map[string]map[int]int{}
+	if remaining == 0 {
+		return recs, seen
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(s.brokers), kgo.ConsumePartitions(ends), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	maxSeq := map[string]int{}
+	part := map[string]int32{}
+	j := newJoiner(t)
+	for len(recs) < remaining && ctx.Err() == nil {
+		fs := cons.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			rec, err := record.Decode(r.Value)
+			if err != nil {
+				t.Errorf("%s/%d@%d: undecodable record: %v", r.Topic, r.Partition, r.Offset, err)
+				return
+			}
+			p := pos{r.Topic, r.Partition, r.Offset}
+			recs[p] = kafkaLine{msg: rec.Message}
+			lkey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
+			if pt, ok := part[lkey]; ok && pt != r.Partition {
+				t.Errorf("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)
+			}
+			part[lkey] = r.Partition
+			key, seq, poss, ok := j.add(p, &rec)
+			if !ok {
+				return // a chunk of a line that continues
+			}
+			if key != lkey {
+				t.Errorf("%v: line of %s in a record of %s", p, key, lkey)
+			}
+			for _, cp := range poss {
+				kl := recs[cp]
+				kl.key, kl.seq = key, seq
+				recs[cp] = kl
+			}
+			if "logs."+strings.SplitN(key, "/", 2)[0] != r.Topic {
+				t.Errorf("%s seq %d in topic %s", key, seq, r.Topic)
+			}
+			if seen[key] == nil {
+				seen[key] = map[int]int{}
+				maxSeq[key] = -1
+			}
+			if seen[key][seq] == 0 && seq < maxSeq[key] {
+				t.Errorf("%s: seq %d first arrives after seq %d (out of order)", key, seq, maxSeq[key])
+			}
+			seen[key][seq]++
+			maxSeq[key] = max(maxSeq[key], seq)
+		})
+	}
+	if len(recs) < remaining {
+		t.Errorf("read %d of %d records from Kafka", len(recs), remaining)
+	}
+	return recs, seen
+}
+
+// readArchive reads every Parquet data object with parquet-go's own row reader (not the
+// archiver's row type) and returns, for each Kafka position, the messages of the rows that
+// hold it.
+func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]string) {
+	t := s.t
+	rows := map[pos][]string{}
+	n := 0
+	it := b.List(&blob.ListOptions{Prefix: "namespace="})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(o.Key, ".parquet") {
+			t.Errorf("archive object %s: not Parquet", o.Key)
+			continue
+		}
+		n++
+		data, err := b.ReadAll(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Errorf("%s: %v", o.Key, err)
+			continue
+		}
+		col := map[string]int{}
+		for _, name := range []string{"message", "kafka_topic", "kafka_partition", "kafka_offset", "namespace"} {
+			leaf, ok := f.Schema().Lookup(name)
+			if !ok {
+				t.Fatalf("%s: no column %s", o.Key, name)
+			}
+			col[name] = leaf.ColumnIndex
+		}
+		r := parquet.NewReader(f)
+		buf := make([]parquet.Row, 256)
+		for {
+			k, err := r.ReadRows(buf)
+			for _, row := range buf[:k] {
+				vals := map[int]parquet.Value{}
+				for _, v := range row {
+					vals[v.Column()] = v
+				}
+				p := pos{string(vals[col["kafka_topic"]].ByteArray()), vals[col["kafka_partition"]].Int32(), vals[col["kafka_offset"]].Int64()}
+				ns := string(vals[col["namespace"]].ByteArray())
+				if !strings.Contains(o.Key, "namespace="+ns+"/") || p.topic != "logs."+ns {
+					t.Errorf("%s holds %v of namespace %s", o.Key, p, ns)
+				}
+				rows[p] = append(rows[p], string(vals[col["message"]].ByteArray()))
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("%s: %v", o.Key, err)
+				break
+			}
+		}
+		r.Close()
+	}
+	return n, rows
+}
+
+// tokens creates one gateway token per team with `logrouter tokens create`.
+func (s *system) tokens() map[string]string {
+	out := map[string]string{}
+	for _, ns := range s.w.namespaces {
+		cmd := exec.Command(s.bin, "tokens", "create", "--brokers", s.brokers, "--namespace", ns, "--name", "team-"+ns)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			s.t.Fatalf("tokens create: %v\n%s", err, stderr.String())
+		}
+		out[ns] = strings.TrimSpace(stdout.String())
+	}
+	return out
+}
+
+func (s *system) gwGet(path, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.gwAddr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	return http.DefaultClient.Do(req)
+}
+
+func (s *system) gwStatus(ns, token string) int {
+	resp, err := s.gwGet("/v1/namespaces/"+ns+"/logs?limit=1", token)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// pageAll walks ns's JSON pages from the earliest record until want records arrived and the
+// page says it caught up. Tokens reach the gateway through Kafka: 401 is retried for a while.
+func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
+	t := s.t
+	var out []kafkaLine
+	records := 0
+	j := newJoiner(t)
+	cursor := ""
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		q := url.Values{"limit": {"10000"}}
+		if cursor == "" {
+			q.Set("from", "earliest")
+		} else {
+			q.Set("cursor", cursor)
+		}
+		resp, err := s.gwGet("/v1/namespaces/"+ns+"/logs?"+q.Encode(), token)
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway %s: %v", ns, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway %s: %d %s", ns, resp.StatusCode, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		var page struct {
+			Records    []json.RawMessage `json:"records"`
+			NextCursor string            `json:"next_cursor"`
+			CaughtUp   bool              `json:"caught_up"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatalf("gateway %s page: %v", ns, err)
+		}
+		for _, raw := range page.Records {
+			rec, err := record.Decode(raw)
+			if err != nil {
+				t.Errorf("gateway %s: undecodable record: %v", ns, err)
+				continue
+			}
+			records++
+			key, seq, _, ok := j.add(pos{}, &rec)
+			if !ok {
+				continue
+			}
+			out = append(out, kafkaLine{key, seq, ""})
+		}
+		cursor = page.NextCursor
+		if page.CaughtUp && records >= want {
+			return out, records
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("gateway %s: %d of %d records after 60s", ns, records, want)
+			return out, records
+		}
+	}
+}
+
+// joiner puts the chunks of cut lines (record.Split: the collector cuts a line whose parts it
+// holds when its byte budget is full, docs/collector.md) back together, per container.
+type joiner struct {
+	t       *testing.T
+	pending map[string]*pendingLine
+}
+
+type pendingLine struct {
+	parts []string
+	poss  []pos
+}
+
+func newJoiner(t *testing.T) *joiner { return &joiner{t: t, pending: map[string]*pendingLine{}} }
+
+// add takes the record at p; once a whole line is there it returns the line's key and seq and
+// the positions of its records. A restart may resume a cut line at its next chunk, or send
+// chunks again from an earlier index (cut elsewhere): those replace what followed them.
+func (j *joiner) add(p pos, rec *record.Record) (key string, seq int, poss []pos, ok bool) {
+	ckey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
+	msg := rec.Message
+	if rec.Split != nil {
+		pl := j.pending[ckey]
+		if pl == nil {
+			pl = &pendingLine{}
+			j.pending[ckey] = pl
+		}
+		i := rec.Split.Index
+		if i > len(pl.parts) {
+			j.t.Errorf("%v: chunk %d of a line of %s after %d chunks", p, i, ckey, len(pl.parts))
+			i = len(pl.parts)
+		}
+		pl.parts = append(pl.parts[:i], rec.Message)
+		pl.poss = append(pl.poss, p)
+		if !rec.Split.Last {
+			return "", 0, nil, false
+		}
+		delete(j.pending, ckey)
+		msg, poss = strings.Join(pl.parts, ""), pl.poss
+	} else {
+		if pl := j.pending[ckey]; pl != nil {
+			j.t.Errorf("%v: a whole line of %s while chunks %v wait for their last", p, ckey, pl.poss)
+			delete(j.pending, ckey)
+		}
+		poss = []pos{p}
+	}
+	key, seq, ok = loadgen.ParseSeq(msg)
+	if !ok {
+		j.t.Errorf("%v: not a workload line: %.100q", p, msg)
+	}
+	return key, seq, poss, ok
+}

@@ -1,0 +1,394 @@
+// Package system proves the whole pipeline as a user depends on it: the real logrouter
+// binaries (collector, archiver, gateway) as separate processes, kfake on TCP with its data on
+// disk, versitygw as the bucket, and a kubelet-like workload whose every line is accounted for
+// at the end (docs/reliability.md).
+package system
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/integration/collectortest"
+	"github.com/logrouter/logrouter/internal/syncbuf"
+)
+
+// scale is how long and how hard a scenario runs: the short version (CI) by default, the long
+// one with LOGROUTER_SYSTEM_LONG set to a duration (docs/reliability.md).
+type scale struct {
+	Duration time.Duration // how long the workload writes
+	Kills    int           // SIGKILLs of each component in the kill scenario
+	Outage   time.Duration // broker outage
+	Rate     int           // lines per second over all containers
+}
+
+func scaleOf(t *testing.T) scale {
+	s := scale{Duration: 12 * time.Second, Kills: 4, Outage: 10 * time.Second, Rate: 1500}
+	if v := os.Getenv("LOGROUTER_SYSTEM_LONG"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("LOGROUTER_SYSTEM_LONG=%q: %v", v, err)
+		}
+		s = scale{Duration: d, Kills: max(20, int(d/(45*time.Second))), Outage: 5 * time.Minute, Rate: 3000}
+	}
+	return s
+}
+
+// proc is one run of a logrouter subcommand, with its log kept.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	stderr *syncbuf.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and returns the exit error (nil for status 0).
+func (p *proc) stop(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("%s did not exit within %s of SIGTERM", p.name, timeout)
+	}
+}
+
+// component is a subcommand that the harness starts, kills and restarts; runs keeps every
+// run's log for the accounting (LOST lines) and failure messages.
+type component struct {
+	name string
+	args []string
+	env  []string
+
+	mu   sync.Mutex
+	cur  *proc
+	runs []*proc
+}
+
+// system is one whole system under test.
+type system struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	brokers string
+	port    int
+
+	kmu   sync.Mutex
+	kafka *kfake.Cluster
+	kdir  string
+
+	bucketURL string
+	gwAddr    string
+	colAddr   string // collector's metrics address
+
+	collector, archiver, gateway *component
+	w                            *workload
+	rss                          *rssSampler
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newSystem starts kfake, versitygw, and the three components over a fresh workload of
+// namespaces x containersPerNS containers (not yet writing).
+func newSystem(t *testing.T, namespaces, containersPerNS int) *system {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("system test: real binaries, broker and S3 server")
+	}
+	bucketURL := archivetest.StartS3(t, "archive") // skips without versitygw
+	s := &system{t: t, bin: collectortest.Binary(t), dir: t.TempDir(), bucketURL: bucketURL}
+	s.port = freePort(t)
+	s.brokers = fmt.Sprintf("127.0.0.1:%d", s.port)
+	s.kdir = filepath.Join(s.dir, "kafka")
+	s.startKafka()
+	t.Cleanup(s.stopKafka)
+	s.w = newWorkload(t, filepath.Join(s.dir, "node"), namespaces, containersPerNS)
+	s.rss = newRSSSampler()
+	t.Cleanup(s.rss.stop)
+
+	s.colAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.gwAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.collector = &component{name: "collector", env: []string{"NODE_NAME=node-1"}, args: []string{"collect",
+		"--kubernetes=false", "--brokers", s.brokers, "--node-name", "node-1",
+		"--log-dir", s.w.node.LogDir, "--pods-dir", s.w.node.PodsDir,
+		"--checkpoint-dir", filepath.Join(s.dir, "checkpoints"), "--metrics-addr", s.colAddr,
+		"--poll-interval", "20ms", "--scan-interval", "100ms", "--checkpoint-interval", "100ms",
+		"--rotated-idle", "300ms", "--shutdown-grace", "10s"}}
+	s.archiver = &component{name: "archiver", args: []string{"archive",
+		"--brokers", s.brokers, "--bucket", bucketURL, "--spool-dir", filepath.Join(s.dir, "spool"),
+		"--metrics-addr", "", "--instance-id", "archiver-0", "--session-timeout", "6s",
+		"--max-object-age", "1s", "--topic-refresh", "500ms"}}
+	s.gateway = &component{name: "gateway", env: []string{"LOGROUTER_AUTH_RECHECK=1s"}, args: []string{"gateway",
+		"--brokers", s.brokers, "--listen", s.gwAddr, "--metrics-addr", ""}}
+	for _, c := range s.components() {
+		s.start(c)
+	}
+	t.Cleanup(func() {
+		for _, c := range s.components() {
+			c.mu.Lock()
+			if c.cur != nil && !c.cur.exited() {
+				c.cur.kill()
+			}
+			c.mu.Unlock()
+		}
+	})
+	return s
+}
+
+func (s *system) components() []*component { return []*component{s.collector, s.archiver, s.gateway} }
+
+func (s *system) startKafka() {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	var err error
+	// The port is released by the previous cluster's Close; retry briefly while it lingers.
+	for i := 0; ; i++ {
+		s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(s.port), kfake.DataDir(s.kdir))
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("kfake: %v", err)
+	}
+}
+
+func (s *system) stopKafka() {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	if s.kafka != nil {
+		s.kafka.Close()
+		s.kafka = nil
+	}
+}
+
+// start runs a new instance of c (which must not be running).
+func (s *system) start(c *component) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.Command(s.bin, c.args...)
+	cmd.Env = append(os.Environ(), c.env...)
+	p := &proc{name: c.name, cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", c.name, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	c.cur = p
+	c.runs = append(c.runs, p)
+	s.rss.watch(c.name, cmd.Process.Pid)
+	return p
+}
+
+// restart SIGKILLs c's current run and starts a new one.
+func (s *system) restart(c *component) {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	p.kill()
+	s.start(c)
+}
+
+// stopAll stops every component with SIGTERM, failing on an unclean exit.
+func (s *system) stopAll() {
+	for _, c := range s.components() {
+		c.mu.Lock()
+		p := c.cur
+		c.mu.Unlock()
+		if err := p.stop(30 * time.Second); err != nil {
+			s.t.Errorf("%s exit after SIGTERM: %v\n%s", c.name, err, tail(p.stderr.String(), 3000))
+		}
+	}
+}
+
+// checkAlive fails the test if a component's current run has exited on its own.
+func (s *system) checkAlive() {
+	s.t.Helper()
+	for _, c := range s.components() {
+		c.mu.Lock()
+		p := c.cur
+		c.mu.Unlock()
+		if p.exited() {
+			s.t.Fatalf("%s exited on its own: %v\n%s", c.name, p.err, tail(p.stderr.String(), 3000))
+		}
+	}
+}
+
+// lostLogged sums the bytes of every "LOST:" log line of every collector run, by namespace.
+func (s *system) lostLogged() map[string]int64 {
+	out := map[string]int64{}
+	s.collector.mu.Lock()
+	defer s.collector.mu.Unlock()
+	for _, p := range s.collector.runs {
+		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if !bytes.Contains(sc.Bytes(), []byte(`"LOST:`)) {
+				continue
+			}
+			var l struct {
+				Msg       string `json:"msg"`
+				Namespace string `json:"namespace"`
+				Bytes     int64  `json:"bytes_lost"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Namespace != "" {
+				out[l.Namespace] += l.Bytes
+			}
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// rssSampler samples the resident set size of every process it watches (and of the test
+// process, which runs kfake) and keeps each component's peak.
+type rssSampler struct {
+	mu    sync.Mutex
+	pids  map[int]string
+	peak  map[string]int64
+	stopc chan struct{}
+	done  chan struct{}
+}
+
+func newRSSSampler() *rssSampler {
+	r := &rssSampler{pids: map[int]string{os.Getpid(): "kfake+test"}, peak: map[string]int64{},
+		stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			r.sample()
+			select {
+			case <-r.stopc:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *rssSampler) watch(name string, pid int) {
+	r.mu.Lock()
+	r.pids[pid] = name
+	r.mu.Unlock()
+}
+
+func (r *rssSampler) sample() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for pid, name := range r.pids {
+		n, ok := rssOf(pid)
+		if !ok {
+			delete(r.pids, pid)
+			continue
+		}
+		r.peak[name] = max(r.peak[name], n)
+	}
+}
+
+func (r *rssSampler) stop() {
+	select {
+	case <-r.stopc:
+	default:
+		close(r.stopc)
+		<-r.done
+	}
+}
+
+// peaks returns each component's peak RSS in MiB.
+func (r *rssSampler) peaks() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range r.peak {
+		out[k] = v >> 20
+	}
+	return out
+}
+
+// rssOf reads VmRSS of pid from /proc (bytes); ok is false once the process is gone.
+func rssOf(pid int) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	if bytes.Contains(b, []byte("State:\tZ")) {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, true
+		}
+	}
+	return 0, false
+}
+
+// waitFor polls cond every 200 ms until it returns "" (done) or the timeout passes; it fails
+// with the last reason, and at once when a component exits on its own.
+func (s *system) waitFor(what string, timeout time.Duration, cond func() string) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		reason := cond()
+		if reason == "" {
+			return
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: not done after %s: %s", what, timeout, reason)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -1,0 +1,206 @@
+package system
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// keepFiles is kubelet's containerLogMaxFiles default: the live file and four rotated ones.
+const keepFiles = 5
+
+// wcont is one container of the workload and what it wrote.
+type wcont struct {
+	c     *loadgen.Container
+	ns    string
+	key   string  // namespace/pod/container: the src of its lines
+	bytes []int64 // framed size of each line written, by seq
+}
+
+// workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
+// runtime partials for lines over 16 KiB, rotation into 0.log.<timestamp>, older rotated files
+// gzip-compressed and the oldest deleted beyond keepFiles).
+type workload struct {
+	t          *testing.T
+	node       *loadgen.Node
+	namespaces []string
+	conts      []*wcont
+
+	mu        sync.Mutex
+	rotations int
+	gzipped   int
+	deleted   int
+}
+
+func newWorkload(t *testing.T, root string, namespaces, perNS int) *workload {
+	node, err := loadgen.NewNode(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workload{t: t, node: node}
+	for i := range namespaces {
+		ns := fmt.Sprintf("team-%02d", i)
+		w.namespaces = append(w.namespaces, ns)
+		for j := range perNS {
+			pod, name := fmt.Sprintf("web-%d", j/2), fmt.Sprintf("c%d", j%2)
+			c, err := node.AddContainer(ns, pod, name, loadgen.CRI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			w.conts = append(w.conts, &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name})
+		}
+	}
+	return w
+}
+
+// line renders line seq of c: every 97th line is 40 KiB (three runtime partials), the
+// others about 200 bytes.
+func (c *wcont) line(seq int) []byte {
+	size := 200
+	if seq%97 == 13 {
+		size = 40 << 10
+	}
+	msg := loadgen.SeqMessage(c.key, seq, size)
+	ts := time.Now()
+	var b []byte
+	for len(msg) > 16384 {
+		b = append(b, c.c.Line(ts, "stdout", true, msg[:16384])...)
+		msg = msg[16384:]
+	}
+	return append(b, c.c.Line(ts, "stdout", false, msg)...)
+}
+
+// writeOne appends the next line of c.
+func (w *workload) writeOne(c *wcont) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := c.line(len(c.bytes))
+	if err := c.c.WriteRaw(b); err != nil {
+		w.t.Error(err)
+		return
+	}
+	c.bytes = append(c.bytes, int64(len(b)))
+}
+
+// run writes rate lines per second spread over the containers, and rotates each container
+// every rotateEvery (staggered), until stop is closed. Containers in flood (by namespace)
+// write floodFactor times as many lines.
+func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration) {
+	const tick = 20 * time.Millisecond
+	perTick := max(1, rate*int(tick/time.Millisecond)/1000)
+	next := 0
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	rotTick := time.Duration(0)
+	if rotateEvery > 0 {
+		rotTick = rotateEvery / time.Duration(len(w.conts))
+	}
+	lastRot, nextRot := time.Now(), 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for range perTick {
+			w.writeOne(w.conts[next%len(w.conts)])
+			next++
+		}
+		for rotTick > 0 && time.Since(lastRot) >= rotTick {
+			lastRot = lastRot.Add(rotTick)
+			w.rotate(w.conts[nextRot%len(w.conts)])
+			nextRot++
+		}
+	}
+}
+
+// rotate renames c's live file as kubelet does, gzips every rotated file but the newest, and
+// deletes the oldest beyond keepFiles.
+func (w *workload) rotate(c *wcont) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := c.c.RotateRename(); err != nil {
+		w.t.Error(err)
+		return
+	}
+	w.rotations++
+	rotated := c.c.Rotated()
+	slices.Sort(rotated)
+	for _, p := range rotated[:len(rotated)-1] {
+		if !strings.HasSuffix(p, ".gz") {
+			if err := gzipFile(p); err != nil {
+				w.t.Error(err)
+				return
+			}
+			w.gzipped++
+		}
+	}
+	rotated = c.c.Rotated()
+	slices.Sort(rotated)
+	for len(rotated) > keepFiles-1 {
+		if err := os.Remove(rotated[0]); err != nil {
+			w.t.Error(err)
+		}
+		w.deleted++
+		rotated = rotated[1:]
+	}
+}
+
+// gzipFile replaces p by p.gz, as kubelet compresses rotated logs.
+func gzipFile(p string) error {
+	in, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(p + ".gz.tmp")
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(p+".gz.tmp", p+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(p)
+}
+
+// written returns the number of lines written per container key, and the total.
+func (w *workload) written() (map[string]int, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out, total := map[string]int{}, 0
+	for _, c := range w.conts {
+		out[c.key] = len(c.bytes)
+		total += len(c.bytes)
+	}
+	return out, total
+}
+
+// byKey returns the container of each key.
+func (w *workload) byKey() map[string]*wcont {
+	out := map[string]*wcont{}
+	for _, c := range w.conts {
+		out[c.key] = c
+	}
+	return out
+}
