@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -44,6 +45,9 @@ type report struct {
 	LostBytes      int64
 	CountedBytes   int64 // bytes counted lost (LOST log lines)
 	PeakRSSMiB     map[string]int64
+	P99            time.Duration // write to Kafka append, lines of namespaces other than the flood's
+	FloodP99       time.Duration
+	Duration       time.Duration // of the workload
 	Injected       string
 	Rotations      int
 	Gzipped        int
@@ -56,8 +60,8 @@ func (r report) String() string {
 		rss = append(rss, fmt.Sprintf("%s=%dMiB", k, v))
 	}
 	sort.Strings(rss)
-	return fmt.Sprintf("SYSTEM REPORT %s: injected %s; written %d, kafka %d (+%d duplicates), archived %d, served %d; lost actual %d lines (%d bytes), counted %d bytes; rotations %d, gzipped %d, deleted %d; peak RSS %s",
-		r.Scenario, r.Injected, r.Written, r.Kafka, r.KafkaDups, r.Archived, r.Served, r.LostActual, r.LostBytes, r.CountedBytes,
+	return fmt.Sprintf("SYSTEM REPORT %s: injected %s; p99 write->kafka %s (flood namespace %s); written %d, kafka %d (+%d duplicates), archived %d, served %d; lost actual %d lines (%d bytes), counted %d bytes; rotations %d, gzipped %d, deleted %d; peak RSS %s",
+		r.Scenario, r.Injected, r.P99.Round(time.Millisecond), r.FloodP99.Round(time.Millisecond), r.Written, r.Kafka, r.KafkaDups, r.Archived, r.Served, r.LostActual, r.LostBytes, r.CountedBytes,
 		r.Rotations, r.Gzipped, r.DeletedRotated, strings.Join(rss, " "))
 }
 
@@ -88,7 +92,7 @@ func (s *system) account(scenario, injected string) report {
 		for key, n := range want {
 			for q := range n {
 				if seen[key][q] == 0 && lost[keys[key].ns] == 0 {
-					return fmt.Sprintf("%s seq %d not in Kafka and nothing counted lost in %s", key, q, keys[key].ns)
+					return fmt.Sprintf("%s seq %d not in Kafka and nothing counted lost in %s\n%s", key, q, keys[key].ns, s.explainMissing(keys[key], q))
 				}
 			}
 		}
@@ -190,6 +194,15 @@ func (s *system) account(scenario, injected string) report {
 		}
 	}
 	rep.PeakRSSMiB = s.rss.peaks()
+	var quiet, flood []time.Duration
+	for ns, ds := range s.latency {
+		if ns == s.w.flood {
+			flood = append(flood, ds...)
+		} else {
+			quiet = append(quiet, ds...)
+		}
+	}
+	rep.P99, rep.FloodP99 = p99(quiet), p99(flood)
 	s.w.mu.Lock()
 	rep.Rotations, rep.Gzipped, rep.DeletedRotated = s.w.rotations, s.w.gzipped, s.w.deleted
 	s.w.mu.Unlock()
@@ -250,6 +263,9 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	maxSeq := map[string]int{}
 	part := map[string]int32{}
 	j := newJoiner(t)
+	byKey := s.w.byKey()
+	lat := map[string][]time.Duration{}
+	defer func() { s.latency = lat }()
 	for len(recs) < remaining && ctx.Err() == nil {
 		fs := cons.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) {
@@ -283,6 +299,9 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 			if seen[key] == nil {
 				seen[key] = map[int]int{}
 				maxSeq[key] = -1
+			}
+			if c := byKey[key]; seen[key][seq] == 0 && c != nil && seq < len(c.at) {
+				lat[c.ns] = append(lat[c.ns], r.Timestamp.Sub(c.at[seq]))
 			}
 			if seen[key][seq] == 0 && seq < maxSeq[key] {
 				t.Errorf("%s: seq %d first arrives after seq %d (out of order)", key, seq, maxSeq[key])
@@ -513,4 +532,12 @@ func (j *joiner) add(p pos, rec *record.Record) (key string, seq int, poss []pos
 		j.t.Errorf("%v: not a workload line: %.100q", p, msg)
 	}
 	return key, seq, poss, ok
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)*99/100]
 }

@@ -91,9 +91,10 @@ type component struct {
 	args []string
 	env  []string
 
-	mu   sync.Mutex
-	cur  *proc
-	runs []*proc
+	mu     sync.Mutex
+	cur    *proc
+	runs   []*proc
+	starts []time.Time
 }
 
 // system is one whole system under test.
@@ -115,6 +116,7 @@ type system struct {
 	collector, archiver, gateway *component
 	w                            *workload
 	rss                          *rssSampler
+	latency                      map[string][]time.Duration // by namespace, set by readKafka
 }
 
 func freePort(t testing.TB) int {
@@ -215,6 +217,7 @@ func (s *system) start(c *component) *proc {
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	c.cur = p
 	c.runs = append(c.runs, p)
+	c.starts = append(c.starts, time.Now())
 	s.rss.watch(c.name, cmd.Process.Pid)
 	return p
 }
@@ -391,4 +394,24 @@ func (s *system) waitFor(what string, timeout time.Duration, cond func() string)
 
 func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// explainMissing describes where a line that never reached Kafka was written and what the
+// collector's runs logged about its container, for the failure message.
+func (s *system) explainMissing(c *wcont, seq int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s seq %d: written at %s into %s after %d rotations (%d rotations by the end)\n",
+		c.key, seq, c.at[seq].Format("15:04:05.000"), c.c.Path(), c.rot[seq], c.nrot)
+	s.collector.mu.Lock()
+	defer s.collector.mu.Unlock()
+	dir := filepath.Dir(c.c.Path())
+	for i, p := range s.collector.runs {
+		fmt.Fprintf(&b, "collector run %d started %s:\n", i, s.collector.starts[i].Format("15:04:05.000"))
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(l, dir) {
+				fmt.Fprintf(&b, "  %s\n", tail(l, 400))
+			}
+		}
+	}
+	return b.String()
 }

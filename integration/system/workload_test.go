@@ -17,12 +17,18 @@ import (
 // keepFiles is kubelet's containerLogMaxFiles default: the live file and four rotated ones.
 const keepFiles = 5
 
+// floodFactor is how many times more the flood namespace writes than each other one.
+const floodFactor = 20
+
 // wcont is one container of the workload and what it wrote.
 type wcont struct {
 	c     *loadgen.Container
 	ns    string
-	key   string  // namespace/pod/container: the src of its lines
-	bytes []int64 // framed size of each line written, by seq
+	key   string      // namespace/pod/container: the src of its lines
+	bytes []int64     // framed size of each line written, by seq
+	rot   []int       // rotations before each line was written (which file holds it), by seq
+	at    []time.Time // when each line was written, by seq
+	nrot  int
 }
 
 // workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
@@ -33,6 +39,13 @@ type workload struct {
 	node       *loadgen.Node
 	namespaces []string
 	conts      []*wcont
+
+	// flood is a namespace whose containers write floodFactor times as many lines.
+	flood string
+	// copyTruncate makes every other rotation a copytruncate.
+	copyTruncate bool
+	// noCompress keeps rotated files uncompressed and never deletes them.
+	noCompress bool
 
 	mu        sync.Mutex
 	rotations int
@@ -89,6 +102,8 @@ func (w *workload) writeOne(c *wcont) {
 		return
 	}
 	c.bytes = append(c.bytes, int64(len(b)))
+	c.rot = append(c.rot, c.nrot)
+	c.at = append(c.at, time.Now())
 }
 
 // run writes rate lines per second spread over the containers, and rotates each container
@@ -112,7 +127,13 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 		case <-t.C:
 		}
 		for range perTick {
-			w.writeOne(w.conts[next%len(w.conts)])
+			c := w.conts[next%len(w.conts)]
+			w.writeOne(c)
+			if c.ns == w.flood {
+				for range floodFactor - 1 {
+					w.writeOne(c)
+				}
+			}
 			next++
 		}
 		for rotTick > 0 && time.Since(lastRot) >= rotTick {
@@ -128,11 +149,19 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 func (w *workload) rotate(c *wcont) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := c.c.RotateRename(); err != nil {
+	rotate := c.c.RotateRename
+	if w.copyTruncate && c.nrot%2 == 1 {
+		rotate = c.c.RotateCopyTruncate
+	}
+	if _, err := rotate(); err != nil {
 		w.t.Error(err)
 		return
 	}
 	w.rotations++
+	c.nrot++
+	if w.noCompress {
+		return
+	}
 	rotated := c.c.Rotated()
 	slices.Sort(rotated)
 	for _, p := range rotated[:len(rotated)-1] {
