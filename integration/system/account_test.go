@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -39,6 +38,7 @@ type report struct {
 	Written        int
 	Kafka          int // distinct lines in Kafka
 	KafkaDups      int // records beyond the first of a line
+	OutOfOrder     int // lines that first arrived after a later line of their container
 	Archived       int // distinct lines in the archive
 	Served         int // distinct lines served through the gateway
 	LostActual     int // lines written that never reached Kafka
@@ -60,8 +60,8 @@ func (r report) String() string {
 		rss = append(rss, fmt.Sprintf("%s=%dMiB", k, v))
 	}
 	sort.Strings(rss)
-	return fmt.Sprintf("SYSTEM REPORT %s: injected %s; p99 write->kafka %s (flood namespace %s); written %d, kafka %d (+%d duplicates), archived %d, served %d; lost actual %d lines (%d bytes), counted %d bytes; rotations %d, gzipped %d, deleted %d; peak RSS %s",
-		r.Scenario, r.Injected, r.P99.Round(time.Millisecond), r.FloodP99.Round(time.Millisecond), r.Written, r.Kafka, r.KafkaDups, r.Archived, r.Served, r.LostActual, r.LostBytes, r.CountedBytes,
+	return fmt.Sprintf("SYSTEM REPORT %s: injected %s; p99 write->kafka %s (flood namespace %s); written %d, kafka %d (+%d duplicates, %d out of order), archived %d, served %d; lost actual %d lines (%d bytes), counted %d bytes; rotations %d, gzipped %d, deleted %d; peak RSS %s",
+		r.Scenario, r.Injected, r.P99.Round(time.Millisecond), r.FloodP99.Round(time.Millisecond), r.Written, r.Kafka, r.KafkaDups, r.OutOfOrder, r.Archived, r.Served, r.LostActual, r.LostBytes, r.CountedBytes,
 		r.Rotations, r.Gzipped, r.DeletedRotated, strings.Join(rss, " "))
 }
 
@@ -86,19 +86,38 @@ func (s *system) account(scenario, injected string) report {
 	// 1. Kafka: wait until every line is there or counted lost, then read every namespace topic.
 	var recs map[pos]kafkaLine
 	var seen map[string]map[int]int
-	s.waitFor("lines reach Kafka", 120*time.Second, func() string {
+	// Not s.waitFor: a line lost without being counted is a finding to report with the rest.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
 		recs, seen = s.readKafka()
 		lost = s.lostLogged()
+		reason := ""
 		for key, n := range want {
 			for q := range n {
-				if seen[key][q] == 0 && lost[keys[key].ns] == 0 {
-					return fmt.Sprintf("%s seq %d not in Kafka and nothing counted lost in %s\n%s", key, q, keys[key].ns, s.explainMissing(keys[key], q))
+				if seen[key][q] == 0 && lost[keys[key].ns] == 0 && reason == "" {
+					reason = fmt.Sprintf("%s seq %d not in Kafka and nothing counted lost in %s\n%s", key, q, keys[key].ns, s.explainMissing(keys[key], q))
 				}
 			}
 		}
-		return ""
-	})
+		if reason == "" {
+			break
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			t.Errorf("lost without being counted: %s", reason)
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	rep.CountedBytes = sum(lost)
+	rep.OutOfOrder = s.outOfOrder
+	for i, p := range s.kafkaProblems {
+		if i == 20 {
+			t.Errorf("... %d Kafka problems in all", len(s.kafkaProblems))
+			break
+		}
+		t.Error(p)
+	}
 	for key, n := range want {
 		for q := range n {
 			switch c := seen[key][q]; {
@@ -222,6 +241,10 @@ func sum(m map[string]int64) (n int64) {
 // are duplicates, not disorder), and a container's lines share one partition.
 func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	t := s.t
+	var problems []string
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	outOfOrder := 0
+	defer func() { s.kafkaProblems, s.outOfOrder = problems, outOfOrder }()
 	ctx, cancel := ctxTimeout(60 * time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
@@ -262,7 +285,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	defer cons.Close()
 	maxSeq := map[string]int{}
 	part := map[string]int32{}
-	j := newJoiner(t)
+	j := newJoiner(problem)
 	byKey := s.w.byKey()
 	lat := map[string][]time.Duration{}
 	defer func() { s.latency = lat }()
@@ -271,14 +294,14 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 		fs.EachRecord(func(r *kgo.Record) {
 			rec, err := record.Decode(r.Value)
 			if err != nil {
-				t.Errorf("%s/%d@%d: undecodable record: %v", r.Topic, r.Partition, r.Offset, err)
+				problem("%s/%d@%d: undecodable record: %v", r.Topic, r.Partition, r.Offset, err)
 				return
 			}
 			p := pos{r.Topic, r.Partition, r.Offset}
 			recs[p] = kafkaLine{msg: rec.Message}
 			lkey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
 			if pt, ok := part[lkey]; ok && pt != r.Partition {
-				t.Errorf("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)
+				problem("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)
 			}
 			part[lkey] = r.Partition
 			key, seq, poss, ok := j.add(p, &rec)
@@ -286,7 +309,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				return // a chunk of a line that continues
 			}
 			if key != lkey {
-				t.Errorf("%v: line of %s in a record of %s", p, key, lkey)
+				problem("%v: line of %s in a record of %s", p, key, lkey)
 			}
 			for _, cp := range poss {
 				kl := recs[cp]
@@ -294,7 +317,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				recs[cp] = kl
 			}
 			if "logs."+strings.SplitN(key, "/", 2)[0] != r.Topic {
-				t.Errorf("%s seq %d in topic %s", key, seq, r.Topic)
+				problem("%s seq %d in topic %s", key, seq, r.Topic)
 			}
 			if seen[key] == nil {
 				seen[key] = map[int]int{}
@@ -304,14 +327,15 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				lat[c.ns] = append(lat[c.ns], r.Timestamp.Sub(c.at[seq]))
 			}
 			if seen[key][seq] == 0 && seq < maxSeq[key] {
-				t.Errorf("%s: seq %d first arrives after seq %d (out of order)", key, seq, maxSeq[key])
+				outOfOrder++
+				problem("%s: seq %d first arrives after seq %d (out of order)", key, seq, maxSeq[key])
 			}
 			seen[key][seq]++
 			maxSeq[key] = max(maxSeq[key], seq)
 		})
 	}
 	if len(recs) < remaining {
-		t.Errorf("read %d of %d records from Kafka", len(recs), remaining)
+		problem("read %d of %d records from Kafka", len(recs), remaining)
 	}
 	return recs, seen
 }
@@ -423,7 +447,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 	t := s.t
 	var out []kafkaLine
 	records := 0
-	j := newJoiner(t)
+	j := newJoiner(t.Errorf)
 	cursor := ""
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -485,7 +509,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 // joiner puts the chunks of cut lines (record.Split: the collector cuts a line whose parts it
 // holds when its byte budget is full, docs/collector.md) back together, per container.
 type joiner struct {
-	t       *testing.T
+	errorf  func(format string, args ...any)
 	pending map[string]*pendingLine
 }
 
@@ -494,7 +518,9 @@ type pendingLine struct {
 	poss  []pos
 }
 
-func newJoiner(t *testing.T) *joiner { return &joiner{t: t, pending: map[string]*pendingLine{}} }
+func newJoiner(errorf func(format string, args ...any)) *joiner {
+	return &joiner{errorf: errorf, pending: map[string]*pendingLine{}}
+}
 
 // add takes the record at p; once a whole line is there it returns the line's key and seq and
 // the positions of its records. A restart may resume a cut line at its next chunk, or send
@@ -510,7 +536,7 @@ func (j *joiner) add(p pos, rec *record.Record) (key string, seq int, poss []pos
 		}
 		i := rec.Split.Index
 		if i > len(pl.parts) {
-			j.t.Errorf("%v: chunk %d of a line of %s after %d chunks", p, i, ckey, len(pl.parts))
+			j.errorf("%v: chunk %d of a line of %s after %d chunks", p, i, ckey, len(pl.parts))
 			i = len(pl.parts)
 		}
 		pl.parts = append(pl.parts[:i], rec.Message)
@@ -522,14 +548,14 @@ func (j *joiner) add(p pos, rec *record.Record) (key string, seq int, poss []pos
 		msg, poss = strings.Join(pl.parts, ""), pl.poss
 	} else {
 		if pl := j.pending[ckey]; pl != nil {
-			j.t.Errorf("%v: a whole line of %s while chunks %v wait for their last", p, ckey, pl.poss)
+			j.errorf("%v: a whole line of %s while chunks %v wait for their last", p, ckey, pl.poss)
 			delete(j.pending, ckey)
 		}
 		poss = []pos{p}
 	}
 	key, seq, ok = loadgen.ParseSeq(msg)
 	if !ok {
-		j.t.Errorf("%v: not a workload line: %.100q", p, msg)
+		j.errorf("%v: not a workload line: %.100q", p, msg)
 	}
 	return key, seq, poss, ok
 }

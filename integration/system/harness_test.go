@@ -110,6 +110,7 @@ type system struct {
 	kdir  string
 
 	bucketURL string
+	s3        *faultProxy
 	gwAddr    string
 	colAddr   string // collector's metrics address
 
@@ -117,6 +118,8 @@ type system struct {
 	w                            *workload
 	rss                          *rssSampler
 	latency                      map[string][]time.Duration // by namespace, set by readKafka
+	kafkaProblems                []string                   // set by readKafka
+	outOfOrder                   int                        // set by readKafka
 }
 
 func freePort(t testing.TB) int {
@@ -129,14 +132,19 @@ func freePort(t testing.TB) int {
 }
 
 // newSystem starts kfake, versitygw, and the three components over a fresh workload of
-// namespaces x containersPerNS containers (not yet writing).
-func newSystem(t *testing.T, namespaces, containersPerNS int) *system {
+// namespaces x containersPerNS containers (not yet writing). Each prepare function runs with
+// the system's directory before the components start.
+func newSystem(t *testing.T, namespaces, containersPerNS int, prepare ...func(dir string)) *system {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("system test: real binaries, broker and S3 server")
 	}
 	bucketURL := archivetest.StartS3(t, "archive") // skips without versitygw
 	s := &system{t: t, bin: collectortest.Binary(t), dir: t.TempDir(), bucketURL: bucketURL}
+	// The archiver reaches the bucket through a proxy the S3 fault scenario switches; the
+	// accounting reads it directly.
+	var archiverBucket string
+	s.s3, archiverBucket = startFaultProxy(t, bucketURL)
 	s.port = freePort(t)
 	s.brokers = fmt.Sprintf("127.0.0.1:%d", s.port)
 	s.kdir = filepath.Join(s.dir, "kafka")
@@ -146,6 +154,9 @@ func newSystem(t *testing.T, namespaces, containersPerNS int) *system {
 	s.rss = newRSSSampler()
 	t.Cleanup(s.rss.stop)
 
+	for _, p := range prepare {
+		p(s.dir)
+	}
 	s.colAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.gwAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.collector = &component{name: "collector", env: []string{"NODE_NAME=node-1"}, args: []string{"collect",
@@ -155,7 +166,7 @@ func newSystem(t *testing.T, namespaces, containersPerNS int) *system {
 		"--poll-interval", "20ms", "--scan-interval", "100ms", "--checkpoint-interval", "100ms",
 		"--rotated-idle", "300ms", "--shutdown-grace", "10s"}}
 	s.archiver = &component{name: "archiver", args: []string{"archive",
-		"--brokers", s.brokers, "--bucket", bucketURL, "--spool-dir", filepath.Join(s.dir, "spool"),
+		"--brokers", s.brokers, "--bucket", archiverBucket, "--spool-dir", filepath.Join(s.dir, "spool"),
 		"--metrics-addr", "", "--instance-id", "archiver-0", "--session-timeout", "6s",
 		"--max-object-age", "1s", "--topic-refresh", "500ms"}}
 	s.gateway = &component{name: "gateway", env: []string{"LOGROUTER_AUTH_RECHECK=1s"}, args: []string{"gateway",
