@@ -157,7 +157,7 @@ func (s *system) account(scenario, injected string) report {
 	defer b.Close()
 	if err := archivetest.WaitArchived(ctx, b, "", ends, 180*time.Second); err != nil {
 		s.checkAlive()
-		t.Fatal(err)
+		t.Fatalf("%v\narchiver warnings and errors:\n%s", err, s.problemsLogged(s.archiver, 30))
 	}
 	objects, rows := s.readArchive(ctx, b)
 	archivedLines := map[string]map[int]bool{}

@@ -426,3 +426,21 @@ func (s *system) explainMissing(c *wcont, seq int) string {
 	}
 	return b.String()
 }
+
+// problemsLogged returns the last n WARN and ERROR lines of c's runs.
+func (s *system) problemsLogged(c *component, n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for i, p := range c.runs {
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+				out = append(out, fmt.Sprintf("run %d: %s", i, tail(l, 600)))
+			}
+		}
+	}
+	if len(out) > n {
+		out = append([]string{fmt.Sprintf("(%d more)", len(out)-n)}, out[len(out)-n:]...)
+	}
+	return strings.Join(out, "\n")
+}
