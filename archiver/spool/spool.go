@@ -26,10 +26,48 @@ type Frame struct {
 // Writer appends frames to a spool file.
 type Writer struct {
 	f       *os.File
-	w       *bufio.Writer
+	w       retryWriter
 	hdr     []byte
 	frames  int64
 	written int64
+	// broken is the first error of Append: the file may end inside a frame, so the spool is
+	// unusable and every later call fails with it.
+	broken error
+}
+
+// retryWriter buffers writes to f like bufio.Writer, but a failed write does not stick: what f
+// did not take stays buffered and the next flush tries it again. bufio.Writer keeps its first
+// error for ever, so a spool disk that was full for a moment failed every later upload retry
+// of the range (TestReopenAfterDiskFull).
+type retryWriter struct {
+	f    *os.File
+	buf  []byte
+	size int
+}
+
+func (r *retryWriter) Write(b []byte) (int, error) {
+	if len(r.buf)+len(b) > r.size {
+		if err := r.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	if len(b) >= r.size {
+		// Large writes bypass the buffer (it stays small); a failure here breaks the spool.
+		return r.f.Write(b)
+	}
+	r.buf = append(r.buf, b...)
+	return len(b), nil
+}
+
+func (r *retryWriter) Flush() error {
+	for len(r.buf) > 0 {
+		n, err := r.f.Write(r.buf)
+		r.buf = r.buf[:copy(r.buf, r.buf[n:])]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Create creates the spool file at path; bufSize is its write buffer.
@@ -38,11 +76,14 @@ func Create(path string, bufSize int) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create spool: %w", err)
 	}
-	return &Writer{f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	return &Writer{f: f, w: retryWriter{f: f, buf: make([]byte, 0, bufSize), size: bufSize}}, nil
 }
 
 // Append writes one frame.
 func (w *Writer) Append(fr *Frame) error {
+	if w.broken != nil {
+		return w.broken
+	}
 	h := w.hdr[:0]
 	h = binary.AppendVarint(h, fr.Offset)
 	h = binary.AppendVarint(h, fr.KafkaTime.UnixMilli())
@@ -52,7 +93,8 @@ func (w *Writer) Append(fr *Frame) error {
 	w.hdr = h
 	for _, b := range [][]byte{h, fr.Pod, fr.Container, fr.Value} {
 		if _, err := w.w.Write(b); err != nil {
-			return fmt.Errorf("write spool %s: %w", w.f.Name(), err)
+			w.broken = fmt.Errorf("write spool %s: %w", w.f.Name(), err)
+			return w.broken
 		}
 	}
 	w.frames++
@@ -69,6 +111,9 @@ func (w *Writer) Path() string { return w.f.Name() }
 // Reopen flushes the spool and returns a new reader positioned at its first frame; it may be
 // called again (to retry an upload), and appending may continue afterwards.
 func (w *Writer) Reopen() (*Reader, error) {
+	if w.broken != nil {
+		return nil, w.broken
+	}
 	if err := w.w.Flush(); err != nil {
 		return nil, fmt.Errorf("flush spool %s: %w", w.f.Name(), err)
 	}
