@@ -54,6 +54,16 @@ type report struct {
 	DeletedRotated int
 }
 
+// exact: every line written is in Kafka once, archived and served; nothing lost.
+func (r report) exact() bool {
+	return r.LostActual == 0 && r.KafkaDups == 0 && r.Archived == r.Written && r.Served == r.Written
+}
+
+// complete: nothing lost, and every line in Kafka is archived and served (duplicates allowed).
+func (r report) complete() bool {
+	return r.LostActual == 0 && r.Archived == r.Kafka && r.Served == r.Kafka
+}
+
 func (r report) String() string {
 	var rss []string
 	for k, v := range r.PeakRSSMiB {
