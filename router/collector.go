@@ -251,8 +251,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	c.startup = map[fileid.ID]checkpoint.Entry{}
 	c.mu.Unlock()
+	// The read-back can take a while (up to 15 s, longer while the pipelines are awaited), and a
+	// collector killed in it must not leave checkpoints older than what this start saw: the sizes
+	// of the files found now, and the files found gone, not yet counted (lost.go).
+	_ = c.saveCheckpoints()
 	c.reconcile(ctx)
 	c.countGone()
+	_ = c.saveCheckpoints() // without the gone files: a kill from here on must not count them twice
 	c.mu.Lock()
 	c.lastCk = time.Now()
 	c.mu.Unlock()
@@ -810,13 +815,21 @@ func (c *Collector) saveCheckpoints() error {
 	for _, f := range c.files {
 		files = append(files, f)
 	}
-	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done))
+	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done)+len(c.gone))
 	for _, d := range c.done {
 		entries = append(entries, d.entry)
+	}
+	for _, g := range c.gone {
+		entries = append(entries, g.entry) // gone at start, not counted yet: the next start counts it
 	}
 	c.mu.Unlock()
 	for _, f := range files {
 		e := f.entry()
+		if f.awaitsReadBack() {
+			// Keep the time of the checkpoint it resumed from: the next read-back must look from
+			// there for what the run before this one sent.
+			e.Updated = f.checkpointAt
+		}
 		if fi, err := f.fd.Stat(); err == nil {
 			e.Size = fi.Size()
 			c.metrics.bytesBehind.WithLabelValues(f.meta.Namespace, f.meta.Pod, f.meta.Container, f.meta.File).Set(float64(max(0, fi.Size()-e.Offset)))

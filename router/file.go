@@ -162,6 +162,19 @@ const (
 	stepThrottled            // the namespace's limit: the file waits (the file is the buffer)
 )
 
+// awaitsReadBack: resumed at start, its read-back not done yet (it has read nothing since).
+func (f *file) awaitsReadBack() bool {
+	if f.reconciled == nil {
+		return false
+	}
+	select {
+	case <-f.reconciled:
+		return false
+	default:
+		return true
+	}
+}
+
 func (f *file) curPath() string { return *f.path.Load() }
 
 // run reads the file until it is let go or ctx ends.

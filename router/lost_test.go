@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -193,4 +194,114 @@ func FuzzMaxFramed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKilledDuringReadBackKeepsWhatStartSaw: a collector killed while its restart read-back
+// runs leaves the checkpoints of that start (each file's size as found, and the files found gone,
+// not counted yet), so the next start counts what was lost in between, once.
+func TestKilledDuringReadBackKeepsWhatStartSaw(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	gone, _ := node.AddContainer("gone-early", "web", "app", loadgen.CRI)
+	grows, _ := node.AddContainer("grows", "web", "app", loadgen.CRI)
+	for s := range 100 {
+		gone.Write(time.Now(), "stdout", loadgen.SeqMessage("gone-early", s, 120))
+		grows.Write(time.Now(), "stdout", loadgen.SeqMessage("grows", s, 120))
+	}
+	cfg := testConfig(t, node, brokers)
+	r := startCollector(t, cfg)
+	consume(t, brokers, 200, 30*time.Second)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := checkpoint.Open(cfg.CheckpointDir)
+	run1, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func(c *loadgen.Container) int64 {
+		fi, err := os.Stat(c.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// While stopped: "grows" gets lines; "gone-early" was behind at the stop (as if Kafka had
+	// not acknowledged its last 50 lines) and is rotated away and deleted.
+	growsFrom := size(grows)
+	for s := 100; s < 150; s++ {
+		grows.Write(time.Now(), "stdout", loadgen.SeqMessage("grows", s, 120))
+		gone.Write(time.Now(), "stdout", loadgen.SeqMessage("gone-early", s, 120))
+	}
+	goneSize, growsSize := size(gone), size(grows)
+	var goneFrom int64
+	for i := range run1 {
+		if run1[i].Namespace == "gone-early" {
+			run1[i].Size, goneFrom = goneSize, run1[i].Offset
+		}
+	}
+	if err := st.Save(run1); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := gone.RotateRename()
+	os.Remove(rotated)
+
+	// Run 2 waits in its read-back for pipelines that never come; what a kill leaves then is
+	// the checkpoint file as it is.
+	r2 := startCollectorWith(t, cfg, func(c *Collector) { c.ExpectPipelines() })
+	var atKill []byte
+	waitFor(t, 30*time.Second, func() bool {
+		b, err := os.ReadFile(st.Path())
+		if err != nil {
+			return false
+		}
+		var probe struct{ Entries []checkpoint.Entry }
+		if json.Unmarshal(b, &probe) != nil {
+			return false
+		}
+		for _, e := range probe.Entries {
+			if e.Namespace == "grows" && e.Size == growsSize {
+				atKill = b
+				return true
+			}
+		}
+		return false
+	})
+	var saved struct{ Entries []checkpoint.Entry }
+	json.Unmarshal(atKill, &saved)
+	var sawGone bool
+	for _, e := range saved.Entries {
+		switch e.Namespace {
+		case "gone-early":
+			sawGone = sawGone || e.Size == goneSize // (the new live file has its namespace too)
+		case "grows":
+			if e.Offset != growsFrom {
+				t.Errorf("grows saved at %d during the read-back, want its checkpoint %d", e.Offset, growsFrom)
+			}
+			for _, e1 := range run1 {
+				if e1.Namespace == "grows" && !e.Updated.Equal(e1.Updated) {
+					t.Errorf("grows saved with time %v, want the resumed checkpoint's %v", e.Updated, e1.Updated)
+				}
+			}
+		}
+	}
+	if !sawGone {
+		t.Errorf("the gone file's entry was not kept in the save during the read-back: %+v", saved.Entries)
+	}
+	r2.stop()
+	if err := os.WriteFile(st.Path(), atKill, 0o600); err != nil { // as the kill left it
+		t.Fatal(err)
+	}
+	// Between the kill and the next start, "grows" is rotated away and deleted too.
+	rotated, _ = grows.RotateRename()
+	os.Remove(rotated)
+
+	r3 := startCollector(t, cfg)
+	waitFor(t, 30*time.Second, func() bool { return r3.c.Ready() == nil })
+	for ns, want := range map[string]int64{"gone-early": goneSize - goneFrom, "grows": growsSize - growsFrom} {
+		if got := int64(testutil.ToFloat64(r3.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead))); got != want {
+			t.Errorf("%s: lost_bytes_total = %d, want %d", ns, got, want)
+		}
+	}
 }
