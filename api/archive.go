@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/logrouter/logrouter/api/cursor"
 	"github.com/logrouter/logrouter/api/limits"
 	"github.com/logrouter/logrouter/api/params"
 	"github.com/logrouter/logrouter/api/problem"
@@ -16,13 +17,26 @@ import (
 
 var errArchiveLimit = errors.New("archive limit reached")
 
-// serveArchive streams archived records as NDJSON lines {"type":"record","record":{...}} in
+// serveArchive streams archived records as NDJSON lines
+// {"type":"record","partition":P,"offset":O,"record":{...}} in
 // time order, ended by {"type":"end","reason":"complete"|"limit"|"error",...}: a stream without
 // the end line was cut off.
 func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive) {
 	if g.engine == nil {
 		q.fail(problem.New(http.StatusNotFound, problem.CodeArchiveDisabled, "this gateway has no archive configured (--bucket)"))
 		return
+	}
+	var before []int64
+	if a.Before != "" {
+		c, err := cursor.DecodeFor(a.Before, q.topic)
+		if err != nil {
+			q.fail(&problem.Error{Status: http.StatusBadRequest, Code: problem.CodeInvalidCursor, Detail: "before: " + err.Error() + "; use a cursor the logs endpoint returned for this namespace (a page's start_cursor)", Param: "before"})
+			return
+		}
+		before = c.Offsets
+		for i, o := range before {
+			before[i] = max(o, 0) // an unknown position has nothing before it
+		}
 	}
 	h := q.w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
@@ -51,8 +65,8 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 	sent := 0
 	// Topic: the archive keeps a namespace's suffix topics in its partitions too; serve the
 	// one topic asked for, as the live endpoint does.
-	req := query.Request{Namespace: q.namespace, Topic: q.topic, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep}
-	stats, err := g.engine.Run(ctx, req, func(r record.Record) error {
+	req := query.Request{Namespace: q.namespace, Topic: q.topic, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep, Before: before}
+	stats, err := g.engine.RunPositioned(ctx, req, func(r record.Record, at query.Position) error {
 		if r.Namespace != q.namespace { // defense in depth: never another namespace's record
 			g.m.recordsHidden.WithLabelValues("foreign_namespace").Inc()
 			return nil
@@ -62,7 +76,13 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 			g.m.recordsHidden.WithLabelValues("bad_value").Inc()
 			return nil
 		}
-		buf = append(buf, `{"type":"record","record":`...)
+		// The same shape as the live endpoint's NDJSON records, without a cursor: partition and
+		// offset in the namespace's (or suffix) topic.
+		buf = append(buf, `{"type":"record","partition":`...)
+		buf = strconv.AppendInt(buf, int64(at.Partition), 10)
+		buf = append(buf, `,"offset":`...)
+		buf = strconv.AppendInt(buf, at.Offset, 10)
+		buf = append(buf, `,"record":`...)
 		buf = append(buf, v...)
 		buf = append(buf, '}', '\n')
 		sent++

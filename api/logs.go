@@ -331,6 +331,13 @@ type pageBody struct {
 	// CaughtUp says the page reached the end of the topic as of the request.
 	CaughtUp bool        `json:"caught_up"`
 	Skipped  []live.Skip `json:"skipped,omitempty"`
+	// StartCursor is where the page began (the resolved from/cursor), StartOffsets the same
+	// position per partition, LogStartOffsets each partition's log start then: offsets below
+	// it are gone from Kafka (retention) and only the archive has them. A client joining the
+	// archive to Kafka reads the archive with before=StartCursor (docs/api.md, the seam).
+	StartCursor     string  `json:"start_cursor"`
+	StartOffsets    []int64 `json:"start_offsets"`
+	LogStartOffsets []int64 `json:"log_start_offsets"`
 }
 
 // servePage returns up to limit records after the cursor, stopping at the topic's end as of
@@ -344,8 +351,9 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 	if !ok {
 		return
 	}
-	pos := &position{pos: st.Pos}
-	body := pageBody{Records: []json.RawMessage{}, Skipped: st.Skipped}
+	pos := &position{pos: st.Pos.Clone()}
+	body := pageBody{Records: []json.RawMessage{}, Skipped: st.Skipped, StartCursor: st.Pos.String(),
+		StartOffsets: st.Pos.Offsets, LogStartOffsets: st.LogStart}
 	caughtUp := func() bool {
 		for p, o := range pos.pos.Offsets {
 			if o < st.End[p] {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -81,6 +82,33 @@ func TestOpenAPIParameters(t *testing.T) {
 		slices.Sort(got)
 		if want := params.Names(endpoint); !slices.Equal(got, want) {
 			t.Errorf("%s: openapi.json query parameters %v, api/params accepts %v", path, got, want)
+		}
+	}
+}
+
+// TestOpenAPIPageFields: every field of the JSON page the gateway writes is described in the
+// Page schema, so a field cannot be added without being documented.
+func TestOpenAPIPageFields(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	rt := reflect.TypeFor[pageBody]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if _, ok := doc.Components.Schemas["Page"].Properties[name]; !ok {
+			t.Errorf("page field %q is not in the Page schema", name)
+		}
+	}
+	for _, name := range []string{"type", "partition", "offset", "record", "reason"} {
+		if _, ok := doc.Components.Schemas["ArchiveLine"].Properties[name]; !ok {
+			t.Errorf("archive line field %q is not in the ArchiveLine schema", name)
 		}
 	}
 }

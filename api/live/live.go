@@ -63,6 +63,8 @@ type Start struct {
 	// End holds each partition's end offset when the position was resolved: a page is complete
 	// when it reaches them.
 	End []int64
+	// LogStart holds each partition's log start offset then: what retention has not deleted.
+	LogStart []int64
 }
 
 // Resolve turns s into exact offsets for topic. dflt is used when s.Kind is StartDefault.
@@ -91,7 +93,7 @@ func (r *Reader) Resolve(ctx context.Context, topic string, s params.Start, dflt
 		}
 		lo[p], hi[p] = so.Offset, eo.Offset
 	}
-	st := Start{Pos: cursor.New(topic, n), End: hi}
+	st := Start{Pos: cursor.New(topic, n), End: hi, LogStart: lo}
 	kind := s.Kind
 	if kind == params.StartDefault {
 		kind = dflt

@@ -113,6 +113,10 @@ type Archive struct {
 	Filter       Filter
 	Suffix       string // as Logs.Suffix
 	Limit        int
+	// Before is a cursor of the live endpoint (opaque, decoded against the topic): only
+	// records before its position are served, so a client can continue from Kafka at that
+	// cursor with no gap and no duplicate. "" = no bound.
+	Before string
 }
 
 // tokenParams are names clients use to pass credentials in URLs; they are refused with their
@@ -191,7 +195,7 @@ func ParseLogs(rawQuery string) (Logs, error) {
 	return l, nil
 }
 
-var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true}
+var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true, "before": true}
 
 // Names lists the query parameters of an endpoint ("logs" or "archive"), sorted.
 func Names(endpoint string) []string {
@@ -241,6 +245,12 @@ func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 			errs = append(errs, &Error{Param: "limit", Code: CodeInvalid, Msg: "limit must be a positive integer"})
 		}
 		a.Limit = n
+	}
+	if v, ok := q["before"]; ok {
+		if v == "" || len(v) > MaxCursorLen {
+			errs = append(errs, &Error{Param: "before", Code: CodeInvalid, Msg: "before must be a non-empty cursor of the logs endpoint (start_cursor of a page)"})
+		}
+		a.Before = v
 	}
 	if a.Filter, err = parseFilter(q); err != nil {
 		errs = append(errs, err)

@@ -24,6 +24,18 @@ type Request struct {
 	Since, Until   time.Time      // [Since, Until)
 	Pod, Container string         // "" = any
 	Grep           *regexp.Regexp // nil = any; matched against the message
+	// Before, if not nil, keeps only records of Topic below a Kafka position: partition p's
+	// records at offsets below Before[p] (none of partitions at or past len(Before)). A reader
+	// that continues from Kafka at those offsets gets each record exactly once; objects wholly
+	// at or after the position are not opened. Needs Topic.
+	Before []int64
+}
+
+// Position is where an archived record was in Kafka.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // Stats says how much work a query did; ObjectsOpened is what pruning saves.
@@ -105,5 +117,10 @@ var (
 
 // Run streams matching records in time order to emit; it stops at the first emit error and returns it.
 func (e *Engine) Run(ctx context.Context, req Request, emit func(record.Record) error) (Stats, error) {
+	return e.run(ctx, req, func(r record.Record, _ Position) error { return emit(r) })
+}
+
+// RunPositioned is Run with each record's Kafka position.
+func (e *Engine) RunPositioned(ctx context.Context, req Request, emit func(record.Record, Position) error) (Stats, error) {
 	return e.run(ctx, req, emit)
 }

@@ -39,10 +39,13 @@ func (e *Engine) validate(req Request) error {
 	if req.Since.IsZero() || req.Until.IsZero() || !req.Since.Before(req.Until) {
 		errs = append(errs, ErrBadRange)
 	}
+	if req.Before != nil && req.Topic == "" {
+		errs = append(errs, errors.New("query: before needs a topic"))
+	}
 	return errors.Join(errs...)
 }
 
-func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) error) (Stats, error) {
+func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record, Position) error) (Stats, error) {
 	var st Stats
 	if err := e.validate(req); err != nil {
 		return st, err
@@ -64,7 +67,8 @@ func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) 
 		if r.Time < since || r.Time >= until ||
 			req.Pod != "" && r.Pod != req.Pod ||
 			req.Container != "" && r.Container != req.Container ||
-			req.Grep != nil && !req.Grep.MatchString(r.Message) {
+			req.Grep != nil && !req.Grep.MatchString(r.Message) ||
+			req.Before != nil && !below(req.Before, r.KafkaPartition, r.KafkaOffset) {
 			return nil
 		}
 		if h.Len() >= e.maxBuffered {
@@ -89,7 +93,7 @@ func (e *Engine) run(ctx context.Context, req Request, emit func(record.Record) 
 		for h.Len() > 0 && (*h)[0].Time < bound {
 			r := heap.Pop(h).(row.Row)
 			st.RecordsMatched++
-			if err := emit(r.Record()); err != nil {
+			if err := emit(r.Record(), Position{Topic: r.KafkaTopic, Partition: r.KafkaPartition, Offset: r.KafkaOffset}); err != nil {
 				return st, err
 			}
 		}
@@ -142,6 +146,11 @@ func (e *Engine) candidates(ctx context.Context, req Request, st *Stats) ([]cand
 		}
 	}
 	return out, nil
+}
+
+// below reports whether offset o of partition p is before the position before.
+func below(before []int64, p int32, o int64) bool {
+	return int(p) < len(before) && p >= 0 && o < before[p]
 }
 
 // ceilHours is the smallest whole number of hours above d.
@@ -240,6 +249,9 @@ func (e *Engine) listHour(ctx context.Context, req Request, dir string, hour tim
 		}
 		if req.Topic != "" && o.Topic != req.Topic {
 			continue // another topic of the namespace (a suffix topic, or the plain one)
+		}
+		if req.Before != nil && !below(req.Before, o.Partition, o.Start) {
+			continue // every record of the object is at or after the position
 		}
 		st.ObjectsListed++
 		attrs, err := e.bucket.Attributes(ctx, obj.Key)

@@ -1,0 +1,308 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// archive
+
+	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/internal/logscmd"
+	"github.com/logrouter/logrouter/internal/syncbuf"
+)
+
+// logsEnv is the environment `logrouter logs` sees in these tests: no config file, no
+// kubeconfig, no terminal, unless a test says otherwise.
+func logsEnv(t testing.TB, vars ...string) logscmd.Env {
+	m := map[string]string{}
+	for i := 0; i+1 < len(vars); i += 2 {
+		m[vars[i]] = vars[i+1]
+	}
+	return logscmd.Env{Home: t.TempDir(), Lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+// runLogs runs `logrouter logs args...` in-process and returns stdout, stderr and the exit code.
+func runLogs(ctx context.Context, env logscmd.Env, args ...string) (string, string, int) {
+	var stdout, stderr syncbuf.Buffer
+	code := exitCode(logscmd.Run(ctx, args, env, &stdout, &stderr))
+	return stdout.String(), stderr.String(), code
+}
+
+func exitCode(err error) int {
+	var ee *logscmd.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return 1
+}
+
+var seqRE = regexp.MustCompile(`team-a-seq-(\d+)`)
+
+// seqs returns the sequence numbers of the json output's records, in output order.
+func seqs(t testing.TB, stdout string) []int {
+	t.Helper()
+	var out []int
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("output line %q: %v", sc.Text(), err)
+		}
+		m := seqRE.FindStringSubmatch(r.Message)
+		if m == nil {
+			t.Fatalf("unexpected message %q", r.Message)
+		}
+		n, _ := strconv.Atoi(m[1])
+		out = append(out, n)
+	}
+	return out
+}
+
+// checkOnce fails unless got holds each of 0..n-1 exactly once.
+func checkOnce(t testing.TB, got []int, n int) {
+	t.Helper()
+	seen := make([]int, n)
+	for _, s := range got {
+		if s < 0 || s >= n {
+			t.Fatalf("sequence %d out of range", s)
+		}
+		seen[s]++
+	}
+	var missing, dup []int
+	for i, c := range seen {
+		switch {
+		case c == 0:
+			missing = append(missing, i)
+		case c > 1:
+			dup = append(dup, i)
+		}
+	}
+	if len(missing) > 0 || len(dup) > 0 {
+		t.Fatalf("%d records: missing %v, duplicated %v", len(got), missing, dup)
+	}
+}
+
+// TestLogsSeam: `logrouter logs --since 2h` over a namespace whose oldest records Kafka's
+// retention has deleted shows every sequence-numbered line exactly once: the deleted part from
+// the archive (written by the real archiver to fileblob), the rest from Kafka, joined at
+// offsets. The lines' own times run up to 4.5 minutes behind their Kafka times and out of
+// offset order, so a seam by timestamp would lose or repeat lines.
+func TestLogsSeam(t *testing.T) {
+	dir := t.TempDir()
+	bucketURL := "file://" + filepath.Join(dir, "bucket")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bkt, err := blob.OpenBucket(ctx, bucketURL+"?create_dir=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bkt.Close()
+	e := startGateway(t, 2, func(c *api.Config, o *[]api.Option) { *o = append(*o, api.WithBucket(bkt)) })
+	adm := kadm.NewClient(e.kcl)
+	retention := "2400000" // 40 min
+	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": &retention}, "logs.team-a"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	now := time.Now()
+	base := now.Add(-70 * time.Minute) // record i at base+20s*i: the first ~90 are older than 40 min
+	want := map[archivetest.Pos]int64{}
+	for i := range n {
+		kt := base.Add(time.Duration(i) * 20 * time.Second)
+		r := archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: fmt.Sprintf("web-%d", i%3), Container: "app",
+			Time: kt.Add(-time.Duration(i%7) * 45 * time.Second), Message: archivetest.Seq("team-a", i), KafkaTime: kt, Partition: int32(i % 2)})
+		// One record per produce, so each is its own batch and retention deletes record by record.
+		if err := e.kcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition}
+		want[p] = max(want[p], r.Offset+1)
+	}
+	archiveUntil(t, e.cluster.ListenAddrs(), bucketURL, "", "", bkt, want)
+	e.cluster.ApplyRetention()
+	starts, err := adm.ListStartOffsets(ctx, "logs.team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset <= 0 || o.Offset >= int64(n/2) {
+			t.Fatalf("partition %d log start %d: retention should have deleted part of it", o.Partition, o.Offset)
+		}
+	})
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	env := logsEnv(t, "LOGROUTER_TOKEN", secret)
+
+	stdout, stderr, code := runLogs(ctx, env, "-n", "team-a", "--gateway", e.base, "--since", "2h", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got := seqs(t, stdout)
+	checkOnce(t, got, n)
+	// The archive part comes first and in time order; it is exactly what retention deleted.
+	own := func(i int) time.Time {
+		return base.Add(time.Duration(i)*20*time.Second - time.Duration(i%7)*45*time.Second)
+	}
+	deleted := 0
+	starts.Each(func(o kadm.ListedOffset) { deleted += int(o.Offset) })
+	for i := 1; i < deleted; i++ {
+		if own(got[i]).Before(own(got[i-1])) {
+			t.Fatalf("archive part out of time order at %d: %v", i, got[:deleted])
+		}
+	}
+	for _, s := range got[:deleted] {
+		p, o := int32(s%2), int64(s/2)
+		if so, _ := starts.Lookup("logs.team-a", p); o >= so.Offset {
+			t.Fatalf("seq %d (partition %d offset %d) came before the seam but Kafka still holds it (log start %d)", s, p, o, so.Offset)
+		}
+	}
+
+	// Without --since, only what Kafka holds: exactly the lines retention left.
+	stdout, stderr, code = runLogs(ctx, env, "-n", "team-a", "--gateway", e.base, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := seqs(t, stdout); len(got) != n-deleted {
+		t.Fatalf("kafka only: %d records, want %d", len(got), n-deleted)
+	}
+
+	// A bounded range inside the archive: --from/--until on the lines' own time.
+	from := base.Add(-5 * time.Minute).UTC().Format(time.RFC3339)
+	until := base.Add(10 * time.Minute).UTC()
+	stdout, stderr, code = runLogs(ctx, env, "-n", "team-a", "--gateway", e.base, "--from", from, "--until", until.Format(time.RFC3339Nano), "-o", "json", "--pod", "web-[01]")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var wantRange []int
+	for i := range n {
+		if own(i).Before(until) && i%3 != 2 {
+			wantRange = append(wantRange, i)
+		}
+	}
+	if got := seqs(t, stdout); fmt.Sprint(sortedInts(got)) != fmt.Sprint(wantRange) {
+		t.Fatalf("range: got %v, want %v", sortedInts(got), wantRange)
+	}
+}
+
+func sortedInts(s []int) []int {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// TestLogsArchiveBefore: the archive endpoint's records carry their Kafka partition and
+// offset, and before=<cursor> serves only what lies below the cursor; a cursor of another
+// topic is refused.
+func TestLogsArchiveBefore(t *testing.T) {
+	dir := t.TempDir()
+	bucketURL := "file://" + filepath.Join(dir, "bucket")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bkt, err := blob.OpenBucket(ctx, bucketURL+"?create_dir=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bkt.Close()
+	e := startGateway(t, 2, func(c *api.Config, o *[]api.Option) { *o = append(*o, api.WithBucket(bkt)) })
+	e.createTopic("logs.team-a", 2)
+	e.createTopic("logs.team-b", 1)
+	base := time.Now().Add(-30 * time.Minute).Truncate(time.Second)
+	var rs []*kgo.Record
+	for i := range 40 {
+		ts := base.Add(time.Duration(i) * time.Second)
+		rs = append(rs, archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: "web", Container: "app", Time: ts, Message: archivetest.Seq("team-a", i), KafkaTime: ts, Partition: int32(i % 2)}))
+	}
+	if err := archivetest.Produce(ctx, e.kcl, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := archivetest.Produce(ctx, e.kcl, []*kgo.Record{archivetest.Record(archivetest.Line{Namespace: "team-b", Pod: "web", Container: "app", Time: base, Message: "b", KafkaTime: base})}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[archivetest.Pos]int64{}
+	for _, r := range rs {
+		p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition}
+		want[p] = max(want[p], r.Offset+1)
+	}
+	archiveUntil(t, e.cluster.ListenAddrs(), bucketURL, "", "", bkt, want)
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a", "team-b"}})
+
+	// A page from the 25th second: its start_cursor is offset 12 in partition 0 and 13 in 1
+	// (records 25.. have Kafka time >= from).
+	from := url.QueryEscape(base.Add(25 * time.Second).Format(time.RFC3339))
+	resp := e.get("/v1/namespaces/team-a/logs?limit=1&from="+from, secret)
+	var pg struct {
+		StartCursor     string  `json:"start_cursor"`
+		StartOffsets    []int64 `json:"start_offsets"`
+		LogStartOffsets []int64 `json:"log_start_offsets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&pg); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if fmt.Sprint(pg.StartOffsets) != "[13 12]" || fmt.Sprint(pg.LogStartOffsets) != "[0 0]" || pg.StartCursor == "" {
+		t.Fatalf("page start %v, log start %v, cursor %q", pg.StartOffsets, pg.LogStartOffsets, pg.StartCursor)
+	}
+	since := url.QueryEscape(base.Add(-time.Minute).Format(time.RFC3339))
+	resp = e.get("/v1/namespaces/team-a/archive?since="+since+"&before="+pg.StartCursor, secret)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, problemCode(t, resp))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var got []string
+	for sc.Scan() {
+		var l struct {
+			Type      string `json:"type"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+			Record    struct {
+				Message string `json:"message"`
+			} `json:"record"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Type != "record" {
+			continue
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(l.Record.Message, "team-a-seq-"))
+		if l.Partition != int32(i%2) || l.Offset != int64(i/2) {
+			t.Fatalf("seq %d at partition %d offset %d, produced at %d/%d", i, l.Partition, l.Offset, i%2, i/2)
+		}
+		got = append(got, l.Record.Message)
+	}
+	resp.Body.Close()
+	if len(got) != 25 || got[0] != "team-a-seq-0" || got[24] != "team-a-seq-24" {
+		t.Fatalf("before the cursor: %d records %v, want seq 0..24", len(got), got)
+	}
+	// A team-b cursor on team-a's archive.
+	resp = e.get("/v1/namespaces/team-b/logs?limit=1", secret)
+	if err := json.NewDecoder(resp.Body).Decode(&pg); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp = e.get("/v1/namespaces/team-a/archive?since="+since+"&before="+pg.StartCursor, secret)
+	if code := problemCode(t, resp); code != "invalid_cursor" {
+		t.Fatalf("another topic's cursor: %q, want invalid_cursor", code)
+	}
+}
