@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -37,11 +39,15 @@ func logsEnv(t testing.TB, vars ...string) logscmd.Env {
 	return logscmd.Env{Home: t.TempDir(), Lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
 }
 
-// runLogs runs `logrouter logs args...` in-process and returns stdout, stderr and the exit code.
+// runLogs runs `logrouter logs args...` in-process and returns stdout, stderr (with the
+// error last, as the binary prints it) and the exit code.
 func runLogs(ctx context.Context, env logscmd.Env, args ...string) (string, string, int) {
 	var stdout, stderr syncbuf.Buffer
-	code := exitCode(logscmd.Run(ctx, args, env, &stdout, &stderr))
-	return stdout.String(), stderr.String(), code
+	err := logscmd.Run(ctx, args, env, &stdout, &stderr)
+	if err != nil {
+		fmt.Fprintf(&stderr, "logrouter logs: %v\n", err)
+	}
+	return stdout.String(), stderr.String(), exitCode(err)
 }
 
 func exitCode(err error) int {
@@ -304,5 +310,205 @@ func TestLogsArchiveBefore(t *testing.T) {
 	resp = e.get("/v1/namespaces/team-a/archive?since="+since+"&before="+pg.StartCursor, secret)
 	if code := problemCode(t, resp); code != "invalid_cursor" {
 		t.Fatalf("another topic's cursor: %q, want invalid_cursor", code)
+	}
+}
+
+// produceSeq produces team-a's sequence lines [from, to) over the topic's partitions.
+func (e *gwEnv) produceSeq(from, to int, parts int32) {
+	e.t.Helper()
+	var ls []line
+	for i := from; i < to; i++ {
+		ls = append(ls, line{ns: "team-a", pod: fmt.Sprintf("web-%d", i%3), container: "app", msg: archivetest.Seq("team-a", i), partition: int32(i) % parts})
+	}
+	e.produce(ls...)
+}
+
+// waitLines waits until out holds n lines.
+func waitLines(t testing.TB, out *syncbuf.Buffer, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(out.String(), "\n") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d lines after 30s:\n%s", what, strings.Count(out.String(), "\n"), n, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLogsFollowGatewayRestart: `logrouter logs -f` keeps following across a gateway restart
+// (the gateway ends the stream with "shutdown", is down for a while, comes back on the same
+// address): every line, including those produced while it was down, arrives exactly once and in
+// offset order per partition. With the gateway gone for good, a bounded read gives up after
+// --retry-for with exit code 5.
+func TestLogsFollowGatewayRestart(t *testing.T) {
+	e := startGateway(t, 2)
+	e.createTopic("logs.team-a", 2)
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	addr := strings.TrimPrefix(e.base, "http://")
+	e.produceSeq(0, 40, 2)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- logscmd.Run(ctx, []string{"-n", "team-a", "--gateway", e.base, "-f", "-o", "json", "--retry-for", "1m"},
+			logsEnv(t, "LOGROUTER_TOKEN", secret), &stdout, &stderr)
+	}()
+	waitLines(t, &stdout, 40, "before the restart")
+	e.produceSeq(40, 60, 2)
+	waitLines(t, &stdout, 60, "live")
+
+	e.stop() // graceful: open streams get end/shutdown, then the port closes
+	e.produceSeq(60, 100, 2)
+	time.Sleep(300 * time.Millisecond) // the client retries against a closed port meanwhile
+	e2 := startGatewayOn(t, e.cluster, e.kcl, func(c *api.Config, _ *[]api.Option) { c.Listen = addr })
+	e2.produceSeq(100, 120, 2)
+	waitLines(t, &stdout, 120, "after the restart")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("logs -f: %v\n%s", err, stderr.String())
+	}
+	got := seqs(t, stdout.String())
+	checkOnce(t, got, 120)
+	last := map[int]int{0: -1, 1: -1}
+	for _, s := range got {
+		if s <= last[s%2] {
+			t.Fatalf("partition %d: %d after %d", s%2, s, last[s%2])
+		}
+		last[s%2] = s
+	}
+	if !strings.Contains(stderr.String(), "retrying in") {
+		t.Fatalf("no retry reported on stderr:\n%s", stderr.String())
+	}
+
+	e2.stop()
+	out, errOut, code := runLogs(context.Background(), logsEnv(t, "LOGROUTER_TOKEN", secret), "-n", "team-a", "--gateway", e.base, "--retry-for", "1s")
+	if code != logscmd.ExitUnavailable || out != "" || !strings.Contains(errOut, "still failing after 1s") {
+		t.Fatalf("gateway gone: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestLogsAuthErrors: credentials the gateway refuses, and a namespace they do not grant, end
+// `logrouter logs` with a clear message and their own exit codes.
+func TestLogsAuthErrors(t *testing.T) {
+	e := startGateway(t, 1)
+	e.createTopic("logs.team-a", 1)
+	e.createTopic("logs.team-b", 1)
+	e.produceSeq(0, 3, 1)
+	teamB, _ := e.token(token.Spec{Namespaces: []string{"team-b"}})
+	revoked, rec := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := token.Revoke(ctx, e.kcl, token.DefaultTopic, rec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp := e.get("/v1/namespaces/team-a/logs?limit=1", revoked)
+		code := problemCode(t, resp)
+		if code == "token_revoked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revocation not seen: %s", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("lrt_0000000000000000_"+strings.Repeat("a", 43)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no credentials", nil, nil, logscmd.ExitAuth, "no credentials"},
+		{"unknown token", []string{"LOGROUTER_TOKEN", "lrt_0000000000000000_" + strings.Repeat("b", 43)}, nil, logscmd.ExitAuth, "refused the credentials"},
+		{"unknown token from a file", nil, []string{"--token-file", tokenFile}, logscmd.ExitAuth, "(401 unauthenticated)"},
+		{"missing token file", nil, []string{"--token-file", tokenFile + ".missing"}, logscmd.ExitAuth, "no such file"},
+		{"revoked token", []string{"LOGROUTER_TOKEN", revoked}, nil, logscmd.ExitAuth, "token_revoked"},
+		{"namespace not granted", []string{"LOGROUTER_TOKEN", teamB}, nil, logscmd.ExitForbidden, `may not read namespace "team-a"`},
+		{"not granted, following", []string{"LOGROUTER_TOKEN", teamB}, []string{"-f"}, logscmd.ExitForbidden, "forbidden"},
+		{"bad flag", []string{"LOGROUTER_TOKEN", teamB}, []string{"--since", "yesterday"}, logscmd.ExitUsage, `--since "yesterday"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-n", "team-a", "--gateway", e.base}, tt.args...)
+			out, errOut, code := runLogs(ctx, logsEnv(t, tt.env...), args...)
+			if code != tt.code || out != "" || !strings.Contains(errOut, tt.msg) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, out, errOut, tt.code, tt.msg)
+			}
+		})
+	}
+	// The token works for its own namespace: exit 0.
+	if _, errOut, code := runLogs(ctx, logsEnv(t, "LOGROUTER_TOKEN", teamB), "-n", "team-b", "--gateway", e.base); code != 0 {
+		t.Fatalf("own namespace: exit %d: %s", code, errOut)
+	}
+}
+
+// TestLogsEscapesNeutralised: a log line holding terminal escape sequences (OSC title, screen
+// clear, 8-bit CSI, a carriage return, a bidi override) is shown as visible escapes in text
+// and raw output to a terminal, and as JSON escapes in json output: nothing reaches the
+// terminal that could control it.
+func TestLogsEscapesNeutralised(t *testing.T) {
+	e := startGateway(t, 1)
+	e.createTopic("logs.team-a", 1)
+	evil := "team-a-seq-0 \x1b]0;pwned\x07\x1b[2J\x1b[31mred\u009b1m\rover\u202eevil\x00 first\nsecond line"
+	e.produce(line{ns: "team-a", pod: "web-\x1b[1m", container: "app", msg: evil})
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	tty := logsEnv(t, "LOGROUTER_TOKEN", secret)
+	tty.IsTerminal = func(io.Writer) bool { return true }
+	for _, tt := range []struct {
+		output string
+		want   []string
+	}{
+		{"text", []string{`\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u009b1m\rover\u202eevil\x00 first`, "web-\\x1b[1m"}},
+		{"raw", []string{`\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u009b1m\rover\u202eevil\x00 first` + "\nsecond line\n"}},
+		{"json", []string{`\u001b]0;pwned\u0007\u001b[2J`, `\u009b1m\rover\u202eevil\u0000 first\nsecond line`}},
+	} {
+		t.Run(tt.output, func(t *testing.T) {
+			for _, color := range []string{"never", "always"} {
+				out, errOut, code := runLogs(context.Background(), tty, "-n", "team-a", "--gateway", e.base, "-o", tt.output, "--color", color)
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errOut)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("--color %s: output %q lacks %q", color, out, w)
+					}
+				}
+				// Colour codes are the printer's own; strip them, then nothing may remain.
+				plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out, "")
+				if strings.ContainsAny(plain, "\x1b\x07\r\x00\u009b\u202e") {
+					t.Errorf("--color %s: a control character reached the terminal: %q", color, out)
+				}
+				if color == "never" && out != plain {
+					t.Errorf("--color never wrote colour codes: %q", out)
+				}
+			}
+		})
+	}
+	// NO_COLOR turns colour off on a terminal; off a terminal there is none.
+	for _, env := range []logscmd.Env{func() logscmd.Env { e := tty; e.Lookup = withVar(tty.Lookup, "NO_COLOR", "1"); return e }(), logsEnv(t, "LOGROUTER_TOKEN", secret)} {
+		out, _, _ := runLogs(context.Background(), env, "-n", "team-a", "--gateway", e.base)
+		if strings.Contains(out, "\x1b[3") || !strings.Contains(out, "web-") {
+			t.Errorf("colour without a terminal or with NO_COLOR: %q", out)
+		}
+	}
+	out, _, _ := runLogs(context.Background(), tty, "-n", "team-a", "--gateway", e.base)
+	if !strings.Contains(out, "\x1b[31m") {
+		t.Errorf("no pod colour on a terminal: %q", out)
+	}
+}
+
+func withVar(lookup func(string) (string, bool), k, v string) func(string) (string, bool) {
+	return func(s string) (string, bool) {
+		if s == k {
+			return v, true
+		}
+		return lookup(s)
 	}
 }
