@@ -183,6 +183,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("create the dev token: %w", err)
 		}
 		ns := demo.Namespaces[0]
+		// The token in a file, for `logrouter logs --token-file` (it stays out of shell history).
+		tokenFile := filepath.Join(*dir, "dev.token")
+		if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write the dev token: %w", err)
+		}
 		fmt.Fprintf(stdout, `logrouter dev is running (Ctrl-C stops it; state is kept in %s)
 
   Kafka (kfake)      %s   topics logs.<namespace>: %s
@@ -196,13 +201,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 Look at it:
   kcat -C -b %s -t logs.%s -o -5 -e
-%s  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
+%s  %s
+  go run ./cmd/logrouter query --bucket '%s' --namespace %s --since 1h --output text   (after a minute)
 
 Pipelines (docs/pipelines.md), read from %s:
 %s
 The token above may read: %s.
 `, *dir, brokers, strings.Join(demo.Namespaces, ", "), len(demo.Containers()), node.PodsDir, ccfg.CheckpointDir, filepath.Join(*dir, "archive"),
-			*gatewayAddr, consoleURL(*gatewayAddr), *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), bucket, ns,
+			*gatewayAddr, consoleURL(*gatewayAddr), *metricsAddr, logFile.Name(), brokers, ns, gatewayCurls("http://"+*gatewayAddr, secret, ns), devLogsLine(*gatewayAddr, tokenFile, ns), bucket, ns,
 			pf.dir, devPipelineHelp(samplePipeline, ns, brokers), strings.Join(demo.Namespaces, ", "))
 		<-ctx.Done()
 		return nil
@@ -214,6 +220,12 @@ The token above may read: %s.
 
 // consoleURL is where the gateway at addr serves the web console (docs/console.md).
 func consoleURL(addr string) string { return "http://" + addr + ui.Prefix }
+
+// devLogsLine is the `logrouter logs` command dev prints: the last hour of a namespace, then
+// following it (docs/teams.md).
+func devLogsLine(gatewayAddr, tokenFile, ns string) string {
+	return fmt.Sprintf("go run ./cmd/logrouter logs --gateway http://%s --token-file %s -n %s --since 1h -f", gatewayAddr, tokenFile, ns)
+}
 
 //go:embed devdata/pipeline.yaml
 var devPipeline string

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-shellwords"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/api"
@@ -246,3 +247,61 @@ func TestDevServesConsole(t *testing.T) {
 		t.Fatalf("the banner's token lists %v, want payments and shop", list.Namespaces)
 	}
 }
+
+// TestDevLogsLine runs the `logrouter logs` line dev prints, as printed (its -f included):
+// it shows the demo namespace's lines as they are written, and Ctrl-C ends it with exit 0.
+func TestDevLogsLine(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, devArgs(t, freeAddr(t), freeAddr(t)), &stdout, &stderr) }()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(stdout.String(), "logrouter dev is running") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var cmdline string
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if strings.Contains(l, "./cmd/logrouter logs ") {
+			cmdline = strings.TrimSpace(l)
+		}
+	}
+	args, err := shellwords.Parse(cmdline)
+	if err != nil || len(args) < 4 || args[0] != "go" || args[2] != "./cmd/logrouter" {
+		t.Fatalf("no logs line in the banner (%v):\n%s", err, stdout.String())
+	}
+	lctx, lcancel := context.WithCancel(context.Background())
+	var out, errOut syncbuf.Buffer
+	ldone := make(chan int, 1)
+	go func() { ldone <- run(lctx, args[3:], &out, &errOut) }()
+	// The demo writes a few lines a second: 20 lines take following, not only the first page.
+	deadline = time.After(time.Minute)
+	for strings.Count(out.String(), "\n") < 20 {
+		select {
+		case code := <-ldone:
+			t.Fatalf("logs exited %d:\n%s", code, errOut.String())
+		case <-deadline:
+			t.Fatalf("logs printed %q after 1m:\n%s", out.String(), errOut.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	lcancel()
+	if code := <-ldone; code != 0 {
+		t.Fatalf("logs exited %d after Ctrl-C:\n%s", code, errOut.String())
+	}
+	first := strings.SplitN(out.String(), "\n", 2)[0]
+	if !regexpTextLine.MatchString(first) {
+		t.Fatalf("not a text line: %q", first)
+	}
+	cancel()
+	<-done
+}
+
+// regexpTextLine is logrouter logs' text line: time, pod, container, message.
+var regexpTextLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ +\S+ +[ !] `)
