@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,5 +512,86 @@ func withVar(lookup func(string) (string, bool), k, v string) func(string) (stri
 			return v, true
 		}
 		return lookup(s)
+	}
+}
+
+// cutProxy forwards TCP connections to target; cut closes the open ones, as a dropped network
+// path or a load balancer would, without the gateway ending the stream.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns) / 2
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	return n
+}
+
+// TestLogsFollowConnectionDrop: when the connection under `logrouter logs -f` is cut (no end
+// line from the gateway), it reconnects from its last cursor: every line exactly once.
+func TestLogsFollowConnectionDrop(t *testing.T) {
+	e := startGateway(t, 2)
+	e.createTopic("logs.team-a", 2)
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	proxy := startCutProxy(t, strings.TrimPrefix(e.base, "http://"))
+	e.produceSeq(0, 30, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- logscmd.Run(ctx, []string{"-n", "team-a", "--gateway", "http://" + proxy.ln.Addr().String(), "-f", "-o", "json"},
+			logsEnv(t, "LOGROUTER_TOKEN", secret), &stdout, &stderr)
+	}()
+	waitLines(t, &stdout, 30, "before the cut")
+	for i := range 3 {
+		if n := proxy.cut(); n == 0 {
+			t.Fatalf("cut %d: no open connection", i)
+		}
+		e.produceSeq(30+i*20, 50+i*20, 2)
+		waitLines(t, &stdout, 50+i*20, fmt.Sprintf("after cut %d", i))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("logs -f: %v\n%s", err, stderr.String())
+	}
+	checkOnce(t, seqs(t, stdout.String()), 90)
+	if !strings.Contains(stderr.String(), "connection lost") && !strings.Contains(stderr.String(), "EOF") {
+		t.Errorf("the drop was not reported:\n%s", stderr.String())
 	}
 }
