@@ -595,3 +595,23 @@ func TestLogsFollowConnectionDrop(t *testing.T) {
 		t.Errorf("the drop was not reported:\n%s", stderr.String())
 	}
 }
+
+// BenchmarkLogsRead measures `logrouter logs` reading a namespace to its end through the
+// gateway (kfake, 2 partitions, 20,000 records of ~200 bytes), text output to io.Discard.
+func BenchmarkLogsRead(b *testing.B) {
+	e := startGateway(b, 2)
+	e.createTopic("logs.team-a", 2)
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	const n = 20000
+	for i := 0; i < n; i += 1000 {
+		e.produceSeq(i, i+1000, 2)
+	}
+	env := logsEnv(b, "LOGROUTER_TOKEN", secret)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := logscmd.Run(context.Background(), []string{"-n", "team-a", "--gateway", e.base}, env, io.Discard, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}

@@ -3,6 +3,7 @@ package logview
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,29 @@ func TestRawExactBytes(t *testing.T) {
 	_ = p.Flush()
 	if b.String() != "bad \xff\n" {
 		t.Fatalf("raw to a pipe: %q, want the exact bytes", b.String())
+	}
+}
+
+// BenchmarkText measures the text printer per line (a 120-byte message, two pods): what a
+// terminal view costs on top of reading.
+func BenchmarkText(b *testing.B) {
+	lines := []Line{
+		{Time: time.Now(), Pod: "checkout-7d9f-x2k4p", Container: "app", Stream: "stdout", Message: strings.Repeat("GET /cart 200 12ms user=42 ", 4) + "trace=4bf92f3577b34da6"},
+		{Time: time.Now(), Pod: "web-5c8d-9qz7t", Container: "nginx", Stream: "stderr", Message: strings.Repeat("upstream timed out ", 6)},
+	}
+	for _, c := range []struct {
+		name string
+		opt  Options
+	}{{"plain", Options{Format: Text}}, {"colour", Options{Format: Text, Color: true}}, {"json", Options{Format: JSON}}} {
+		b.Run(c.name, func(b *testing.B) {
+			rec := []byte(`{"v":2,"ts":"2026-11-21T10:00:00Z","stream":"stdout","message":"` + lines[0].Message + `","namespace":"shop","pod":"checkout-7d9f-x2k4p","container":"app"}`)
+			lines[0].Record, lines[1].Record = rec, rec
+			p := New(io.Discard, c.opt)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				_ = p.Print(&lines[i&1])
+			}
+			_ = p.Flush()
+		})
 	}
 }
