@@ -149,6 +149,10 @@ func TestParseArchive(t *testing.T) {
 		{"cursor not allowed", "since=2026-11-21T10:00:00Z&cursor=x", false},
 		{"bad limit", "since=2026-11-21T10:00:00Z&limit=-1", false},
 		{"year 0", "since=0000-01-01T00:00:00Z", false},
+		{"before", "since=2026-11-21T10:00:00Z&before=AQID", true},
+		{"empty before", "since=2026-11-21T10:00:00Z&before=", false},
+		{"two befores", "since=2026-11-21T10:00:00Z&before=AQID&before=AQID", false},
+		{"before too long", "since=2026-11-21T10:00:00Z&before=" + strings.Repeat("A", MaxCursorLen+1), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

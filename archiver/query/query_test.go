@@ -244,3 +244,49 @@ func TestQueryErrors(t *testing.T) {
 		t.Fatalf("emit error: %v after %d", err, n)
 	}
 }
+
+// TestBefore: Request.Before keeps only the records below a Kafka position, partition by
+// partition, gives each its position, and does not open the objects wholly at or after it.
+func TestBefore(t *testing.T) {
+	b, err := fileblob.OpenBucket(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	start := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	recs, _ := generate(t, b, "", start, 6, 20, []string{"ns"}, layout.Parquet)
+	e := New(b, "")
+	for _, before := range [][]int64{{0, 0}, {25, 90}, {120, 120}, {45}} {
+		req := Request{Namespace: "ns", Topic: "logs.ns", Since: start.Add(-time.Hour), Until: start.Add(8 * time.Hour), Before: before}
+		var got []Position
+		st, err := e.RunPositioned(context.Background(), req, func(r record.Record, p Position) error {
+			got = append(got, p)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, r := range recs {
+			if int(r.pos.Partition) < len(before) && r.pos.Offset < before[r.pos.Partition] {
+				want++
+			}
+		}
+		for _, p := range got {
+			if int(p.Partition) >= len(before) || p.Offset >= before[p.Partition] || p.Topic != "logs.ns" {
+				t.Fatalf("before %v: got %+v", before, p)
+			}
+		}
+		// Objects hold 20 offsets each: the ones starting at or after the position stay shut.
+		opened := int64(0)
+		for _, o := range before {
+			opened += min((o+19)/20, 6)
+		}
+		if len(got) != want || st.ObjectsOpened != opened {
+			t.Fatalf("before %v: %d records (want %d), %d objects opened (want %d)", before, len(got), want, st.ObjectsOpened, opened)
+		}
+	}
+	if _, err := e.Run(context.Background(), Request{Namespace: "ns", Since: start, Until: start.Add(time.Hour), Before: []int64{1}}, func(record.Record) error { return nil }); err == nil {
+		t.Fatal("Before without Topic: no error")
+	}
+}
