@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"net/http"
-	"os"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
@@ -22,30 +19,10 @@ import (
 // gateway runs as its ServiceAccount with only deploy/kubernetes/gateway-rbac.yaml, and access
 // to a namespace follows RoleBindings of the logrouter-logs-reader ClusterRole.
 func TestGatewayKubeAPIServer(t *testing.T) {
-	srv := kubeapiserver.Start(t, kubeapiserver.Options{Users: []kubeapiserver.User{
+	srv, gwClient := kubeForGateway(t, kubeapiserver.Options{Users: []kubeapiserver.User{
 		{Name: "alice", UID: "u-alice", Groups: []string{"team-a"}},
 		{Name: "bob", UID: "u-bob", Groups: []string{"team-b"}},
-	}})
-	admin := srv.Client(t)
-	for _, ns := range []string{"logrouter", "team-a", "team-b"} {
-		gwApply(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
-	b, err := os.ReadFile("../deploy/kubernetes/gateway-rbac.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range strings.Split(string(b), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatalf("gateway-rbac.yaml: %v", err)
-		}
-		gwApply(t, admin, obj)
-	}
-	gwToken := srv.ServiceAccountToken(t, "logrouter", "logrouter-gateway")
-	gwClient, err := kubernetes.NewForConfig(srv.ConfigForToken(gwToken))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}}, "team-b")
 	shipper := srv.ServiceAccountToken(t, "team-a", "log-shipper")
 	other := srv.ServiceAccountToken(t, "team-a", "other")
 

@@ -112,21 +112,28 @@ func checkOnce(t testing.TB, got []int, n int) {
 	}
 }
 
+// archiveBucket opens an empty fileblob archive: its URL for the archiver, the bucket for the
+// gateway.
+func archiveBucket(t testing.TB) (string, *blob.Bucket) {
+	t.Helper()
+	u := "file://" + filepath.Join(t.TempDir(), "bucket")
+	bkt, err := blob.OpenBucket(context.Background(), u+"?create_dir=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bkt.Close() })
+	return u, bkt
+}
+
 // TestLogsSeam: `logrouter logs --since 2h` over a namespace whose oldest records Kafka's
 // retention has deleted shows every sequence-numbered line exactly once: the deleted part from
 // the archive (written by the real archiver to fileblob), the rest from Kafka, joined at
 // offsets. The lines' own times run up to 4.5 minutes behind their Kafka times and out of
 // offset order, so a seam by timestamp would lose or repeat lines.
 func TestLogsSeam(t *testing.T) {
-	dir := t.TempDir()
-	bucketURL := "file://" + filepath.Join(dir, "bucket")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	bkt, err := blob.OpenBucket(ctx, bucketURL+"?create_dir=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bkt.Close()
+	bucketURL, bkt := archiveBucket(t)
 	e := startGateway(t, 2, func(c *api.Config, o *[]api.Option) { *o = append(*o, api.WithBucket(bkt)) })
 	adm := kadm.NewClient(e.kcl)
 	retention := "2400000" // 40 min
@@ -223,15 +230,9 @@ func sortedInts(s []int) []int {
 // offset, and before=<cursor> serves only what lies below the cursor; a cursor of another
 // topic is refused.
 func TestLogsArchiveBefore(t *testing.T) {
-	dir := t.TempDir()
-	bucketURL := "file://" + filepath.Join(dir, "bucket")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bkt, err := blob.OpenBucket(ctx, bucketURL+"?create_dir=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bkt.Close()
+	bucketURL, bkt := archiveBucket(t)
 	e := startGateway(t, 2, func(c *api.Config, o *[]api.Option) { *o = append(*o, api.WithBucket(bkt)) })
 	e.createTopic("logs.team-a", 2)
 	e.createTopic("logs.team-b", 1)

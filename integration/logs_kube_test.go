@@ -16,14 +16,14 @@ import (
 	"github.com/logrouter/logrouter/internal/logscmd"
 )
 
-// TestLogsKubeconfigIdentity: `logrouter logs` with no token uses the kubeconfig's current
-// context: a ServiceAccount bound to logrouter-logs-reader in team-a (the plain manifests'
-// example) reads team-a; an unbound one gets exit 4; the gateway checks both through a real
-// kube-apiserver's TokenReview and SubjectAccessReview.
-func TestLogsKubeconfigIdentity(t *testing.T) {
-	srv := kubeapiserver.Start(t, kubeapiserver.Options{})
+// kubeForGateway starts a kube-apiserver (opts) holding namespaces logrouter, team-a (the plain
+// manifests' example binding is there) and extra, and deploy/kubernetes/gateway-rbac.yaml; it
+// returns the server and a client with the gateway's ServiceAccount for --kube-auth.
+func kubeForGateway(t *testing.T, opts kubeapiserver.Options, extra ...string) (*kubeapiserver.Server, kubernetes.Interface) {
+	t.Helper()
+	srv := kubeapiserver.Start(t, opts)
 	admin := srv.Client(t)
-	for _, ns := range []string{"logrouter", "team-a"} {
+	for _, ns := range append([]string{"logrouter", "team-a"}, extra...) {
 		gwApply(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
 	b, err := os.ReadFile("../deploy/kubernetes/gateway-rbac.yaml")
@@ -41,6 +41,15 @@ func TestLogsKubeconfigIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, gwClient
+}
+
+// TestLogsKubeconfigIdentity: `logrouter logs` with no token uses the kubeconfig's current
+// context: a ServiceAccount bound to logrouter-logs-reader in team-a (the plain manifests'
+// example) reads team-a; an unbound one gets exit 4; the gateway checks both through a real
+// kube-apiserver's TokenReview and SubjectAccessReview.
+func TestLogsKubeconfigIdentity(t *testing.T) {
+	srv, gwClient := kubeForGateway(t, kubeapiserver.Options{})
 	e := startGateway(t, 1, func(c *api.Config, o *[]api.Option) {
 		c.KubeAuth = true
 		*o = append(*o, api.WithKubeClient(gwClient))

@@ -15,11 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"gocloud.dev/blob"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/archiver/archivetest"
@@ -89,35 +84,11 @@ func TestTeamsDoc(t *testing.T) {
 	blocks := teamsBlocks(t, string(raw))
 	bin := logrouterBinary(t)
 
-	srv := kubeapiserver.Start(t, kubeapiserver.Options{})
-	admin := srv.Client(t)
-	for _, ns := range []string{"logrouter", "shop", "team-a"} { // team-a: the manifests' example binding
-		gwApply(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
-	rbac, err := os.ReadFile("../deploy/kubernetes/gateway-rbac.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range strings.Split(string(rbac), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gwApply(t, admin, obj)
-	}
-	gwClient, err := kubernetes.NewForConfig(srv.ConfigForToken(srv.ServiceAccountToken(t, "logrouter", "logrouter-gateway")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, gwClient := kubeForGateway(t, kubeapiserver.Options{}, "shop")
 	home := t.TempDir()
-	bucketURL := "file://" + filepath.Join(home, "archive")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bkt, err := blob.OpenBucket(ctx, bucketURL+"?create_dir=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bkt.Close()
+	bucketURL, bkt := archiveBucket(t)
 	e := startGateway(t, 1, func(c *api.Config, o *[]api.Option) {
 		c.KubeAuth = true
 		*o = append(*o, api.WithKubeClient(gwClient), api.WithBucket(bkt))

@@ -256,16 +256,7 @@ func TestDevLogsLine(t *testing.T) {
 	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, devArgs(t, freeAddr(t), freeAddr(t)), &stdout, &stderr) }()
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(stdout.String(), "logrouter dev is running") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was running:\n%s\n%s", code, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("dev not running after 2m:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitDevRunning(t, &stdout, &stderr, done)
 	var cmdline string
 	for _, l := range strings.Split(stdout.String(), "\n") {
 		if strings.Contains(l, "./cmd/logrouter logs ") {
@@ -281,7 +272,7 @@ func TestDevLogsLine(t *testing.T) {
 	ldone := make(chan int, 1)
 	go func() { ldone <- run(lctx, args[3:], &out, &errOut) }()
 	// The demo writes a few lines a second: 20 lines take following, not only the first page.
-	deadline = time.After(time.Minute)
+	deadline := time.After(time.Minute)
 	for strings.Count(out.String(), "\n") < 20 {
 		select {
 		case code := <-ldone:
