@@ -334,7 +334,13 @@ func (c *Client) tryPage(ctx context.Context, v url.Values) (*page, error) {
 	defer resp.Body.Close()
 	var p page
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return nil, fmt.Errorf("reading a page: %w", err)
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) {
+			// Not a page at all: retrying will not help.
+			return nil, fmt.Errorf("%w: reading a page: %w (is --gateway a logrouter gateway?)", errFatal, err)
+		}
+		return nil, fmt.Errorf("reading a page: %w", err) // cut off: retried
 	}
 	if p.NextCursor == "" {
 		return nil, fmt.Errorf("%w: the page has no next_cursor: is --gateway a logrouter gateway?", errFatal)

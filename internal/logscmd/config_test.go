@@ -164,3 +164,20 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+// TestNotAGateway: a URL that answers, but not as the gateway does, fails at once with what to
+// check, instead of being retried for --retry-for.
+func TestNotAGateway(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("<html>welcome</html>"))
+	}))
+	defer srv.Close()
+	env := Env{Home: t.TempDir(), Lookup: func(k string) (string, bool) {
+		return map[string]string{"LOGROUTER_TOKEN": "t"}[k], k == "LOGROUTER_TOKEN"
+	}}
+	err := Run(context.Background(), []string{"-n", "shop", "--gateway", srv.URL, "--retry-for", "1h"}, env, new(bytes.Buffer), new(bytes.Buffer))
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(err.Error(), "is --gateway a logrouter gateway?") {
+		t.Fatalf("got %v", err)
+	}
+}
