@@ -193,13 +193,34 @@ func TestLogsSeam(t *testing.T) {
 		}
 	}
 
+	// Following from the same start: the same timeline, then new lines as they come.
+	fctx, fcancel := context.WithCancel(ctx)
+	var fout, ferr syncbuf.Buffer
+	fdone := make(chan error, 1)
+	go func() {
+		fdone <- logscmd.Run(fctx, []string{"-n", "team-a", "--gateway", e.base, "--since", "2h", "-f", "-o", "json"}, env, &fout, &ferr)
+	}()
+	waitLines(t, &fout, n, "following from --since")
+	for i := n; i < n+10; i++ {
+		r := archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: "web-0", Container: "app", Time: time.Now(), Message: archivetest.Seq("team-a", i), Partition: int32(i % 2)})
+		if err := e.kcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLines(t, &fout, n+10, "following new lines")
+	fcancel()
+	if err := <-fdone; err != nil {
+		t.Fatalf("logs -f --since: %v\n%s", err, ferr.String())
+	}
+	checkOnce(t, seqs(t, fout.String()), n+10)
+
 	// Without --since, only what Kafka holds: exactly the lines retention left.
 	stdout, stderr, code = runLogs(ctx, env, "-n", "team-a", "--gateway", e.base, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got := seqs(t, stdout); len(got) != n-deleted {
-		t.Fatalf("kafka only: %d records, want %d", len(got), n-deleted)
+	if got := seqs(t, stdout); len(got) != n+10-deleted {
+		t.Fatalf("kafka only: %d records, want %d", len(got), n+10-deleted)
 	}
 
 	// A bounded range inside the archive: --from/--until on the lines' own time.
