@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/logrouter/logrouter/api"
+	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
 	"github.com/logrouter/logrouter/internal/logscmd"
 )
@@ -69,5 +71,64 @@ func TestLogsKubeconfigIdentity(t *testing.T) {
 	_, errOut, code = runLogs(ctx, logsEnv(t), "-n", "team-a", "--gateway", e.base, "--kubeconfig", unbound)
 	if code != logscmd.ExitForbidden || !strings.Contains(errOut, `may not read namespace "team-a"`) {
 		t.Fatalf("unbound ServiceAccount: exit %d: %s", code, errOut)
+	}
+
+	// Which credential and defaults a run uses, from flags, LOGROUTER_* and the config file's
+	// contexts: the gateway's answer tells (teamA reads team-a, other reads only team-b).
+	teamA, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	other, _ := e.token(token.Spec{Namespaces: []string{"team-b"}})
+	home := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(home, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("team-a.token", teamA+"\n")
+	write("other.token", "  "+other+" \n")
+	write(".config/logrouter/config.yaml", `current-context: shop
+contexts:
+- name: shop
+  gateway: `+e.base+`
+  namespace: team-a
+  token-file: ~/team-a.token
+- name: kube
+  gateway: `+e.base+`
+  namespace: team-a
+  kubeconfig: `+bound+`
+- name: kube-unbound
+  gateway: `+e.base+`
+  namespace: team-a
+  kubeconfig: `+unbound+`
+`)
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+	}{
+		{"current context's token file", nil, nil, 0},
+		{"--token-file wins over the context", nil, []string{"--token-file", "~/other.token"}, logscmd.ExitForbidden},
+		{"LOGROUTER_TOKEN wins over the context's file", []string{"LOGROUTER_TOKEN", other}, nil, logscmd.ExitForbidden},
+		{"--token-file wins over LOGROUTER_TOKEN", []string{"LOGROUTER_TOKEN", other}, []string{"--token-file", "~/team-a.token"}, 0},
+		{"-n wins over the context", nil, []string{"-n", "team-b"}, logscmd.ExitForbidden},
+		{"LOGROUTER_NAMESPACE wins over the context", []string{"LOGROUTER_NAMESPACE", "team-b"}, nil, logscmd.ExitForbidden},
+		{"a context's kubeconfig", nil, []string{"--context", "kube"}, 0},
+		{"LOGROUTER_CONTEXT", []string{"LOGROUTER_CONTEXT", "kube-unbound"}, nil, logscmd.ExitForbidden},
+		{"--kubeconfig wins over the context's", nil, []string{"--context", "kube", "--kubeconfig", unbound}, logscmd.ExitForbidden},
+		{"a token wins over the context's kubeconfig", []string{"LOGROUTER_TOKEN", teamA}, []string{"--context", "kube-unbound"}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := logsEnv(t, tt.env...)
+			env.Home = home
+			_, errOut, code := runLogs(ctx, env, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errOut)
+			}
+		})
 	}
 }

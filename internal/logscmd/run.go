@@ -189,6 +189,8 @@ func (f *flags) resolve(env Env, stdout io.Writer) (*options, error) {
 	o := &options{ctx: cx, gateway: first(f.gateway, cx.Gateway), namespace: first(f.namespace, cx.Namespace)}
 	if o.gateway == "" {
 		errs = append(errs, errors.New("no gateway: pass --gateway URL or set gateway in the config file's context"))
+	} else if _, err := logsclient.New(logsclient.Config{Gateway: o.gateway}, ""); err != nil {
+		errs = append(errs, err) // before credentials: a typo in the URL is the first thing to say
 	}
 	if o.namespace == "" {
 		errs = append(errs, errors.New("no namespace: pass -n NS or set namespace in the config file's context"))
