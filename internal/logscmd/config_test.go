@@ -157,3 +157,10 @@ func TestNotAGateway(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestExitErrorNeutralised(t *testing.T) {
+	err := &ExitError{Code: 1, Err: errors.New("gateway said \x1b]0;owned\x07")}
+	if got := err.Error(); got != `gateway said \x1b]0;owned\x07` {
+		t.Fatalf("%q", got)
+	}
+}

@@ -39,7 +39,9 @@ type ExitError struct {
 	Err  error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
+// Error is the message, neutralised: it may quote the gateway's answer, which must not control
+// the terminal either.
+func (e *ExitError) Error() string { return string(logview.Neutralise(nil, e.Err.Error())) }
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // ExitCode is the process's exit code.
