@@ -123,5 +123,5 @@ func newJournalSource(jcfg journal.Config, cfg router.Config, c *router.Collecto
 		}
 	}
 	return journal.New(jcfg, journal.Deps{Sink: c.Sink(), Budget: c.Budget(), CheckpointDir: cfg.CheckpointDir, Node: cfg.Node, Cluster: cfg.Cluster,
-		Topic: t, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal")}, reg)
+		Topic: t, Kafka: cfg.Sink.Kafka, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal")}, reg)
 }

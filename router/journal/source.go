@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
+	"github.com/logrouter/logrouter/internal/kafkaconn"
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router/budget"
@@ -133,7 +135,9 @@ type Deps struct {
 	CheckpointDir string
 	Node, Cluster string
 	// Topic is the resolved topic (Config.Topic or the template's).
-	Topic        string
+	Topic string
+	// Kafka connects the restart read-back's consumer.
+	Kafka        kafkaconn.Config
 	MaxLineBytes int
 	Log          *slog.Logger
 }
@@ -164,6 +168,9 @@ type Source struct {
 	flight  atomic.Int64  // chunks produced and not yet done
 	queues  map[[16]byte][]*chunk
 	marks   map[[16]byte]mark // acknowledged position per stream
+	// inKafka are entries past a stream's mark that the restart read-back found in Kafka: they
+	// are not sent again (nor counted lost when vacuum removed them).
+	inKafka map[[16]byte]map[uint64]bool
 	dirty   bool
 	savedAt time.Time
 }
@@ -180,7 +187,7 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, deps: deps, m: newSourceMetrics(reg), log: deps.Log,
 		units: map[string]bool{}, lostLog: rate.NewLimiter(rate.Every(10*time.Second), 20), errLog: rate.NewLimiter(rate.Every(10*time.Second), 5),
-		chunkMax: 64 << 10, wake: make(chan struct{}, 1), queues: map[[16]byte][]*chunk{}, marks: map[[16]byte]mark{}}
+		chunkMax: 64 << 10, wake: make(chan struct{}, 1), queues: map[[16]byte][]*chunk{}, marks: map[[16]byte]mark{}, inKafka: map[[16]byte]map[uint64]bool{}}
 	for _, u := range cfg.Units {
 		s.units[u] = true
 	}
@@ -291,6 +298,9 @@ func (s *Source) Run(ctx context.Context) error {
 			return fmt.Errorf("journal checkpoint: seqnum_id %q", st.SeqnumID)
 		}
 		s.marks[id] = mark{st.Seqnum, st.Realtime}
+	}
+	if had {
+		s.readBack(ctx, ck.SavedAt)
 	}
 	r := s.newReader(!had)
 	defer func() { r.Close() }()
@@ -457,6 +467,11 @@ func (s *Source) pollOnce(ctx context.Context, r *Reader) error {
 			s.m.entriesRead.Inc()
 			ch.entries++
 			ch.last = mark{e.Seqnum, e.Realtime}
+			if k := s.inKafka[st.ID]; k != nil && k[e.Seqnum] {
+				delete(k, e.Seqnum)
+				s.m.alreadyInKafka.Inc()
+				return true
+			}
 			if !s.keep(e) {
 				s.m.entriesExcluded.Inc()
 				return true
@@ -523,6 +538,18 @@ func (s *Source) keep(e *Entry) bool {
 }
 
 func (s *Source) lost(st *Stream, n uint64, e *Entry) {
+	if k := s.inKafka[st.ID]; len(k) > 0 {
+		// Entries the read-back found in Kafka were shipped, not lost.
+		for q := e.Seqnum - n; q < e.Seqnum; q++ {
+			if k[q] {
+				delete(k, q)
+				n--
+			}
+		}
+		if n == 0 {
+			return
+		}
+	}
 	s.m.entriesLost.Add(float64(n))
 	if s.lostLog.Allow() {
 		s.log.Warn("journal entries lost: removed (vacuum or rotation limits) before they were read", "seqnum_id", ID128(st.ID),
@@ -642,6 +669,7 @@ func hexEncode(dst, src []byte) {
 type sourceMetrics struct {
 	entriesRead, entriesAcked, entriesLost, entriesExcluded, entriesSplit, invalidUTF8 prometheus.Counter
 	produceErrors, topicErrors, fileErrors, checkpointErrors                           prometheus.Counter
+	alreadyInKafka, readbackErrors                                                     prometheus.Counter
 	openFiles                                                                          prometheus.Gauge
 }
 
@@ -656,6 +684,8 @@ func newSourceMetrics(reg prometheus.Registerer) *sourceMetrics {
 		entriesAcked:     c("journal_entries_acked_total", "Journal entries whose records Kafka acknowledged (and excluded ones passed)."),
 		entriesLost:      c("journal_entries_lost_total", "Journal entries removed (vacuum) before they were read: the gaps in the journal's sequence numbers."),
 		entriesExcluded:  c("journal_entries_excluded_total", "Journal entries not shipped because of --journal-units or --journal-max-priority."),
+		alreadyInKafka:   c("journal_entries_already_in_kafka_total", "Journal entries read again after a restart and not sent, because the read-back found their records in Kafka."),
+		readbackErrors:   c("journal_readback_errors_total", "Failed steps of the journal's restart read-back (entries it could not look up are sent again)."),
 		entriesSplit:     c("journal_entries_split_total", "Journal entries whose message was longer than a record may carry, shipped as split chunks."),
 		invalidUTF8:      c("journal_invalid_utf8_records_total", "Journal records whose message was not valid UTF-8 (shipped with message_base64)."),
 		produceErrors:    c("journal_produce_errors_total", "Batches of journal entries Kafka did not acknowledge (read again from the last acknowledged entry)."),
@@ -666,4 +696,64 @@ func newSourceMetrics(reg prometheus.Registerer) *sourceMetrics {
 	m.openFiles = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "logrouter", Subsystem: "collector", Name: "journal_open_files", Help: "Journal files held open."})
 	reg.MustRegister(m.openFiles)
 	return m
+}
+
+// readBack narrows what a restart sends twice: the entries Kafka acknowledged after the last
+// checkpoint was saved. It reads the topic from shortly before the save for this node's journal
+// records past each stream's mark; the contiguous run after the mark moves the mark, the rest
+// is skipped when read again. A failed look-up only means entries are sent again. Without a node
+// name nothing is read back (another node's records could look like ours).
+func (s *Source) readBack(ctx context.Context, savedAt time.Time) {
+	if s.deps.Node == "" || len(s.marks) == 0 {
+		return
+	}
+	opts, err := s.deps.Kafka.Options()
+	if err != nil {
+		s.readbackFailed("client", err)
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	bySrc := map[string][16]byte{}
+	for id := range s.marks {
+		bySrc["journal:"+ID128(id)] = id
+	}
+	found := 0
+	sink.ReadBack(rctx, opts, kadm.NewClient(s.deps.Sink.Client()), s.deps.Topic, savedAt.Add(-10*time.Second).UnixMilli(), func(r *kgo.Record) {
+		var v struct {
+			Node   string `json:"node"`
+			Src    string `json:"src"`
+			Offset int64  `json:"offset"`
+			Split  *struct {
+				Last bool `json:"last"`
+			} `json:"split"`
+		}
+		if json.Unmarshal(r.Value, &v) != nil || v.Node != s.deps.Node || v.Split != nil && !v.Split.Last {
+			return // a split entry counts as in Kafka once its last chunk is
+		}
+		id, ok := bySrc[v.Src]
+		if !ok || uint64(v.Offset) <= s.marks[id].Seqnum {
+			return
+		}
+		if s.inKafka[id] == nil {
+			s.inKafka[id] = map[uint64]bool{}
+		}
+		s.inKafka[id][uint64(v.Offset)] = true
+		found++
+	}, s.readbackFailed)
+	// Entries right after a mark that Kafka has move the mark (nothing is read for them again).
+	for id, k := range s.inKafka {
+		m := s.marks[id]
+		for k[m.Seqnum+1] {
+			delete(k, m.Seqnum+1)
+			m.Seqnum++
+		}
+		s.marks[id] = m
+	}
+	s.log.Info("read back the journal entries the previous run produced after its checkpoint", "records_found", found)
+}
+
+func (s *Source) readbackFailed(step string, err error) {
+	s.m.readbackErrors.Inc()
+	s.logErr("read-back of the previous run's journal records failed; entries it would have found are sent again", "step", step, "err", err)
 }

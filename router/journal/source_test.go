@@ -65,7 +65,7 @@ func (h *harness) start(set func(*journal.Config)) (stop func() error) {
 		set(&cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	src, err := journal.New(cfg, journal.Deps{Sink: s, Budget: budget.New(4 << 20), CheckpointDir: h.ckDir, Node: "node-a", Topic: testTopic, MaxLineBytes: 1 << 20,
+	src, err := journal.New(cfg, journal.Deps{Sink: s, Budget: budget.New(4 << 20), CheckpointDir: h.ckDir, Node: "node-a", Topic: testTopic, Kafka: scfg.Kafka, MaxLineBytes: 1 << 20,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, h.reg)
 	if err != nil {
 		h.t.Fatal(err)
@@ -347,4 +347,66 @@ func kadmEnd(t *testing.T, cl *kgo.Client) int64 {
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
+}
+
+// TestRestartDoesNotResendWhatKafkaHas: a checkpoint behind what Kafka acknowledged (a kill
+// between acknowledgement and save) neither resends those entries nor counts them lost when
+// vacuum removed them meanwhile.
+func TestRestartDoesNotResendWhatKafkaHas(t *testing.T) {
+	for _, vacuum := range []bool{false, true} {
+		t.Run(fmt.Sprintf("vacuum=%v", vacuum), func(t *testing.T) {
+			h := newHarness(t)
+			if err := h.j.Append(entries(1, 40)); err != nil {
+				t.Fatal(err)
+			}
+			stop := h.start(nil)
+			waitFor(t, "acks", func() bool { return h.metric("logrouter_collector_journal_entries_acked_total") == 40 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			// Roll the checkpoint back to entry 10, as a kill right after a save would leave it.
+			p := filepath.Join(h.ckDir, journal.CheckpointFile)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ck map[string]any
+			if err := json.Unmarshal(b, &ck); err != nil {
+				t.Fatal(err)
+			}
+			ck["streams"].([]any)[0].(map[string]any)["seqnum"] = 10
+			b, _ = json.Marshal(ck)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.j.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.j.Append(entries(41, 10)); err != nil {
+				t.Fatal(err)
+			}
+			if vacuum {
+				if _, err := h.j.Vacuum(0); err != nil { // 1..40 gone
+					t.Fatal(err)
+				}
+			}
+			stop = h.start(nil)
+			waitFor(t, "acks", func() bool { return h.metric("logrouter_collector_journal_entries_acked_total") == 10 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if lost := h.metric("logrouter_collector_journal_entries_lost_total"); lost != 0 {
+				t.Fatalf("%v entries counted lost that Kafka has", lost)
+			}
+			seen := map[int64]int{}
+			for _, r := range h.consume() {
+				seen[r.Offset]++
+			}
+			for seq := int64(1); seq <= 50; seq++ {
+				if seen[seq] != 1 {
+					t.Fatalf("entry %d shipped %d times", seq, seen[seq])
+				}
+			}
+		})
+	}
 }
