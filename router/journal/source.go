@@ -162,12 +162,12 @@ type Source struct {
 	errLog   *rate.Limiter
 	chunkMax int
 
-	mu      sync.Mutex
-	done    []*chunk      // acknowledged or failed, not yet folded in
-	wake    chan struct{} // signalled when done grows
-	flight  atomic.Int64  // chunks produced and not yet done
-	queues  map[[16]byte][]*chunk
-	marks   map[[16]byte]mark // acknowledged position per stream
+	mu     sync.Mutex
+	done   []*chunk      // acknowledged or failed, not yet folded in
+	wake   chan struct{} // signalled when done grows
+	flight atomic.Int64  // chunks produced and not yet done
+	queues map[[16]byte][]*chunk
+	marks  map[[16]byte]mark // acknowledged position per stream
 	// inKafka are entries past a stream's mark that the restart read-back found in Kafka: they
 	// are not sent again (nor counted lost when vacuum removed them).
 	inKafka map[[16]byte]map[uint64]bool
