@@ -106,7 +106,8 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		g.Add("journal", src.Run)
+		done := c.Attach()
+		g.Add("journal", func(ctx context.Context) error { defer done(); return src.Run(ctx) })
 	}
 	g.Add("collector", c.Run)
 	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, c.Ready) })

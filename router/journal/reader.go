@@ -20,6 +20,9 @@ import (
 // Poll (an entry of another file may have been committed between two header reads).
 type Reader struct {
 	Dirs []string
+	// MachineID, when set, limits the subdirectories read to <dir>/<MachineID>/ (journald's own);
+	// others (journals copied in or received from other machines) are left alone.
+	MachineID string
 	// Fresh: streams without a checkpoint start at their oldest entry and count nothing lost
 	// before it. When false (the collector has run before), a stream first seen later counts the
 	// sequence numbers before its oldest entry as lost.
@@ -175,7 +178,11 @@ func (r *Reader) scan(errs *[]error) {
 	seen := map[fileKey]bool{}
 	for _, dir := range r.Dirs {
 		var paths []string
-		for _, pat := range []string{"*.journal", "*/*.journal"} {
+		sub := "*"
+		if r.MachineID != "" {
+			sub = r.MachineID
+		}
+		for _, pat := range []string{"*.journal", sub + "/*.journal"} {
 			m, _ := filepath.Glob(filepath.Join(dir, pat))
 			paths = append(paths, m...)
 		}

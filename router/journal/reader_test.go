@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -212,5 +214,34 @@ func TestReaderResume(t *testing.T) {
 	poll(t, r2, &read, &lost)
 	if lost != 15 || len(read) != 40 || read[0].seq != 41 || read[39].seq != 80 {
 		t.Fatalf("resumed: lost %d, read %d (%v..), want lost 15 (26..40), read 41..80", lost, len(read), read[:min(1, len(read))])
+	}
+}
+
+// TestReaderMachineID: with the machine ID known, only journald's own subdirectory is read.
+func TestReaderMachineID(t *testing.T) {
+	journaltest.Skip(t)
+	dir := t.TempDir()
+	own, other := strings.Repeat("a", 32), strings.Repeat("b", 32)
+	for i, id := range []string{own, other} {
+		j := &journaltest.Journal{Dir: filepath.Join(dir, id)}
+		if err := os.MkdirAll(j.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Append(entries(1+100*i, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		machine string
+		want    int
+	}{{own, 5}, {"", 10}} {
+		r := &journal.Reader{Dirs: []string{dir}, MachineID: tc.machine, Fresh: true}
+		var read []got
+		var lost uint64
+		poll(t, r, &read, &lost)
+		r.Close()
+		if len(read) != tc.want || tc.machine != "" && read[0].msg != "entry-1" {
+			t.Fatalf("machine %q: read %v, want %d entries", tc.machine, read, tc.want)
+		}
 	}
 }

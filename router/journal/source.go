@@ -33,6 +33,9 @@ type Config struct {
 	Enabled bool
 	// Dirs are journald's directories (persistent and volatile storage).
 	Dirs []string
+	// MachineIDFile names the node's machine ID: only <dir>/<machine-id>/ is read when it can
+	// be read (other machines' journals may sit next to it), every subdirectory otherwise.
+	MachineIDFile string
 	// Topic is where entries go; empty: the collector's topic template rendered for
 	// topic.NodeSystem (logs.node-system by default).
 	Topic string
@@ -51,6 +54,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Dirs:               []string{"/var/log/journal", "/run/log/journal"},
+		MachineIDFile:      "/etc/machine-id",
 		MaxPriority:        7,
 		PollInterval:       250 * time.Millisecond,
 		CheckpointInterval: time.Second,
@@ -64,6 +68,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 		c.Dirs = splitList(s)
 		return nil
 	})
+	fs.StringVar(&c.MachineIDFile, "journal-machine-id-file", c.MachineIDFile, "the node's machine ID: only <journal dir>/<machine-id>/ is read (every subdirectory when it cannot be read or is empty)")
 	fs.StringVar(&c.Topic, "journal-topic", c.Topic, "Kafka topic of journal entries (default: --topic-template for namespace "+topic.NodeSystem+")")
 	fs.Func("journal-units", "ship only entries of these systemd units (_SYSTEMD_UNIT), comma-separated, e.g. kubelet.service,containerd.service (default: all)", func(s string) error {
 		c.Units = splitList(s)
@@ -156,6 +161,7 @@ type Source struct {
 	m    *sourceMetrics
 	log  *slog.Logger
 
+	machine  string
 	units    map[string]bool
 	fields   [][]byte
 	lostLog  *rate.Limiter
@@ -173,6 +179,8 @@ type Source struct {
 	inKafka map[[16]byte]map[uint64]bool
 	dirty   bool
 	savedAt time.Time
+	// newStream: a stream's start was put in marks and must be saved before it is produced.
+	newStream bool
 }
 
 type mark struct {
@@ -190,6 +198,13 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Source, error) {
 		chunkMax: 64 << 10, wake: make(chan struct{}, 1), queues: map[[16]byte][]*chunk{}, marks: map[[16]byte]mark{}, inKafka: map[[16]byte]map[uint64]bool{}}
 	for _, u := range cfg.Units {
 		s.units[u] = true
+	}
+	if cfg.MachineIDFile != "" {
+		if b, err := os.ReadFile(cfg.MachineIDFile); err == nil && len(strings.TrimSpace(string(b))) == 32 {
+			s.machine = strings.TrimSpace(string(b))
+		} else if deps.Log != nil {
+			deps.Log.Info("machine ID not readable: every journal subdirectory is read", "file", cfg.MachineIDFile, "err", err)
+		}
 	}
 	for _, f := range cfg.Fields {
 		s.fields = append(s.fields, []byte(f))
@@ -218,6 +233,7 @@ func (ch *chunk) onPromise(_ *kgo.Record, err error) {
 		ch.err.Store(&err)
 	}
 	if ch.pending.Add(-1) == 0 {
+		ch.s.flight.Add(-1)
 		ch.s.mu.Lock()
 		ch.s.done = append(ch.s.done, ch)
 		ch.s.mu.Unlock()
@@ -276,7 +292,7 @@ func (s *Source) save() error {
 
 // newReader makes a reader resuming at the acknowledged marks.
 func (s *Source) newReader(fresh bool) *Reader {
-	r := &Reader{Dirs: s.cfg.Dirs, Fresh: fresh}
+	r := &Reader{Dirs: s.cfg.Dirs, MachineID: s.machine, Fresh: fresh}
 	s.mu.Lock()
 	for id, m := range s.marks {
 		r.Resume(id, m.Seqnum)
@@ -411,7 +427,6 @@ func (s *Source) fold() {
 	done := s.done
 	s.done = nil
 	for _, ch := range done {
-		s.flight.Add(-1)
 		if ch.failed.Load() {
 			s.m.produceErrors.Inc()
 			if e := ch.err.Load(); e != nil {
@@ -461,6 +476,15 @@ func (s *Source) pollOnce(ctx context.Context, r *Reader) error {
 				return false
 			}
 			ch.stream = st.ID
+			if _, ok := s.marks[st.ID]; !ok {
+				// A stream seen for the first time: its start is saved before anything of it
+				// is produced, so that a restart before the first acknowledgement counts what
+				// vacuum removes meanwhile as lost instead of starting afresh.
+				s.mu.Lock()
+				s.marks[st.ID] = mark{Seqnum: e.Seqnum - lost - 1}
+				s.mu.Unlock()
+				s.newStream = true
+			}
 			if lost > 0 {
 				s.lost(st, lost, e)
 			}
@@ -485,6 +509,20 @@ func (s *Source) pollOnce(ctx context.Context, r *Reader) error {
 		if ch.entries == 0 {
 			s.deps.Budget.Release(Participant, reserve)
 			return errors.Join(errs...)
+		}
+		if s.newStream {
+			if err := s.save(); err != nil {
+				// Nothing of the new stream is produced before its start is saved.
+				s.deps.Budget.Release(Participant, reserve)
+				s.mu.Lock()
+				delete(s.marks, ch.stream)
+				s.mu.Unlock()
+				r.Close()
+				*r = *s.newReader(true)
+				s.m.checkpointErrors.Inc()
+				return errors.Join(append(errs, err)...)
+			}
+			s.newStream = false
 		}
 		s.submit(ctx, ch)
 		if !full {
@@ -538,22 +576,25 @@ func (s *Source) keep(e *Entry) bool {
 }
 
 func (s *Source) lost(st *Stream, n uint64, e *Entry) {
-	if k := s.inKafka[st.ID]; len(k) > 0 {
-		// Entries the read-back found in Kafka were shipped, not lost.
-		for q := e.Seqnum - n; q < e.Seqnum; q++ {
-			if k[q] {
-				delete(k, q)
-				n--
+	// Entries the read-back found in Kafka were shipped, not lost: the rest are lost, in runs.
+	k := s.inKafka[st.ID]
+	first := uint64(0) // start of the current run of lost entries (0: none)
+	for q := e.Seqnum - n; q <= e.Seqnum; q++ {
+		if q < e.Seqnum && !k[q] {
+			if first == 0 {
+				first = q
 			}
+			continue
 		}
-		if n == 0 {
-			return
+		delete(k, q)
+		if first != 0 {
+			s.m.entriesLost.Add(float64(q - first))
+			if s.lostLog.Allow() {
+				s.log.Warn("journal entries lost: removed (vacuum or rotation limits) before they were read", "seqnum_id", ID128(st.ID),
+					"first_seqnum", first, "last_seqnum", q-1, "entries", q-first)
+			}
+			first = 0
 		}
-	}
-	s.m.entriesLost.Add(float64(n))
-	if s.lostLog.Allow() {
-		s.log.Warn("journal entries lost: removed (vacuum or rotation limits) before they were read", "seqnum_id", ID128(st.ID),
-			"first_seqnum", e.Seqnum-n, "last_seqnum", e.Seqnum-1, "entries", n)
 	}
 }
 
