@@ -8,10 +8,12 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -217,6 +219,12 @@ func DecodeDataPayload(b []byte, compact bool, buf []byte) ([]byte, error) {
 	}
 }
 
+// The field cache's bounds: 4096 values of at most 256 bytes (1 MiB at most per open file).
+const (
+	maxCachedField  = 256
+	maxCachedFields = 4096
+)
+
 // maxPayload bounds one field's decompressed size (journald refuses entries above 768 MiB;
 // fields of logs are far smaller).
 const maxPayload = 64 << 20
@@ -246,7 +254,16 @@ type File struct {
 	items []uint64
 	data  [][]byte // the entry's payloads, copied; reused
 	zbuf  []byte   // decompression scratch
-	hbuf  [minHeaderSize]byte
+
+	// win is a window of the file read at once: entries and their new data objects lie close
+	// together, so one pread serves many objects.
+	win    []byte
+	winOff int64
+	// fields caches small data payloads by offset: the same data object (PRIORITY=6, _PID=...)
+	// is shared by every entry that has that field value, and an object never changes once
+	// written.
+	fields map[uint64][]byte
+	hbuf   [minHeaderSize]byte
 }
 
 // Open opens path and reads its header.
@@ -267,9 +284,35 @@ func Open(path string) (*File, error) {
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }
 
+const winSize = 256 << 10
+
+// readAt fills b from off, through the window. Bytes beyond the committed tail may still be
+// written by journald: the window is dropped at each Refresh.
+func (f *File) readAt(b []byte, off int64) error {
+	if len(b) > winSize/4 {
+		_, err := f.f.ReadAt(b, off)
+		return err
+	}
+	if off < f.winOff || off+int64(len(b)) > f.winOff+int64(len(f.win)) {
+		if cap(f.win) < winSize {
+			f.win = make([]byte, winSize)
+		}
+		n, err := f.f.ReadAt(f.win[:winSize], off)
+		f.win, f.winOff = f.win[:n], off
+		if n < len(b) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	copy(b, f.win[off-f.winOff:])
+	return nil
+}
+
 // Refresh reads the header again (journald appends and commits entries meanwhile).
 func (f *File) Refresh() error {
-	if _, err := f.f.ReadAt(f.hbuf[:], 0); err != nil {
+	if _, err := f.f.ReadAt(f.hbuf[:], 0); err != nil { // never through the window
 		return err
 	}
 	h, err := ParseHeader(f.hbuf[:])
@@ -280,6 +323,7 @@ func (f *File) Refresh() error {
 		return fmt.Errorf("%w: file ID changed", ErrCorrupt)
 	}
 	f.Hdr = h
+	f.win = f.win[:0] // the tail may have been written since
 	return nil
 }
 
@@ -289,7 +333,7 @@ func (f *File) readObject(off uint64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: object offset %d not aligned", ErrCorrupt, off)
 	}
 	var h [objectHeaderSize]byte
-	if _, err := f.f.ReadAt(h[:], int64(off)); err != nil {
+	if err := f.readAt(h[:], int64(off)); err != nil {
 		return nil, fmt.Errorf("%w: object at %d: %v", ErrCorrupt, off, err)
 	}
 	size := binary.LittleEndian.Uint64(h[8:])
@@ -300,7 +344,7 @@ func (f *File) readObject(off uint64) ([]byte, error) {
 		f.buf = make([]byte, size)
 	}
 	b := f.buf[:size]
-	if _, err := f.f.ReadAt(b, int64(off)); err != nil {
+	if err := f.readAt(b, int64(off)); err != nil {
 		return nil, fmt.Errorf("%w: object at %d: %v", ErrCorrupt, off, err)
 	}
 	return b, nil
@@ -313,7 +357,7 @@ func (f *File) Next(skipBelow uint64) (e Entry, ok bool, err error) {
 	for f.seen < f.Hdr.NEntries && f.next != 0 && f.next <= f.Hdr.TailObject {
 		off := f.next
 		var h [objectHeaderSize]byte
-		if _, err := f.f.ReadAt(h[:], int64(off)); err != nil {
+		if err := f.readAt(h[:], int64(off)); err != nil {
 			return e, false, fmt.Errorf("journal %s: object at %d: %w", f.Path, off, err)
 		}
 		size := binary.LittleEndian.Uint64(h[8:])
@@ -327,7 +371,7 @@ func (f *File) Next(skipBelow uint64) (e Entry, ok bool, err error) {
 		f.seen++
 		if skipBelow > 0 {
 			var sq [8]byte
-			if _, err := f.f.ReadAt(sq[:], int64(off)+16); err != nil {
+			if err := f.readAt(sq[:], int64(off)+16); err != nil {
 				return e, false, fmt.Errorf("journal %s: entry at %d: %w", f.Path, off, err)
 			}
 			if binary.LittleEndian.Uint64(sq[:]) < skipBelow {
@@ -357,6 +401,11 @@ func (f *File) entryAt(off uint64) (Entry, error) {
 	}
 	e.Fields = e.Fields[:0]
 	for i, it := range items {
+		if p, ok := f.fields[it]; ok {
+			f.data[i] = append(f.data[i][:0], p...)
+			e.Fields = append(e.Fields, f.data[i])
+			continue
+		}
 		d, err := f.readObject(it)
 		if err != nil {
 			return e, fmt.Errorf("journal %s: entry %d: %w", f.Path, e.Seqnum, err)
@@ -370,6 +419,12 @@ func (f *File) entryAt(off uint64) (Entry, error) {
 		}
 		// Keep the payload: f.buf and f.zbuf are reused by the next object.
 		f.data[i] = append(f.data[i][:0], p...)
+		if len(p) <= maxCachedField && !bytes.HasPrefix(p, []byte("MESSAGE=")) {
+			if f.fields == nil || len(f.fields) >= maxCachedFields {
+				f.fields = make(map[uint64][]byte, 256)
+			}
+			f.fields[it] = bytes.Clone(p)
+		}
 		e.Fields = append(e.Fields, f.data[i])
 	}
 	return e, nil

@@ -233,6 +233,9 @@ func (ch *chunk) onPromise(_ *kgo.Record, err error) {
 		ch.err.Store(&err)
 	}
 	if ch.pending.Add(-1) == 0 {
+		// The bytes go back now, not when the Run loop folds the chunk in: the loop may be
+		// waiting for them in Acquire.
+		ch.s.deps.Budget.Release(Participant, ch.reserved)
 		ch.s.flight.Add(-1)
 		ch.s.mu.Lock()
 		ch.s.done = append(ch.s.done, ch)
@@ -412,11 +415,7 @@ func (s *Source) failedChunk() bool {
 func (s *Source) clearFailed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, q := range s.queues {
-		for _, ch := range q {
-			s.deps.Budget.Release(Participant, ch.reserved)
-			ch.reserved = 0
-		}
+	for id := range s.queues {
 		delete(s.queues, id)
 	}
 }
@@ -442,8 +441,6 @@ func (s *Source) fold() {
 		for ; i < len(q) && q[i].pending.Load() == 0 && !q[i].failed.Load(); i++ {
 			s.marks[id] = q[i].last
 			s.dirty = true
-			s.deps.Budget.Release(Participant, q[i].reserved)
-			q[i].reserved = 0
 		}
 		s.queues[id] = q[i:]
 	}

@@ -1,6 +1,7 @@
 package journal_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,7 @@ type harness struct {
 	ckDir   string
 	j       *journaltest.Journal
 	reg     *prometheus.Registry
+	budget  int64 // the byte budget (default 4 MiB)
 }
 
 func newHarness(t *testing.T, opts ...kfake.Opt) *harness {
@@ -65,7 +67,7 @@ func (h *harness) start(set func(*journal.Config)) (stop func() error) {
 		set(&cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	src, err := journal.New(cfg, journal.Deps{Sink: s, Budget: budget.New(4 << 20), CheckpointDir: h.ckDir, Node: "node-a", Topic: testTopic, Kafka: scfg.Kafka, MaxLineBytes: 1 << 20,
+	src, err := journal.New(cfg, journal.Deps{Sink: s, Budget: budget.New(cmp.Or(h.budget, 4<<20)), CheckpointDir: h.ckDir, Node: "node-a", Topic: testTopic, Kafka: scfg.Kafka, MaxLineBytes: 1 << 20,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, h.reg)
 	if err != nil {
 		h.t.Fatal(err)
@@ -408,5 +410,23 @@ func TestRestartDoesNotResendWhatKafkaHas(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSourceWithinSmallBudget: with a budget of a few chunks, far less than the journal holds,
+// the source keeps going (acknowledged chunks give their bytes back) and ships everything.
+func TestSourceWithinSmallBudget(t *testing.T) {
+	h := newHarness(t)
+	h.budget = 1 << 20 // four chunk reservations
+	if err := h.j.Append(entries(1, 3000)); err != nil { // about 2.6 MB of records
+		t.Fatal(err)
+	}
+	stop := h.start(nil)
+	waitFor(t, "acks", func() bool { return h.metric("logrouter_collector_journal_entries_acked_total") == 3000 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.consume()); n != 3000 {
+		t.Fatalf("%d records, want 3000", n)
 	}
 }
