@@ -417,7 +417,7 @@ func TestRestartDoesNotResendWhatKafkaHas(t *testing.T) {
 // the source keeps going (acknowledged chunks give their bytes back) and ships everything.
 func TestSourceWithinSmallBudget(t *testing.T) {
 	h := newHarness(t)
-	h.budget = 1 << 20 // four chunk reservations
+	h.budget = 1 << 20                                   // four chunk reservations
 	if err := h.j.Append(entries(1, 3000)); err != nil { // about 2.6 MB of records
 		t.Fatal(err)
 	}
