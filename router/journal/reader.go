@@ -29,12 +29,20 @@ type Reader struct {
 	Fresh bool
 
 	files   map[fileKey]*tracked
-	done    map[fileKey][16]byte // archived files read to their end and closed: their file IDs
+	done    map[fileKey]doneFile // archived files read to their end and closed
 	streams map[[16]byte]*Stream
 	poll    uint64
 }
 
 type fileKey struct{ dev, ino uint64 }
+
+// doneFile identifies a closed file: a new file can reuse a deleted one's inode, so its file ID
+// is compared when its size or modification time changed.
+type doneFile struct {
+	id    [16]byte
+	size  int64
+	mtime int64
+}
 
 type tracked struct {
 	*File
@@ -63,7 +71,7 @@ func (r *Reader) Resume(id [16]byte, last uint64) {
 
 func (r *Reader) init() {
 	if r.files == nil {
-		r.files, r.done, r.streams = map[fileKey]*tracked{}, map[fileKey][16]byte{}, map[[16]byte]*Stream{}
+		r.files, r.done, r.streams = map[fileKey]*tracked{}, map[fileKey]doneFile{}, map[[16]byte]*Stream{}
 	}
 }
 
@@ -201,7 +209,10 @@ func (r *Reader) scan(errs *[]error) {
 				t.Path, t.gone = p, false // renamed by rotation: the same file
 				continue
 			}
-			id, wasDone := r.done[k]
+			d, wasDone := r.done[k]
+			if wasDone && d.size == fi.Size() && d.mtime == fi.ModTime().UnixNano() {
+				continue
+			}
 			f, err := Open(p)
 			if err != nil {
 				if !errors.Is(err, os.ErrNotExist) {
@@ -209,15 +220,16 @@ func (r *Reader) scan(errs *[]error) {
 				}
 				continue
 			}
-			if wasDone && f.Hdr.FileID == id {
+			if wasDone && f.Hdr.FileID == d.id {
 				f.Close()
+				r.done[k] = doneFile{d.id, fi.Size(), fi.ModTime().UnixNano()}
 				continue
 			}
 			// A deleted file's inode can be reused by a new file: the file ID tells them apart.
 			delete(r.done, k)
 			if st := r.streams[f.Hdr.SeqnumID]; st != nil && st.known && f.Hdr.State == StateArchived && f.Hdr.TailSeqnum <= st.Last {
 				f.Close() // an archive read before (or before the checkpoint)
-				r.done[k] = f.Hdr.FileID
+				r.done[k] = doneFile{f.Hdr.FileID, fi.Size(), fi.ModTime().UnixNano()}
 				continue
 			}
 			r.files[k] = &tracked{File: f}
@@ -248,7 +260,9 @@ func (r *Reader) closeFinished() {
 		t.Close()
 		delete(r.files, k)
 		if !t.gone {
-			r.done[k] = t.Hdr.FileID
+			if fi, err := t.f.Stat(); err == nil {
+				r.done[k] = doneFile{t.Hdr.FileID, fi.Size(), fi.ModTime().UnixNano()}
+			}
 		}
 	}
 }
