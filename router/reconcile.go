@@ -3,14 +3,13 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"hash/maphash"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logrouter/logrouter/router/sink"
 )
 
 // reconcile narrows what a restart sends twice. A file resumed from its checkpoint re-reads the
@@ -91,96 +90,38 @@ func (c *Collector) reconcile(ctx context.Context) {
 	found := 0
 	failed := map[string]bool{} // topics not read back completely
 	for topic, ms := range since {
-		starts, err := adm.ListOffsetsAfterMilli(rctx, ms, topic)
-		var ends kadm.ListedOffsets
-		if err == nil {
-			ends, err = adm.ListEndOffsets(rctx, topic)
-		}
-		if err == nil {
-			err = errors.Join(starts.Error(), ends.Error())
-		}
-		switch {
-		case errors.Is(err, kerr.UnknownTopicOrPartition):
-			continue // no topic: nothing was sent to it
-		case err != nil && (len(starts) == 0 || len(ends) == 0):
-			c.readbackFailed("list offsets", topic, err)
-			failed[topic] = true
-			continue
-		case err != nil:
-			c.readbackFailed("list offsets", topic, err) // the other partitions are read back
-			failed[topic] = true
-		}
-		offsets := map[int32]kgo.Offset{}
-		remaining := map[int32]int64{} // partition -> end offset still to reach
-		starts.Each(func(o kadm.ListedOffset) {
-			end, ok := ends.Lookup(topic, o.Partition)
-			if o.Err != nil || !ok || end.Err != nil || o.Offset < 0 || o.Offset >= end.Offset {
-				return // an error was counted above
+		sink.ReadBack(rctx, opts, adm, topic, ms, func(r *kgo.Record) {
+			var v struct {
+				Node    string `json:"node"`
+				Message string `json:"message"`
+				Src     string `json:"src"`
+				Offset  int64  `json:"offset"`
+				Split   *struct {
+					Index int64 `json:"index"`
+				} `json:"split"`
 			}
-			offsets[o.Partition] = kgo.NewOffset().At(o.Offset)
-			remaining[o.Partition] = end.Offset
-		})
-		if len(offsets) == 0 {
-			continue
-		}
-		cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-			// Small fetches: this runs before the budget governs memory.
-			kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))...)
-		if err != nil {
-			c.readbackFailed("client", topic, err)
-			failed[topic] = true
-			continue
-		}
-		var fetchErr error
-		for len(remaining) > 0 && rctx.Err() == nil {
-			fs := cl.PollFetches(rctx)
-			fs.EachError(func(_ string, _ int32, err error) {
-				if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-					fetchErr = err
-				}
-			})
-			fs.EachRecord(func(r *kgo.Record) {
-				if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-					delete(remaining, r.Partition)
-				}
-				var v struct {
-					Node    string `json:"node"`
-					Message string `json:"message"`
-					Src     string `json:"src"`
-					Offset  int64  `json:"offset"`
-					Split   *struct {
-						Index int64 `json:"index"`
-					} `json:"split"`
-				}
-				if json.Unmarshal(r.Value, &v) != nil || v.Node != c.cfg.Node {
-					return
-				}
-				if g := goneBySrc[v.Src]; g != nil {
-					g.sawLine(v.Offset, v.Message)
-					found++
-					return
-				}
-				f := bySrc[v.Src]
-				if f == nil || v.Offset < f.acked {
-					return
-				}
-				k := [2]int64{v.Offset, -1}
-				if v.Split != nil {
-					k[1] = v.Split.Index
-				}
-				f.inKafka[k] = maphash.String(c.msgSeed, v.Message)
+			if json.Unmarshal(r.Value, &v) != nil || v.Node != c.cfg.Node {
+				return
+			}
+			if g := goneBySrc[v.Src]; g != nil {
+				g.sawLine(v.Offset, v.Message)
 				found++
-			})
-		}
-		cl.Close()
-		if len(remaining) > 0 {
-			err := fetchErr
-			if err == nil {
-				err = rctx.Err()
+				return
 			}
-			c.readbackFailed("incomplete", topic, fmt.Errorf("%d partitions not read to their end: %w", len(remaining), err))
+			f := bySrc[v.Src]
+			if f == nil || v.Offset < f.acked {
+				return
+			}
+			k := [2]int64{v.Offset, -1}
+			if v.Split != nil {
+				k[1] = v.Split.Index
+			}
+			f.inKafka[k] = maphash.String(c.msgSeed, v.Message)
+			found++
+		}, func(step string, err error) {
+			c.readbackFailed(step, topic, err)
 			failed[topic] = true
-		}
+		})
 	}
 	for _, g := range goneBySrc {
 		g.unsure = false

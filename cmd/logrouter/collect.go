@@ -9,13 +9,16 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/logrouter/logrouter/enricher"
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/internal/rungroup"
+	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/journal"
 )
 
 func init() {
@@ -32,6 +35,8 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Register(fs)
 	ecfg := enricher.DefaultConfig()
 	ecfg.Register(fs)
+	jcfg := journal.DefaultConfig()
+	jcfg.Register(fs)
 	metricsAddr := fs.String("metrics-addr", ":9464", "address of the /metrics endpoint (empty: none)")
 	pf := registerPipelineFlags(fs, true)
 	cf := registerCountersFlags(fs)
@@ -41,7 +46,8 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	ecfg.NodeName = cfg.Node
 	ecfg.Cluster = cfg.Cluster
-	if err := errors.Join(cfg.Validate(), ecfg.Validate()); err != nil {
+	jcfg.CheckpointInterval = cfg.CheckpointInterval
+	if err := errors.Join(cfg.Validate(), ecfg.Validate(), jcfg.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := cfg.CheckDirs(); err != nil {
@@ -95,7 +101,28 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		// path metadata until the informers sync (see docs/enricher.md).
 		g.Add("enricher", enr.Run)
 	}
+	if jcfg.Enabled {
+		src, err := newJournalSource(jcfg, cfg, c, reg, base)
+		if err != nil {
+			return err
+		}
+		done := c.Attach()
+		g.Add("journal", func(ctx context.Context) error { defer done(); return src.Run(ctx) })
+	}
 	g.Add("collector", c.Run)
 	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, c.Ready) })
 	return g.Run(ctx)
+}
+
+// newJournalSource makes the journal source on the collector's producer and budget.
+func newJournalSource(jcfg journal.Config, cfg router.Config, c *router.Collector, reg prometheus.Registerer, base *slog.Logger) (*journal.Source, error) {
+	t := jcfg.Topic
+	if t == "" {
+		var err error
+		if t, err = c.Topic(topic.NodeSystem); err != nil {
+			return nil, fmt.Errorf("journal topic: %w (set --journal-topic when --topic-template uses namespace labels)", err)
+		}
+	}
+	return journal.New(jcfg, journal.Deps{Sink: c.Sink(), Budget: c.Budget(), CheckpointDir: cfg.CheckpointDir, Node: cfg.Node, Cluster: cfg.Cluster,
+		Topic: t, Kafka: cfg.Sink.Kafka, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal")}, reg)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/logrouter/logrouter/internal/cli"
 	"github.com/logrouter/logrouter/pipeline/source"
 	"github.com/logrouter/logrouter/router"
+	"github.com/logrouter/logrouter/router/journal"
 )
 
 // metric is one metric family as the code declares it.
@@ -187,6 +188,12 @@ func componentMetrics(t testing.TB) []metric {
 		scfg := source.DefaultDirConfig()
 		scfg.Dir = t.TempDir()
 		if _, err := source.NewDir(scfg, c, rec, discard()); err != nil {
+			t.Fatal(err)
+		}
+		// The journal source (--journal) registers on the same registry.
+		jcfg := journal.DefaultConfig()
+		jcfg.Enabled = true
+		if _, err := journal.New(jcfg, journal.Deps{Sink: c.Sink(), Budget: c.Budget(), CheckpointDir: cfg.CheckpointDir, Topic: "logs.node-system", Log: discard()}, rec); err != nil {
 			t.Fatal(err)
 		}
 		add("collector", rec)

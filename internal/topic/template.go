@@ -207,3 +207,8 @@ func ParseDefault(t string) (namespace, suffix string, ok bool) {
 	}
 	return namespace, suffix, true
 }
+
+// NodeSystem is the namespace under which the collector ships the node's own logs (the systemd
+// journal): its topic is the template rendered for it, logs.node-system by default. It is not a
+// tenant's: the platform team maps it to a namespace for the gateway when a team is to read it.
+const NodeSystem = "node-system"

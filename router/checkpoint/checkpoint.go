@@ -103,33 +103,42 @@ func (s *Store) Save(entries []Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoints: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, FileName+".tmp-*")
-	if err != nil {
+	if err := WriteFileAtomic(s.dir, FileName, b); err != nil {
 		return fmt.Errorf("save checkpoints: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces dir/name with b atomically and durably: temp file, fsync, rename,
+// fsync of the directory, so a crash at any point leaves either the old or the new content.
+func WriteFileAtomic(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save checkpoints: write %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save checkpoints: fsync %s: %w", tmp.Name(), err)
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save checkpoints: close %s: %w", tmp.Name(), err)
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("save checkpoints: %w", err)
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
 	}
 	// The rename is durable only once the directory entry is.
-	d, err := os.Open(s.dir)
+	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("save checkpoints: open dir: %w", err)
+		return fmt.Errorf("open dir: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save checkpoints: fsync dir %s: %w", s.dir, err)
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
 }
