@@ -103,7 +103,9 @@ func TestRBACAgainstKubeAPIServer(t *testing.T) {
 		{"collector", "update", "logrouter.io", "logpipelines", "status", "team-a", "web", false},
 		{"collector", "update", "logrouter.io", "logpipelines", "", "team-a", "web", false},
 		{"collector", "create", "", "events", "", "team-a", "", false},
-		{"gateway", "list", "logrouter.io", "logpipelines", "", "", "", false},
+		{"gateway", "list", "logrouter.io", "logpipelines", "", "", "", true},
+		{"gateway", "get", "logrouter.io", "logpipelines", "", "team-a", "web", false},
+		{"gateway", "update", "logrouter.io", "logpipelines", "status", "team-a", "web", false},
 		{"archiver", "list", "logrouter.io", "logpipelines", "", "", "", false},
 	}
 	ask := func(c check) (bool, error) {
