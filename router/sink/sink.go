@@ -118,6 +118,7 @@ type Sink struct {
 	cfg    Config
 	client *kgo.Client
 	adm    *kadm.Client
+	zstd   *zstdCompressor // nil unless --compression zstd
 
 	mu     sync.Mutex
 	topics map[string]*topicState
@@ -169,6 +170,10 @@ func New(cfg Config, maxBufferedBytes int64) (*Sink, error) {
 		kgo.MaxBufferedRecords(int(max(maxBufferedBytes/256, 10000))),
 		kgo.MaxBufferedBytes(int(maxBufferedBytes)*2+(64<<20)),
 	)
+	if strings.EqualFold(cfg.Compression, "zstd") {
+		s.zstd = newZstdCompressor()
+		opts = append(opts, kgo.WithCompressor(s.zstd))
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
