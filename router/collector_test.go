@@ -98,6 +98,8 @@ type consumed struct {
 	headers map[string]string
 	rec     record.Record
 	value   []byte
+	// kafkaTime is the record's Kafka timestamp (the collector's produce time).
+	kafkaTime time.Time
 }
 
 // consume reads topics matching ^logs\. from the start until want records arrived or the
@@ -133,7 +135,7 @@ func consume(t testing.TB, brokers string, want int, timeout time.Duration) []co
 				t.Errorf("record at %s/%d/%d: %v: %s", r.Topic, r.Partition, r.Offset, err, r.Value)
 				return
 			}
-			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec, append([]byte(nil), r.Value...)})
+			out = append(out, consumed{r.Topic, r.Partition, r.Offset, h, rec, append([]byte(nil), r.Value...), r.Timestamp})
 		})
 	}
 	return out
@@ -379,5 +381,46 @@ func TestCollectorLineThatGrowsWhenEscaped(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.c.metrics.forNamespace("esc").produceErrors); n != 0 {
 		t.Errorf("produce_errors_total = %v", n)
+	}
+}
+
+// A record's Kafka timestamp is when the collector produced it (what franz-go sets for a record
+// without one), not the line's own time, whether the line was waiting before the collector
+// started or written while it runs.
+func TestRecordKafkaTimestampIsProduceTime(t *testing.T) {
+	cl := newCluster(t)
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := node.AddContainer("team-a", "web-0", "app", loadgen.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineTime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for s := range 200 {
+		if err := c.Write(lineTime, "stdout", loadgen.SeqMessage("k", s, 160)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := time.Now().Truncate(time.Millisecond) // Kafka keeps milliseconds
+	startCollector(t, testConfig(t, node, cl.ListenAddrs()[0]))
+	for s := 200; s < 400; s++ {
+		if err := c.Write(lineTime, "stdout", loadgen.SeqMessage("k", s, 160)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := consume(t, cl.ListenAddrs()[0], 400, 30*time.Second)
+	after := time.Now()
+	if len(got) != 400 {
+		t.Fatalf("%d records, want 400", len(got))
+	}
+	for _, r := range got {
+		if !r.rec.Time.Equal(lineTime) {
+			t.Fatalf("record %d: ts %s, want the line's %s", r.offset, r.rec.Time, lineTime)
+		}
+		if r.kafkaTime.Before(before) || r.kafkaTime.After(after) {
+			t.Fatalf("record %s/%d/%d: Kafka timestamp %s, want the produce time, within [%s, %s]", r.topic, r.part, r.offset, r.kafkaTime, before, after)
+		}
 	}
 }

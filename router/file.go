@@ -541,6 +541,9 @@ func (f *file) submit(ch *chunk) {
 	ch.pending.Store(int64(len(ch.recs)) + 1)
 	f.c.metrics.inFlight.Add(float64(len(ch.recs)))
 	for i := range ch.recs {
+		// The Kafka timestamp is the produce time, as franz-go would set it, read once per
+		// chunk instead of once per record (a clock read per line was 2% of the CPU).
+		ch.recs[i].Timestamp = ch.at
 		// Not the collector's context: in-flight records must drain on shutdown.
 		f.c.sink.Produce(context.Background(), &ch.recs[i], ch.promise)
 	}
