@@ -89,7 +89,7 @@ func TestZstdCompressorDisabledZstd(t *testing.T) {
 	}
 }
 
-// Encoders outlive garbage collections (a sync.Pool would lose them at the second) and are
+// Encoders outlive garbage collections (a sync.Pool may drop them at any collection) and are
 // created only for batches compressed at the same time.
 func TestZstdEncodersSurviveGC(t *testing.T) {
 	c := newZstdCompressor()
