@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
@@ -79,7 +80,9 @@ func (r report) String() string {
 type kafkaLine struct {
 	key string
 	seq int
-	msg string
+	msg uint64    // FNV-1a of the message: the long version holds every record in memory
+	kts time.Time // the Kafka record's timestamp (the collector's produce time)
+	ts  time.Time // the record's own time (the line's CRI timestamp)
 }
 
 // account proves, after the workload stopped and the components caught up, that every line
@@ -121,6 +124,7 @@ func (s *system) account(scenario, injected string) report {
 	}
 	rep.CountedBytes = sum(lost)
 	rep.OutOfOrder = s.outOfOrder
+	s.seen, s.recs = seen, recs
 	for i, p := range s.kafkaProblems {
 		if i == 20 {
 			t.Errorf("... %d Kafka problems in all", len(s.kafkaProblems))
@@ -158,7 +162,7 @@ func (s *system) account(scenario, injected string) report {
 		k := archivetest.Pos{Topic: p.topic, Partition: p.partition}
 		ends[k] = max(ends[k], p.offset+1)
 	}
-	ctx, cancel := ctxTimeout(5 * time.Minute)
+	ctx, cancel := ctxTimeout(15 * time.Minute) // the long version reads ~10,000 objects
 	defer cancel()
 	b, err := blob.OpenBucket(ctx, s.bucketURL)
 	if err != nil {
@@ -178,7 +182,7 @@ func (s *system) account(scenario, injected string) report {
 		case len(rs) > 1:
 			t.Errorf("%v (%s seq %d) is in %d archived objects", p, kl.key, kl.seq, len(rs))
 		case rs[0] != kl.msg:
-			t.Errorf("%v: archived message %.80q, Kafka holds %.80q", p, rs[0], kl.msg)
+			t.Errorf("%v (%s seq %d): the archived message differs from Kafka's (FNV-1a %x, Kafka's %x)", p, kl.key, kl.seq, rs[0], kl.msg)
 		default:
 			if archivedLines[kl.key] == nil {
 				archivedLines[kl.key] = map[int]bool{}
@@ -239,6 +243,12 @@ func (s *system) account(scenario, injected string) report {
 	return rep
 }
 
+func msgHash(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
 func sum(m map[string]int64) (n int64) {
 	for _, v := range m {
 		n += v
@@ -255,7 +265,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	outOfOrder := 0
 	defer func() { s.kafkaProblems, s.outOfOrder = problems, outOfOrder }()
-	ctx, cancel := ctxTimeout(60 * time.Second)
+	ctx, cancel := ctxTimeout(5 * time.Minute) // a bound: the long version reads ~700,000 records
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
 	if err != nil {
@@ -308,7 +318,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				return
 			}
 			p := pos{r.Topic, r.Partition, r.Offset}
-			recs[p] = kafkaLine{msg: rec.Message}
+			recs[p] = kafkaLine{msg: msgHash([]byte(rec.Message)), kts: r.Timestamp, ts: rec.Time}
 			lkey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
 			if pt, ok := part[lkey]; ok && pt != r.Partition {
 				problem("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)
@@ -353,9 +363,9 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 // readArchive reads every Parquet data object with parquet-go's own row reader (not the
 // archiver's row type) and returns, for each Kafka position, the messages of the rows that
 // hold it.
-func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]string) {
+func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]uint64) {
 	t := s.t
-	rows := map[pos][]string{}
+	rows := map[pos][]uint64{}
 	n := 0
 	it := b.List(&blob.ListOptions{Prefix: "namespace="})
 	for {
@@ -402,7 +412,7 @@ func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos]
 				if !strings.Contains(o.Key, "namespace="+ns+"/") || p.topic != "logs."+ns {
 					t.Errorf("%s holds %v of namespace %s", o.Key, p, ns)
 				}
-				rows[p] = append(rows[p], string(vals[col["message"]].ByteArray()))
+				rows[p] = append(rows[p], msgHash(vals[col["message"]].ByteArray()))
 			}
 			if err == io.EOF {
 				break
@@ -459,7 +469,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 	records := 0
 	j := newJoiner(t.Errorf)
 	cursor := ""
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		q := url.Values{"limit": {"10000"}}
 		if cursor == "" {
@@ -503,7 +513,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 			if !ok {
 				continue
 			}
-			out = append(out, kafkaLine{key, seq, ""})
+			out = append(out, kafkaLine{key: key, seq: seq})
 		}
 		cursor = page.NextCursor
 		if page.CaughtUp && records >= want {

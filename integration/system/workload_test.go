@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type wcont struct {
 	rot   []int       // rotations before each line was written (which file holds it), by seq
 	at    []time.Time // when each line was written, by seq
 	nrot  int
+	skew  time.Duration // added to the lines' CRI timestamps
 }
 
 // workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
@@ -40,8 +42,13 @@ type workload struct {
 	namespaces []string
 	conts      []*wcont
 
-	// flood is a namespace whose containers write floodFactor times as many lines.
-	flood string
+	// flood is a namespace whose containers write floodFactor times as many lines, while
+	// floodPaused is false.
+	flood       string
+	floodPaused atomic.Bool
+	// skew shifts the CRI timestamps of a namespace's lines (a node clock ahead or behind);
+	// set before the workload runs.
+	skew map[string]time.Duration
 	// copyTruncate makes every other rotation a copytruncate.
 	copyTruncate bool
 	// noCompress keeps rotated files uncompressed and never deletes them.
@@ -83,7 +90,7 @@ func (c *wcont) line(seq int) []byte {
 		size = 40 << 10
 	}
 	msg := loadgen.SeqMessage(c.key, seq, size)
-	ts := time.Now()
+	ts := time.Now().Add(c.skew)
 	var b []byte
 	for len(msg) > 16384 {
 		b = append(b, c.c.Line(ts, "stdout", true, msg[:16384])...)
@@ -112,6 +119,11 @@ func (w *workload) writeOne(c *wcont) {
 func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration) {
 	const tick = 20 * time.Millisecond
 	perTick := max(1, rate*int(tick/time.Millisecond)/1000)
+	w.mu.Lock()
+	for _, c := range w.conts {
+		c.skew = w.skew[c.ns]
+	}
+	w.mu.Unlock()
 	next := 0
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -129,7 +141,7 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 		for range perTick {
 			c := w.conts[next%len(w.conts)]
 			w.writeOne(c)
-			if c.ns == w.flood {
+			if c.ns == w.flood && !w.floodPaused.Load() {
 				for range floodFactor - 1 {
 					w.writeOne(c)
 				}

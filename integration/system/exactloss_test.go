@@ -1,0 +1,208 @@
+package system
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// lossyNamespaces is how many namespaces (the first ones) the exact-loss scenario rotates
+// away while the collector is down: at most 100 LOST lines are logged one by one
+// (docs/collector.md#lost-files), and each lossy container loses one or two files.
+const lossyNamespaces = 4
+
+// TestSystemExactLoss: an outage longer than the node keeps logs. The broker goes down under
+// load; the collector keeps reading (nothing can be shipped, checkpoints stay behind) and is
+// then stopped (SIGTERM: its last checkpoint save holds each file's size). While it is down,
+// the kubelet rotates the containers of lossyNamespaces namespaces three times, writing lines
+// in between: with gzip of every rotated file but the newest, the files that held the unshipped
+// lines are gone before the collector can read them. Then the broker and the collector come
+// back and the workload continues.
+//
+// A line is lost when no record of it is in Kafka. Lost lines fall in two classes:
+//   - seen: written before the collector stopped, into a file the stopped collector's checkpoint
+//     knew the size of. Their framed bytes (every CRI physical line of the line: timestamp,
+//     stream, tag, message, newline; a 40 KiB line is three) are what the collector counts:
+//     logrouter_collector_lost_bytes_total{namespace} and the LOST: log lines must equal their
+//     sum per namespace, exactly (the read-back finds no line past a checkpoint saved at a clean
+//     stop, so nothing is taken at its bound);
+//   - unseen: written while the collector was down into a file deleted before it started. No
+//     run saw them, so they cannot be counted (docs/collector.md#lost-files); they must be
+//     exactly the lines of the one file written and compressed during the downtime.
+//
+// Every other line (other namespaces, the files kept) must be in Kafka.
+func TestSystemExactLoss(t *testing.T) {
+	sc := scaleOf(t)
+	s := newSystem(t, namespaces, perNS)
+	phase := sc.Duration / 3
+
+	stop := s.runWorkload(sc.Rate, 3*time.Second)
+	time.Sleep(phase)
+	stop()
+	s.stopKafka()
+	// The outage: lines keep coming, no rotation (the files that will be lost are the live ones).
+	stop = s.runWorkload(sc.Rate, 0)
+	time.Sleep(phase)
+	stop()
+	// The collector's checkpoint saves (every 100 ms) catch up with the files' sizes, then it
+	// stops; a clean stop saves once more.
+	time.Sleep(2 * time.Second)
+	s.checkAlive()
+	if err := s.stopComponent(s.collector, 30*time.Second); err != nil {
+		t.Fatalf("collector stop during the outage: %v", err)
+	}
+	seenN, _ := s.w.written() // lines of each container the stopped collector had seen
+	// The node while the collector is down: three rotations of the lossy containers, with lines
+	// written after the first (into a file compressed by the third) and after the third (kept),
+	// and lines written into every other container's live file (kept).
+	lossy := map[string]bool{}
+	for _, ns := range s.w.namespaces[:lossyNamespaces] {
+		lossy[ns] = true
+	}
+	nrotAtStop := map[string]int{}
+	for _, c := range s.w.conts {
+		s.w.mu.Lock()
+		nrotAtStop[c.key] = c.nrot
+		s.w.mu.Unlock()
+		if !lossy[c.ns] {
+			for range 5 {
+				s.w.writeOne(c)
+			}
+			continue
+		}
+		s.w.rotate(c)
+		for range 5 {
+			s.w.writeOne(c)
+		}
+		s.w.rotate(c)
+		s.w.rotate(c)
+		for range 5 {
+			s.w.writeOne(c)
+		}
+	}
+	s.startKafka()
+	s.start(s.collector)
+	stop = s.runWorkload(sc.Rate, 3*time.Second)
+	time.Sleep(phase)
+	stop()
+
+	rep := s.account("exact-loss", fmt.Sprintf("kfake stopped under load for %s, collector stopped (SIGTERM) during the outage, %d namespaces' containers rotated 3 times (gzip, keep 5) while it was down, with lines written between", phase, lossyNamespaces))
+	keys := s.w.byKey()
+	wantCounted := map[string]int64{}
+	var seenLost, unseenLost, unseenLostBytes int64
+	for key, c := range keys {
+		for q := range c.bytes {
+			if s.seen[key][q] > 0 {
+				continue
+			}
+			switch {
+			case q < seenN[key]:
+				seenLost++
+				wantCounted[c.ns] += c.bytes[q]
+				// Its file must be gone at the restart: file r is compressed at rotation r+2
+				// (also one compressed before the stop while the collector, unable to ship,
+				// held it open).
+				rotations := nrotAtStop[key]
+				if lossy[c.ns] {
+					rotations += 3
+				}
+				if c.rot[q]+2 > rotations {
+					t.Errorf("%s seq %d lost, but its file (rotation %d of %d) was kept\n%s", key, q, c.rot[q], rotations, s.explainMissing(c, q))
+				}
+			default:
+				unseenLost++
+				unseenLostBytes += c.bytes[q]
+				if !lossy[c.ns] || c.rot[q] != nrotAtStop[key]+1 {
+					t.Errorf("%s seq %d, written while the collector was down into a file kept (rotation %d; the collector stopped at %d), is not in Kafka", key, q, c.rot[q], nrotAtStop[key])
+				}
+			}
+		}
+		if lossy[c.ns] {
+			// Every line written into the file compressed while the collector was down is lost.
+			for q := seenN[key]; q < len(c.bytes); q++ {
+				if c.rot[q] == nrotAtStop[key]+1 && s.seen[key][q] > 0 {
+					t.Errorf("%s seq %d: in Kafka, but its file was compressed before any collector could read it", key, q)
+				}
+			}
+		}
+	}
+	if seenLost == 0 || unseenLost == 0 {
+		t.Fatalf("the scenario lost %d seen and %d unseen lines: it must lose both (the outage is too short or the collector shipped everything)", seenLost, unseenLost)
+	}
+	metric := s.lostMetric()
+	logged := s.lostLogged()
+	var nss []string
+	for ns := range wantCounted {
+		nss = append(nss, ns)
+	}
+	for ns := range metric {
+		if wantCounted[ns] == 0 {
+			nss = append(nss, ns)
+		}
+	}
+	sort.Strings(nss)
+	var detail []string
+	for _, ns := range nss {
+		detail = append(detail, fmt.Sprintf("%s: lost %d, metric %d, LOST lines %d", ns, wantCounted[ns], metric[ns], logged[ns]))
+		if metric[ns] != wantCounted[ns] {
+			t.Errorf("%s: logrouter_collector_lost_bytes_total %d, the seen lines lost hold %d bytes", ns, metric[ns], wantCounted[ns])
+		}
+		if logged[ns] != wantCounted[ns] {
+			t.Errorf("%s: LOST: log lines name %d bytes, the seen lines lost hold %d bytes", ns, logged[ns], wantCounted[ns])
+		}
+	}
+	t.Logf("EXACT LOSS: %d seen lines lost (%d bytes, counted %d by the metric); %d unseen lines lost (%d bytes, not countable); per namespace: %s",
+		seenLost, sum(wantCounted), sum(metric), unseenLost, unseenLostBytes, strings.Join(detail, "; "))
+	if rep.Archived != rep.Kafka || rep.Served != rep.Kafka {
+		t.Errorf("every line in Kafka must be archived and served: %s", rep)
+	}
+	s.stopAll()
+}
+
+// stopComponent stops c's current run with SIGTERM (it stays stopped until s.start(c)).
+func (s *system) stopComponent(c *component, timeout time.Duration) error {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	if err := p.stop(timeout); err != nil {
+		return fmt.Errorf("%w\n%s", err, tail(p.stderr.String(), 3000))
+	}
+	return nil
+}
+
+// lostMetric scrapes the collector's logrouter_collector_lost_bytes_total by namespace (the
+// current run's: the count happens at its start).
+func (s *system) lostMetric() map[string]int64 {
+	resp, err := http.Get("http://" + s.colAddr + "/metrics")
+	if err != nil {
+		s.t.Fatalf("collector metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+	if err != nil {
+		s.t.Fatalf("collector metrics: %v", err)
+	}
+	out := map[string]int64{}
+	if f := fams["logrouter_collector_lost_bytes_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "namespace" {
+					out[l.GetValue()] += int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
