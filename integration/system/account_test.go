@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,22 @@ type kafkaLine struct {
 	msg uint64    // FNV-1a of the message: the long version holds every record in memory
 	kts time.Time // the Kafka record's timestamp (the collector's produce time)
 	ts  time.Time // the record's own time (the line's CRI timestamp)
+	// fieldSeq is the record's fields.seq (what a json pipeline step parsed), "" without fields.
+	fieldSeq string
+}
+
+func fieldSeqOf(r *record.Record) string {
+	switch v := r.Fields["seq"].(type) {
+	case nil:
+		if r.Fields != nil {
+			return "(fields without seq)"
+		}
+		return ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // account proves, after the workload stopped and the components caught up, that every line
@@ -318,7 +335,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				return
 			}
 			p := pos{r.Topic, r.Partition, r.Offset}
-			recs[p] = kafkaLine{msg: msgHash([]byte(rec.Message)), kts: r.Timestamp, ts: rec.Time}
+			recs[p] = kafkaLine{msg: msgHash([]byte(rec.Message)), kts: r.Timestamp, ts: rec.Time, fieldSeq: fieldSeqOf(&rec)}
 			lkey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
 			if pt, ok := part[lkey]; ok && pt != r.Partition {
 				problem("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)

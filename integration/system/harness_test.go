@@ -116,13 +116,18 @@ type system struct {
 	// Extra arguments of each component (a later flag wins), set by options.
 	collectorArgs, archiverArgs []string
 	collectorEnv                []string
-	w                           *workload
-	rss                         *rssSampler
-	latency                     map[string][]time.Duration // by namespace, set by readKafka
-	kafkaProblems               []string                   // set by readKafka
-	outOfOrder                  int                        // set by readKafka
-	seen                        map[string]map[int]int     // records per line in Kafka, set by account
-	recs                        map[pos]kafkaLine          // every Kafka record, set by account
+	// podUID gives the UID of a workload pod (one created in an API server), or "" for a
+	// random one.
+	podUID func(ns, pod string) string
+	// extra are components besides the three (the controller), started after them.
+	extra         []*component
+	w             *workload
+	rss           *rssSampler
+	latency       map[string][]time.Duration // by namespace, set by readKafka
+	kafkaProblems []string                   // set by readKafka
+	outOfOrder    int                        // set by readKafka
+	seen          map[string]map[int]int     // records per line in Kafka, set by account
+	recs          map[pos]kafkaLine          // every Kafka record, set by account
 }
 
 func freePort(t testing.TB) int {
@@ -158,13 +163,12 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, opts ...option) *s
 	s.kdir = filepath.Join(s.dir, "kafka")
 	s.startKafka()
 	t.Cleanup(s.stopKafka)
-	s.w = newWorkload(t, filepath.Join(s.dir, "node"), namespaces, containersPerNS)
 	s.rss = newRSSSampler()
 	t.Cleanup(s.rss.stop)
-
 	for _, o := range opts {
 		o(s)
 	}
+	s.w = newWorkload(t, filepath.Join(s.dir, "node"), namespaces, containersPerNS, s.podUID)
 	s.colAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.gwAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.collector = &component{name: "collector", env: []string{"NODE_NAME=node-1"}, args: []string{"collect",
@@ -197,7 +201,9 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, opts ...option) *s
 	return s
 }
 
-func (s *system) components() []*component { return []*component{s.collector, s.archiver, s.gateway} }
+func (s *system) components() []*component {
+	return append([]*component{s.collector, s.archiver, s.gateway}, s.extra...)
+}
 
 func (s *system) startKafka() {
 	s.kmu.Lock()
@@ -276,6 +282,36 @@ func (s *system) checkAlive() {
 			s.t.Fatalf("%s exited on its own: %v\n%s", c.name, p.err, tail(p.stderr.String(), 3000))
 		}
 	}
+}
+
+// lostLine is one per-file "LOST:" log line of the collector.
+type lostLine struct {
+	Path      string `json:"path"`
+	Namespace string `json:"namespace"`
+	Inode     uint64 `json:"inode"`
+	Offset    int64  `json:"checkpoint_offset"`
+	Size      int64  `json:"size_at_checkpoint"`
+	Bytes     int64  `json:"bytes_lost"`
+	run       int
+}
+
+// lostLines returns every per-file LOST: line of every collector run.
+func (s *system) lostLines() []lostLine {
+	var out []lostLine
+	s.collector.mu.Lock()
+	defer s.collector.mu.Unlock()
+	for i, p := range s.collector.runs {
+		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l lostLine
+			if bytes.Contains(sc.Bytes(), []byte(`"LOST:`)) && json.Unmarshal(sc.Bytes(), &l) == nil && l.Path != "" {
+				l.run = i
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 // lostLogged sums the bytes of every "LOST:" log line of every collector run, by namespace.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type wcont struct {
 	at    []time.Time // when each line was written, by seq
 	nrot  int
 	skew  time.Duration // added to the lines' CRI timestamps
+	ino   []uint64      // inode of the file of each rotation (the live file after it), for diagnostics
 }
 
 // workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
@@ -60,7 +62,9 @@ type workload struct {
 	deleted   int
 }
 
-func newWorkload(t *testing.T, root string, namespaces, perNS int) *workload {
+// newWorkload lays out namespaces x perNS containers under root; podUID, when not nil, names
+// each pod's UID.
+func newWorkload(t *testing.T, root string, namespaces, perNS int, podUID func(ns, pod string) string) *workload {
 	node, err := loadgen.NewNode(root)
 	if err != nil {
 		t.Fatal(err)
@@ -71,12 +75,24 @@ func newWorkload(t *testing.T, root string, namespaces, perNS int) *workload {
 		w.namespaces = append(w.namespaces, ns)
 		for j := range perNS {
 			pod, name := fmt.Sprintf("web-%d", j/2), fmt.Sprintf("c%d", j%2)
-			c, err := node.AddContainer(ns, pod, name, loadgen.CRI)
+			uid := ""
+			if podUID != nil {
+				uid = podUID(ns, pod)
+			}
+			var c *loadgen.Container
+			var err error
+			if uid != "" {
+				c, err = node.AddPodContainer(ns, pod, uid, name, loadgen.CRI)
+			} else {
+				c, err = node.AddContainer(ns, pod, name, loadgen.CRI)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Close() })
-			w.conts = append(w.conts, &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name})
+			wc := &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name}
+			wc.ino = append(wc.ino, inodeOf(c.Path()))
+			w.conts = append(w.conts, wc)
 		}
 	}
 	return w
@@ -171,6 +187,7 @@ func (w *workload) rotate(c *wcont) {
 	}
 	w.rotations++
 	c.nrot++
+	c.ino = append(c.ino, inodeOf(c.c.Path()))
 	if w.noCompress {
 		return
 	}
@@ -194,6 +211,14 @@ func (w *workload) rotate(c *wcont) {
 		w.deleted++
 		rotated = rotated[1:]
 	}
+}
+
+func inodeOf(p string) uint64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
 // gzipFile replaces p by p.gz, as kubelet compresses rotated logs.
