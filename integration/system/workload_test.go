@@ -130,8 +130,9 @@ func (w *workload) writeOne(c *wcont) {
 }
 
 // run writes rate lines per second spread over the containers, and rotates each container
-// every rotateEvery (staggered), until stop is closed. Containers in flood (by namespace)
-// write floodFactor times as many lines.
+// every rotateEvery (staggered), until stop is closed; both are paced by 20 ms ticks, so a
+// loaded machine slows both alike. Containers in flood (by namespace) write floodFactor times
+// as many lines.
 func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration) {
 	const tick = 20 * time.Millisecond
 	perTick := max(1, rate*int(tick/time.Millisecond)/1000)
@@ -143,11 +144,13 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 	next := 0
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	rotTick := time.Duration(0)
+	// Rotations are paced by the same ticks as the lines: on a loaded machine the ticker drops
+	// ticks, and rotations kept at wall-clock pace would turn into a storm of empty files.
+	perTickRot := 0.0
 	if rotateEvery > 0 {
-		rotTick = rotateEvery / time.Duration(len(w.conts))
+		perTickRot = float64(len(w.conts)) * float64(tick) / float64(rotateEvery)
 	}
-	lastRot, nextRot := time.Now(), 0
+	rotDue, nextRot := 0.0, 0
 	for {
 		select {
 		case <-stop:
@@ -164,8 +167,7 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 			}
 			next++
 		}
-		for rotTick > 0 && time.Since(lastRot) >= rotTick {
-			lastRot = lastRot.Add(rotTick)
+		for rotDue += perTickRot; rotDue >= 1; rotDue-- {
 			w.rotate(w.conts[nextRot%len(w.conts)])
 			nextRot++
 		}
