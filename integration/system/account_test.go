@@ -149,12 +149,14 @@ func (s *system) account(scenario, injected string) report {
 		}
 		t.Error(p)
 	}
+	var lostAt []time.Time
 	for key, n := range want {
 		for q := range n {
 			switch c := seen[key][q]; {
 			case c == 0:
 				rep.LostActual++
 				rep.LostBytes += keys[key].bytes[q]
+				lostAt = append(lostAt, keys[key].at[q])
 			default:
 				rep.Kafka++
 				rep.KafkaDups += c - 1
@@ -165,6 +167,9 @@ func (s *system) account(scenario, injected string) report {
 				t.Errorf("%s: seq %d in Kafka was never written", key, q)
 			}
 		}
+	}
+	if len(lostAt) > 0 {
+		t.Logf("lost lines by the minute they were written (from the first line written): %s", perMinute(s.w.started(), lostAt))
 	}
 	// A loss must be counted in its namespace: the per-namespace check is inside the wait
 	// above; here the counted bytes must cover the lost lines' bytes within one line's framing
@@ -258,6 +263,25 @@ func (s *system) account(scenario, injected string) report {
 	s.w.mu.Unlock()
 	t.Logf("%s (%d archived objects)", rep, objects)
 	return rep
+}
+
+// perMinute renders how many of ts fall in each minute after t0, as "m0:n m3:n ..." (minutes
+// without any left out).
+func perMinute(t0 time.Time, ts []time.Time) string {
+	n := map[int]int{}
+	last := 0
+	for _, t := range ts {
+		m := int(t.Sub(t0) / time.Minute)
+		n[m]++
+		last = max(last, m)
+	}
+	var out []string
+	for m := 0; m <= last; m++ {
+		if n[m] > 0 {
+			out = append(out, fmt.Sprintf("m%d:%d", m, n[m]))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func msgHash(b []byte) uint64 {

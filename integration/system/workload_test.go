@@ -264,6 +264,19 @@ func (w *workload) written() (map[string]int, int) {
 	return out, total
 }
 
+// started returns when the first line was written (the zero time before).
+func (w *workload) started() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var t0 time.Time
+	for _, c := range w.conts {
+		if len(c.at) > 0 && (t0.IsZero() || c.at[0].Before(t0)) {
+			t0 = c.at[0]
+		}
+	}
+	return t0
+}
+
 // byKey returns the container of each key.
 func (w *workload) byKey() map[string]*wcont {
 	out := map[string]*wcont{}
