@@ -408,34 +408,26 @@ func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos]
 	t := s.t
 	rows := map[pos][]uint64{}
 	n := 0
-	it := b.List(&blob.ListOptions{Prefix: "namespace="})
-	for {
-		o, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasSuffix(o.Key, ".parquet") {
-			t.Errorf("archive object %s: not Parquet", o.Key)
+	for _, key := range s.listKeys(ctx, b, "namespace=") {
+		if !strings.HasSuffix(key, ".parquet") {
+			t.Errorf("archive object %s: not Parquet", key)
 			continue
 		}
 		n++
-		data, err := b.ReadAll(ctx, o.Key)
+		data, err := b.ReadAll(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
-			t.Errorf("%s: %v", o.Key, err)
+			t.Errorf("%s: %v", key, err)
 			continue
 		}
 		col := map[string]int{}
 		for _, name := range []string{"message", "kafka_topic", "kafka_partition", "kafka_offset", "namespace"} {
 			leaf, ok := f.Schema().Lookup(name)
 			if !ok {
-				t.Fatalf("%s: no column %s", o.Key, name)
+				t.Fatalf("%s: no column %s", key, name)
 			}
 			col[name] = leaf.ColumnIndex
 		}
@@ -450,8 +442,8 @@ func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos]
 				}
 				p := pos{string(vals[col["kafka_topic"]].ByteArray()), vals[col["kafka_partition"]].Int32(), vals[col["kafka_offset"]].Int64()}
 				ns := string(vals[col["namespace"]].ByteArray())
-				if !strings.Contains(o.Key, "namespace="+ns+"/") || p.topic != "logs."+ns {
-					t.Errorf("%s holds %v of namespace %s", o.Key, p, ns)
+				if !strings.Contains(key, "namespace="+ns+"/") || p.topic != "logs."+ns {
+					t.Errorf("%s holds %v of namespace %s", key, p, ns)
 				}
 				rows[p] = append(rows[p], msgHash(vals[col["message"]].ByteArray()))
 			}
@@ -459,13 +451,29 @@ func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos]
 				break
 			}
 			if err != nil {
-				t.Errorf("%s: %v", o.Key, err)
+				t.Errorf("%s: %v", key, err)
 				break
 			}
 		}
 		r.Close()
 	}
 	return n, rows
+}
+
+// listKeys lists the keys of the bucket's objects under prefix.
+func (s *system) listKeys(ctx context.Context, b *blob.Bucket, prefix string) []string {
+	var out []string
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, o.Key)
+	}
 }
 
 // tokens creates one gateway token per team with `logrouter tokens create`.

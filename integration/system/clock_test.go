@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -86,16 +85,8 @@ func TestSystemClockSkew(t *testing.T) {
 	hours := map[string]map[string]int{} // namespace -> dt/hour -> objects
 	for _, ns := range []string{ahead, behind, right} {
 		hours[ns] = map[string]int{}
-		it := b.List(&blob.ListOptions{Prefix: "namespace=" + ns + "/"})
-		for {
-			o, err := it.Next(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := objectKeyRe.FindStringSubmatch(o.Key)
+		for _, key := range s.listKeys(ctx, b, "namespace="+ns+"/") {
+			m := objectKeyRe.FindStringSubmatch(key)
 			if m == nil {
 				continue // claims live elsewhere; anything else was checked by account
 			}
@@ -103,12 +94,12 @@ func TestSystemClockSkew(t *testing.T) {
 			start, _ := strconv.ParseInt(m[6], 10, 64)
 			bt, ok := bucket[pos{m[4], int32(part), start}]
 			if !ok {
-				t.Errorf("%s: its first offset is no Kafka record", o.Key)
+				t.Errorf("%s: its first offset is no Kafka record", key)
 				continue
 			}
 			dir := m[2] + "/" + m[3]
 			if want := bt.UTC().Format("2006-01-02/15"); dir != want {
-				t.Errorf("%s: partition %s, its bucket time %s is in %s", o.Key, dir, bt.UTC().Format(time.RFC3339Nano), want)
+				t.Errorf("%s: partition %s, its bucket time %s is in %s", key, dir, bt.UTC().Format(time.RFC3339Nano), want)
 			}
 			hours[ns][dir]++
 		}

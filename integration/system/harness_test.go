@@ -314,26 +314,13 @@ func (s *system) lostLines() []lostLine {
 	return out
 }
 
-// lostLogged sums the bytes of every "LOST:" log line of every collector run, by namespace.
+// lostLogged sums the bytes of every per-file "LOST:" log line of every collector run, by
+// namespace.
 func (s *system) lostLogged() map[string]int64 {
 	out := map[string]int64{}
-	s.collector.mu.Lock()
-	defer s.collector.mu.Unlock()
-	for _, p := range s.collector.runs {
-		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if !bytes.Contains(sc.Bytes(), []byte(`"LOST:`)) {
-				continue
-			}
-			var l struct {
-				Msg       string `json:"msg"`
-				Namespace string `json:"namespace"`
-				Bytes     int64  `json:"bytes_lost"`
-			}
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Namespace != "" {
-				out[l.Namespace] += l.Bytes
-			}
+	for _, l := range s.lostLines() {
+		if l.Namespace != "" {
+			out[l.Namespace] += l.Bytes
 		}
 	}
 	return out
