@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,7 +81,25 @@ func (r report) String() string {
 type kafkaLine struct {
 	key string
 	seq int
-	msg string
+	msg uint64    // FNV-1a of the message: the long version holds every record in memory
+	kts time.Time // the Kafka record's timestamp (the collector's produce time)
+	ts  time.Time // the record's own time (the line's CRI timestamp)
+	// fieldSeq is the record's fields.seq (what a json pipeline step parsed), "" without fields.
+	fieldSeq string
+}
+
+func fieldSeqOf(r *record.Record) string {
+	switch v := r.Fields["seq"].(type) {
+	case nil:
+		if r.Fields != nil {
+			return "(fields without seq)"
+		}
+		return ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // account proves, after the workload stopped and the components caught up, that every line
@@ -121,6 +141,7 @@ func (s *system) account(scenario, injected string) report {
 	}
 	rep.CountedBytes = sum(lost)
 	rep.OutOfOrder = s.outOfOrder
+	s.seen, s.recs = seen, recs
 	for i, p := range s.kafkaProblems {
 		if i == 20 {
 			t.Errorf("... %d Kafka problems in all", len(s.kafkaProblems))
@@ -128,12 +149,14 @@ func (s *system) account(scenario, injected string) report {
 		}
 		t.Error(p)
 	}
+	var lostAt []time.Time
 	for key, n := range want {
 		for q := range n {
 			switch c := seen[key][q]; {
 			case c == 0:
 				rep.LostActual++
 				rep.LostBytes += keys[key].bytes[q]
+				lostAt = append(lostAt, keys[key].at[q])
 			default:
 				rep.Kafka++
 				rep.KafkaDups += c - 1
@@ -144,6 +167,9 @@ func (s *system) account(scenario, injected string) report {
 				t.Errorf("%s: seq %d in Kafka was never written", key, q)
 			}
 		}
+	}
+	if len(lostAt) > 0 {
+		t.Logf("lost lines by the minute they were written (from the first line written): %s", perMinute(s.w.started(), lostAt))
 	}
 	// A loss must be counted in its namespace: the per-namespace check is inside the wait
 	// above; here the counted bytes must cover the lost lines' bytes within one line's framing
@@ -158,7 +184,7 @@ func (s *system) account(scenario, injected string) report {
 		k := archivetest.Pos{Topic: p.topic, Partition: p.partition}
 		ends[k] = max(ends[k], p.offset+1)
 	}
-	ctx, cancel := ctxTimeout(5 * time.Minute)
+	ctx, cancel := ctxTimeout(15 * time.Minute) // the long version reads ~10,000 objects
 	defer cancel()
 	b, err := blob.OpenBucket(ctx, s.bucketURL)
 	if err != nil {
@@ -178,7 +204,7 @@ func (s *system) account(scenario, injected string) report {
 		case len(rs) > 1:
 			t.Errorf("%v (%s seq %d) is in %d archived objects", p, kl.key, kl.seq, len(rs))
 		case rs[0] != kl.msg:
-			t.Errorf("%v: archived message %.80q, Kafka holds %.80q", p, rs[0], kl.msg)
+			t.Errorf("%v (%s seq %d): the archived message differs from Kafka's (FNV-1a %x, Kafka's %x)", p, kl.key, kl.seq, rs[0], kl.msg)
 		default:
 			if archivedLines[kl.key] == nil {
 				archivedLines[kl.key] = map[int]bool{}
@@ -239,6 +265,31 @@ func (s *system) account(scenario, injected string) report {
 	return rep
 }
 
+// perMinute renders how many of ts fall in each minute after t0, as "m0:n m3:n ..." (minutes
+// without any left out).
+func perMinute(t0 time.Time, ts []time.Time) string {
+	n := map[int]int{}
+	last := 0
+	for _, t := range ts {
+		m := int(t.Sub(t0) / time.Minute)
+		n[m]++
+		last = max(last, m)
+	}
+	var out []string
+	for m := 0; m <= last; m++ {
+		if n[m] > 0 {
+			out = append(out, fmt.Sprintf("m%d:%d", m, n[m]))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func msgHash(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
 func sum(m map[string]int64) (n int64) {
 	for _, v := range m {
 		n += v
@@ -255,7 +306,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	outOfOrder := 0
 	defer func() { s.kafkaProblems, s.outOfOrder = problems, outOfOrder }()
-	ctx, cancel := ctxTimeout(60 * time.Second)
+	ctx, cancel := ctxTimeout(5 * time.Minute) // a bound: the long version reads ~700,000 records
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
 	if err != nil {
@@ -308,7 +359,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 				return
 			}
 			p := pos{r.Topic, r.Partition, r.Offset}
-			recs[p] = kafkaLine{msg: rec.Message}
+			recs[p] = kafkaLine{msg: msgHash([]byte(rec.Message)), kts: r.Timestamp, ts: rec.Time, fieldSeq: fieldSeqOf(&rec)}
 			lkey := rec.Namespace + "/" + rec.Pod + "/" + rec.Container
 			if pt, ok := part[lkey]; ok && pt != r.Partition {
 				problem("%s in partitions %d and %d: no order per container", lkey, pt, r.Partition)
@@ -353,38 +404,30 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 // readArchive reads every Parquet data object with parquet-go's own row reader (not the
 // archiver's row type) and returns, for each Kafka position, the messages of the rows that
 // hold it.
-func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]string) {
+func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]uint64) {
 	t := s.t
-	rows := map[pos][]string{}
+	rows := map[pos][]uint64{}
 	n := 0
-	it := b.List(&blob.ListOptions{Prefix: "namespace="})
-	for {
-		o, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasSuffix(o.Key, ".parquet") {
-			t.Errorf("archive object %s: not Parquet", o.Key)
+	for _, key := range s.listKeys(ctx, b, "namespace=") {
+		if !strings.HasSuffix(key, ".parquet") {
+			t.Errorf("archive object %s: not Parquet", key)
 			continue
 		}
 		n++
-		data, err := b.ReadAll(ctx, o.Key)
+		data, err := b.ReadAll(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
-			t.Errorf("%s: %v", o.Key, err)
+			t.Errorf("%s: %v", key, err)
 			continue
 		}
 		col := map[string]int{}
 		for _, name := range []string{"message", "kafka_topic", "kafka_partition", "kafka_offset", "namespace"} {
 			leaf, ok := f.Schema().Lookup(name)
 			if !ok {
-				t.Fatalf("%s: no column %s", o.Key, name)
+				t.Fatalf("%s: no column %s", key, name)
 			}
 			col[name] = leaf.ColumnIndex
 		}
@@ -399,22 +442,38 @@ func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos]
 				}
 				p := pos{string(vals[col["kafka_topic"]].ByteArray()), vals[col["kafka_partition"]].Int32(), vals[col["kafka_offset"]].Int64()}
 				ns := string(vals[col["namespace"]].ByteArray())
-				if !strings.Contains(o.Key, "namespace="+ns+"/") || p.topic != "logs."+ns {
-					t.Errorf("%s holds %v of namespace %s", o.Key, p, ns)
+				if !strings.Contains(key, "namespace="+ns+"/") || p.topic != "logs."+ns {
+					t.Errorf("%s holds %v of namespace %s", key, p, ns)
 				}
-				rows[p] = append(rows[p], string(vals[col["message"]].ByteArray()))
+				rows[p] = append(rows[p], msgHash(vals[col["message"]].ByteArray()))
 			}
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
-				t.Errorf("%s: %v", o.Key, err)
+				t.Errorf("%s: %v", key, err)
 				break
 			}
 		}
 		r.Close()
 	}
 	return n, rows
+}
+
+// listKeys lists the keys of the bucket's objects under prefix.
+func (s *system) listKeys(ctx context.Context, b *blob.Bucket, prefix string) []string {
+	var out []string
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, o.Key)
+	}
 }
 
 // tokens creates one gateway token per team with `logrouter tokens create`.
@@ -459,7 +518,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 	records := 0
 	j := newJoiner(t.Errorf)
 	cursor := ""
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		q := url.Values{"limit": {"10000"}}
 		if cursor == "" {
@@ -503,7 +562,7 @@ func (s *system) pageAll(ns, token string, want int) ([]kafkaLine, int) {
 			if !ok {
 				continue
 			}
-			out = append(out, kafkaLine{key, seq, ""})
+			out = append(out, kafkaLine{key: key, seq: seq})
 		}
 		cursor = page.NextCursor
 		if page.CaughtUp && records >= want {

@@ -14,18 +14,27 @@ import (
 // mountTmpfs mounts a tmpfs of size bytes at dir (created), unmounted at the end of the test;
 // it skips the test when mounting is not permitted.
 func mountTmpfs(t *testing.T, dir string, size int64) {
+	if err := tryMountTmpfs(t, dir, size); err != nil {
+		t.Skipf("cannot mount a tmpfs for the full-disk scenario (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+}
+
+// tryMountTmpfs mounts a tmpfs of size bytes at dir (created), unmounted at the end of the
+// test, or says why it cannot.
+func tryMountTmpfs(t *testing.T, dir string, size int64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		t.Skipf("cannot mount a tmpfs for the full-disk scenario (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+		return fmt.Errorf("%w: %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
 			t.Logf("umount %s: %v: %s", dir, err, out)
 		}
 	})
+	return nil
 }
 
 // fill writes a file into dir until the filesystem is full and returns its path.
@@ -53,11 +62,11 @@ func fill(t *testing.T, dir string) string {
 func TestSystemFullDisk(t *testing.T) {
 	sc := scaleOf(t)
 	var ck, spool string
-	s := newSystem(t, namespaces, perNS, func(dir string) {
+	s := newSystem(t, namespaces, perNS, prepare(func(dir string) {
 		ck, spool = filepath.Join(dir, "checkpoints"), filepath.Join(dir, "spool")
 		mountTmpfs(t, ck, 1<<20)
 		mountTmpfs(t, spool, 64<<20)
-	})
+	}))
 	stop := s.runWorkload(sc.Rate, 3*time.Second)
 	phase := max(5*time.Second, sc.Duration/4)
 	time.Sleep(phase / 2)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,7 @@ import (
 	"github.com/logrouter/logrouter/internal/syncbuf"
 )
 
-// scale is how long and how hard a scenario runs: the short version (CI) by default, the long
-// one with LOGROUTER_SYSTEM_LONG set to a duration (docs/reliability.md).
+// scale is how long and how hard a short scenario runs (the long version is TestSystemLong).
 type scale struct {
 	Duration time.Duration // how long the workload writes
 	Kills    int           // SIGKILLs of each component in the kill scenario
@@ -43,13 +43,6 @@ func scaleOf(t *testing.T) scale {
 		// go test -race ./... (CI) keeps every fault and check at a third of the lines: the
 		// figures in docs/reliability.md come from runs without -race.
 		s.Rate = 500
-	}
-	if v := os.Getenv("LOGROUTER_SYSTEM_LONG"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("LOGROUTER_SYSTEM_LONG=%q: %v", v, err)
-		}
-		s = scale{Duration: d, Kills: max(20, int(d/(45*time.Second))), Outage: 5 * time.Minute, Rate: 3000}
 	}
 	return s
 }
@@ -120,11 +113,21 @@ type system struct {
 	colAddr   string // collector's metrics address
 
 	collector, archiver, gateway *component
-	w                            *workload
-	rss                          *rssSampler
-	latency                      map[string][]time.Duration // by namespace, set by readKafka
-	kafkaProblems                []string                   // set by readKafka
-	outOfOrder                   int                        // set by readKafka
+	// Extra arguments of each component (a later flag wins), set by options.
+	collectorArgs, archiverArgs []string
+	collectorEnv                []string
+	// podUID gives the UID of a workload pod (one created in an API server), or "" for a
+	// random one.
+	podUID func(ns, pod string) string
+	// extra are components besides the three (the controller), started after them.
+	extra         []*component
+	w             *workload
+	rss           *rssSampler
+	latency       map[string][]time.Duration // by namespace, set by readKafka
+	kafkaProblems []string                   // set by readKafka
+	outOfOrder    int                        // set by readKafka
+	seen          map[string]map[int]int     // records per line in Kafka, set by account
+	recs          map[pos]kafkaLine          // every Kafka record, set by account
 }
 
 func freePort(t testing.TB) int {
@@ -136,10 +139,15 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// option adjusts a system before its components start.
+type option func(s *system)
+
+// prepare runs f with the system's directory before the components start.
+func prepare(f func(dir string)) option { return func(s *system) { f(s.dir) } }
+
 // newSystem starts kfake, versitygw, and the three components over a fresh workload of
-// namespaces x containersPerNS containers (not yet writing). Each prepare function runs with
-// the system's directory before the components start.
-func newSystem(t *testing.T, namespaces, containersPerNS int, prepare ...func(dir string)) *system {
+// namespaces x containersPerNS containers (not yet writing), after applying opts.
+func newSystem(t *testing.T, namespaces, containersPerNS int, opts ...option) *system {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("system test: real binaries, broker and S3 server")
@@ -155,13 +163,12 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, prepare ...func(di
 	s.kdir = filepath.Join(s.dir, "kafka")
 	s.startKafka()
 	t.Cleanup(s.stopKafka)
-	s.w = newWorkload(t, filepath.Join(s.dir, "node"), namespaces, containersPerNS)
 	s.rss = newRSSSampler()
 	t.Cleanup(s.rss.stop)
-
-	for _, p := range prepare {
-		p(s.dir)
+	for _, o := range opts {
+		o(s)
 	}
+	s.w = newWorkload(t, filepath.Join(s.dir, "node"), namespaces, containersPerNS, s.podUID)
 	s.colAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.gwAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.collector = &component{name: "collector", env: []string{"NODE_NAME=node-1"}, args: []string{"collect",
@@ -170,10 +177,13 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, prepare ...func(di
 		"--checkpoint-dir", filepath.Join(s.dir, "checkpoints"), "--metrics-addr", s.colAddr,
 		"--poll-interval", "20ms", "--scan-interval", "100ms", "--checkpoint-interval", "100ms",
 		"--rotated-idle", "300ms", "--shutdown-grace", "10s"}}
+	s.collector.args = append(s.collector.args, s.collectorArgs...)
+	s.collector.env = append(s.collector.env, s.collectorEnv...)
 	s.archiver = &component{name: "archiver", args: []string{"archive",
 		"--brokers", s.brokers, "--bucket", archiverBucket, "--spool-dir", filepath.Join(s.dir, "spool"),
 		"--metrics-addr", "", "--instance-id", "archiver-0", "--session-timeout", "6s",
 		"--max-object-age", "1s", "--topic-refresh", "500ms"}}
+	s.archiver.args = append(s.archiver.args, s.archiverArgs...)
 	s.gateway = &component{name: "gateway", env: []string{"LOGROUTER_AUTH_RECHECK=1s"}, args: []string{"gateway",
 		"--brokers", s.brokers, "--listen", s.gwAddr, "--metrics-addr", ""}}
 	for _, c := range s.components() {
@@ -191,7 +201,9 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, prepare ...func(di
 	return s
 }
 
-func (s *system) components() []*component { return []*component{s.collector, s.archiver, s.gateway} }
+func (s *system) components() []*component {
+	return append([]*component{s.collector, s.archiver, s.gateway}, s.extra...)
+}
 
 func (s *system) startKafka() {
 	s.kmu.Lock()
@@ -272,26 +284,43 @@ func (s *system) checkAlive() {
 	}
 }
 
-// lostLogged sums the bytes of every "LOST:" log line of every collector run, by namespace.
-func (s *system) lostLogged() map[string]int64 {
-	out := map[string]int64{}
+// lostLine is one per-file "LOST:" log line of the collector.
+type lostLine struct {
+	Path      string `json:"path"`
+	Namespace string `json:"namespace"`
+	Inode     uint64 `json:"inode"`
+	Offset    int64  `json:"checkpoint_offset"`
+	Size      int64  `json:"size_at_checkpoint"`
+	Bytes     int64  `json:"bytes_lost"`
+	run       int
+}
+
+// lostLines returns every per-file LOST: line of every collector run.
+func (s *system) lostLines() []lostLine {
+	var out []lostLine
 	s.collector.mu.Lock()
 	defer s.collector.mu.Unlock()
-	for _, p := range s.collector.runs {
+	for i, p := range s.collector.runs {
 		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			if !bytes.Contains(sc.Bytes(), []byte(`"LOST:`)) {
-				continue
+			var l lostLine
+			if bytes.Contains(sc.Bytes(), []byte(`"LOST:`)) && json.Unmarshal(sc.Bytes(), &l) == nil && l.Path != "" {
+				l.run = i
+				out = append(out, l)
 			}
-			var l struct {
-				Msg       string `json:"msg"`
-				Namespace string `json:"namespace"`
-				Bytes     int64  `json:"bytes_lost"`
-			}
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Namespace != "" {
-				out[l.Namespace] += l.Bytes
-			}
+		}
+	}
+	return out
+}
+
+// lostLogged sums the bytes of every per-file "LOST:" log line of every collector run, by
+// namespace.
+func (s *system) lostLogged() map[string]int64 {
+	out := map[string]int64{}
+	for _, l := range s.lostLines() {
+		if l.Namespace != "" {
+			out[l.Namespace] += l.Bytes
 		}
 	}
 	return out
@@ -307,16 +336,20 @@ func tail(s string, n int) string {
 // rssSampler samples the resident set size of every process it watches (and of the test
 // process, which runs kfake) and keeps each component's peak.
 type rssSampler struct {
-	mu    sync.Mutex
-	pids  map[int]string
-	peak  map[string]int64
-	stopc chan struct{}
-	done  chan struct{}
+	mu   sync.Mutex
+	pids map[int]string
+	peak map[string]int64
+	// perMinute is each component's peak in every minute since the sampler started (the long
+	// version reports it: memory must stay flat).
+	perMinute map[string][]int64
+	start     time.Time
+	stopc     chan struct{}
+	done      chan struct{}
 }
 
 func newRSSSampler() *rssSampler {
 	r := &rssSampler{pids: map[int]string{os.Getpid(): "kfake+test"}, peak: map[string]int64{},
-		stopc: make(chan struct{}), done: make(chan struct{})}
+		perMinute: map[string][]int64{}, start: time.Now(), stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		tick := time.NewTicker(200 * time.Millisecond)
@@ -349,7 +382,29 @@ func (r *rssSampler) sample() {
 			continue
 		}
 		r.peak[name] = max(r.peak[name], n)
+		m := int(time.Since(r.start) / time.Minute)
+		for len(r.perMinute[name]) <= m {
+			r.perMinute[name] = append(r.perMinute[name], 0)
+		}
+		r.perMinute[name][m] = max(r.perMinute[name][m], n)
 	}
+}
+
+// minutes returns each component's peak RSS in MiB per minute, as "name: a b c ...".
+func (r *rssSampler) minutes() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for name, ms := range r.perMinute {
+		var b strings.Builder
+		b.WriteString(name + ":")
+		for _, v := range ms {
+			fmt.Fprintf(&b, " %d", v>>20)
+		}
+		out = append(out, b.String())
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
 }
 
 func (r *rssSampler) stop() {

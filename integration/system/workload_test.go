@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +31,8 @@ type wcont struct {
 	rot   []int       // rotations before each line was written (which file holds it), by seq
 	at    []time.Time // when each line was written, by seq
 	nrot  int
+	skew  time.Duration // added to the lines' CRI timestamps
+	ino   []uint64      // inode of the file of each rotation (the live file after it), for diagnostics
 }
 
 // workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
@@ -40,8 +44,13 @@ type workload struct {
 	namespaces []string
 	conts      []*wcont
 
-	// flood is a namespace whose containers write floodFactor times as many lines.
-	flood string
+	// flood is a namespace whose containers write floodFactor times as many lines, while
+	// floodPaused is false.
+	flood       string
+	floodPaused atomic.Bool
+	// skew shifts the CRI timestamps of a namespace's lines (a node clock ahead or behind);
+	// set before the workload runs.
+	skew map[string]time.Duration
 	// copyTruncate makes every other rotation a copytruncate.
 	copyTruncate bool
 	// noCompress keeps rotated files uncompressed and never deletes them.
@@ -53,7 +62,9 @@ type workload struct {
 	deleted   int
 }
 
-func newWorkload(t *testing.T, root string, namespaces, perNS int) *workload {
+// newWorkload lays out namespaces x perNS containers under root; podUID, when not nil, names
+// each pod's UID.
+func newWorkload(t *testing.T, root string, namespaces, perNS int, podUID func(ns, pod string) string) *workload {
 	node, err := loadgen.NewNode(root)
 	if err != nil {
 		t.Fatal(err)
@@ -64,12 +75,24 @@ func newWorkload(t *testing.T, root string, namespaces, perNS int) *workload {
 		w.namespaces = append(w.namespaces, ns)
 		for j := range perNS {
 			pod, name := fmt.Sprintf("web-%d", j/2), fmt.Sprintf("c%d", j%2)
-			c, err := node.AddContainer(ns, pod, name, loadgen.CRI)
+			uid := ""
+			if podUID != nil {
+				uid = podUID(ns, pod)
+			}
+			var c *loadgen.Container
+			var err error
+			if uid != "" {
+				c, err = node.AddPodContainer(ns, pod, uid, name, loadgen.CRI)
+			} else {
+				c, err = node.AddContainer(ns, pod, name, loadgen.CRI)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Close() })
-			w.conts = append(w.conts, &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name})
+			wc := &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name}
+			wc.ino = append(wc.ino, inodeOf(c.Path()))
+			w.conts = append(w.conts, wc)
 		}
 	}
 	return w
@@ -83,7 +106,7 @@ func (c *wcont) line(seq int) []byte {
 		size = 40 << 10
 	}
 	msg := loadgen.SeqMessage(c.key, seq, size)
-	ts := time.Now()
+	ts := time.Now().Add(c.skew)
 	var b []byte
 	for len(msg) > 16384 {
 		b = append(b, c.c.Line(ts, "stdout", true, msg[:16384])...)
@@ -107,19 +130,27 @@ func (w *workload) writeOne(c *wcont) {
 }
 
 // run writes rate lines per second spread over the containers, and rotates each container
-// every rotateEvery (staggered), until stop is closed. Containers in flood (by namespace)
-// write floodFactor times as many lines.
+// every rotateEvery (staggered), until stop is closed; both are paced by 20 ms ticks, so a
+// loaded machine slows both alike. Containers in flood (by namespace) write floodFactor times
+// as many lines.
 func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration) {
 	const tick = 20 * time.Millisecond
 	perTick := max(1, rate*int(tick/time.Millisecond)/1000)
+	w.mu.Lock()
+	for _, c := range w.conts {
+		c.skew = w.skew[c.ns]
+	}
+	w.mu.Unlock()
 	next := 0
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	rotTick := time.Duration(0)
+	// Rotations are paced by the same ticks as the lines: on a loaded machine the ticker drops
+	// ticks, and rotations kept at wall-clock pace would turn into a storm of empty files.
+	perTickRot := 0.0
 	if rotateEvery > 0 {
-		rotTick = rotateEvery / time.Duration(len(w.conts))
+		perTickRot = float64(len(w.conts)) * float64(tick) / float64(rotateEvery)
 	}
-	lastRot, nextRot := time.Now(), 0
+	rotDue, nextRot := 0.0, 0
 	for {
 		select {
 		case <-stop:
@@ -129,15 +160,14 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 		for range perTick {
 			c := w.conts[next%len(w.conts)]
 			w.writeOne(c)
-			if c.ns == w.flood {
+			if c.ns == w.flood && !w.floodPaused.Load() {
 				for range floodFactor - 1 {
 					w.writeOne(c)
 				}
 			}
 			next++
 		}
-		for rotTick > 0 && time.Since(lastRot) >= rotTick {
-			lastRot = lastRot.Add(rotTick)
+		for rotDue += perTickRot; rotDue >= 1; rotDue-- {
 			w.rotate(w.conts[nextRot%len(w.conts)])
 			nextRot++
 		}
@@ -159,6 +189,7 @@ func (w *workload) rotate(c *wcont) {
 	}
 	w.rotations++
 	c.nrot++
+	c.ino = append(c.ino, inodeOf(c.c.Path()))
 	if w.noCompress {
 		return
 	}
@@ -182,6 +213,14 @@ func (w *workload) rotate(c *wcont) {
 		w.deleted++
 		rotated = rotated[1:]
 	}
+}
+
+func inodeOf(p string) uint64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
 // gzipFile replaces p by p.gz, as kubelet compresses rotated logs.
@@ -223,6 +262,19 @@ func (w *workload) written() (map[string]int, int) {
 		total += len(c.bytes)
 	}
 	return out, total
+}
+
+// started returns when the first line was written (the zero time before).
+func (w *workload) started() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var t0 time.Time
+	for _, c := range w.conts {
+		if len(c.at) > 0 && (t0.IsZero() || c.at[0].Before(t0)) {
+			t0 = c.at[0]
+		}
+	}
+	return t0
 }
 
 // byKey returns the container of each key.

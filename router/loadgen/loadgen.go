@@ -65,9 +65,15 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// AddContainer creates a container's live log file and its symlink.
+// AddContainer creates a container's live log file and its symlink, for a pod with a random UID.
 func (n *Node) AddContainer(namespace, pod, name string, format Format) (*Container, error) {
 	uid := fmt.Sprintf("%s-%s-%s-%s-%s", randHex(4), randHex(2), randHex(2), randHex(2), randHex(6))
+	return n.AddPodContainer(namespace, pod, uid, name, format)
+}
+
+// AddPodContainer is AddContainer for a pod whose UID is given (one that exists in an API
+// server, so that the collector finds its metadata).
+func (n *Node) AddPodContainer(namespace, pod, uid, name string, format Format) (*Container, error) {
 	c := &Container{Namespace: namespace, Pod: pod, PodUID: uid, Name: name, ID: randHex(32), Format: format}
 	c.dir = filepath.Join(n.PodsDir, fmt.Sprintf("%s_%s_%s", namespace, pod, uid), name)
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
