@@ -56,10 +56,11 @@ type Collector struct {
 	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
 	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
 	gone    []*goneFile                    // checkpointed files not found at start (lost.go)
-	truncs  []truncation
-	held    map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
-	groups  map[string]*file       // newest file of each container
-	badPath map[string]bool        // paths already reported unparseable
+	truncs  []*truncation                  // pending: their originals' readers look for the copies (copytrunc.go)
+	held    map[fileid.ID]heldCopy         // copies of open files, held open until their original's truncation is seen
+	claimed map[fileid.ID]bool             // copies an original's reader is starting
+	groups  map[string]*file               // newest file of each container
+	badPath map[string]bool                // paths already reported unparseable
 	lastCk  time.Time
 	ckErr   error // the last checkpoint save's error (nil: it succeeded)
 
@@ -121,17 +122,6 @@ type doneFile struct {
 // dropped: one scan can miss a file that kubelet is renaming.
 const forgetAfter = 30 * time.Second
 
-// truncation remembers where a copytruncated file was read to, so its copy resumes there.
-type truncation struct {
-	fpLen  int
-	fp     uint64
-	offset int64
-	state  assemble.State
-	format logline.Format
-	group  string
-	at     time.Time
-}
-
 // New validates cfg and connects to Kafka. meta supplies file metadata (filemeta.PathOnly
 // without a Kubernetes API).
 func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
@@ -152,7 +142,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	c := &Collector{
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
-		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{},
+		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{}, claimed: map[fileid.ID]bool{},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
 		scanLog:       newErrLog(log, slog.LevelError, 10*time.Second),
@@ -437,8 +427,8 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 	c.placeHeld(ctx)
 }
 
-// placeHeld starts held copies whose original's truncation is now known (where the original
-// was read to), and copies that no longer start like any open file (from their start).
+// placeHeld starts held copies that no longer start like any open file of their container and
+// are no pending truncation's copy (whose original's reader claims them), from their start.
 func (c *Collector) placeHeld(ctx context.Context) {
 	c.mu.Lock()
 	held := make([]heldCopy, 0, len(c.held))
@@ -447,21 +437,22 @@ func (c *Collector) placeHeld(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, h := range held {
-		var off int64
-		var st assemble.State
-		format := logline.FormatUnknown
-		if tr, ok := c.copyOfTruncated(h.fd, &h.cd); ok {
-			off, st, format = tr.offset, tr.state, tr.format
-		} else if c.isCopyOfOpen(h.fd, &h.cd) && time.Since(h.since) < 10*time.Minute {
+		if c.matchesPending(h.fd, h.cd.group) ||
+			(c.isCopyOfOpen(h.fd, &h.cd) && time.Since(h.since) < 10*time.Minute) ||
+			c.matchesPending(h.fd, h.cd.group) {
 			continue
-		} else if tr, ok := c.copyOfTruncated(h.fd, &h.cd); ok {
-			off, st, format = tr.offset, tr.state, tr.format
 		}
 		c.mu.Lock()
-		delete(c.held, h.cd.id)
+		cur, ok := c.held[h.cd.id]
+		if ok && cur.fd == h.fd {
+			delete(c.held, h.cd.id)
+		}
 		c.mu.Unlock()
+		if !ok || cur.fd != h.fd {
+			continue // claimed by its original's reader meanwhile
+		}
 		cd := h.cd
-		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, off, st, format, time.Time{})
+		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, 0, assemble.State{}, logline.FormatUnknown, time.Time{}, startOpts{})
 	}
 }
 
@@ -558,20 +549,12 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 		}
 		c.done[id] = d
 	}
-	cut := time.Now().Add(-10 * time.Minute)
-	kept := c.truncs[:0]
-	for _, t := range c.truncs {
-		if t.at.After(cut) {
-			kept = append(kept, t)
-		}
-	}
-	c.truncs = kept
 	c.mu.Unlock()
 }
 
 func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	c.mu.Lock()
-	if _, ok := c.held[cd.id]; ok {
+	if _, ok := c.held[cd.id]; ok || c.claimed[cd.id] {
 		c.mu.Unlock()
 		return
 	}
@@ -620,6 +603,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	var off int64
 	var st assemble.State
 	var resumedAt time.Time
+	var opts startOpts
 	format := logline.FormatUnknown
 	resume := func(e checkpoint.Entry) bool {
 		ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint)
@@ -627,8 +611,10 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			off, st, format = e.Offset, e.State, parseFormat(e.Format)
 		}
 		if ok && cd.size < e.Offset {
-			// Truncated while we were not running: its copy resumes where it was.
-			c.rememberTruncation(truncation{fpLen: e.FingerprintLen, fp: e.Fingerprint, offset: e.Offset, state: e.State, format: parseFormat(e.Format), group: cd.group, at: time.Now()})
+			// Truncated while we were not running: its reader ships the copy's tail first.
+			opts.trunc = &truncation{fpLen: e.FingerprintLen, fp: e.Fingerprint, offset: e.Offset, state: e.State,
+				format: parseFormat(e.Format), group: cd.group, at: time.Now(), size: e.Size, gone: &goneFile{entry: e, unsure: true}}
+			c.rememberTruncation(opts.trunc)
 		}
 		return ok
 	}
@@ -640,7 +626,15 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	case isStart && resume(startEntry):
 		resumedAt = startEntry.Updated
 	default:
-		if isStart {
+		switch {
+		case isStart && c.copyExists(cd.path, startEntry):
+			// Copytruncated while the collector was stopped (the inode now holds new content,
+			// the copy the old one): its reader ships the copy's tail first.
+			opts.trunc = &truncation{fpLen: startEntry.FingerprintLen, fp: startEntry.Fingerprint, offset: startEntry.Offset,
+				state: startEntry.State, format: parseFormat(startEntry.Format), group: cd.group, at: time.Now(),
+				size: startEntry.Size, gone: &goneFile{entry: startEntry, unsure: true}}
+			c.rememberTruncation(opts.trunc)
+		case isStart:
 			// The checkpointed file is gone and a new one reuses its inode.
 			c.mu.Lock()
 			c.gone = append(c.gone, &goneFile{entry: startEntry})
@@ -649,15 +643,12 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		c.mu.Lock()
 		delete(c.done, cd.id) // an inode reused by a new file
 		c.mu.Unlock()
-		if tr, ok := c.copyOfTruncated(fd, cd); ok {
-			off, st, format = tr.offset, tr.state, tr.format
-		} else if c.isCopyOfOpen(fd, cd) {
+		// A copytruncate copy is held for its original's reader, which reads its tail before
+		// the original's new lines. The original publishes its truncation before dropping its
+		// fingerprint, so one of the three checks sees it.
+		if c.matchesPending(fd, cd.group) || c.isCopyOfOpen(fd, cd) || c.matchesPending(fd, cd.group) {
 			c.hold(fd, cd, fpLen, fp)
 			return
-		} else if tr, ok := c.copyOfTruncated(fd, cd); ok {
-			// The original published its truncation between the two checks above (it does so
-			// before dropping its fingerprint, so one of the three checks sees it).
-			off, st, format = tr.offset, tr.state, tr.format
 		} else if initial && c.cfg.StartAtEnd {
 			off = cd.size
 		} else if initial && c.cfg.Node != "" {
@@ -666,17 +657,27 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			resumedAt = firstLineTime(fd)
 		}
 	}
-	c.start(ctx, cd, fd, fpLen, fp, off, st, format, resumedAt)
+	c.start(ctx, cd, fd, fpLen, fp, off, st, format, resumedAt, opts)
+}
+
+// startOpts are a file's start conditions besides its position.
+type startOpts struct {
+	copyOf *file       // the original whose copytruncate copy this is (it waits for the copy)
+	skip   []outKey    // outputs Kafka acknowledged past the position
+	trunc  *truncation // truncated while the collector was stopped: the copy's tail goes first
 }
 
 // start begins reading a file. resumedAt is the save time of the startup checkpoint it resumes
 // from, or its first line's time when it has none at start (zero otherwise): the read-back
 // looks in Kafka from then on.
-func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format, resumedAt time.Time) {
+func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen int, fp uint64, off int64, st assemble.State, format logline.Format, resumedAt time.Time, opts startOpts) *file {
 	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
-		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}}
+		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}, pendingTrunc: opts.trunc}
+	for _, k := range opts.skip {
+		f.skipAgain(k)
+	}
 	p := cd.path
 	f.path.Store(&p)
 	f.live.Store(cd.live)
@@ -689,6 +690,9 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	// live one is open (a copytruncate copy) holds older lines and must not wait forever.
 	prev := c.groups[cd.group]
 	switch {
+	case opts.copyOf != nil:
+		// Its original waits for it: it must not wait for the original, nor be waited for by a
+		// newer file in the original's place.
 	case prev == nil || c.files[prev.id] != prev:
 		c.groups[cd.group] = f
 	case prev.live.Load() && !cd.live:
@@ -699,6 +703,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 		c.groups[cd.group] = f
 	}
 	c.files[cd.id] = f
+	delete(c.claimed, cd.id)
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
@@ -711,6 +716,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go f.run(ctx)
+	return f
 }
 
 // release lets a fully read, no longer live file go; its position is kept while it exists.
@@ -736,52 +742,15 @@ func (c *Collector) release(f *file) {
 	f.log.Info("file read to its end and closed", "offset", e.Offset, "inode", f.id.Inode)
 }
 
-// copyOfTruncated matches fd to a truncated file of its container.
-func (c *Collector) copyOfTruncated(fd *os.File, cd *candidate) (truncation, bool) {
-	tr, ok := c.matchTruncation(fd, cd.group)
-	if ok {
-		c.metrics.rotations.WithLabelValues("copy").Inc()
-		c.log.Info("copy of a truncated file: resuming where the original was read to", "path", cd.path, "offset", tr.offset)
-	}
-	return tr, ok
-}
-
 // hold keeps a copy of an open file open until its original's truncation is seen.
 func (c *Collector) hold(fd *os.File, cd *candidate, fpLen int, fp uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.held[cd.id]; ok {
-		fd.Close()
+	if _, ok := c.held[cd.id]; ok || c.files[cd.id] != nil || c.claimed[cd.id] {
+		fd.Close() // held already, or claimed by its original's reader meanwhile
 		return
 	}
 	c.held[cd.id] = heldCopy{fd: fd, cd: *cd, fpLen: fpLen, fp: fp, since: time.Now()}
-}
-
-func (c *Collector) rememberTruncation(t truncation) {
-	if t.fpLen < fileid.MinCopyFingerprint {
-		return
-	}
-	c.mu.Lock()
-	c.truncs = append(c.truncs, t)
-	c.mu.Unlock()
-}
-
-func (c *Collector) matchTruncation(fd *os.File, group string) (truncation, bool) {
-	c.mu.Lock()
-	truncs := append([]truncation(nil), c.truncs...)
-	c.mu.Unlock()
-	for i, t := range truncs {
-		if t.group != group {
-			continue
-		}
-		if ok, _ := fileid.Matches(fd, t.fpLen, t.fp); ok {
-			c.mu.Lock()
-			c.truncs = append(c.truncs[:i:i], c.truncs[i+1:]...)
-			c.mu.Unlock()
-			return t, true
-		}
-	}
-	return truncation{}, false
 }
 
 // isCopyOfOpen reports whether fd starts like an open file of the same container (a copy made

@@ -77,6 +77,12 @@ func startCollectorWith(t testing.TB, cfg Config, hook func(*Collector)) *runnin
 	if hook != nil {
 		hook(c)
 	}
+	return runCollector(t, c, reg)
+}
+
+// runCollector runs c until the test ends (or stop is called).
+func runCollector(t testing.TB, c *Collector, reg *prometheus.Registry) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()

@@ -45,12 +45,17 @@ type file struct {
 	caughtUpOnce sync.Once
 	reconciled   chan struct{} // closed when inKafka is known (files resumed at start)
 	checkpointAt time.Time     // when the checkpoint it resumed from was saved
+	// pendingTrunc: truncated while the collector was stopped; the copy's tail is read first.
+	pendingTrunc *truncation
 
 	// Owned by the file's goroutine.
 	asm     *assemble.Assembler
 	snap    *filemeta.Snapshot
 	view    *fileView // what snap means for records: built once per snapshot
 	bufSize int
+	// sizeSeen is the largest size the content was seen with: stat'ed before a read that found
+	// the content unchanged. A truncation counts the copy's unread tail to it if the copy is gone.
+	sizeSeen int64
 	// Tenant pipelines (run.go): the Set the runners belong to, a runner per pipeline that took
 	// lines, the pipeline per stream (stdout, stderr, other) for runSet and view, the last
 	// checkpointable position passed, and what the runners hold (in the budget).
@@ -201,6 +206,10 @@ func (f *file) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+	if tr := f.pendingTrunc; tr != nil {
+		f.pendingTrunc = nil
+		f.followTruncation(ctx, tr)
 	}
 	var idleSince time.Time
 	backoff := time.Duration(0)
@@ -353,6 +362,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	buf := f.c.getBuf(size)
 	defer f.c.putBuf(buf)
 	pos := f.asm.Pos()
+	fi, statErr := f.fd.Stat()
 	n, err := f.fd.ReadAt(buf, pos)
 	if n > 0 && !f.sameContent() {
 		// Truncated and written again (copytruncate) before its size fell below our offset: what
@@ -368,10 +378,14 @@ func (f *file) step(ctx context.Context) stepResult {
 			f.c.fileLog.Log("read failed", "path", f.curPath(), "namespace", f.meta.Namespace, "err", err) // retried every poll
 			return stepBlocked
 		}
-		if fi, err := f.fd.Stat(); err == nil && fi.Size() < pos {
+		if statErr == nil && fi.Size() < pos {
 			f.truncated(ctx, "file shrank")
 		}
 		return stepIdle
+	}
+	if statErr == nil {
+		// Stat'ed before a read that found the same content: a size of this content.
+		f.sizeSeen = max(f.sizeSeen, fi.Size())
 	}
 	data := buf[:n]
 	if f.asm.Format() == logline.FormatUnknown {
@@ -634,19 +648,8 @@ func (f *file) rewind(ctx context.Context) bool {
 	off, st := f.acked, f.ackedState
 	// What Kafka acknowledged past the checkpoint is skipped when read again: only the records
 	// that failed (and those never sent) go out a second time.
-	for _, k := range f.beyond {
-		if k[2] > off {
-			f.skipAgain(k)
-		}
-	}
-	for _, ch := range f.queue {
-		for _, k := range ch.keys {
-			if k[2] > off { // a failed record's end is -1
-				f.skipAgain(k)
-			}
-		}
-		f.c.putKeys(ch.keys)
-		ch.keys = nil
+	for _, k := range f.ackedPastLocked() {
+		f.skipAgain(k)
 	}
 	f.beyond = nil
 	f.queue, f.failed = nil, nil
@@ -656,6 +659,27 @@ func (f *file) rewind(ctx context.Context) bool {
 	f.syncHeld()
 	f.resetRunners(ckPos{off, st})
 	return true
+}
+
+// ackedPastLocked takes the outputs past the checkpoint that Kafka acknowledged (after a
+// failure) from the settled chunks; f.mu is held.
+func (f *file) ackedPastLocked() []outKey {
+	var out []outKey
+	for _, k := range f.beyond {
+		if k[2] > f.acked {
+			out = append(out, k)
+		}
+	}
+	for _, ch := range f.queue {
+		for _, k := range ch.keys {
+			if k[2] > f.acked { // a failed record's end is -1
+				out = append(out, k)
+			}
+		}
+		f.c.putKeys(ch.keys)
+		ch.keys = nil
+	}
+	return out
 }
 
 // pruneKeys drops the keys that end at or before off (behind the checkpoint).
@@ -682,16 +706,18 @@ func (f *file) sameContent() bool {
 }
 
 // truncated handles copytruncate: the file was cut back to nothing while we read it. Everything
-// in flight is settled first, so the position saved for its copy is exact.
+// in flight is settled first, so the position its copy is read from is exact; the copy's tail
+// is produced before the new content (followTruncation).
 func (f *file) truncated(ctx context.Context, reason string) {
 	if !f.drain(ctx) {
 		return
 	}
 	f.mu.Lock()
-	tr := truncation{fpLen: f.fpLen, fp: f.fp, offset: f.acked, state: f.ackedState, format: f.format, group: f.group, at: time.Now()}
+	tr := &truncation{fpLen: f.fpLen, fp: f.fp, offset: f.acked, state: f.ackedState, format: f.format, group: f.group,
+		at: time.Now(), size: max(f.sizeSeen, f.asm.Pos()), acked: f.ackedPastLocked()}
 	f.mu.Unlock()
-	// Publish the record before dropping the old fingerprint: a scan in between then matches the
-	// copy to one or the other, never to neither (which would read it again from its start).
+	// Publish the record before dropping the old fingerprint: a scan in between then holds the
+	// copy for this reader (it matches one or the other, never neither).
 	f.c.rememberTruncation(tr)
 	f.mu.Lock()
 	f.queue, f.failed, f.beyond = nil, nil, nil
@@ -701,12 +727,14 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.acked, f.ackedState = 0, assemble.State{}
 	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint
 	f.mu.Unlock()
+	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
-	f.log.Info("file truncated (copytruncate): reading it from the start; its copy resumes where this left off", "reason", reason, "read_to", tr.offset)
+	f.log.Info("file truncated (copytruncate): its copy's tail is read first, then this file from its start", "reason", reason, "read_to", tr.offset)
 	f.asm.Restore(0, assemble.State{})
 	f.syncHeld()
 	f.resetRunners(ckPos{})
 	f.asm.SetFormat(logline.FormatUnknown)
+	f.followTruncation(ctx, tr)
 	f.refreshFingerprint()
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/logpath"
 )
 
@@ -22,36 +23,54 @@ type goneFile struct {
 	topics    []string
 	// unsure: the read-back could not look at every topic the file's lines may be in.
 	unsure bool
-	// seen: the read-back found lines of it past the checkpoint; lastStart and lastLen are the
-	// offset and the bound on the file bytes of the last one (all chunks of a split line).
-	seen      bool
-	lastStart int64
-	lastLen   int64 // its largest possible size in the file
+	// sent: lines (or chunks of split lines, by offset and split index, -1 if not split) of it
+	// that the read-back found past the checkpoint, with the bound on their size in the file.
+	sent map[[2]int64]int64
 }
 
 func (g *goneFile) src() string { return fmt.Sprintf("%d:%d", g.entry.Dev, g.entry.Inode) }
 
-// sawLine records a line (or a chunk of a split line) of the file that the previous run sent
-// after its checkpoint.
-func (g *goneFile) sawLine(offset int64, msg string) {
-	n := maxFramed(g.entry.Format, msg)
-	switch {
-	case offset < g.entry.Offset:
-	case !g.seen || offset > g.lastStart:
-		g.seen, g.lastStart, g.lastLen = true, offset, n
-	case offset == g.lastStart:
-		g.lastLen += n // another chunk of a split line
+// sawLine records a line (or a chunk of a split line) that the previous run sent after the
+// checkpoint from a file with the gone file's device and inode. rec names the record's pod and
+// container: another container's file that reused the inode is not this file.
+func (g *goneFile) sawLine(offset, split int64, msg string, rec filemeta.PathMeta) {
+	if offset < g.entry.Offset {
+		return
 	}
+	if m, ok := pathMetaOf(g.entry.Path); ok && (m.Namespace != rec.Namespace || m.Pod != rec.Pod || m.Container != rec.Container) {
+		return
+	}
+	if g.sent == nil {
+		g.sent = map[[2]int64]int64{}
+	}
+	g.sent[[2]int64{offset, split}] = maxFramed(g.entry.Format, msg) // a duplicate counts once
 }
 
-// unread is the number of bytes counted as lost: from the checkpoint (or past the last line
-// found in Kafka) to the size at the save. A record holds a line's message, not its framing, so
-// the last line found is taken at the largest size its framing allows: the count errs low by at
-// most that framing, and never counts a line that was sent.
+func (g *goneFile) seen() bool { return len(g.sent) > 0 }
+
+// sentEnd bounds the end of the lines found in Kafka: the largest of their offsets plus their
+// largest possible size (all chunks of a split line). Crediting a record of another file that
+// had the same inode can only move it up: the count then errs low, never high.
+func (g *goneFile) sentEnd() int64 {
+	lens := map[int64]int64{}
+	for k, n := range g.sent {
+		lens[k[0]] += n
+	}
+	end := int64(0)
+	for off, n := range lens {
+		end = max(end, off+n)
+	}
+	return end
+}
+
+// unread is the number of bytes counted as lost: from the checkpoint (or past the lines found
+// in Kafka) to the size at the save. A record holds a line's message, not its framing, so a
+// line found is taken at the largest size its framing allows: the count errs low by at most
+// that framing, and never counts a line that was sent.
 func (g *goneFile) unread() int64 {
 	from := g.entry.Offset
-	if g.seen {
-		from = max(from, g.lastStart+g.lastLen)
+	if g.seen() {
+		from = max(from, g.sentEnd())
 	}
 	return max(0, g.entry.Size-from)
 }
@@ -100,13 +119,19 @@ func (c *Collector) goneUnread() []*goneFile {
 
 // namespaceOf reads the namespace from a pods-dir or container-link path ("" if neither).
 func namespaceOf(path string) string {
+	m, _ := pathMetaOf(path)
+	return m.Namespace
+}
+
+// pathMetaOf reads namespace, pod and container from a pods-dir or container-link path.
+func pathMetaOf(path string) (filemeta.PathMeta, bool) {
 	if m, err := logpath.ParsePodLog(path); err == nil {
-		return m.Namespace
+		return m, true
 	}
 	if m, err := logpath.ParseContainerLink(filepath.Base(path)); err == nil {
-		return m.Namespace
+		return m, true
 	}
-	return ""
+	return filemeta.PathMeta{}, false
 }
 
 // maxLossLogs bounds the lines countGone logs one file each; the rest are summed in one.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
@@ -303,5 +304,45 @@ func TestKilledDuringReadBackKeepsWhatStartSaw(t *testing.T) {
 		if got := int64(testutil.ToFloat64(r3.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead))); got != want {
 			t.Errorf("%s: lost_bytes_total = %d, want %d", ns, got, want)
 		}
+	}
+}
+
+// TestGoneFileCredit: what the restart read-back finds in Kafka of a gone file's device and
+// inode moves the counted loss down only by lines that are the file's; whatever else it finds
+// (a file of another container that reused the inode, a duplicate, a record of an earlier file
+// with that inode) must never make the count exceed the bytes that were not sent. The file: its
+// checkpoint at 1000, size 2000 at the save; the previous run sent the 300-byte line at 1000.
+func TestGoneFileCredit(t *testing.T) {
+	const path = "/var/log/pods/team_web_0000/app/0.log.20260101-000001"
+	line := strings.Repeat("x", 300-64) // its CRI framing bound makes it 300 bytes
+	web := filemeta.PathMeta{Namespace: "team", Pod: "web", Container: "app"}
+	other := filemeta.PathMeta{Namespace: "other", Pod: "db", Container: "app"}
+	type rec struct {
+		off, split int64
+		msg        string
+		meta       filemeta.PathMeta
+	}
+	for _, tc := range []struct {
+		name string
+		recs []rec
+		want int64 // bytes counted
+	}{
+		{"nothing sent after the save", nil, 1000},
+		{"the line sent", []rec{{1000, -1, line, web}}, 700},
+		{"the line sent twice (a duplicate)", []rec{{1000, -1, line, web}, {1000, -1, line, web}}, 700},
+		{"a split line's two chunks", []rec{{1000, 0, line[:100], web}, {1000, 1, line[100:], web}}, 700 - 64},
+		{"a short record of an earlier file at a larger offset", []rec{{1000, -1, line, web}, {1001, -1, "x", web}}, 700},
+		{"a record of another container's file with the inode", []rec{{1500, -1, line, other}}, 1000},
+		{"behind the checkpoint", []rec{{10, -1, line, web}}, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &goneFile{entry: checkpoint.Entry{Path: path, Offset: 1000, Size: 2000, Format: "cri"}}
+			for _, r := range tc.recs {
+				g.sawLine(r.off, r.split, r.msg, r.meta)
+			}
+			if got := g.unread(); got != tc.want {
+				t.Errorf("unread %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

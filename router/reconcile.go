@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/sink"
 )
 
@@ -63,8 +64,17 @@ func (c *Collector) reconcile(ctx context.Context) {
 		f.inKafka = map[[2]int64]uint64{}
 		bySrc[f.meta.Src] = f
 		// The namespace's pipelines may have sent its lines to suffix topics too.
-		for _, t := range append([]string{topic}, c.suffixTopics(f.meta.Namespace, topic)...) {
-			lookIn(t, f.checkpointAt)
+		topics := append([]string{topic}, c.suffixTopics(f.meta.Namespace, topic)...)
+		from := f.checkpointAt
+		if tr := f.pendingTrunc; tr != nil && tr.gone != nil {
+			// What the previous run sent of the content before the truncation.
+			tr.gone.topics = topics
+			if tr.gone.entry.Updated.Before(from) {
+				from = tr.gone.entry.Updated
+			}
+		}
+		for _, t := range topics {
+			lookIn(t, from)
 		}
 	}
 	// Files gone since their checkpoint: what of them reached Kafka after it was saved is not lost.
@@ -92,29 +102,39 @@ func (c *Collector) reconcile(ctx context.Context) {
 	for topic, ms := range since {
 		sink.ReadBack(rctx, opts, adm, topic, ms, func(r *kgo.Record) {
 			var v struct {
-				Node    string `json:"node"`
-				Message string `json:"message"`
-				Src     string `json:"src"`
-				Offset  int64  `json:"offset"`
-				Split   *struct {
+				Node      string `json:"node"`
+				Message   string `json:"message"`
+				Src       string `json:"src"`
+				Offset    int64  `json:"offset"`
+				Namespace string `json:"namespace"`
+				Pod       string `json:"pod"`
+				Container string `json:"container"`
+				Split     *struct {
 					Index int64 `json:"index"`
 				} `json:"split"`
 			}
 			if json.Unmarshal(r.Value, &v) != nil || v.Node != c.cfg.Node {
 				return
 			}
+			k := [2]int64{v.Offset, -1}
+			if v.Split != nil {
+				k[1] = v.Split.Index
+			}
+			rec := filemeta.PathMeta{Namespace: v.Namespace, Pod: v.Pod, Container: v.Container}
 			if g := goneBySrc[v.Src]; g != nil {
-				g.sawLine(v.Offset, v.Message)
+				g.sawLine(k[0], k[1], v.Message, rec)
 				found++
 				return
 			}
 			f := bySrc[v.Src]
-			if f == nil || v.Offset < f.acked {
+			if f == nil {
 				return
 			}
-			k := [2]int64{v.Offset, -1}
-			if v.Split != nil {
-				k[1] = v.Split.Index
+			if tr := f.pendingTrunc; tr != nil && tr.gone != nil {
+				tr.gone.sawLine(k[0], k[1], v.Message, rec) // of its content before the truncation
+			}
+			if v.Offset < f.acked {
+				return
 			}
 			f.inKafka[k] = maphash.String(c.msgSeed, v.Message)
 			found++
@@ -123,10 +143,18 @@ func (c *Collector) reconcile(ctx context.Context) {
 			failed[topic] = true
 		})
 	}
-	for _, g := range goneBySrc {
+	settle := func(g *goneFile) {
 		g.unsure = false
 		for _, t := range g.topics {
 			g.unsure = g.unsure || failed[t]
+		}
+	}
+	for _, g := range goneBySrc {
+		settle(g)
+	}
+	for _, f := range bySrc {
+		if tr := f.pendingTrunc; tr != nil && tr.gone != nil {
+			settle(tr.gone)
 		}
 	}
 	for _, f := range files {
