@@ -157,7 +157,10 @@ func TestCopyTruncateTailFirst(t *testing.T) {
 			close(release)
 
 			// The last line written arrives last (or the order is broken, which is checked).
-			got := consumeUntil(t, brokers, ns, before+after-1, 30*time.Second)
+			got := consumeUntil(t, brokers, ns, before+after-1, 2*time.Minute)
+			if os.Getenv("LOGROUTER_TEST_LOG") != "" {
+				t.Logf("collector log:\n%s", log.String())
+			}
 			lines, actual := w.lostBytes(got)
 			counted := int64(testutil.ToFloat64(r.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)))
 			files := testutil.ToFloat64(r.c.metrics.lostFiles.WithLabelValues(ns, LossDeletedBeforeRead))
@@ -185,6 +188,9 @@ func TestCopyTruncateTailFirst(t *testing.T) {
 				t.Errorf("no LOST: line for the copy's tail:\n%s", log.String()[max(0, len(log.String())-3000):])
 			}
 			t.Logf("%d lines (%d bytes) lost and counted", lines, actual)
+			if t.Failed() {
+				t.Logf("collector log:\n%s", log.String())
+			}
 		})
 	}
 }
@@ -235,7 +241,7 @@ func TestCopyTruncateWhileStopped(t *testing.T) {
 			w.write(t, after)
 			var log syncBuf
 			r2 := startLogged(t, cfg, &log)
-			got := consumeUntil(t, brokers, ns, shipped+behind+after-1, 30*time.Second)
+			got := consumeUntil(t, brokers, ns, shipped+behind+after-1, 2*time.Minute)
 			counted := int64(testutil.ToFloat64(r2.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)))
 			lines, actual := w.lostBytes(got)
 			checkInOrderOnce(t, got, ns)
@@ -257,7 +263,7 @@ func consumeUntil(t *testing.T, brokers, key string, seq int, timeout time.Durat
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		got := consume(t, brokers, 1<<30, 500*time.Millisecond)
+		got := consume(t, brokers, 1<<30, 2*time.Second)
 		for _, g := range got {
 			if k, s, ok := loadgen.ParseSeq(g.rec.Message); ok && k == key && s == seq {
 				return got
