@@ -1,11 +1,9 @@
 package router
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,31 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/router/checkpoint"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
-// syncBuf is a log sink the collector's goroutines write to concurrently.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLogged is startCollector with the collector's log kept for the test.
-func startLogged(t *testing.T, cfg Config, log *syncBuf) *running {
+func startLogged(t *testing.T, cfg Config, log *syncbuf.Buffer) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(log, nil)))
@@ -139,7 +120,7 @@ func TestCopyTruncateTailFirst(t *testing.T) {
 			w.write(t, before)
 			cfg := testConfig(t, node, brokers)
 			cfg.ReadBytes, cfg.BufferBytes = 4096, 256<<10 // a few reads fill it
-			var log syncBuf
+			var log syncbuf.Buffer
 			hold.Store(true)
 			r := startLogged(t, cfg, &log)
 			waitRead(t, r, ns)
@@ -239,7 +220,7 @@ func TestCopyTruncateWhileStopped(t *testing.T) {
 				os.Remove(copyPath)
 			}
 			w.write(t, after)
-			var log syncBuf
+			var log syncbuf.Buffer
 			r2 := startLogged(t, cfg, &log)
 			got := consumeUntil(t, brokers, ns, shipped+behind+after-1, 2*time.Minute)
 			counted := int64(testutil.ToFloat64(r2.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)))
