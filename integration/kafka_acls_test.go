@@ -4,19 +4,23 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob"
@@ -25,11 +29,15 @@ import (
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/archiver"
 	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/controller"
 	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/kafkaacl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
 	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/filemeta"
 )
@@ -62,6 +70,7 @@ func startACLKafka(t *testing.T) *aclKafka {
 	t.Cleanup(k.admin.Close)
 	k.acls = kafkaacl.Components{
 		Collector: "User:logrouter-collector", Archiver: "User:logrouter-archiver", Gateway: "User:logrouter-gateway",
+		Controller: "User:logrouter-controller", KafkaAccess: true,
 		TopicPrefix: "logs.", ArchiverGroup: archiver.DefaultConfig().Group, TokenTopic: token.DefaultTopic, CountersTopic: topic.CountersTopic,
 	}.Bindings()
 	for _, bs := range k.acls {
@@ -291,6 +300,185 @@ func TestComponentsUnderACLs(t *testing.T) {
 		t.Logf("gateway answer: %d, %d records, %s", status, n, end)
 		if c := counterSum(t, greg, "logrouter_gateway_requests_total", "status", fmt.Sprint(status)); c == 0 {
 			t.Errorf("logrouter_gateway_requests_total{status=%d} is 0", status)
+		}
+	})
+}
+
+// TestCountersUnderACLs: the pipeline counters path with only the documented ACLs. The
+// controller's principal creates the compacted counters topic (and compacts one created with
+// Kafka's defaults); a collector's principal, running a pipeline, reads its node's records
+// back and publishes its counts; the controller's fold reads them and tombstones the records
+// of a deleted pipeline. Without READ on the counters topic the collector cannot read its
+// records back, and says which ACL it lacks.
+func TestCountersUnderACLs(t *testing.T) {
+	k := startACLKafka(t)
+	ctx := context.Background()
+	clientOf := func(component string) (*kgo.Client, []kgo.Opt) {
+		t.Helper()
+		kc := k.conn(component)
+		opts, err := kc.Options()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl, opts
+	}
+	ctrlCl, ctrlOpts := clientOf("controller")
+	_, colOpts := clientOf("collector")
+	prov := controller.NewProvisioner(kadm.NewClient(ctrlCl), 10*time.Second)
+	policy := func() string {
+		t.Helper()
+		rc, err := kadm.NewClient(k.admin).DescribeTopicConfigs(ctx, topic.CountersTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := rc.On(topic.CountersTopic, nil)
+		if err != nil || r.Err != nil {
+			t.Fatalf("describe %s: %v %v", topic.CountersTopic, err, r.Err)
+		}
+		for _, c := range r.Configs {
+			if c.Key == "cleanup.policy" {
+				return c.MaybeValue()
+			}
+		}
+		return ""
+	}
+	// Created (CREATE), then, as if someone had made it with the defaults, compacted again
+	// (DESCRIBE_CONFIGS, ALTER_CONFIGS).
+	if err := prov.EnsureCompacted(ctx, topic.CountersTopic); err != nil {
+		t.Fatalf("controller creates the counters topic: %v", err)
+	}
+	del := "delete"
+	if _, err := kadm.NewClient(k.admin).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: &del}}, topic.CountersTopic); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.EnsureCompacted(ctx, topic.CountersTopic); err != nil || policy() != "compact" {
+		t.Fatalf("controller compacts the counters topic: %v (cleanup.policy=%s)", err, policy())
+	}
+
+	// A collector with a pipeline in team-a.
+	const lines = 30
+	w := collectortest.NewWorkload(t, []string{"team-a"}, 1, []string{"app"})
+	w.Write(t, lines, 100)
+	ccfg := collectortest.Config(t, w.Node, k.brokers, 1)
+	ccfg.Sink.Kafka = k.conn("collector")
+	var clog syncbuf.Buffer
+	col, err := router.New(ccfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: ccfg.Node}}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&clog, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.ExpectPipelines()
+	p, err := pipeline.Compile("team-a", "parse", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"team-a": pipeline.NewSet("team-a", []*pipeline.Pipeline{p})}})
+	cctx, cstop := context.WithCancel(ctx)
+	cdone := make(chan error, 1)
+	go func() { cdone <- col.Run(cctx) }()
+	defer func() {
+		cstop()
+		<-cdone
+	}()
+	collectortest.WaitForRecords(t, kadm.NewClient(k.admin), w.Want(), 45*time.Second)
+	key := counters.Key{Namespace: "team-a", Pipeline: "parse"}
+	var clogger = slog.New(slog.NewTextHandler(&clog, nil))
+	publish := func() error {
+		t.Helper()
+		pub, err := counters.NewPublisher(counters.PublisherConfig{Node: ccfg.Node, Topic: topic.CountersTopic, Interval: time.Hour}, colOpts, col.PipelineCounters(), clogger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close()
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := pub.Resume(rctx); err != nil {
+			return err
+		}
+		n, err := pub.Publish(rctx)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("%d records acknowledged, want 1 (team-a/parse)", n)
+		}
+		return err
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("the collector's counts", func() bool { return col.PipelineCounters().Totals()[key].Selected == lines })
+	if err := publish(); err != nil {
+		t.Fatalf("collector publishes its counters: %v", err)
+	}
+
+	// The controller's fold: reads the sums, then (the pipeline is deleted) tombstones them.
+	var (
+		mu      sync.Mutex
+		written counters.Counts
+		deleted bool
+	)
+	write := func(_ context.Context, wk counters.Key, c counters.Counts, _ time.Time) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if wk != key {
+			return fmt.Errorf("unexpected key %v", wk)
+		}
+		written = c
+		if deleted {
+			return counters.ErrGone
+		}
+		return nil
+	}
+	freg := prometheus.NewRegistry()
+	var flog syncbuf.Buffer
+	fold, err := counters.NewFold(counters.FoldConfig{Topic: topic.CountersTopic, Interval: 20 * time.Millisecond, Writers: 1}, ctrlOpts, write, freg, slog.New(slog.NewTextHandler(&flog, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, fstop := context.WithCancel(ctx)
+	fdone := make(chan error, 1)
+	go func() { fdone <- fold.Run(fctx) }()
+	defer func() {
+		fstop()
+		<-fdone
+	}()
+	waitFor("the fold's sums", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return written.Selected == lines
+	})
+	mu.Lock()
+	deleted = true
+	mu.Unlock()
+	// A new record makes the fold write again; the write says the pipeline is gone.
+	w.Write(t, 1, 100)
+	waitFor("the collector's new count", func() bool { return col.PipelineCounters().Totals()[key].Selected == lines+1 })
+	if err := publish(); err != nil {
+		t.Fatalf("collector publishes its counters again: %v", err)
+	}
+	waitFor("the fold's tombstone", func() bool {
+		return counterSum(t, freg, "logrouter_controller_counter_tombstones_total", "", "") >= 1
+	})
+	if s := flog.String(); strings.Contains(s, "AUTHORIZATION_FAILED") {
+		t.Errorf("the fold was refused something:\n%s", s)
+	}
+
+	t.Run("collector without READ on the counters topic", func(t *testing.T) {
+		b := k.revoke(t, "collector", func(b kafkaacl.Binding) bool {
+			return b.Name == topic.CountersTopic && b.Operation == kmsg.ACLOperationRead
+		})
+		err := publish()
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) || !strings.Contains(err.Error(), topic.CountersTopic) {
+			t.Fatalf("publishing without %s: %v, want TOPIC_AUTHORIZATION_FAILED naming the topic", b, err)
 		}
 	})
 }

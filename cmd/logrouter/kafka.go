@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -22,13 +25,14 @@ import (
 )
 
 func init() {
-	commands["kafka"] = command{summary: "Kafka ACLs of logrouter's own components (acls --print|--apply)", run: runKafka,
-		actions: []string{"acls"}}
+	commands["kafka"] = command{summary: "Kafka ACLs of logrouter's own components (acls --print|--apply), a certificate's principal (principal --cert)", run: runKafka,
+		actions: []string{"acls", "principal"}}
 }
 
 const kafkaUsage = `usage:
   logrouter kafka acls --print [--format table|kafka-acls] [--principal-template 'User:logrouter-{component}']
-  logrouter kafka acls --apply --brokers HOST:PORT [--kafka-sasl-* ...]`
+  logrouter kafka acls --apply --brokers HOST:PORT [--kafka-sasl-* ...]
+  logrouter kafka principal --cert FILE [--mapping-rules RULES]`
 
 // DefaultComponentPrincipalTemplate names each component's principal.
 const defaultComponentPrincipalTemplate = "User:logrouter-{component}"
@@ -41,6 +45,9 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if isHelp(args[0]) {
 		fmt.Fprintln(stderr, kafkaUsage+"\n\nRun 'logrouter kafka acls -h' for its flags.")
 		return flag.ErrHelp
+	}
+	if args[0] == "principal" {
+		return runKafkaPrincipal(args[1:], stdout, stderr)
 	}
 	if args[0] != "acls" {
 		fmt.Fprintln(stderr, kafkaUsage)
@@ -70,6 +77,9 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if !strings.Contains(*tmpl, "{component}") {
 		errs = append(errs, fmt.Errorf("--principal-template %q: needs {component} (each component its own principal)", *tmpl))
+	}
+	if !strings.HasPrefix(*tmpl, "User:") || len(*tmpl) == len("User:") {
+		errs = append(errs, fmt.Errorf("--principal-template %q: a Kafka principal starts with User: (SASL users and certificate subjects alike)", *tmpl))
 	}
 	if *format != "table" && *format != "kafka-acls" {
 		errs = append(errs, fmt.Errorf("--format %q: want table or kafka-acls", *format))
@@ -143,5 +153,37 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		n += len(bindings[name])
 	}
 	fmt.Fprintf(stdout, "%d ACLs in place\n", n)
+	return nil
+}
+
+// runKafkaPrincipal prints the principal Kafka gives a client presenting the certificate, so
+// that a platform team sees which --principal-template its certificates need.
+func runKafkaPrincipal(args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("kafka principal", stderr)
+	certFile := fs.String("cert", "", "the client certificate (PEM; the first certificate in the file)")
+	rules := fs.String("mapping-rules", "", "the brokers' ssl.principal.mapping.rules (empty: DEFAULT, the whole subject)")
+	if err := cli.Parse(fs, args, cli.LookupEnv); err != nil {
+		return err
+	}
+	if *certFile == "" {
+		return errors.New("--cert is required")
+	}
+	raw, err := os.ReadFile(*certFile)
+	if err != nil {
+		return err
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return fmt.Errorf("%s: no PEM CERTIFICATE block", *certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *certFile, err)
+	}
+	p, err := kafkaacl.CertPrincipal(cert.RawSubject, *rules)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *certFile, err)
+	}
+	fmt.Fprintln(stdout, p)
 	return nil
 }

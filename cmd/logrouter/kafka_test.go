@@ -5,9 +5,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mattn/go-shellwords"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -25,6 +34,10 @@ func TestKafkaACLsDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(raw), "\n")
+	// The certificate the `kafka principal` examples read.
+	dir := t.TempDir()
+	writeCert(t, filepath.Join(dir, "collector.crt"), pkix.Name{CommonName: "logrouter-collector", OrganizationalUnit: []string{"logging"}, Organization: []string{"example"}})
+	t.Chdir(dir)
 	run := func(line string) string {
 		t.Helper()
 		args, err := shellwords.Parse(strings.TrimPrefix(line, "logrouter "))
@@ -61,8 +74,53 @@ func TestKafkaACLsDoc(t *testing.T) {
 			commands++
 		}
 	}
-	if outputs != 1 || commands != 3 {
+	if outputs != 3 || commands != 3 {
 		t.Errorf("ran %d outputs and %d commands of docs/kafka-access.md", outputs, commands)
+	}
+}
+
+// writeCert writes a self-signed certificate with this subject as PEM.
+func writeCert(t *testing.T, path string, subject pkix.Name) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKafkaPrincipalErrors: what `kafka principal` and the template refuse, and why.
+func TestKafkaPrincipalErrors(t *testing.T) {
+	dir := t.TempDir()
+	crt := filepath.Join(dir, "c.crt")
+	writeCert(t, crt, pkix.Name{CommonName: "x"})
+	if err := os.WriteFile(filepath.Join(dir, "junk"), []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"principal"}, "--cert is required"},
+		{[]string{"principal", "--cert", filepath.Join(dir, "junk")}, "no PEM CERTIFICATE block"},
+		{[]string{"principal", "--cert", filepath.Join(dir, "missing")}, "no such file"},
+		{[]string{"principal", "--cert", crt, "--mapping-rules", "RULE:^CN=y$/y/"}, "Kafka refuses this certificate"},
+		{[]string{"principal", "--cert", crt, "--mapping-rules", "bogus"}, "invalid rule"},
+		{[]string{"acls", "--print", "--principal-template", "CN=logrouter-{component}"}, "starts with User:"},
+		{[]string{"acls", "--print", "--principal-template", "User:CN=logrouter"}, "needs {component}"},
+	} {
+		var out, errb bytes.Buffer
+		err := runKafka(context.Background(), tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }
 
@@ -93,7 +151,7 @@ func TestKafkaACLsApply(t *testing.T) {
 	}
 	for range 2 {
 		out, err := apply("admin", "admin-pw")
-		if err != nil || out != "26 ACLs in place\n" {
+		if err != nil || out != "25 ACLs in place\n" {
 			t.Fatalf("--apply: %q %v", out, err)
 		}
 	}

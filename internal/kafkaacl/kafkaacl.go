@@ -99,10 +99,11 @@ func (c Components) Bindings() map[string][]Binding {
 	if p := c.Collector; p != "" {
 		// The collector creates a namespace's topic on first use and reads its
 		// max.message.bytes; it reads its node's pipeline counters back at start and publishes
-		// them; Kafka before 3.0 wants IDEMPOTENT_WRITE on the cluster for an idempotent
-		// producer (later versions imply it from WRITE).
+		// them (no CREATE there: the controller creates that topic compacted, and a collector
+		// must not create it with Kafka's defaults); Kafka before 3.0 wants IDEMPOTENT_WRITE on
+		// the cluster for an idempotent producer (later versions imply it from WRITE).
 		b := topic(p, c.TopicPrefix, true, write, create, descCfg)
-		b = append(b, topic(p, c.CountersTopic, false, read, write, create)...)
+		b = append(b, topic(p, c.CountersTopic, false, read, write)...)
 		b = append(b, Binding{Principal: p, Resource: kmsg.ACLResourceTypeCluster, Name: ClusterName, Operation: kmsg.ACLOperationIdempotentWrite})
 		out["collector"] = b
 	}
@@ -197,6 +198,32 @@ func List(ctx context.Context, cl *kgo.Client, principal string) ([]Binding, err
 		}
 	}
 	Sort(out)
+	return out, nil
+}
+
+// Principals lists every principal that has an ACL.
+func Principals(ctx context.Context, cl *kgo.Client) ([]string, error) {
+	req := kmsg.NewPtrDescribeACLsRequest()
+	req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, classify(err, "describe ACLs")
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, classify(err, "describe ACLs")
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range resp.Resources {
+		for _, a := range r.ACLs {
+			if !seen[a.Principal] {
+				seen[a.Principal] = true
+				out = append(out, a.Principal)
+			}
+		}
+	}
+	sort.Strings(out)
 	return out, nil
 }
 
