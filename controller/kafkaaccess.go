@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,13 +29,17 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/logrouter/logrouter/internal/kafkaacl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
@@ -57,10 +63,15 @@ const (
 	RotatedSuffix = ".2"
 	// LabelManagedBy marks the Secrets the controller writes.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// AnnotationKafkaAccess on the Secret is the namespace's status (v1alpha1.NamespaceKafkaAccess
+	// as JSON). It lives with the namespace, not in the cluster's one LogRouterPolicy, whose
+	// size would grow with every namespace (~500 B each: etcd's 1.5 MiB limit at ~3,000).
+	AnnotationKafkaAccess = "logrouter.io/kafka-access"
 
 	defaultRotationGrace = time.Hour
 	scramIterations      = 4096 // Kafka's default (kafka-configs.sh); kfake also fails logins of other counts
 	accessResync         = 10 * time.Minute
+	summaryInterval      = time.Second // the policy's kafkaAccessSummary is written at most this often
 )
 
 // accessReconciler reconciles one namespace's Kafka access (the request's Name is the
@@ -78,10 +89,11 @@ type accessReconciler struct {
 	log *slog.Logger
 	now func() time.Time
 
-	statusMu sync.Mutex // one writer of the policy's status.kafkaAccess at a time
-	mu       sync.Mutex
-	done     map[string]accessDone // what the last successful pass left, per namespace
-	warn     rate.Sometimes
+	mu     sync.Mutex
+	done   map[string]accessDone // what the last successful pass left, per namespace
+	states map[string]string     // provisioned, rotating or failed, per namespace: the policy's summary
+	dirty  chan struct{}         // the summary changed (capacity 1)
+	warn   rate.Sometimes
 }
 
 // accessDone is what a successful pass provisioned: nothing is asked of Kafka again while it
@@ -144,7 +156,16 @@ func (r *accessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	gone = gone || !ns.DeletionTimestamp.IsZero()
 	ka := pol.Spec.KafkaAccess
-	entry := findAccess(pol.Status.KafkaAccess, name)
+	var secret corev1.Secret
+	haveSecret := true
+	if err := r.api.Get(ctx, types.NamespacedName{Namespace: name, Name: KafkaSecretName}, &secret); err != nil {
+		if !apierrors.IsNotFound(err) && !(gone && apierrors.IsForbidden(err)) {
+			r.m.failures.WithLabelValues(v1alpha1.ReasonSecretFailed).Inc()
+			return ctrl.Result{}, fmt.Errorf("namespace %s: read Secret %s: %w", name, KafkaSecretName, err)
+		}
+		haveSecret = false
+	}
+	entry := r.statusOf(name, &secret, haveSecret)
 	optedIn := false
 	if ka != nil && !gone {
 		sel, err := metav1.LabelSelectorAsSelector(&ka.Namespaces)
@@ -154,21 +175,38 @@ func (r *accessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		optedIn = sel.Matches(labels.Set(ns.Labels))
 	}
 	if !optedIn {
-		if entry == nil {
+		// A namespace deleted is cleaned up even without a Secret (Kubernetes may have deleted
+		// it first): its principal's users are known from the policy's template.
+		if entry == nil && !(gone && ka != nil) && !(haveSecret && secret.Labels[LabelManagedBy] == Name) {
+			r.setState(name, "")
 			return ctrl.Result{}, nil
 		}
-		return r.cleanup(ctx, name, gone, ka, entry)
+		var sp *corev1.Secret
+		if haveSecret {
+			sp = &secret
+		}
+		return r.cleanup(ctx, name, gone, ka, entry, sp)
 	}
-	return r.provision(ctx, &ns, ka, entry)
+	var sp *corev1.Secret
+	if haveSecret {
+		sp = &secret
+	}
+	return r.provision(ctx, &ns, ka, entry, sp)
 }
 
-func findAccess(l []v1alpha1.NamespaceKafkaAccess, ns string) *v1alpha1.NamespaceKafkaAccess {
-	for i := range l {
-		if l[i].Namespace == ns {
-			return l[i].DeepCopy()
-		}
+// statusOf is the namespace's status from its Secret's annotation (nil: none).
+func (r *accessReconciler) statusOf(ns string, s *corev1.Secret, have bool) *v1alpha1.NamespaceKafkaAccess {
+	raw, ok := s.Annotations[AnnotationKafkaAccess]
+	if !have || !ok {
+		return nil
 	}
-	return nil
+	var e v1alpha1.NamespaceKafkaAccess
+	if err := json.Unmarshal([]byte(raw), &e); err != nil || e.Namespace != ns {
+		// Edited by hand: provisioned again from scratch (a new credential), said in the log.
+		r.log.Warn("the Kafka access status on the Secret is not readable; provisioning anew", "namespace", ns, "annotation", AnnotationKafkaAccess, "err", err)
+		return nil
+	}
+	return &e
 }
 
 // usersOf are the two users a namespace's credential alternates between.
@@ -176,7 +214,7 @@ func usersOf(principal string) [2]string { return [2]string{principal, principal
 
 // provision: the credential first, then its ACLs, then the Secret; the previous credential
 // of a rotation goes once its grace period is over.
-func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, ka *v1alpha1.KafkaAccess, entry *v1alpha1.NamespaceKafkaAccess) (ctrl.Result, error) {
+func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, ka *v1alpha1.KafkaAccess, entry *v1alpha1.NamespaceKafkaAccess, cur0 *corev1.Secret) (ctrl.Result, error) {
 	now := r.now()
 	principal := principalFor(ka.PrincipalTemplate, ns.Name)
 	users := usersOf(principal)
@@ -186,7 +224,7 @@ func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, 
 	}
 	nsTopic, err := r.tmpl.Render(ns.Name, ns.Labels)
 	if err != nil {
-		return r.fail(ctx, ns.Name, entry, v1alpha1.ReasonKafkaError, fmt.Errorf("topic of namespace %s: %w", ns.Name, err))
+		return r.fail(ctx, ns.Name, cur0, entry, v1alpha1.ReasonKafkaError, fmt.Errorf("topic of namespace %s: %w", ns.Name, err))
 	}
 	next := &v1alpha1.NamespaceKafkaAccess{Namespace: ns.Name}
 	if entry != nil {
@@ -197,12 +235,9 @@ func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, 
 		cur = "" // never provisioned, or under another principal template: start again
 	}
 	var secret corev1.Secret
-	haveSecret := true
-	if err := r.api.Get(ctx, types.NamespacedName{Namespace: ns.Name, Name: KafkaSecretName}, &secret); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return r.fail(ctx, ns.Name, entry, v1alpha1.ReasonSecretFailed, fmt.Errorf("read Secret %s/%s: %w", ns.Name, KafkaSecretName, err))
-		}
-		haveSecret = false
+	haveSecret := cur0 != nil
+	if haveSecret {
+		secret = *cur0
 	}
 	want := ns.Annotations[AnnotationKafkaRotate]
 	rotate := cur != "" && want != "" && want != next.Rotation
@@ -227,7 +262,7 @@ func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, 
 	if rotate {
 		if next.PreviousUser != "" { // a rotation within the previous one's grace period ends it now
 			if err := r.removeUser(ctx, adm, next.PreviousUser); err != nil {
-				return r.fail(ctx, ns.Name, entry, reasonOf(err), err)
+				return r.fail(ctx, ns.Name, cur0, entry, reasonOf(err), err)
 			}
 		}
 		prev := cur
@@ -248,58 +283,53 @@ func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, 
 		fresh = true
 	}
 	// rollback removes what a failed pass created for a password that never reached the
-	// Secret, so that a failure leaves no principal behind; what it cannot remove, the
-	// condition names.
-	rollback := func(reason string, cause error) (ctrl.Result, error) {
-		if fresh {
-			if err := r.removeUser(ctx, adm, cur); err != nil {
-				cause = fmt.Errorf("%w; what was created for %s before the failure could not be removed (%v): the controller retries", cause, cur, err)
-			} else {
-				cause = fmt.Errorf("%w; what was created for %s before the failure was removed", cause, cur)
-			}
+	// Secret (or, force, for a credential that must not work: ACLs not enforced), so that a
+	// failure leaves no principal behind; the condition says what is left, as Kafka lists it.
+	rollback := func(reason string, cause error, force bool) (ctrl.Result, error) {
+		if fresh || force {
+			cause = fmt.Errorf("%w; %s", cause, r.removeAndCheck(ctx, adm, cur))
 		}
-		return r.fail(ctx, ns.Name, entry, reason, cause)
+		return r.fail(ctx, ns.Name, cur0, entry, reason, cause)
 	}
 	// 1. The ACLs, exactly, before the credential: a Kafka that refuses ACLs gets no
 	// credential at all, and ACLs of a user nobody can log in as grant nothing.
 	if err := kafkaacl.Sync(ctx, r.kafka, kafkaacl.User(cur), kafkaacl.Namespace(kafkaacl.User(cur), nsTopic, ns.Name)); err != nil {
-		return rollback(reasonOf(err), fmt.Errorf("ACLs of %s: %w", kafkaacl.User(cur), err))
+		return rollback(reasonOf(err), fmt.Errorf("ACLs of %s: %w", kafkaacl.User(cur), err), false)
 	}
 	// 2. The credential (upserting the password the Secret has is harmless: a new salt).
 	if err := upsertSCRAM(ctx, adm, cur, password); err != nil {
-		return rollback(reasonOf(err), err)
+		return rollback(reasonOf(err), err, false)
 	}
 	if fresh {
 		next.CredentialCreatedAt = &metav1.Time{Time: now}
 	}
-	// 3. The Secret.
+	// 3. The credential works, and only as the ACLs say, before any team gets it: a Kafka
+	// whose listener has no SASL accepts the admin calls above but no client using the
+	// credential; one without an authorizer may accept ACLs it does not enforce.
+	if err := r.verify(ctx, cur, password, nsTopic); err != nil {
+		if errors.Is(err, errACLsNotEnforced) {
+			return rollback(v1alpha1.ReasonSecurityDisabled, fmt.Errorf("%s: %w", cur, err), true)
+		}
+		return rollback(v1alpha1.ReasonSASLUnavailable, fmt.Errorf("logging in to Kafka as %s fails: %w", cur, err), false)
+	}
+	// 4. The previous credential, once its grace period is over.
+	if next.PreviousUser != "" && next.PreviousRemoveAfter != nil && !now.Before(next.PreviousRemoveAfter.Time) {
+		if err := r.removeUser(ctx, adm, next.PreviousUser); err != nil {
+			return r.fail(ctx, ns.Name, cur0, next, reasonOf(err), fmt.Errorf("remove the previous credential %s: %w", next.PreviousUser, err))
+		}
+		next.PreviousUser, next.PreviousRemoveAfter, next.PreviousRemovedAt = "", nil, &metav1.Time{Time: now}
+	}
+	// 5. The Secret, with the status.
 	data, err := r.secretData(ka, ns.Name, nsTopic, cur, password)
 	if err != nil {
-		return rollback(v1alpha1.ReasonSecretFailed, err)
+		return rollback(v1alpha1.ReasonSecretFailed, err, false)
 	}
-	rv, changed, err := r.writeSecret(ctx, ns.Name, haveSecret, &secret, data)
-	if err != nil {
-		return rollback(v1alpha1.ReasonSecretFailed, fmt.Errorf("write Secret %s/%s: %w", ns.Name, KafkaSecretName, err))
-	}
-	if changed {
+	if !haveSecret || !equality.Semantic.DeepEqual(secret.Data, data) {
 		next.SecretUpdatedAt = &metav1.Time{Time: now}
 	}
 	next.User = cur
 	if rotate || next.Rotation == "" {
 		next.Rotation = want
-	}
-	// 4. The credential works: a Kafka whose listener has no SASL accepts the admin calls
-	// above but no client using the Secret.
-	if err := r.verify(ctx, cur, password, nsTopic); err != nil {
-		return r.fail(ctx, ns.Name, next, v1alpha1.ReasonSASLUnavailable,
-			fmt.Errorf("the Secret has the credential of %s, but logging in to Kafka with it fails: %w", cur, err))
-	}
-	// 5. The previous credential, once its grace period is over.
-	if next.PreviousUser != "" && next.PreviousRemoveAfter != nil && !now.Before(next.PreviousRemoveAfter.Time) {
-		if err := r.removeUser(ctx, adm, next.PreviousUser); err != nil {
-			return r.fail(ctx, ns.Name, next, reasonOf(err), fmt.Errorf("remove the previous credential %s: %w", next.PreviousUser, err))
-		}
-		next.PreviousUser, next.PreviousRemoveAfter, next.PreviousRemovedAt = "", nil, &metav1.Time{Time: now}
 	}
 	reason, msg := v1alpha1.ReasonProvisioned, fmt.Sprintf("user %s (SCRAM-SHA-512) reads topic %s and topics %s.*, consumer groups %s.*; credentials in Secret %s", cur, nsTopic, nsTopic, ns.Name, KafkaSecretName)
 	if next.PreviousUser != "" {
@@ -307,13 +337,41 @@ func (r *accessReconciler) provision(ctx context.Context, ns *corev1.Namespace, 
 		msg += fmt.Sprintf("; the previous user %s works until %s", next.PreviousUser, next.PreviousRemoveAfter.UTC().Format(time.RFC3339))
 	}
 	setAccessCondition(next, true, reason, msg, now)
-	if err := r.writeStatus(ctx, next, entry); err != nil {
-		return ctrl.Result{}, err
+	var sp *corev1.Secret
+	if haveSecret {
+		sp = &secret
 	}
+	rv, err := r.putSecret(ctx, ns.Name, sp, data, next)
+	if err != nil {
+		return rollback(v1alpha1.ReasonSecretFailed, fmt.Errorf("write Secret %s/%s: %w", ns.Name, KafkaSecretName, err), false)
+	}
+	r.report(ns.Name, entry, next)
 	r.mu.Lock()
 	r.done[ns.Name] = accessDone{user: cur, topic: nsTopic, secretRV: rv, rotation: next.Rotation}
 	r.mu.Unlock()
 	return r.requeue(next, now), nil
+}
+
+// removeAndCheck removes what exists of user after a failed pass and says, as Kafka then
+// lists it, what is left.
+func (r *accessReconciler) removeAndCheck(ctx context.Context, adm *kadm.Client, user string) string {
+	rmErr := r.removeUser(ctx, adm, user)
+	acls, aclErr := kafkaacl.List(ctx, r.kafka, kafkaacl.User(user))
+	creds, credErr := adm.DescribeUserSCRAMs(ctx, user)
+	if credErr == nil {
+		credErr = creds.Error()
+	}
+	hasCred := credErr == nil
+	if errors.Is(credErr, kerr.ResourceNotFound) {
+		credErr = nil
+	}
+	switch {
+	case aclErr != nil || credErr != nil:
+		return fmt.Sprintf("what is left of %s in Kafka cannot be checked (%v): the controller retries the removal", user, errors.Join(rmErr, aclErr, credErr))
+	case len(acls) > 0 || hasCred:
+		return fmt.Sprintf("left in Kafka for %s: %d ACLs, credential %v (removal: %v): the controller retries the removal", user, len(acls), hasCred, rmErr)
+	}
+	return fmt.Sprintf("nothing of %s is left in Kafka", user)
 }
 
 // requeue comes back when the previous credential is due, else at the resync.
@@ -401,8 +459,18 @@ func (r *accessReconciler) verify(ctx context.Context, user, password, nsTopic s
 			return fmt.Errorf("topic %s: %w (the ACLs are not in effect)", nsTopic, e)
 		}
 	}
+	// The user has no cluster ACL: describing the cluster's ACLs must be refused. Anything
+	// else (the ACLs, or SECURITY_DISABLED) means Kafka does not enforce ACLs, and the
+	// credential would read every namespace's topics.
+	_, err = kafkaacl.List(ctx, cl, kafkaacl.User(user))
+	if !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		return fmt.Errorf("%w (describing ACLs as the namespace's user: %v)", errACLsNotEnforced, err)
+	}
 	return nil
 }
+
+// errACLsNotEnforced: the brokers accept ACLs but do not enforce them.
+var errACLsNotEnforced = errors.New("Kafka does not enforce ACLs (no authorizer): a namespace's credential would read every topic")
 
 // secretData is what the team's Secret holds.
 func (r *accessReconciler) secretData(ka *v1alpha1.KafkaAccess, ns, nsTopic, user, password string) (map[string][]byte, error) {
@@ -440,37 +508,50 @@ func (r *accessReconciler) secretData(ka *v1alpha1.KafkaAccess, ns, nsTopic, use
 	return d, nil
 }
 
-// writeSecret creates or updates the Secret; it returns its resourceVersion and whether it
-// changed.
-func (r *accessReconciler) writeSecret(ctx context.Context, ns string, exists bool, cur *corev1.Secret, data map[string][]byte) (string, bool, error) {
-	if !exists {
+// putSecret creates or updates the Secret with data (nil: the data it has, none for a new
+// Secret: a failure before any credential) and the status annotation; it returns its
+// resourceVersion.
+func (r *accessReconciler) putSecret(ctx context.Context, ns string, cur *corev1.Secret, data map[string][]byte, st *v1alpha1.NamespaceKafkaAccess) (string, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return "", err
+	}
+	if cur == nil {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: KafkaSecretName, Labels: map[string]string{LabelManagedBy: Name}},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       data,
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: KafkaSecretName, Labels: map[string]string{LabelManagedBy: Name},
+				Annotations: map[string]string{AnnotationKafkaAccess: string(raw)}},
+			Type: corev1.SecretTypeOpaque,
+			Data: data,
 		}
 		if err := r.c.Create(ctx, s); err != nil {
-			return "", false, err
+			return "", err
 		}
-		return s.ResourceVersion, true, nil
-	}
-	if equality.Semantic.DeepEqual(cur.Data, data) && cur.Labels[LabelManagedBy] == Name {
-		return cur.ResourceVersion, false, nil
+		return s.ResourceVersion, nil
 	}
 	next := cur.DeepCopy()
-	next.Data = data
+	if data != nil {
+		next.Data = data
+	}
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
 	}
-	next.Labels[LabelManagedBy] = Name
-	if err := r.c.Update(ctx, next); err != nil {
-		return "", false, err
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
 	}
-	return next.ResourceVersion, true, nil
+	next.Labels[LabelManagedBy] = Name
+	next.Annotations[AnnotationKafkaAccess] = string(raw)
+	if equality.Semantic.DeepEqual(cur, next) {
+		return cur.ResourceVersion, nil
+	}
+	if err := r.c.Update(ctx, next); err != nil {
+		return "", err
+	}
+	return next.ResourceVersion, nil
 }
 
-// fail records a failed pass on the namespace (only there) and retries with backoff.
-func (r *accessReconciler) fail(ctx context.Context, ns string, entry *v1alpha1.NamespaceKafkaAccess, reason string, cause error) (ctrl.Result, error) {
+// fail records a failed pass on the namespace (only there: its Secret, an Event, the metric)
+// and retries with backoff.
+func (r *accessReconciler) fail(ctx context.Context, ns string, secret *corev1.Secret, entry *v1alpha1.NamespaceKafkaAccess, reason string, cause error) (ctrl.Result, error) {
 	r.m.failures.WithLabelValues(reason).Inc()
 	r.warn.Do(func() { r.log.Warn("kafka access failed; retrying", "namespace", ns, "reason", reason, "err", cause) })
 	next := &v1alpha1.NamespaceKafkaAccess{Namespace: ns}
@@ -481,10 +562,139 @@ func (r *accessReconciler) fail(ctx context.Context, ns string, entry *v1alpha1.
 	r.mu.Lock()
 	delete(r.done, ns)
 	r.mu.Unlock()
-	if err := r.writeStatus(ctx, next, entry); err != nil {
-		return ctrl.Result{}, err
+	err := fmt.Errorf("namespace %s: %s: %w", ns, reason, cause) // the workqueue's per-item backoff
+	if _, werr := r.putSecret(ctx, ns, secret, nil, next); werr != nil {
+		err = fmt.Errorf("%w; the status could not be written to Secret %s: %v", err, KafkaSecretName, werr)
 	}
-	return ctrl.Result{}, fmt.Errorf("namespace %s: %s: %w", ns, reason, cause) // the workqueue's per-item backoff
+	r.report(ns, entry, next)
+	return ctrl.Result{}, err
+}
+
+// report emits an Event in the namespace when its condition changed, and counts its state
+// for the policy's summary.
+func (r *accessReconciler) report(ns string, prev, next *v1alpha1.NamespaceKafkaAccess) {
+	c := meta.FindStatusCondition(next.Conditions, v1alpha1.ConditionKafkaAccessReady)
+	state := "provisioned"
+	switch {
+	case c.Status != metav1.ConditionTrue:
+		state = "failed"
+	case c.Reason == v1alpha1.ReasonRotating:
+		state = "rotating"
+	}
+	r.setState(ns, state)
+	if !changedAccess(prev, next) {
+		return
+	}
+	typ := corev1.EventTypeNormal
+	if c.Status != metav1.ConditionTrue {
+		typ = corev1.EventTypeWarning
+	}
+	// On the Secret, not the Namespace: an Event about a cluster-scoped object lands in the
+	// namespace default, where the team does not look.
+	obj := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: KafkaSecretName}}
+	obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	r.events.Eventf(obj, nil, typ, c.Reason, "KafkaAccess", "%s", eventNote(c.Message))
+}
+
+// eventNote cuts a message to what an Event's note may hold (events.k8s.io/v1 refuses notes
+// over 1 KiB: the Event would be lost); the Secret's annotation has all of it.
+func eventNote(msg string) string {
+	const limit = 1024
+	if len(msg) <= limit {
+		return msg
+	}
+	const more = " … (all of it in the Secret's annotation " + AnnotationKafkaAccess + ")"
+	cut := limit - len(more)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + more
+}
+
+// setState records a namespace's state ("": none) and marks the summary dirty on a change.
+func (r *accessReconciler) setState(ns, state string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states[ns] == state {
+		return
+	}
+	if state == "" {
+		delete(r.states, ns)
+	} else {
+		r.states[ns] = state
+	}
+	counts := map[string]float64{"provisioned": 0, "rotating": 0, "failed": 0}
+	for _, s := range r.states {
+		counts[s]++
+	}
+	for k, v := range counts {
+		r.m.namespaces.WithLabelValues(k).Set(v)
+	}
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *accessReconciler) summary() v1alpha1.KafkaAccessSummary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s v1alpha1.KafkaAccessSummary
+	for _, st := range r.states {
+		switch st {
+		case "provisioned":
+			s.Provisioned++
+		case "rotating":
+			s.Rotating++
+		case "failed":
+			s.Failed++
+		}
+	}
+	return s
+}
+
+// runSummary writes the counts into the policy's status.kafkaAccessSummary, at most once per
+// interval: one small write for many namespaces' changes.
+func (r *accessReconciler) runSummary(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.dirty:
+			pending = true
+		case <-t.C:
+			if !pending {
+				continue
+			}
+			if err := r.writeSummary(ctx); err != nil {
+				r.warn.Do(func() {
+					r.log.Warn("cannot write the Kafka access summary into the policy's status; retrying", "err", err)
+				})
+				continue
+			}
+			pending = false
+		}
+	}
+}
+
+func (r *accessReconciler) writeSummary(ctx context.Context) error {
+	var pol v1alpha1.LogRouterPolicy
+	if err := r.api.Get(ctx, types.NamespacedName{Name: v1alpha1.PolicyName}, &pol); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	s := r.summary()
+	if pol.Status.KafkaAccessSummary != nil && *pol.Status.KafkaAccessSummary == s {
+		return nil
+	}
+	updated := pol.DeepCopy()
+	updated.Status.KafkaAccessSummary = &s
+	if err := r.c.Status().Patch(ctx, updated, client.MergeFrom(&pol)); err != nil {
+		return fmt.Errorf("policy status (kafkaAccessSummary): %w", err)
+	}
+	return nil
 }
 
 func setAccessCondition(e *v1alpha1.NamespaceKafkaAccess, ok bool, reason, msg string, now time.Time) {
@@ -494,14 +704,16 @@ func setAccessCondition(e *v1alpha1.NamespaceKafkaAccess, ok bool, reason, msg s
 }
 
 // cleanup removes a namespace's credentials, ACLs and Secret (opted out, or deleted).
-func (r *accessReconciler) cleanup(ctx context.Context, ns string, gone bool, ka *v1alpha1.KafkaAccess, entry *v1alpha1.NamespaceKafkaAccess) (ctrl.Result, error) {
+func (r *accessReconciler) cleanup(ctx context.Context, ns string, gone bool, ka *v1alpha1.KafkaAccess, entry *v1alpha1.NamespaceKafkaAccess, secret *corev1.Secret) (ctrl.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(r.kafka)
 	users := map[string]bool{}
-	for _, u := range []string{entry.User, entry.PreviousUser} {
-		if u != "" {
-			users[u] = true
+	if entry != nil {
+		for _, u := range []string{entry.User, entry.PreviousUser} {
+			if u != "" {
+				users[u] = true
+			}
 		}
 	}
 	if ka != nil {
@@ -516,63 +728,23 @@ func (r *accessReconciler) cleanup(ctx context.Context, ns string, gone bool, ka
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return r.fail(ctx, ns, entry, reasonOf(err), fmt.Errorf("remove the namespace's Kafka access: %w", err))
+		if gone {
+			secret = nil // no status Secret is created in a namespace being deleted
+		}
+		return r.fail(ctx, ns, secret, entry, reasonOf(err), fmt.Errorf("remove the namespace's Kafka access: %w", err))
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: KafkaSecretName}}
-	if err := r.c.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) && !(gone && apierrors.IsForbidden(err)) {
-		return r.fail(ctx, ns, entry, v1alpha1.ReasonSecretFailed, fmt.Errorf("delete Secret %s/%s: %w", ns, KafkaSecretName, err))
+	if secret != nil {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: KafkaSecretName}}
+		if err := r.c.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) && !(gone && apierrors.IsForbidden(err)) {
+			return r.fail(ctx, ns, secret, entry, v1alpha1.ReasonSecretFailed, fmt.Errorf("delete Secret %s/%s: %w", ns, KafkaSecretName, err))
+		}
 	}
 	r.mu.Lock()
 	delete(r.done, ns)
 	r.mu.Unlock()
-	if err := r.writeStatus(ctx, nil, entry); err != nil {
-		return ctrl.Result{}, err
-	}
+	r.setState(ns, "")
 	r.log.Info("kafka access removed", "namespace", ns, "opted_out", !gone)
 	return ctrl.Result{}, nil
-}
-
-// writeStatus replaces (nil: removes) the namespace's entry in the policy's
-// status.kafkaAccess, reading the policy fresh under a lock with an optimistic lock on the
-// write: entries of other namespaces are never lost.
-func (r *accessReconciler) writeStatus(ctx context.Context, next, prev *v1alpha1.NamespaceKafkaAccess) error {
-	ns := ""
-	if next != nil {
-		ns = next.Namespace
-	} else {
-		ns = prev.Namespace
-	}
-	r.statusMu.Lock()
-	defer r.statusMu.Unlock()
-	var pol v1alpha1.LogRouterPolicy
-	if err := r.api.Get(ctx, types.NamespacedName{Name: v1alpha1.PolicyName}, &pol); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	updated := pol.DeepCopy()
-	l := slices.DeleteFunc(updated.Status.KafkaAccess, func(e v1alpha1.NamespaceKafkaAccess) bool { return e.Namespace == ns })
-	if next != nil {
-		l = append(l, *next)
-		slices.SortFunc(l, func(a, b v1alpha1.NamespaceKafkaAccess) int { return strings.Compare(a.Namespace, b.Namespace) })
-	}
-	updated.Status.KafkaAccess = l
-	r.gauge(updated.Status.KafkaAccess)
-	if equality.Semantic.DeepEqual(pol.Status, updated.Status) {
-		return nil
-	}
-	if err := r.c.Status().Patch(ctx, updated, client.MergeFromWithOptions(&pol, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("policy status (kafkaAccess of %s): %w", ns, err)
-	}
-	if next != nil && changedAccess(prev, next) {
-		c := meta.FindStatusCondition(next.Conditions, v1alpha1.ConditionKafkaAccessReady)
-		typ := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue {
-			typ = corev1.EventTypeWarning
-		}
-		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
-		nsObj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-		r.events.Eventf(nsObj, nil, typ, c.Reason, "KafkaAccess", "%s", c.Message)
-	}
-	return nil
 }
 
 func changedAccess(prev, next *v1alpha1.NamespaceKafkaAccess) bool {
@@ -584,22 +756,72 @@ func changedAccess(prev, next *v1alpha1.NamespaceKafkaAccess) bool {
 	return p == nil || p.Status != n.Status || p.Reason != n.Reason || p.Message != n.Message
 }
 
-func (r *accessReconciler) gauge(l []v1alpha1.NamespaceKafkaAccess) {
-	counts := map[string]float64{"provisioned": 0, "rotating": 0, "failed": 0}
-	for _, e := range l {
-		c := meta.FindStatusCondition(e.Conditions, v1alpha1.ConditionKafkaAccessReady)
-		switch {
-		case c == nil || c.Status != metav1.ConditionTrue:
-			counts["failed"]++
-		case c.Reason == v1alpha1.ReasonRotating:
-			counts["rotating"]++
-		default:
-			counts["provisioned"]++
+// sweep finds namespaces that have users in Kafka (a SCRAM credential or ACLs of a principal
+// the template names) and sends each to be reconciled: one deleted while no controller ran
+// has no Secret left to say so, and is cleaned up from there.
+func (r *accessReconciler) sweep(ctx context.Context, out chan<- event.GenericEvent) error {
+	var pol v1alpha1.LogRouterPolicy
+	if err := r.c.Get(ctx, types.NamespacedName{Name: v1alpha1.PolicyName}, &pol); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	tmpl := DefaultPrincipalTemplate
+	if ka := pol.Spec.KafkaAccess; ka != nil && ka.PrincipalTemplate != "" {
+		tmpl = ka.PrincipalTemplate
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	creds, err := kadm.NewClient(r.kafka).DescribeUserSCRAMs(ctx)
+	if err == nil {
+		err = creds.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list SCRAM users: %w", err)
+	}
+	principals, err := kafkaacl.Principals(ctx, r.kafka)
+	if err != nil {
+		return err
+	}
+	users := make([]string, 0, len(creds)+len(principals))
+	for u := range creds {
+		users = append(users, u)
+	}
+	for _, p := range principals {
+		if u, ok := strings.CutPrefix(p, "User:"); ok {
+			users = append(users, u)
 		}
 	}
-	for k, v := range counts {
-		r.m.namespaces.WithLabelValues(k).Set(v)
+	seen := map[string]bool{}
+	for _, u := range users {
+		ns, ok := namespaceOf(tmpl, u)
+		if !ok || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		select {
+		case out <- event.GenericEvent{Object: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
+}
+
+// namespaceOf is the namespace whose principal (or its rotated twin) the user is, by the
+// principal template.
+func namespaceOf(tmpl, user string) (string, bool) {
+	pre, post, ok := strings.Cut(tmpl, "{namespace}")
+	if !ok {
+		return "", false
+	}
+	u := strings.TrimSuffix(user, RotatedSuffix)
+	if !strings.HasPrefix(u, pre) || !strings.HasSuffix(u, post) || len(u) <= len(pre)+len(post) {
+		return "", false
+	}
+	ns := u[len(pre) : len(u)-len(post)]
+	if len(validation.IsDNS1123Label(ns)) > 0 {
+		return "", false
+	}
+	return ns, true
 }
 
 // setupKafkaAccess registers the Kafka access controller: one item per namespace.
@@ -608,39 +830,51 @@ func (c *Controller) setupKafkaAccess(reg prometheus.Registerer) error {
 	r := &accessReconciler{
 		c: cl, api: c.mgr.GetAPIReader(), kafka: c.kafka, conn: c.cfg.Kafka, tmpl: c.rec.tmpl,
 		events: c.rec.events, m: newAccessMetrics(reg), log: c.log.With("part", "kafka-access"), now: time.Now,
-		done: map[string]accessDone{}, warn: rate.Sometimes{First: 3, Interval: 10 * time.Second},
+		done: map[string]accessDone{}, states: map[string]string{}, dirty: make(chan struct{}, 1),
+		warn: rate.Sometimes{First: 3, Interval: 10 * time.Second},
 	}
-	// The policy changes every namespace's access: each namespace, and each in the status
-	// (namespaces gone since).
+	// The policy changes every namespace's access.
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		var out []reconcile.Request
-		seen := map[string]bool{}
-		add := func(n string) {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: n}})
-			}
-		}
-		if p, ok := o.(*v1alpha1.LogRouterPolicy); ok {
-			for _, e := range p.Status.KafkaAccess {
-				add(e.Namespace)
-			}
-		}
 		var l corev1.NamespaceList
-		if err := cl.List(ctx, &l); err == nil {
-			for _, n := range l.Items {
-				add(n.Name)
-			}
+		if err := cl.List(ctx, &l); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(l.Items))
+		for _, n := range l.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: n.Name}})
 		}
 		return out
 	})
+	swept := make(chan event.GenericEvent)
+	if err := c.mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if !c.mgr.GetCache().WaitForCacheSync(ctx) {
+			return nil
+		}
+		for {
+			if err := r.sweep(ctx, swept); err != nil && ctx.Err() == nil {
+				r.warn.Do(func() {
+					r.log.Warn("cannot list Kafka's users to find namespaces deleted meanwhile; retrying", "err", err)
+				})
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(accessResync):
+			}
+		}
+	})); err != nil {
+		return err
+	}
+	if err := c.mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return r.runSummary(ctx, summaryInterval) })); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(c.mgr).
 		Named("kafkaaccess").
 		For(&corev1.Namespace{}).
-		// Spec changes only: this controller's own status writes must not requeue every namespace.
+		// Spec changes only: the policy's own status writes must not requeue every namespace.
 		Watches(&v1alpha1.LogRouterPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		// Namespaces are independent (status writes are serialized by statusMu): a slow
-		// Kafka call for one does not hold up the others.
+		WatchesRawSource(source.Channel(swept, &handler.EnqueueRequestForObject{})).
+		// Namespaces are independent: a slow Kafka call for one does not hold up the others.
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: c.cfg.Workers}).
 		Complete(r)
 }

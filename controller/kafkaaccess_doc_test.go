@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,16 +154,40 @@ func checkAccessDoc(t *testing.T, e *accessEnv, s *corev1.Secret) {
 				t.Errorf("the API server refuses the policy example: %v", err)
 			}
 			ran["policy"]++
-		case b.lang == "yaml" && strings.HasPrefix(b.lines[0], "status:"):
-			// The status example: the fields exist in the API (strict decoding).
+		case b.marker == "status: annotation":
+			// The Secret's status annotation: the fields exist in the API (strict decoding).
+			dec := json.NewDecoder(strings.NewReader(strings.Join(b.lines, "\n")))
+			dec.DisallowUnknownFields()
+			var a v1alpha1.NamespaceKafkaAccess
+			if err := dec.Decode(&a); err != nil || a.Namespace != "team-a" || len(a.Conditions) != 1 {
+				t.Errorf("the status annotation example: %v", err)
+			}
+			ran["annotation"]++
+		case b.marker == "status: policy":
 			var p v1alpha1.LogRouterPolicy
-			if err := yaml.UnmarshalStrict([]byte(strings.Join(b.lines, "\n")), &p); err != nil || len(p.Status.KafkaAccess) != 1 {
-				t.Errorf("the status example: %v", err)
+			if err := yaml.UnmarshalStrict([]byte(strings.Join(b.lines, "\n")), &p); err != nil || p.Status.KafkaAccessSummary == nil {
+				t.Errorf("the policy status example: %v", err)
 			}
 			ran["status"]++
+		case b.lang == "sh" && strings.Contains(strings.Join(b.lines, "\n"), "jsonpath='{.metadata.annotations."):
+			// The annotation's name, as kubectl's jsonpath spells it; the value is read back
+			// from the API server.
+			want := "jsonpath='{.metadata.annotations." + strings.ReplaceAll(AnnotationKafkaAccess, ".", `\.`) + "}'"
+			if !strings.Contains(b.lines[0], want) {
+				t.Errorf("the kubectl line %q does not read %s", b.lines[0], want)
+			}
+			var sec corev1.Secret
+			if err := e.c.Get(ctx, types.NamespacedName{Namespace: "team-a", Name: KafkaSecretName}, &sec); err != nil {
+				t.Fatal(err)
+			}
+			var a v1alpha1.NamespaceKafkaAccess
+			if err := json.Unmarshal([]byte(sec.Annotations[AnnotationKafkaAccess]), &a); err != nil || a.Namespace != "team-a" {
+				t.Errorf("team-a's Secret annotation: %v", err)
+			}
+			ran["kubectl"]++
 		}
 	}
-	if ran["kcat"] != 3 || ran["go"] != 2 || ran["policy"] != 1 || ran["status"] != 1 {
+	if ran["kcat"] != 3 || ran["go"] != 2 || ran["policy"] != 1 || ran["status"] != 1 || ran["annotation"] != 1 || ran["kubectl"] != 1 {
 		t.Errorf("ran %v of docs/kafka-access.md's examples", ran)
 	}
 	// The Java example loads client.properties: its keys and the JAAS line with the credential.

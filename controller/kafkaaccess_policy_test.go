@@ -32,7 +32,8 @@ func TestStatusWritesKeepTheCompiledPolicy(t *testing.T) {
 	for _, ns := range []string{"team-a", "team-b"} {
 		cur := get()
 		next := cur.DeepCopy()
-		next.Status.KafkaAccess = append(next.Status.KafkaAccess, v1alpha1.NamespaceKafkaAccess{Namespace: ns, User: "logrouter-ns-" + ns})
+		n := int32(len(ns))
+		next.Status.KafkaAccessSummary = &v1alpha1.KafkaAccessSummary{Provisioned: n}
 		if err := f.c.Status().Patch(ctx, next, client.MergeFrom(cur)); err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +41,7 @@ func TestStatusWritesKeepTheCompiledPolicy(t *testing.T) {
 			t.Fatal("the status write did not change the resourceVersion: the test shows nothing")
 		}
 		if p, _ := f.r.currentPolicy(ctx); p != p1 {
-			t.Fatalf("a status write (kafkaAccess of %s) recompiled the policy", ns)
+			t.Fatalf("a status write (kafkaAccessSummary after %s) recompiled the policy", ns)
 		}
 	}
 	cur := get()

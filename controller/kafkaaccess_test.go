@@ -3,12 +3,15 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/logrouter/logrouter/internal/kafkaacl"
+	"github.com/logrouter/logrouter/internal/syncbuf"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 )
 
@@ -38,23 +42,50 @@ const (
 	optInLabel           = "logrouter.io/kafka-access"
 )
 
+// accessSetup is the Kafka a test's controller provisions against.
+type accessSetup struct {
+	// leastPrivilege: the controller logs in as its own user with only the ACLs
+	// `logrouter kafka acls` grants it (internal/kafkaacl), not as the superuser.
+	leastPrivilege bool
+	noACLs         bool // kfake does not enforce ACLs (it accepts them all the same)
+	noSASL         bool // kfake has no SASL (and so no ACL enforcement): the controller connects in plaintext
+}
+
+const ctrlUser, ctrlPass = "logrouter-controller", "controller-secret"
+
 // secureKafka is a kfake with SASL and ACL enforcement on, the controller's user its superuser.
 func secureKafka(t *testing.T, topics ...string) (*kfake.Cluster, *kgo.Client) {
+	return kafkaFor(t, accessSetup{}, topics...)
+}
+
+// kafkaFor is a kfake as the setup says (SASL and ACLs enforced unless told otherwise, an
+// admin superuser, the controller's own user) and an admin client of it.
+func kafkaFor(t *testing.T, setup accessSetup, topics ...string) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1),
-		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", adminUser, adminPass), kfake.EnableACLs(),
-		kfake.SeedTopics(1, topics...))
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.SeedTopics(1, topics...)}
+	if !setup.noSASL {
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", adminUser, adminPass), kfake.User("SCRAM-SHA-512", ctrlUser, ctrlPass))
+		if !setup.noACLs {
+			opts = append(opts, kfake.EnableACLs())
+		}
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.SASL(scram.Auth{User: adminUser, Pass: adminPass}.AsSha512Mechanism()))
+	copts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	if !setup.noSASL {
+		copts = append(copts, kgo.SASL(scram.Auth{User: adminUser, Pass: adminPass}.AsSha512Mechanism()))
+	}
+	admin, err := kgo.NewClient(copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(admin.Close)
-	advertiseSASLHandshakeV0(t, c, admin)
+	if !setup.noSASL {
+		advertiseSASLHandshakeV0(t, c, admin)
+	}
 	for _, tp := range topics {
 		if err := admin.ProduceSync(context.Background(), &kgo.Record{Topic: tp, Value: []byte("line of " + tp)}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -116,33 +147,59 @@ type accessEnv struct {
 	kfake   *kfake.Cluster
 	admin   *kgo.Client
 	reg     *prometheus.Registry
+	log     *syncbuf.Buffer
 	brokers string
+	ctrlACL []kafkaacl.Binding             // leastPrivilege: the controller's ACLs
+	start   func(*testing.T) (stop func()) // starts a controller (a new registry in reg)
+	stop    func()                         // stops the running one
 }
 
-func startAccessEnv(t *testing.T, kafkaSASL bool, topics ...string) *accessEnv {
+func startAccessEnv(t *testing.T, topics ...string) *accessEnv {
+	return startAccessEnvWith(t, accessSetup{}, topics...)
+}
+
+func startAccessEnvWith(t *testing.T, setup accessSetup, topics ...string) *accessEnv {
 	t.Helper()
 	base := startEnv(t) // the kube-apiserver, CRDs and the controller user's RBAC (its kfake is unused)
-	kc, admin := secureKafka(t, topics...)
-	e := &accessEnv{c: base.c, kfake: kc, admin: admin, reg: prometheus.NewRegistry(), brokers: strings.Join(kc.ListenAddrs(), ",")}
+	kc, admin := kafkaFor(t, setup, topics...)
+	e := &accessEnv{c: base.c, kfake: kc, admin: admin, reg: prometheus.NewRegistry(), log: &syncbuf.Buffer{}, brokers: strings.Join(kc.ListenAddrs(), ",")}
 	cfg := DefaultConfig()
 	cfg.Kafka.Brokers = e.brokers
-	if kafkaSASL {
+	switch {
+	case setup.noSASL:
+	case setup.leastPrivilege:
+		cfg.Kafka.SASLMechanism, cfg.Kafka.SASLUser, cfg.Kafka.SASLPassword = "SCRAM-SHA-512", ctrlUser, ctrlPass
+		e.ctrlACL = kafkaacl.Components{Controller: kafkaacl.User(ctrlUser), TopicPrefix: "logs.", CountersTopic: cfg.Counters.Topic, KafkaAccess: true}.Bindings()["controller"]
+		if err := kafkaacl.Create(context.Background(), admin, e.ctrlACL); err != nil {
+			t.Fatal(err)
+		}
+	default:
 		cfg.Kafka.SASLMechanism, cfg.Kafka.SASLUser, cfg.Kafka.SASLPassword = "SCRAM-SHA-512", adminUser, adminPass
 	}
 	cfg.LeaderElectionNamespace = "default"
-	ctrlr, err := New(cfg, base.rc, e.reg, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctrlr.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
+	e.start = func(t *testing.T) (stop func()) {
+		t.Helper()
+		e.reg = prometheus.NewRegistry()
+		ctrlr, err := New(cfg, base.rc, e.reg, slog.New(slog.NewTextHandler(e.log, nil)))
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ctrlr.Run(ctx) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("controller: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	e.stop = e.start(t)
 	return e
 }
 
@@ -171,25 +228,38 @@ func (e *accessEnv) namespace(t *testing.T, name string, optIn bool) {
 	}
 }
 
-// access waits until the namespace's entry in the policy's status has this reason.
+// access waits until the namespace's status (its Secret's annotation) has this reason.
 func (e *accessEnv) access(t *testing.T, ns, reason string) v1alpha1.NamespaceKafkaAccess {
 	t.Helper()
 	var got v1alpha1.NamespaceKafkaAccess
 	waitFor(t, fmt.Sprintf("kafka access of %s: %s", ns, reason), func() (bool, string) {
+		var s corev1.Secret
+		if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: KafkaSecretName}, &s); err != nil {
+			return false, err.Error()
+		}
+		raw, ok := s.Annotations[AnnotationKafkaAccess]
+		var a v1alpha1.NamespaceKafkaAccess
+		if err := json.Unmarshal([]byte(raw), &a); !ok || err != nil {
+			return false, fmt.Sprintf("annotation %s %q: %v", AnnotationKafkaAccess, raw, err)
+		}
+		got = a
+		c := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionKafkaAccessReady)
+		return a.Namespace == ns && c != nil && c.Reason == reason, raw
+	})
+	return got
+}
+
+// summary waits until the policy's status.kafkaAccessSummary is want.
+func (e *accessEnv) summary(t *testing.T, want v1alpha1.KafkaAccessSummary) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("kafkaAccessSummary %+v", want), func() (bool, string) {
 		var p v1alpha1.LogRouterPolicy
 		if err := e.c.Get(context.Background(), types.NamespacedName{Name: v1alpha1.PolicyName}, &p); err != nil {
 			return false, err.Error()
 		}
-		for _, a := range p.Status.KafkaAccess {
-			if a.Namespace == ns {
-				got = a
-				c := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionKafkaAccessReady)
-				return c != nil && c.Reason == reason, fmt.Sprintf("%+v", a)
-			}
-		}
-		return false, fmt.Sprintf("no entry: %+v", p.Status.KafkaAccess)
+		s := p.Status.KafkaAccessSummary
+		return s != nil && *s == want, fmt.Sprintf("%+v", s)
 	})
-	return got
 }
 
 func (e *accessEnv) secret(t *testing.T, ns string) *corev1.Secret {
@@ -261,7 +331,7 @@ func wantCode(t *testing.T, what string, err, code error) {
 // franz-go, sarama and kcat, and nothing else. Then rotation, opt-out and namespace deletion.
 func TestKafkaAccess(t *testing.T) {
 	topics := []string{"logs.team-a", "logs.team-a.debug", "logs.team-b", "logs.team-b.debug", "logs.other"}
-	e := startAccessEnv(t, true, topics...)
+	e := startAccessEnv(t, topics...)
 	e.policy(t, 8*time.Second)
 	e.namespace(t, "team-a", true)
 	e.namespace(t, "team-b", true)
@@ -382,10 +452,11 @@ func TestKafkaAccess(t *testing.T) {
 	})
 
 	t.Run("refused provisioning is reported on that namespace only", func(t *testing.T) {
-		// Refusals are injected for one namespace each: a Kafka without an authorizer answers
-		// ACL calls with SECURITY_DISABLED (team-d); a controller without ALTER on the cluster
-		// gets CLUSTER_AUTHORIZATION_FAILED (team-f); a Kafka whose listener has no SASL
-		// refuses the login with the new credential (team-g's user).
+		// Refusals are injected for one namespace each, to show that the others go on: a Kafka
+		// with an authorizer that refuses ACLs answers SECURITY_DISABLED (team-d; kfake never
+		// does: TestKafkaAccessRefusals has kfake's own refusals, which hit every namespace);
+		// CLUSTER_AUTHORIZATION_FAILED (team-f); the login with the new credential refused
+		// (team-g's user).
 		faults := []*kfake.FaultHandle{
 			e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Resource: "logs.team-d", Err: kerr.SecurityDisabled, Count: -1}),
 			e.kfake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Resource: "logs.team-f", Err: kerr.ClusterAuthorizationFailed, Count: -1}),
@@ -407,7 +478,7 @@ func TestKafkaAccess(t *testing.T) {
 		for _, tc := range []struct{ ns, reason, msg string }{
 			{"team-d", v1alpha1.ReasonSecurityDisabled, "no ACL authorizer"},
 			{"team-f", v1alpha1.ReasonKafkaNotAuthorized, "needs ALTER and DESCRIBE on the cluster"},
-			{"team-g", v1alpha1.ReasonSASLUnavailable, "logging in to Kafka with it fails"},
+			{"team-g", v1alpha1.ReasonSASLUnavailable, "logging in to Kafka as logrouter-ns-team-g fails"},
 		} {
 			a := e.access(t, tc.ns, tc.reason)
 			c := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionKafkaAccessReady)
@@ -418,15 +489,9 @@ func TestKafkaAccess(t *testing.T) {
 				t.Errorf("failures metric for %s = %v", tc.reason, n)
 			}
 		}
-		// Refused ACLs: no Secret, and no credential left behind.
-		for _, ns := range []string{"team-d", "team-f"} {
-			var s corev1.Secret
-			if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: KafkaSecretName}, &s); !apierrors.IsNotFound(err) {
-				t.Errorf("%s has a Secret after a refused provisioning: %v", ns, err)
-			}
-			if d, err := kadm.NewClient(e.admin).DescribeUserSCRAMs(ctx, "logrouter-ns-"+ns); err == nil && d.Error() == nil {
-				t.Errorf("a half-provisioned credential is left: %+v", d)
-			}
+		// Refused: a Secret with the status and no credential, and nothing left in Kafka.
+		for _, ns := range []string{"team-d", "team-f", "team-g"} {
+			e.nothingLeft(t, ns, "logrouter-ns-"+ns)
 		}
 		for _, f := range faults {
 			f.Remove()
@@ -435,6 +500,30 @@ func TestKafkaAccess(t *testing.T) {
 			e.access(t, ns, v1alpha1.ReasonProvisioned) // retried with backoff
 		}
 		e.access(t, "team-e", v1alpha1.ReasonProvisioned)
+	})
+}
+
+// nothingLeft checks that a refused namespace's Secret has no credential and that Kafka
+// has no credential and no ACL of its user.
+func (e *accessEnv) nothingLeft(t *testing.T, ns, user string) {
+	t.Helper()
+	ctx := context.Background()
+	var s corev1.Secret
+	if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: KafkaSecretName}, &s); err != nil {
+		t.Errorf("%s: no Secret with the status: %v", ns, err)
+	} else if len(s.Data["password"]) != 0 || len(s.Data["username"]) != 0 {
+		t.Errorf("%s: the Secret has a credential after a refused provisioning: %v", ns, s.Data)
+	}
+	// Waited for: the controller retries with backoff, and each retry creates the user again
+	// before it is refused and removes it.
+	waitFor(t, "nothing of "+user+" in Kafka", func() (bool, string) {
+		if d, err := kadm.NewClient(e.admin).DescribeUserSCRAMs(ctx, user); err == nil && d.Error() == nil {
+			return false, fmt.Sprintf("%s: a half-provisioned credential is left: %+v", ns, d)
+		}
+		if l, err := kafkaacl.List(ctx, e.admin, kafkaacl.User(user)); err != nil || len(l) != 0 {
+			return false, fmt.Sprintf("%s: ACLs of %s left: %v %v", ns, user, l, err)
+		}
+		return true, ""
 	})
 }
 
@@ -473,13 +562,6 @@ func (e *accessEnv) gone(t *testing.T, ns, user string) {
 		var s corev1.Secret
 		if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: KafkaSecretName}, &s); !apierrors.IsNotFound(err) {
 			return false, fmt.Sprintf("Secret: %v", err)
-		}
-		var p v1alpha1.LogRouterPolicy
-		if err := e.c.Get(ctx, types.NamespacedName{Name: v1alpha1.PolicyName}, &p); err != nil {
-			return false, err.Error()
-		}
-		if findAccess(p.Status.KafkaAccess, ns) != nil {
-			return false, "status entry"
 		}
 		return true, ""
 	})

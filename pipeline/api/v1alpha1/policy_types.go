@@ -185,12 +185,23 @@ type LogRouterPolicyStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// KafkaAccess is, per namespace with Kafka credentials (or a failed attempt at them),
-	// what is provisioned.
+	// KafkaAccessSummary counts the namespaces with Kafka access by state. Each namespace's
+	// own status is on its Secret logrouter-kafka (annotation logrouter.io/kafka-access) and
+	// in its Events, not here: one entry per namespace would outgrow an object's size limit
+	// with a few thousand namespaces (docs/kafka-access.md).
 	// +optional
-	// +listType=map
-	// +listMapKey=namespace
-	KafkaAccess []NamespaceKafkaAccess `json:"kafkaAccess,omitempty"`
+	KafkaAccessSummary *KafkaAccessSummary `json:"kafkaAccessSummary,omitempty"`
+}
+
+// KafkaAccessSummary counts the namespaces the controller has reconciled Kafka access for
+// since it started (every namespace is reconciled at start).
+type KafkaAccessSummary struct {
+	// Provisioned: KafkaAccessReady is True (reason Provisioned).
+	Provisioned int32 `json:"provisioned"`
+	// Rotating: KafkaAccessReady is True (reason Rotating).
+	Rotating int32 `json:"rotating"`
+	// Failed: KafkaAccessReady is False; the namespace's Secret and Events say why.
+	Failed int32 `json:"failed"`
 }
 
 // Kafka access condition and reasons (docs/kafka-access.md).
@@ -206,7 +217,8 @@ const (
 	ReasonSecretFailed       = "SecretFailed"
 )
 
-// NamespaceKafkaAccess is what the controller provisioned for one namespace.
+// NamespaceKafkaAccess is what the controller provisioned for one namespace: the JSON value
+// of the annotation logrouter.io/kafka-access on the namespace's Secret logrouter-kafka.
 type NamespaceKafkaAccess struct {
 	// Namespace is the team's namespace.
 	Namespace string `json:"namespace"`
