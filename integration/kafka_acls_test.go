@@ -101,6 +101,17 @@ func (k *aclKafka) revoke(t *testing.T, component string, match func(kafkaacl.Bi
 	return kafkaacl.Binding{}
 }
 
+// background runs a component until the returned stop, which waits for it to return.
+func background(ctx context.Context, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func counterSum(t *testing.T, reg *prometheus.Registry, name string, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -165,13 +176,7 @@ func TestComponentsUnderACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cctx, cstop := context.WithCancel(ctx)
-	cdone := make(chan error, 1)
-	go func() { cdone <- col.Run(cctx) }()
-	defer func() {
-		cstop()
-		<-cdone
-	}()
+	defer background(ctx, col.Run)()
 	collectortest.WaitForRecords(t, adm, w.Want(), 45*time.Second)
 
 	// Archiver: reads logs.team-a in its group into a bucket.
@@ -189,13 +194,7 @@ func TestComponentsUnderACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, astop := context.WithCancel(ctx)
-	adone := make(chan error, 1)
-	go func() { adone <- arc.Run(actx) }()
-	defer func() {
-		astop()
-		<-adone
-	}()
+	defer background(ctx, arc.Run)()
 	bk, err := blob.OpenBucket(ctx, "file://"+bucketDir)
 	if err != nil {
 		t.Fatal(err)
@@ -218,13 +217,7 @@ func TestComponentsUnderACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gctx, gstop := context.WithCancel(ctx)
-	gdone := make(chan error, 1)
-	go func() { gdone <- gw.Run(gctx) }()
-	defer func() {
-		gstop()
-		<-gdone
-	}()
+	defer background(ctx, gw.Run)()
 	select {
 	case <-gw.Ready():
 	case <-time.After(30 * time.Second):
@@ -377,13 +370,7 @@ func TestCountersUnderACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	col.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"team-a": pipeline.NewSet("team-a", []*pipeline.Pipeline{p})}})
-	cctx, cstop := context.WithCancel(ctx)
-	cdone := make(chan error, 1)
-	go func() { cdone <- col.Run(cctx) }()
-	defer func() {
-		cstop()
-		<-cdone
-	}()
+	defer background(ctx, col.Run)()
 	collectortest.WaitForRecords(t, kadm.NewClient(k.admin), w.Want(), 45*time.Second)
 	key := counters.Key{Namespace: "team-a", Pipeline: "parse"}
 	var clogger = slog.New(slog.NewTextHandler(&clog, nil))
@@ -444,13 +431,7 @@ func TestCountersUnderACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fctx, fstop := context.WithCancel(ctx)
-	fdone := make(chan error, 1)
-	go func() { fdone <- fold.Run(fctx) }()
-	defer func() {
-		fstop()
-		<-fdone
-	}()
+	defer background(ctx, fold.Run)()
 	waitFor("the fold's sums", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
