@@ -117,6 +117,15 @@ type Archive struct {
 	// records before its position are served, so a client can continue from Kafka at that
 	// cursor with no gap and no duplicate. "" = no bound.
 	Before string
+	// Offsets, if set, selects records by Kafka position instead of time (partition=,
+	// from_offset=, to_offset=): what a "skipped" event reported.
+	Offsets *Offsets
+}
+
+// Offsets is a range [From, To) of one partition's Kafka offsets.
+type Offsets struct {
+	Partition int32
+	From, To  int64
 }
 
 // tokenParams are names clients use to pass credentials in URLs; they are refused with their
@@ -195,7 +204,7 @@ func ParseLogs(rawQuery string) (Logs, error) {
 	return l, nil
 }
 
-var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true, "before": true}
+var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true, "before": true, "partition": true, "from_offset": true, "to_offset": true}
 
 // Names lists the query parameters of an endpoint ("logs" or "archive"), sorted.
 func Names(endpoint string) []string {
@@ -217,6 +226,49 @@ func parseSuffix(q map[string]string) (string, error) {
 	return s, nil
 }
 
+// parseOffsets parses the archive endpoint's position form: partition, from_offset and
+// to_offset (all required, [from, to) of one partition), filters, suffix and limit; no times.
+func parseOffsets(q map[string]string) (Archive, error) {
+	var a Archive
+	var errs []error
+	for _, p := range []string{"since", "until", "before"} {
+		if _, ok := q[p]; ok {
+			errs = append(errs, &Error{Param: p, Code: CodeInvalid, Msg: p + " does not go with partition, from_offset and to_offset (those select by Kafka position, not time)"})
+		}
+	}
+	num := func(name string, bits int) int64 {
+		v, ok := q[name]
+		n, err := strconv.ParseInt(v, 10, bits)
+		if !ok || err != nil || n < 0 {
+			errs = append(errs, &Error{Param: name, Code: CodeInvalid, Msg: name + " must be a non-negative integer; partition, from_offset and to_offset go together (the partition and [from, to) of a skipped event)"})
+		}
+		return n
+	}
+	o := Offsets{Partition: int32(num("partition", 32)), From: num("from_offset", 64), To: num("to_offset", 64)}
+	if len(errs) == 0 && o.From >= o.To {
+		errs = append(errs, &Error{Param: "to_offset", Code: CodeInvalid, Msg: "to_offset must be above from_offset"})
+	}
+	a.Offsets = &o
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, &Error{Param: "limit", Code: CodeInvalid, Msg: "limit must be a positive integer"})
+		}
+		a.Limit = n
+	}
+	var err error
+	if a.Filter, err = parseFilter(q); err != nil {
+		errs = append(errs, err)
+	}
+	if a.Suffix, err = parseSuffix(q); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Archive{}, err
+	}
+	return a, nil
+}
+
 // ParseArchive parses the query of the archive endpoint; until defaults to now.
 func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 	q, err := values(rawQuery, archiveParams)
@@ -225,6 +277,12 @@ func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 	}
 	var a Archive
 	var errs []error
+	_, p := q["partition"]
+	_, f := q["from_offset"]
+	_, t := q["to_offset"]
+	if p || f || t {
+		return parseOffsets(q)
+	}
 	if s, ok := q["since"]; !ok {
 		errs = append(errs, &Error{Param: "since", Code: CodeInvalid, Msg: "since is required (RFC 3339 time, e.g. 2026-11-21T10:00:00Z)"})
 	} else if a.Since, err = parseTime("since", s); err != nil {
