@@ -227,9 +227,8 @@ func parseSuffix(q map[string]string) (string, error) {
 }
 
 // parseOffsets parses the archive endpoint's position form: partition, from_offset and
-// to_offset (all required, [from, to) of one partition), filters, suffix and limit; no times.
-func parseOffsets(q map[string]string) (Archive, error) {
-	var a Archive
+// to_offset (all required, [from, to) of one partition); no times.
+func parseOffsets(q map[string]string) (*Offsets, []error) {
 	var errs []error
 	for _, p := range []string{"since", "until", "before"} {
 		if _, ok := q[p]; ok {
@@ -248,41 +247,14 @@ func parseOffsets(q map[string]string) (Archive, error) {
 	if len(errs) == 0 && o.From >= o.To {
 		errs = append(errs, &Error{Param: "to_offset", Code: CodeInvalid, Msg: "to_offset must be above from_offset"})
 	}
-	a.Offsets = &o
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, &Error{Param: "limit", Code: CodeInvalid, Msg: "limit must be a positive integer"})
-		}
-		a.Limit = n
-	}
-	var err error
-	if a.Filter, err = parseFilter(q); err != nil {
-		errs = append(errs, err)
-	}
-	if a.Suffix, err = parseSuffix(q); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Archive{}, err
-	}
-	return a, nil
+	return &o, errs
 }
 
-// ParseArchive parses the query of the archive endpoint; until defaults to now.
-func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
-	q, err := values(rawQuery, archiveParams)
-	if err != nil {
-		return Archive{}, err
-	}
-	var a Archive
+// parseRange parses the archive endpoint's time form: since (required), until (default now)
+// and before.
+func parseRange(q map[string]string, now time.Time, a *Archive) []error {
 	var errs []error
-	_, p := q["partition"]
-	_, f := q["from_offset"]
-	_, t := q["to_offset"]
-	if p || f || t {
-		return parseOffsets(q)
-	}
+	var err error
 	if s, ok := q["since"]; !ok {
 		errs = append(errs, &Error{Param: "since", Code: CodeInvalid, Msg: "since is required (RFC 3339 time, e.g. 2026-11-21T10:00:00Z)"})
 	} else if a.Since, err = parseTime("since", s); err != nil {
@@ -297,18 +269,38 @@ func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 	if !a.Since.IsZero() && !a.Until.IsZero() && !a.Since.Before(a.Until) {
 		errs = append(errs, &Error{Param: "until", Code: CodeInvalid, Msg: "until must be after since"})
 	}
+	if v, ok := q["before"]; ok {
+		if v == "" || len(v) > MaxCursorLen {
+			errs = append(errs, &Error{Param: "before", Code: CodeInvalid, Msg: "before must be a non-empty cursor of the logs endpoint (start_cursor of a page)"})
+		}
+		a.Before = v
+	}
+	return errs
+}
+
+// ParseArchive parses the query of the archive endpoint: a time range (until defaults to now)
+// or, with partition, a range of Kafka offsets.
+func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
+	q, err := values(rawQuery, archiveParams)
+	if err != nil {
+		return Archive{}, err
+	}
+	var a Archive
+	var errs []error
+	_, p := q["partition"]
+	_, f := q["from_offset"]
+	_, t := q["to_offset"]
+	if p || f || t {
+		a.Offsets, errs = parseOffsets(q)
+	} else {
+		errs = parseRange(q, now, &a)
+	}
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			errs = append(errs, &Error{Param: "limit", Code: CodeInvalid, Msg: "limit must be a positive integer"})
 		}
 		a.Limit = n
-	}
-	if v, ok := q["before"]; ok {
-		if v == "" || len(v) > MaxCursorLen {
-			errs = append(errs, &Error{Param: "before", Code: CodeInvalid, Msg: "before must be a non-empty cursor of the logs endpoint (start_cursor of a page)"})
-		}
-		a.Before = v
 	}
 	if a.Filter, err = parseFilter(q); err != nil {
 		errs = append(errs, err)
