@@ -470,6 +470,7 @@ func (c *Client) fill(ctx context.Context, r *retrier, q Query, filled map[int32
 		v.Set("partition", strconv.Itoa(int(s.Partition)))
 		v.Set("from_offset", strconv.FormatInt(from, 10))
 		v.Set("to_offset", strconv.FormatInt(s.To, 10))
+		asked := from // tryFill advances from past the records it shows
 		held, err := c.tryFill(ctx, v, q, &from, emit)
 		if err == nil {
 			r.ok()
@@ -477,8 +478,8 @@ func (c *Client) fill(ctx context.Context, r *retrier, q Query, filled map[int32
 				from = s.To
 				return nil
 			}
-			if held[0] > from {
-				c.lost(s.Partition, from, held[0], "are not in the archive either")
+			if held[0] > asked {
+				c.lost(s.Partition, asked, held[0], "are not in the archive either")
 			}
 			if held[1] < s.To {
 				c.lost(s.Partition, max(held[1], from), s.To, "are not archived yet; read them later with --from")
