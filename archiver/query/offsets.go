@@ -80,7 +80,7 @@ func (e *Engine) RunOffsets(ctx context.Context, req OffsetRequest, emit func(re
 			if o.Namespace != req.Namespace {
 				continue
 			}
-			if err := e.readClaimed(ctx, o.Key, req, &st, emit); err != nil {
+			if err := e.readClaimed(ctx, o, req, &st, emit); err != nil {
 				return st, err
 			}
 		}
@@ -91,12 +91,19 @@ func (e *Engine) RunOffsets(ctx context.Context, req OffsetRequest, emit func(re
 }
 
 // readClaimed emits the records of one claimed object that req selects, in offset order.
-func (e *Engine) readClaimed(ctx context.Context, key string, req OffsetRequest, st *OffsetStats, emit func(record.Record, Position) error) error {
+func (e *Engine) readClaimed(ctx context.Context, co layout.ClaimObject, req OffsetRequest, st *OffsetStats, emit func(record.Record, Position) error) error {
+	key := co.Key
 	o, err := layout.ParseKey(e.prefix, key)
 	if err != nil {
 		return fmt.Errorf("claimed object %s: %w", key, err)
 	}
 	attrs, err := e.bucket.Attributes(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound && co.Staging != "" {
+		// Claimed but not published yet (its writer died in between; the partition's next
+		// owner publishes it): the claim names the staged copy, which holds the same bytes.
+		key = co.Staging
+		attrs, err = e.bucket.Attributes(ctx, key)
+	}
 	if err != nil {
 		return fmt.Errorf("attributes of %s: %w", key, err)
 	}

@@ -19,7 +19,8 @@ import (
 // claimChain writes a claim chain for partition 0 of logs.team-a over ranges (each [start,
 // end]), as the archiver does: one object per namespace present, records whose own times run
 // against their offsets, every third range shared with team-b (a topic several namespaces
-// write). Records are "team-a offset N" messages of pods p0/p1.
+// write), the fourth claimed but not published. Records are "team-a offset N" messages of pods
+// p0/p1.
 func claimChain(t *testing.T, b *blob.Bucket, format layout.Format, ranges [][2]int64) {
 	t.Helper()
 	ctx := context.Background()
@@ -47,7 +48,25 @@ func claimChain(t *testing.T, b *blob.Bucket, format layout.Format, ranges [][2]
 			if _, err := archivetest.WriteObject(ctx, b, "arch", o, es, true); err != nil {
 				t.Fatal(err)
 			}
-			c.Objects = append(c.Objects, layout.ClaimObject{Key: o.Key("arch"), Namespace: ns, Records: int64(len(es))})
+			co := layout.ClaimObject{Key: o.Key("arch"), Staging: layout.StagingKey("arch", o, fmt.Sprint("attempt-", i)), Namespace: ns, Records: int64(len(es))}
+			if i == 3 {
+				// Claimed, not yet published (the writer died in between): only the staged copy.
+				data, err := b.ReadAll(ctx, co.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				attrs, err := b.Attributes(ctx, co.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.WriteAll(ctx, co.Staging, data, &blob.WriterOptions{Metadata: attrs.Metadata}); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Delete(ctx, co.Key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Objects = append(c.Objects, co)
 		}
 		if err := b.WriteAll(ctx, layout.ClaimKey("arch", c.Topic, 0, c.Start), c.Encode(), nil); err != nil {
 			t.Fatal(err)
