@@ -18,9 +18,9 @@ import (
 var errArchiveLimit = errors.New("archive limit reached")
 
 // serveArchive streams archived records as NDJSON lines
-// {"type":"record","partition":P,"offset":O,"record":{...}} in
-// time order, ended by {"type":"end","reason":"complete"|"limit"|"error",...}: a stream without
-// the end line was cut off.
+// {"type":"record","partition":P,"offset":O,"record":{...}} in time order (by position: offset
+// order), ended by {"type":"end","reason":"complete"|"limit"|"incomplete"|"error",...}: a
+// stream without the end line was cut off.
 func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive) {
 	if g.engine == nil {
 		q.fail(problem.New(http.StatusNotFound, problem.CodeArchiveDisabled, "this gateway has no archive configured (--bucket)"))
@@ -63,10 +63,7 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 		return lease.Spend(ctx, n)
 	}
 	sent := 0
-	// Topic: the archive keeps a namespace's suffix topics in its partitions too; serve the
-	// one topic asked for, as the live endpoint does.
-	req := query.Request{Namespace: q.namespace, Topic: q.topic, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep, Before: before}
-	stats, err := g.engine.RunPositioned(ctx, req, func(r record.Record, at query.Position) error {
+	emit := func(r record.Record, at query.Position) error {
 		if r.Namespace != q.namespace { // defense in depth: never another namespace's record
 			g.m.recordsHidden.WithLabelValues("foreign_namespace").Inc()
 			return nil
@@ -96,8 +93,27 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 			return errArchiveLimit
 		}
 		return nil
-	})
+	}
 	reason := "complete"
+	var stats query.Stats
+	var err error
+	var archived *query.OffsetStats
+	if o := a.Offsets; o != nil {
+		// By position: the records of a skipped event, found through the claim chain.
+		var ost query.OffsetStats
+		ost, err = g.engine.RunOffsets(ctx, query.OffsetRequest{Namespace: q.namespace, Topic: q.topic, Partition: o.Partition, From: o.From, To: o.To,
+			Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep}, emit)
+		archived = &ost
+		stats = query.Stats{ObjectsOpened: ost.ObjectsOpened, RecordsScanned: ost.RecordsScanned}
+		if ost.First != o.From || ost.Next != o.To {
+			reason = "incomplete"
+		}
+	} else {
+		// Topic: the archive keeps a namespace's suffix topics in its partitions too; serve the
+		// one topic asked for, as the live endpoint does.
+		req := query.Request{Namespace: q.namespace, Topic: q.topic, Since: a.Since, Until: a.Until, Pod: a.Filter.Pod, Container: a.Filter.Container, Grep: a.Filter.Grep, Before: before}
+		stats, err = g.engine.RunPositioned(ctx, req, emit)
+	}
 	switch {
 	case errors.Is(err, errArchiveLimit):
 		reason = "limit"
@@ -118,7 +134,17 @@ func (g *Gateway) serveArchive(q *request, lease *limits.Lease, a params.Archive
 	}
 	buf = append(buf, `{"type":"end","reason":"`...)
 	buf = append(buf, reason...)
-	buf = append(buf, `","stats":{"objects_listed":`...)
+	buf = append(buf, '"', ',')
+	if archived != nil {
+		// Which part of [from_offset, to_offset) the archive held: the rest is lost (below
+		// from) or not archived yet (from to on).
+		buf = append(buf, `"archived":{"from":`...)
+		buf = strconv.AppendInt(buf, archived.First, 10)
+		buf = append(buf, `,"to":`...)
+		buf = strconv.AppendInt(buf, archived.Next, 10)
+		buf = append(buf, `},`...)
+	}
+	buf = append(buf, `"stats":{"objects_listed":`...)
 	buf = strconv.AppendInt(buf, stats.ObjectsListed, 10)
 	buf = append(buf, `,"objects_opened":`...)
 	buf = strconv.AppendInt(buf, stats.ObjectsOpened, 10)

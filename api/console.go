@@ -62,10 +62,11 @@ func readOnly(q *request) bool {
 
 // NamespaceList is the body of GET /v1/namespaces.
 type NamespaceList struct {
-	// Namespaces the credentials may read, sorted (empty when not Complete).
+	// Namespaces the credentials may read, sorted: a logrouter token's grants; for a
+	// Kubernetes identity, the namespaces with logs (a Kafka topic) that RBAC lets it read.
 	Namespaces []string `json:"namespaces"`
-	// Complete is false for Kubernetes identities: RBAC decides per namespace and the
-	// gateway does not enumerate the cluster's namespaces for them.
+	// Complete is false when the list may lack some: a Kubernetes identity is reviewed for at
+	// most 1000 namespaces.
 	Complete bool `json:"complete"`
 	// Principal is the caller as audit logs name it ("token:<id>", "kube:<user>").
 	Principal string `json:"principal"`
@@ -76,7 +77,16 @@ func (g *Gateway) serveNamespaces(q *request) {
 	if !readOnly(q) || !g.authenticate(q) {
 		return
 	}
-	ns, complete := q.principal.Namespaces()
+	var candidates func(context.Context) ([]string, error)
+	if g.topics != nil {
+		candidates = g.topics.Namespaces
+	}
+	ns, complete, err := g.auth.Namespaces(q.r.Context(), q.principal, candidates)
+	if err != nil {
+		g.log.Warn("namespace list", "principal", q.principal.ID, "err", err)
+		q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: "the namespace list could not be made (Kafka or the Kubernetes API did not answer); retry shortly, or open a namespace by name", RetryAfter: 5})
+		return
+	}
 	writeJSON(q, http.StatusOK, NamespaceList{Namespaces: ns, Complete: complete, Principal: q.principal.ID})
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
@@ -78,6 +79,7 @@ type Gateway struct {
 	reader  *live.Reader
 	admin   *kgo.Client // writes token records
 	auth    *authz.Authenticator
+	topics  *topicNamespaces // candidates of Kubernetes identities' namespace lists
 	limiter *limits.Limiter
 	engine  *query.Engine
 	dyn     dynamic.Interface // nil: no /pipelines
@@ -160,6 +162,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 		if g.auth.Kube, err = kubeauth.New(kc, kcfg, reg); err != nil {
 			return nil, err
 		}
+		g.topics = newTopicNamespaces(kadm.NewClient(g.admin), cfg.TopicTemplate, cfg.KubeCacheTTL, g.now)
 	}
 	g.limiter = limits.New(limits.Config{MaxStreams: cfg.MaxStreamsPerToken, BytesPerSec: float64(cfg.BytesPerSecond)})
 	g.bucket = o.bucket

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +58,37 @@ func TestGatewayKubeAPIServer(t *testing.T) {
 	}
 	if resp := e.get("/v1/namespaces/team-a/logs?limit=10", srv.Token("alice")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("cached allow: %d", resp.StatusCode)
+	}
+
+	// GET /v1/namespaces: the namespaces with logs (topics) that RBAC lets the identity read,
+	// one SubjectAccessReview each. team-b's group is bound there; team-c has a topic but no
+	// binding (and no Namespace object); a suffix topic names no namespace.
+	gwApply(t, srv.Client(t), &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "team-b-logs", Namespace: "team-b"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "logrouter-logs-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "team-b"}}})
+	e.createTopic("logs.team-c", 1)
+	e.createTopic("logs.team-a.audit", 1)
+	lists := []struct {
+		name, token string
+		want        string
+	}{
+		{"group member", srv.Token("alice"), "team-a"},
+		{"other group", srv.Token("bob"), "team-b"},
+		{"bound service account", shipper, "team-a"},
+		{"unbound service account", other, ""},
+	}
+	for _, tt := range lists {
+		t.Run("namespaces/"+tt.name, func(t *testing.T) {
+			resp := e.get("/v1/namespaces", tt.token)
+			defer resp.Body.Close()
+			var list api.NamespaceList
+			if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, %v", resp.StatusCode, err)
+			}
+			if strings.Join(list.Namespaces, ",") != tt.want || !list.Complete || list.Namespaces == nil {
+				t.Fatalf("namespaces %q complete %v, want %q complete", list.Namespaces, list.Complete, tt.want)
+			}
+		})
 	}
 }
 

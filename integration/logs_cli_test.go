@@ -637,3 +637,115 @@ func BenchmarkLogsRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// TestLogsRetentionDuringFollow: Kafka's retention deletes records a follower has not read
+// yet (here while the gateway is down; the reconnect's cursor is below the new log start). The
+// gap, reported by offsets, is read from the archive: every line exactly once, in offset order
+// per partition, the archived part included. A gap the archive does not hold yet is reported
+// on stderr with its offsets, and following goes on.
+func TestLogsRetentionDuringFollow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bucketURL, bkt := archiveBucket(t)
+	withBucket := func(c *api.Config, o *[]api.Option) { *o = append(*o, api.WithBucket(bkt)) }
+	e := startGateway(t, 2, withBucket)
+	adm := kadm.NewClient(e.kcl)
+	retention := "2400000" // 40 min; every record below is older
+	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": &retention}, "logs.team-a"); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-2 * time.Hour)
+	want := map[archivetest.Pos]int64{}
+	produce := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			kt := base.Add(time.Duration(i) * 10 * time.Second)
+			// Own times run against offsets: the fill must follow offsets, not times.
+			r := archivetest.Record(archivetest.Line{Namespace: "team-a", Pod: fmt.Sprintf("web-%d", i%3), Container: "app",
+				Time: kt.Add(-time.Duration(i%7) * 45 * time.Second), Message: archivetest.Seq("team-a", i), KafkaTime: kt, Partition: int32(i % 2)})
+			// One record per produce: each is its own batch, so retention deletes record by record.
+			if err := e.kcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			p := archivetest.Pos{Topic: r.Topic, Partition: r.Partition}
+			want[p] = max(want[p], r.Offset+1)
+		}
+	}
+	logStarts := func() map[int32]int64 {
+		t.Helper()
+		starts, err := adm.ListStartOffsets(ctx, "logs.team-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]int64{}
+		starts.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		return out
+	}
+	produce(0, 40)
+	secret, _ := e.token(token.Spec{Namespaces: []string{"team-a"}})
+	addr := strings.TrimPrefix(e.base, "http://")
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- logscmd.Run(fctx, []string{"-n", "team-a", "--gateway", e.base, "-f", "-o", "json", "--retry-for", "2m"},
+			logsEnv(t, "LOGROUTER_TOKEN", secret), &stdout, &stderr)
+	}()
+	waitLines(t, &stdout, 40, "before retention")
+
+	// Phase 1: the gap is archived. Retention deletes everything while the gateway is down.
+	e.stop()
+	produce(40, 120)
+	archiveUntil(t, e.cluster.ListenAddrs(), bucketURL, "", "", bkt, want)
+	e.cluster.ApplyRetention()
+	if s := logStarts(); s[0] != 60 || s[1] != 60 {
+		t.Fatalf("log starts %v after retention, want 60 60", s)
+	}
+	produce(120, 140) // after the gap, in Kafka
+	e = startGatewayOn(t, e.cluster, e.kcl, func(c *api.Config, o *[]api.Option) { c.Listen = addr; withBucket(c, o) })
+	waitLines(t, &stdout, 140, "after the archived gap")
+	got := seqs(t, stdout.String())
+	checkOnce(t, got, 140)
+	last := map[int]int{0: -1, 1: -1}
+	for _, s := range got {
+		if s <= last[s%2] {
+			t.Fatalf("partition %d: %d after %d: %v", s%2, s, last[s%2], got)
+		}
+		last[s%2] = s
+	}
+	if strings.Contains(stderr.String(), "deleted by Kafka retention") {
+		t.Fatalf("an archived gap was reported as lost:\n%s", stderr.String())
+	}
+
+	// Phase 2: the gap is not archived (the archiver is behind): said, with its offsets.
+	e.stop()
+	produce(140, 180)
+	e.cluster.ApplyRetention()
+	if s := logStarts(); s[0] != 90 || s[1] != 90 {
+		t.Fatalf("log starts %v after the second retention, want 90 90", s)
+	}
+	produce(180, 190)
+	e = startGatewayOn(t, e.cluster, e.kcl, func(c *api.Config, o *[]api.Option) { c.Listen = addr; withBucket(c, o) })
+	waitLines(t, &stdout, 150, "after the unarchived gap")
+	fcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("logs -f: %v\n%s", err, stderr.String())
+	}
+	got = seqs(t, stdout.String())
+	var wantSeq []int
+	for i := range 190 {
+		if i < 140 || i >= 180 {
+			wantSeq = append(wantSeq, i)
+		}
+	}
+	if fmt.Sprint(sortedInts(got)) != fmt.Sprint(wantSeq) {
+		t.Fatalf("after the unarchived gap: %v, want %v", sortedInts(got), wantSeq)
+	}
+	for p := range 2 {
+		msg := fmt.Sprintf("20 records of partition %d (offsets 70 to 89) were deleted by Kafka retention before they were read and are not archived yet", p)
+		if !strings.Contains(stderr.String(), msg) {
+			t.Errorf("stderr does not say %q:\n%s", msg, stderr.String())
+		}
+	}
+}

@@ -173,18 +173,24 @@ func (a *Authenticator) Recheck(ctx context.Context, p *Principal, ns string) er
 	return a.Authorize(ctx, p, ns)
 }
 
-// Namespaces lists the namespaces p may read, sorted, when they can be listed: a logrouter
-// token lists its grants. For a Kubernetes identity RBAC decides per namespace and there is no
-// cheap, exact way to enumerate them (one SubjectAccessReview per namespace of the cluster),
-// so complete is false and the list empty: the caller names a namespace and is answered per
-// namespace as on every other endpoint.
-func (p *Principal) Namespaces() (namespaces []string, complete bool) {
-	if p.rec == nil {
-		return []string{}, false
+// Namespaces lists the namespaces p may read, sorted. A logrouter token lists its grants
+// (complete). For a Kubernetes identity RBAC decides per namespace: candidates (the
+// namespaces the gateway has logs of) are reviewed one by one (kubeauth.Allowed: bounded and
+// cached); complete is false when there were more than the reviewer lists.
+func (a *Authenticator) Namespaces(ctx context.Context, p *Principal, candidates func(context.Context) ([]string, error)) (namespaces []string, complete bool, err error) {
+	switch {
+	case p.rec != nil:
+		out := append([]string{}, p.rec.Namespaces...)
+		slices.Sort(out)
+		return slices.Compact(out), true, nil
+	case p.kube != nil:
+		cands, err := candidates(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		return a.Kube.Allowed(ctx, *p.kube, cands)
 	}
-	out := append([]string{}, p.rec.Namespaces...)
-	slices.Sort(out)
-	return slices.Compact(out), true
+	return []string{}, false, nil
 }
 
 // AuthorizeAdmin returns nil if p may manage tokens.

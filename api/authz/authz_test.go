@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -90,12 +91,20 @@ func TestProxyToken(t *testing.T) {
 }
 
 func TestPrincipalNamespaces(t *testing.T) {
+	a := &Authenticator{}
 	p := &Principal{rec: &token.Record{Namespaces: []string{"shop", "ads", "shop"}}}
-	if got, complete := p.Namespaces(); !complete || strings.Join(got, ",") != "ads,shop" {
-		t.Fatalf("token: %v %v", got, complete)
+	none := func(context.Context) ([]string, error) {
+		t.Fatal("a token's list needs no candidates")
+		return nil, nil
 	}
+	if got, complete, err := a.Namespaces(context.Background(), p, none); err != nil || !complete || strings.Join(got, ",") != "ads,shop" {
+		t.Fatalf("token: %v %v %v", got, complete, err)
+	}
+	// A Kubernetes identity's list starts from the candidates; their failure is the list's
+	// (kubeauth's TestAllowed covers the reviews).
 	k := &Principal{kube: &kubeauth.Identity{Username: "system:serviceaccount:shop:ci"}}
-	if got, complete := k.Namespaces(); complete || got == nil || len(got) != 0 {
-		t.Fatalf("kube identity: %v %v, want an empty incomplete list", got, complete)
+	boom := errors.New("kafka down")
+	if _, _, err := a.Namespaces(context.Background(), k, func(context.Context) ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("kube identity, candidates failing: %v", err)
 	}
 }

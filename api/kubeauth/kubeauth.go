@@ -1,7 +1,8 @@
 // Package kubeauth authenticates Kubernetes ServiceAccount and user tokens with TokenReview and
 // authorizes them per namespace with SubjectAccessReview on a virtual resource
 // (get logs.logrouter.io in the namespace; deploy/kubernetes/gateway-rbac.yaml ships the
-// ClusterRole). Both answers are cached briefly: an uncached review per request would queue
+// ClusterRole), and lists the namespaces of a set an identity may read (one review each).
+// The answers are cached briefly: an uncached review per request would queue
 // behind client-go's rate limiter and the API server's.
 package kubeauth
 
@@ -10,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,11 +51,15 @@ type Config struct {
 	TTL       time.Duration // how long an allow (and an authentication) is cached
 	DenyTTL   time.Duration // how long a refusal is cached
 	MaxCached int
+	// ListMax bounds the namespaces Allowed reviews for one caller (more: the list is
+	// incomplete), and ListParallel how many of its reviews run at once.
+	ListMax, ListParallel int
 }
 
-// DefaultConfig caches allows for 30 s and refusals for 5 s.
+// DefaultConfig caches allows for 30 s and refusals for 5 s, and lists up to 1000 namespaces
+// with 8 reviews at a time.
 func DefaultConfig() Config {
-	return Config{TTL: 30 * time.Second, DenyTTL: 5 * time.Second, MaxCached: 10000}
+	return Config{TTL: 30 * time.Second, DenyTTL: 5 * time.Second, MaxCached: 10000, ListMax: 1000, ListParallel: 8}
 }
 
 // Reviewer asks the API server and caches the answers. Safe for concurrent use.
@@ -65,6 +71,7 @@ type Reviewer struct {
 	mu    sync.Mutex
 	authn map[[32]byte]authnEntry
 	authz map[string]authzEntry
+	lists map[[32]byte]listEntry
 
 	reviews *prometheus.CounterVec
 }
@@ -72,6 +79,11 @@ type Reviewer struct {
 type authnEntry struct {
 	id      Identity
 	err     error
+	expires time.Time
+}
+
+type listEntry struct {
+	allowed []string
 	expires time.Time
 }
 
@@ -84,10 +96,10 @@ type authzEntry struct {
 func New(client kubernetes.Interface, cfg Config, reg prometheus.Registerer) (*Reviewer, error) {
 	r := &Reviewer{
 		client: client, cfg: cfg, now: time.Now,
-		authn: map[[32]byte]authnEntry{}, authz: map[string]authzEntry{},
+		authn: map[[32]byte]authnEntry{}, authz: map[string]authzEntry{}, lists: map[[32]byte]listEntry{},
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logrouter_gateway_kube_reviews_total",
-			Help: "TokenReview and SubjectAccessReview answers, by kind, result (allowed, denied, error) and whether the cache answered.",
+			Help: "TokenReview and SubjectAccessReview answers, by kind (token, access, list: a namespace list of one caller), result (allowed, denied, error) and whether the cache answered.",
 		}, []string{"kind", "result", "cached"}),
 	}
 	if reg != nil {
@@ -203,4 +215,68 @@ func (r *Reviewer) Authorize(ctx context.Context, id Identity, ns string) error 
 		return fmt.Errorf("%w: %s in %s", ErrForbidden, id.Username, ns)
 	}
 	return nil
+}
+
+// Allowed returns the namespaces of candidates (sorted, without duplicates) that id may read,
+// sorted, asking one SubjectAccessReview per namespace (through Authorize's cache), at most
+// ListParallel at a time; complete is false when there were more than ListMax candidates and
+// only the first ListMax were reviewed. The whole answer is cached for TTL, so a console
+// reloading its namespace page costs no reviews. A review that fails fails the list: a
+// partial list would look like a refusal.
+func (r *Reviewer) Allowed(ctx context.Context, id Identity, candidates []string) (allowed []string, complete bool, err error) {
+	complete = len(candidates) <= r.cfg.ListMax
+	if !complete {
+		candidates = candidates[:r.cfg.ListMax]
+	}
+	h := sha256.New()
+	h.Write([]byte(authzKey(id, "")))
+	for _, ns := range candidates {
+		h.Write([]byte{0})
+		h.Write([]byte(ns))
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	now := r.now()
+	r.mu.Lock()
+	e, ok := r.lists[key]
+	r.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		r.reviews.WithLabelValues("list", "allowed", "true").Inc()
+		return slices.Clone(e.allowed), complete, nil
+	}
+	ok2 := make([]bool, len(candidates))
+	errs := make([]error, len(candidates))
+	sem := make(chan struct{}, max(r.cfg.ListParallel, 1))
+	var wg sync.WaitGroup
+	for i, ns := range candidates {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := r.Authorize(ctx, id, ns)
+			ok2[i] = err == nil
+			if err != nil && !errors.Is(err, ErrForbidden) {
+				errs[i] = fmt.Errorf("namespace %s: %w", ns, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		r.reviews.WithLabelValues("list", "error", "false").Inc()
+		return nil, false, err
+	}
+	allowed = []string{}
+	for i, ns := range candidates {
+		if ok2[i] {
+			allowed = append(allowed, ns)
+		}
+	}
+	r.mu.Lock()
+	if len(r.lists) >= r.cfg.MaxCached {
+		r.lists = map[[32]byte]listEntry{}
+	}
+	r.lists[key] = listEntry{allowed: allowed, expires: now.Add(r.cfg.TTL)}
+	r.mu.Unlock()
+	r.reviews.WithLabelValues("list", "allowed", "false").Inc()
+	return slices.Clone(allowed), complete, nil
 }

@@ -3,6 +3,7 @@ package kubeauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,5 +123,82 @@ func TestReviewer(t *testing.T) {
 	_ = r.Authorize(ctx, id, "team-a")
 	if trCalls.Load() != tr0+1 || sarCalls.Load() != sar0+2 {
 		t.Fatalf("after TTL: %d token reviews, %d access reviews, want 1 and 2", trCalls.Load()-tr0, sarCalls.Load()-sar0)
+	}
+}
+
+// TestAllowed: the namespace list of an identity is one review per candidate, at most
+// ListParallel at a time and ListMax in all (then incomplete), cached as a whole for TTL, and
+// fails (rather than shrinks) when a review fails.
+func TestAllowed(t *testing.T) {
+	cs, _, _ := newFake(t)
+	var inFlight, peak, sarCalls atomic.Int64
+	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		sarCalls.Add(1)
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(time.Millisecond) // let concurrent reviews overlap
+		if a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).Spec.ResourceAttributes.Namespace == "broken" {
+			return true, nil, errors.New("apiserver unavailable")
+		}
+		return false, nil, nil // on to newFake's answer
+	})
+	cfg := DefaultConfig()
+	cfg.ListMax, cfg.ListParallel = 30, 4
+	r, err := New(cs, cfg, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1e9, 0)
+	r.now = func() time.Time { return now }
+	ctx := context.Background()
+	alice := Identity{Username: "alice", UID: "u1", Groups: []string{"team-a"}}
+	many := []string{"team-a"}
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("team-x%02d", i))
+	}
+	tests := []struct {
+		name       string
+		id         Identity
+		candidates []string
+		want       []string
+		complete   bool
+		reviews    int64
+		err        bool
+	}{
+		{name: "member", id: alice, candidates: []string{"team-a", "team-b", "team-c"}, want: []string{"team-a"}, complete: true, reviews: 3},
+		{name: "cached list", id: alice, candidates: []string{"team-a", "team-b", "team-c"}, want: []string{"team-a"}, complete: true, reviews: 0},
+		{name: "other identity", id: Identity{Username: "bob", Groups: []string{"team-b"}}, candidates: []string{"team-a", "team-b"}, want: []string{}, complete: true, reviews: 2},
+		{name: "no candidates", id: alice, candidates: []string{}, want: []string{}, complete: true, reviews: 0},
+		{name: "bounded", id: alice, candidates: many, want: []string{"team-a"}, complete: false, reviews: 29}, // team-a's allow is cached
+		{name: "a review fails", id: alice, candidates: []string{"team-a", "broken"}, err: true, reviews: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := sarCalls.Load()
+			got, complete, err := r.Allowed(ctx, tt.id, tt.candidates)
+			if reviews := sarCalls.Load() - before; reviews != tt.reviews {
+				t.Errorf("%d reviews, want %d", reviews, tt.reviews)
+			}
+			if tt.err {
+				if err == nil {
+					t.Fatalf("Allowed = %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || complete != tt.complete || fmt.Sprint(got) != fmt.Sprint(tt.want) || got == nil {
+				t.Fatalf("Allowed = %v %v %v, want %v %v", got, complete, err, tt.want, tt.complete)
+			}
+		})
+	}
+	if p := peak.Load(); p > 4 {
+		t.Errorf("%d reviews at once, want at most ListParallel (4)", p)
+	}
+	// The list expires with TTL.
+	now = now.Add(cfg.TTL + time.Second)
+	before := sarCalls.Load()
+	if _, _, err := r.Allowed(ctx, alice, []string{"team-a", "team-b", "team-c"}); err != nil || sarCalls.Load()-before != 3 {
+		t.Fatalf("after TTL: %v, %d reviews, want 3", err, sarCalls.Load()-before)
 	}
 }

@@ -117,6 +117,15 @@ type Archive struct {
 	// records before its position are served, so a client can continue from Kafka at that
 	// cursor with no gap and no duplicate. "" = no bound.
 	Before string
+	// Offsets, if set, selects records by Kafka position instead of time (partition=,
+	// from_offset=, to_offset=): what a "skipped" event reported.
+	Offsets *Offsets
+}
+
+// Offsets is a range [From, To) of one partition's Kafka offsets.
+type Offsets struct {
+	Partition int32
+	From, To  int64
 }
 
 // tokenParams are names clients use to pass credentials in URLs; they are refused with their
@@ -195,7 +204,7 @@ func ParseLogs(rawQuery string) (Logs, error) {
 	return l, nil
 }
 
-var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true, "before": true}
+var archiveParams = map[string]bool{"since": true, "until": true, "pod": true, "container": true, "grep": true, "limit": true, "suffix": true, "before": true, "partition": true, "from_offset": true, "to_offset": true}
 
 // Names lists the query parameters of an endpoint ("logs" or "archive"), sorted.
 func Names(endpoint string) []string {
@@ -217,14 +226,35 @@ func parseSuffix(q map[string]string) (string, error) {
 	return s, nil
 }
 
-// ParseArchive parses the query of the archive endpoint; until defaults to now.
-func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
-	q, err := values(rawQuery, archiveParams)
-	if err != nil {
-		return Archive{}, err
-	}
-	var a Archive
+// parseOffsets parses the archive endpoint's position form: partition, from_offset and
+// to_offset (all required, [from, to) of one partition); no times.
+func parseOffsets(q map[string]string) (*Offsets, []error) {
 	var errs []error
+	for _, p := range []string{"since", "until", "before"} {
+		if _, ok := q[p]; ok {
+			errs = append(errs, &Error{Param: p, Code: CodeInvalid, Msg: p + " does not go with partition, from_offset and to_offset (those select by Kafka position, not time)"})
+		}
+	}
+	num := func(name string, bits int) int64 {
+		v, ok := q[name]
+		n, err := strconv.ParseInt(v, 10, bits)
+		if !ok || err != nil || n < 0 {
+			errs = append(errs, &Error{Param: name, Code: CodeInvalid, Msg: name + " must be a non-negative integer; partition, from_offset and to_offset go together (the partition and [from, to) of a skipped event)"})
+		}
+		return n
+	}
+	o := Offsets{Partition: int32(num("partition", 32)), From: num("from_offset", 64), To: num("to_offset", 64)}
+	if len(errs) == 0 && o.From >= o.To {
+		errs = append(errs, &Error{Param: "to_offset", Code: CodeInvalid, Msg: "to_offset must be above from_offset"})
+	}
+	return &o, errs
+}
+
+// parseRange parses the archive endpoint's time form: since (required), until (default now)
+// and before.
+func parseRange(q map[string]string, now time.Time, a *Archive) []error {
+	var errs []error
+	var err error
 	if s, ok := q["since"]; !ok {
 		errs = append(errs, &Error{Param: "since", Code: CodeInvalid, Msg: "since is required (RFC 3339 time, e.g. 2026-11-21T10:00:00Z)"})
 	} else if a.Since, err = parseTime("since", s); err != nil {
@@ -239,18 +269,38 @@ func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
 	if !a.Since.IsZero() && !a.Until.IsZero() && !a.Since.Before(a.Until) {
 		errs = append(errs, &Error{Param: "until", Code: CodeInvalid, Msg: "until must be after since"})
 	}
+	if v, ok := q["before"]; ok {
+		if v == "" || len(v) > MaxCursorLen {
+			errs = append(errs, &Error{Param: "before", Code: CodeInvalid, Msg: "before must be a non-empty cursor of the logs endpoint (start_cursor of a page)"})
+		}
+		a.Before = v
+	}
+	return errs
+}
+
+// ParseArchive parses the query of the archive endpoint: a time range (until defaults to now)
+// or, with partition, a range of Kafka offsets.
+func ParseArchive(rawQuery string, now time.Time) (Archive, error) {
+	q, err := values(rawQuery, archiveParams)
+	if err != nil {
+		return Archive{}, err
+	}
+	var a Archive
+	var errs []error
+	_, p := q["partition"]
+	_, f := q["from_offset"]
+	_, t := q["to_offset"]
+	if p || f || t {
+		a.Offsets, errs = parseOffsets(q)
+	} else {
+		errs = parseRange(q, now, &a)
+	}
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			errs = append(errs, &Error{Param: "limit", Code: CodeInvalid, Msg: "limit must be a positive integer"})
 		}
 		a.Limit = n
-	}
-	if v, ok := q["before"]; ok {
-		if v == "" || len(v) > MaxCursorLen {
-			errs = append(errs, &Error{Param: "before", Code: CodeInvalid, Msg: "before must be a non-empty cursor of the logs endpoint (start_cursor of a page)"})
-		}
-		a.Before = v
 	}
 	if a.Filter, err = parseFilter(q); err != nil {
 		errs = append(errs, err)

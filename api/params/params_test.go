@@ -153,6 +153,18 @@ func TestParseArchive(t *testing.T) {
 		{"empty before", "since=2026-11-21T10:00:00Z&before=", false},
 		{"two befores", "since=2026-11-21T10:00:00Z&before=AQID&before=AQID", false},
 		{"before too long", "since=2026-11-21T10:00:00Z&before=" + strings.Repeat("A", MaxCursorLen+1), false},
+		{"offsets", "partition=1&from_offset=10&to_offset=20&pod=a&limit=5", true},
+		{"offsets of partition 0 from 0", "partition=0&from_offset=0&to_offset=1", true},
+		{"offsets without partition", "from_offset=10&to_offset=20", false},
+		{"offsets without to", "partition=1&from_offset=10", false},
+		{"offsets only partition", "partition=1", false},
+		{"offsets empty range", "partition=1&from_offset=10&to_offset=10", false},
+		{"offsets reversed", "partition=1&from_offset=20&to_offset=10", false},
+		{"offsets negative", "partition=-1&from_offset=0&to_offset=10", false},
+		{"offsets partition overflow", "partition=2147483648&from_offset=0&to_offset=10", false},
+		{"offsets not numbers", "partition=a&from_offset=0x1&to_offset=10", false},
+		{"offsets with since", "since=2026-11-21T10:00:00Z&partition=1&from_offset=10&to_offset=20", false},
+		{"offsets with before", "partition=1&from_offset=10&to_offset=20&before=AQID", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,8 +172,14 @@ func TestParseArchive(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("ParseArchive(%q) = %+v, %v; want ok=%v", tt.query, a, err, tt.ok)
 			}
-			if err == nil && a.Until.IsZero() {
+			if err != nil && First(err) == nil {
+				t.Fatalf("error without a parameter: %v", err)
+			}
+			if err == nil && a.Offsets == nil && a.Until.IsZero() {
 				t.Fatal("until not defaulted")
+			}
+			if err == nil && strings.Contains(tt.query, "partition=") && (a.Offsets == nil || a.Offsets.From >= a.Offsets.To) {
+				t.Fatalf("offsets not parsed: %+v", a.Offsets)
 			}
 		})
 	}
@@ -222,7 +240,7 @@ func FuzzNamespace(f *testing.F) {
 }
 
 func FuzzParseArchive(f *testing.F) {
-	for _, s := range []string{"since=2026-11-21T10:00:00Z", "since=2026-11-21T10:00:00Z&until=2026-11-21T11:00:00Z&limit=5&grep=x", "until=x"} {
+	for _, s := range []string{"since=2026-11-21T10:00:00Z", "since=2026-11-21T10:00:00Z&until=2026-11-21T11:00:00Z&limit=5&grep=x", "until=x", "partition=1&from_offset=10&to_offset=20"} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -234,7 +252,14 @@ func FuzzParseArchive(f *testing.F) {
 			}
 			return
 		}
-		if !a.Since.Before(a.Until) || a.Limit < 0 || a.Suffix != "" && topic.ValidSuffix(a.Suffix) != nil {
+		if o := a.Offsets; o != nil {
+			if o.Partition < 0 || o.From < 0 || o.From >= o.To || !a.Since.IsZero() || a.Before != "" {
+				t.Fatalf("accepted offsets %+v of %+v", o, a)
+			}
+		} else if !a.Since.Before(a.Until) {
+			t.Fatalf("accepted %+v", a)
+		}
+		if a.Limit < 0 || a.Suffix != "" && topic.ValidSuffix(a.Suffix) != nil {
 			t.Fatalf("accepted %+v", a)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,6 +189,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
 			return fmt.Errorf("write the dev token: %w", err)
 		}
+		// The gateway learns tokens from their topic, asynchronously: the banner's lines must
+		// work the moment they are printed (a logs line run at once would get 401 otherwise).
+		if err := waitTokenAccepted(ctx, "http://"+*gatewayAddr, secret); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting
+			}
+			return err
+		}
 		fmt.Fprintf(stdout, `logrouter dev is running (Ctrl-C stops it; state is kept in %s)
 
   Kafka (kfake)      %s   topics logs.<namespace>: %s
@@ -265,6 +274,36 @@ func devPipelineHelp(path, ns, brokers string) string {
   go run ./cmd/logrouter pipeline validate -f %s
   kcat -C -b %s -t logs.%s -o end -f '%%s\n'
 `, ns, path, path, path, brokers, ns)
+}
+
+// waitTokenAccepted waits until the gateway at base is listening and accepts secret.
+func waitTokenAccepted(ctx context.Context, base, secret string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/namespaces", nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the gateway did not accept the dev token (last answer: %s): %w", last, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // devToken creates a gateway token for the demo namespaces.

@@ -401,8 +401,13 @@ func (c *Client) Read(ctx context.Context, q Query, emit func(*Entry) error) err
 		return emit(e)
 	}
 	p := first
+	filled := map[int32]int64{}
 	for {
-		c.skipped(p.Skipped)
+		for _, s := range p.Skipped {
+			if err := c.fill(ctx, r, q, filled, s, emit); err != nil {
+				return err
+			}
+		}
 		for _, raw := range p.Records {
 			if err := show(raw); err != nil {
 				return err
@@ -412,7 +417,7 @@ func (c *Client) Read(ctx context.Context, q Query, emit func(*Entry) error) err
 			return nil
 		}
 		if p.CaughtUp {
-			return c.follow(ctx, r, q, p.NextCursor, emit)
+			return c.follow(ctx, r, q, filled, p.NextCursor, emit)
 		}
 		nv := q.filters()
 		nv.Set("cursor", p.NextCursor)
@@ -442,10 +447,119 @@ func (c *Client) waitForTopic(ctx context.Context, r *retrier, v url.Values) (*p
 	}
 }
 
-func (c *Client) skipped(ss []skip) {
-	for _, s := range ss {
-		c.cfg.Warn(fmt.Sprintf("%d records of partition %d (offsets %d to %d) were deleted by Kafka retention before they were read; read them from the archive with --from", s.Count, s.Partition, s.From, s.To-1))
+// fill shows what Kafka's retention deleted before the read got there (a skipped gap): the
+// records of offsets [s.From, s.To) of the partition, from the archive, in offset order. The
+// gap is named by offsets, so the archive serves exactly the missing records and nothing
+// Kafka still holds. A cut-off answer is resumed after the last offset shown. What the archive
+// does not hold is reported, not silently dropped.
+//
+// filled holds, per partition, the offset the fills of this read reached: a gap reported
+// again (the stream reconnected before its cursor moved past it) is filled only where it was
+// not yet.
+func (c *Client) fill(ctx context.Context, r *retrier, q Query, filled map[int32]int64, s skip, emit func(*Entry) error) error {
+	from := s.From
+	if f, ok := filled[s.Partition]; ok {
+		from = max(from, f)
 	}
+	if from >= s.To {
+		return nil
+	}
+	defer func() { filled[s.Partition] = max(filled[s.Partition], from) }()
+	for {
+		v := q.filters()
+		v.Set("partition", strconv.Itoa(int(s.Partition)))
+		v.Set("from_offset", strconv.FormatInt(from, 10))
+		v.Set("to_offset", strconv.FormatInt(s.To, 10))
+		asked := from // tryFill advances from past the records it shows
+		held, err := c.tryFill(ctx, v, q, &from, emit)
+		if err == nil {
+			r.ok()
+			if held == nil { // "complete": the archive held all of the rest
+				from = s.To
+				return nil
+			}
+			if held[0] > asked {
+				c.lost(s.Partition, asked, held[0], "are not in the archive either")
+			}
+			if held[1] < s.To {
+				c.lost(s.Partition, max(held[1], from), s.To, "are not archived yet; read them later with --from")
+			}
+			from = s.To
+			return nil
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == problem.CodeArchiveDisabled {
+			c.lost(s.Partition, from, s.To, "cannot be read: this gateway has no archive")
+			from = s.To
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		if werr := r.wait(ctx, "reading the archive for records deleted by retention", err); werr != nil {
+			return werr
+		}
+	}
+}
+
+// lost warns that offsets [from, to) of partition p were deleted by retention before they
+// were read and why the archive did not fill them.
+func (c *Client) lost(p int32, from, to int64, why string) {
+	if from < to {
+		c.cfg.Warn(fmt.Sprintf("%d records of partition %d (offsets %d to %d) were deleted by Kafka retention before they were read and %s", to-from, p, from, to-1, why))
+	}
+}
+
+// tryFill runs one archive request of a gap; held is nil when the answer was complete, else
+// the [from, to) the archive held. *from advances past every record shown.
+func (c *Client) tryFill(ctx context.Context, v url.Values, q Query, from *int64, emit func(*Entry) error) (held []int64, err error) {
+	resp, err := c.get(ctx, "archive", v, "application/x-ndjson")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	done, err := readLines(resp.Body, func(b []byte) (bool, error) {
+		var l archiveLine
+		if err := json.Unmarshal(b, &l); err != nil {
+			return false, fmt.Errorf("%w: archive line: %w", errFatal, err)
+		}
+		switch l.Type {
+		case "record":
+			e, err := entry(FromArchive, l.Partition, l.Offset, l.Record)
+			if err != nil {
+				return false, fmt.Errorf("%w: %w", errFatal, err)
+			}
+			if l.Offset < *from {
+				return false, nil // shown before a retry
+			}
+			*from = l.Offset + 1
+			if !q.Until.IsZero() && !e.Time.Before(q.Until) {
+				return false, nil
+			}
+			return false, emit(e)
+		case "end":
+			switch l.Reason {
+			case "complete":
+				return true, nil
+			case "incomplete":
+				if l.Archived == nil {
+					return false, fmt.Errorf("%w: an incomplete archive answer without \"archived\"", errFatal)
+				}
+				held = []int64{l.Archived.From, l.Archived.To}
+				return true, nil
+			}
+			ae := &APIError{Status: http.StatusServiceUnavailable}
+			if l.Problem != nil {
+				ae.Problem = *l.Problem
+			}
+			return false, ae
+		}
+		return false, nil
+	})
+	if err == nil && !done {
+		err = errors.New("the archive answer was cut off")
+	}
+	return held, err
 }
 
 // archiveLine is one line of the archive endpoint.
@@ -456,6 +570,11 @@ type archiveLine struct {
 	Record    json.RawMessage  `json:"record"`
 	Reason    string           `json:"reason"`
 	Problem   *problem.Problem `json:"problem"`
+	// Archived is the part of a position request the archive held ("incomplete").
+	Archived *struct {
+		From int64 `json:"from"`
+		To   int64 `json:"to"`
+	} `json:"archived"`
 }
 
 // archive reads [q.From, q.Until or now) of the archive below the Kafka position before. A

@@ -30,9 +30,9 @@ var errReconnect = errors.New("the gateway ended the stream (shutdown)")
 // heartbeats, skips), so a stream that breaks for any reason resumes from the last one: no
 // gap, no duplicate. Failures are retried with backoff within the retry budget, counted from
 // the first failure since a stream last worked.
-func (c *Client) follow(ctx context.Context, r *retrier, q Query, cursor string, emit func(*Entry) error) error {
+func (c *Client) follow(ctx context.Context, r *retrier, q Query, filled map[int32]int64, cursor string, emit func(*Entry) error) error {
 	for {
-		err := c.stream(ctx, r, q, &cursor, emit)
+		err := c.stream(ctx, r, q, filled, &cursor, emit)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -50,7 +50,7 @@ func (c *Client) follow(ctx context.Context, r *retrier, q Query, cursor string,
 }
 
 // stream runs one stream request, advancing *cursor with every line.
-func (c *Client) stream(ctx context.Context, r *retrier, q Query, cursor *string, emit func(*Entry) error) error {
+func (c *Client) stream(ctx context.Context, r *retrier, q Query, filled map[int32]int64, cursor *string, emit func(*Entry) error) error {
 	v := q.filters()
 	v.Set("from", *cursor)
 	resp, err := c.get(ctx, "logs", v, "application/x-ndjson")
@@ -76,8 +76,14 @@ func (c *Client) stream(ctx context.Context, r *retrier, q Query, cursor *string
 			r.ok() // the stream works: a later failure starts a new retry budget
 		case "skipped":
 			if l.Skipped != nil {
-				c.skipped([]skip{*l.Skipped})
+				if err := c.fill(ctx, r, q, filled, *l.Skipped, emit); err != nil {
+					return false, err
+				}
 			}
+			// The cursor is not taken from a skip: the gateway reports the gaps of all
+			// partitions with the cursor past all of them, so a stream cut between two fills
+			// would lose the second. The next line carries it; filled stops a repeat.
+			return false, nil
 		case "end":
 			switch l.Reason {
 			case "shutdown":
