@@ -23,6 +23,7 @@ import (
 	"github.com/logrouter/logrouter/router/fileid"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/logline"
+	"github.com/logrouter/logrouter/router/sink"
 )
 
 // recordOverhead approximates what one record costs beyond its value: the kgo.Record and
@@ -302,6 +303,18 @@ func (f *file) useSnapshot(s *filemeta.Snapshot) {
 	f.forOK = [3]bool{} // the pipeline per stream depends on the metadata
 }
 
+// ensureTopic is sink.Ensure, with a retention Kafka refused to set reported, not waited on:
+// the topic exists and takes lines; only its retention is not the namespace's annotation.
+func (f *file) ensureTopic(ctx context.Context, t string, retention time.Duration) error {
+	err := f.c.sink.Ensure(ctx, t, retention)
+	if errors.Is(err, sink.ErrRetentionRefused) {
+		f.view.nsm.retentionRefused.Inc()
+		f.log.Warn("the namespace's logrouter.io/retention is not applied to its topic: Kafka refused the collector ALTER_CONFIGS (grant it, or let the controller set retention); lines are produced with the topic's current retention", "topic", t, "err", err)
+		return nil
+	}
+	return err
+}
+
 // step reads once and produces what it read.
 func (f *file) step(ctx context.Context) stepResult {
 	snap := f.handle.Load()
@@ -314,7 +327,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	if !f.view.skipped(f.view.policy(f.c)) {
 		err := f.view.topicOK
 		if err == nil {
-			err = f.c.sink.Ensure(ctx, f.view.topic, snap.Retention)
+			err = f.ensureTopic(ctx, f.view.topic, snap.Retention)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -333,7 +346,7 @@ func (f *file) step(ctx context.Context) stepResult {
 					continue
 				}
 				t := topic.WithSuffix(f.view.topic, p.Suffix)
-				if err := f.c.sink.Ensure(ctx, t, snap.Retention); err != nil {
+				if err := f.ensureTopic(ctx, t, snap.Retention); err != nil {
 					if ctx.Err() != nil {
 						return stepStop
 					}

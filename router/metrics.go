@@ -11,6 +11,7 @@ type metrics struct {
 	produceErrors, topicErrors, splitLines       *prometheus.CounterVec
 	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
 	alreadyInKafka, limitLines                   *prometheus.CounterVec
+	retentionRefused                             *prometheus.CounterVec
 	rotations, pathErrors                        *prometheus.CounterVec
 	scanErrors, unreadableFiles, kafkaErrors     *prometheus.CounterVec
 	unreadableNow                                *prometheus.GaugeVec
@@ -34,7 +35,7 @@ type nsMetrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked prometheus.Counter
 	produceErrors, topicErrors, splitLines       prometheus.Counter
 	parseErrors, invalidUTF8, excludedLines      prometheus.Counter
-	alreadyInKafka                               prometheus.Counter
+	alreadyInKafka, retentionRefused             prometheus.Counter
 	limitDropped, limitThrottled                 prometheus.Counter
 }
 
@@ -51,23 +52,24 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 		return v
 	}
 	m := &metrics{
-		linesRead:       cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
-		bytesRead:       cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
-		linesAcked:      cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
-		bytesAcked:      cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
-		produceErrors:   cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
-		topicErrors:     cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, or to read its max.message.bytes, and reads held back because that limit is too small for one record, per namespace.", "namespace"),
-		splitLines:      cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
-		parseErrors:     cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
-		invalidUTF8:     cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
-		excludedLines:   cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
-		alreadyInKafka:  cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
-		limitLines:      cv("limit_lines_total", "Physical lines beyond the namespace's limit on this node (LogRouterPolicy limits), per namespace and action: throttled (read later: each line counted once when it first had to wait) or dropped (read, not produced).", "namespace", "action"),
-		rotations:       cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
-		pathErrors:      cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
-		scanErrors:      cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir) or pods (--pods-dir and its subdirectories).", "dir"),
-		unreadableFiles: cv("unreadable_files_total", "Log files found that cannot be read (permission, not a regular file, symlink loop, dangling symlink), counted when first seen so, per namespace and reason.", "namespace", "reason"),
-		kafkaErrors:     cv("kafka_errors_total", "Checks (every second) that found lines waiting longer than --ack-timeout for Kafka: reason unreachable (no broker answered) or no_ack (a broker answered).", "reason"),
+		linesRead:        cv("lines_read_total", "Log lines (or chunks of cut lines) read, per namespace.", "namespace"),
+		bytesRead:        cv("bytes_read_total", "Message bytes read, per namespace.", "namespace"),
+		linesAcked:       cv("lines_acked_total", "Lines acknowledged by Kafka, per namespace.", "namespace"),
+		bytesAcked:       cv("bytes_acked_total", "Message bytes acknowledged by Kafka, per namespace.", "namespace"),
+		produceErrors:    cv("produce_errors_total", "Records Kafka did not accept (they are read again after a backoff), per namespace.", "namespace"),
+		topicErrors:      cv("topic_errors_total", "Failures to create, configure or name a namespace's topic, or to read its max.message.bytes, and reads held back because that limit is too small for one record, per namespace.", "namespace"),
+		splitLines:       cv("truncated_lines_total", "Lines longer than --max-line-bytes, shipped as split chunks, per namespace.", "namespace"),
+		parseErrors:      cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
+		invalidUTF8:      cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
+		excludedLines:    cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
+		retentionRefused: cv("topic_retention_refused_total", "Topics whose namespace's logrouter.io/retention Kafka refused to set (no ALTER_CONFIGS for the collector): their lines are produced with the topic's current retention; counted once per topic and retention, per namespace.", "namespace"),
+		alreadyInKafka:   cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
+		limitLines:       cv("limit_lines_total", "Physical lines beyond the namespace's limit on this node (LogRouterPolicy limits), per namespace and action: throttled (read later: each line counted once when it first had to wait) or dropped (read, not produced).", "namespace", "action"),
+		rotations:        cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
+		pathErrors:       cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
+		scanErrors:       cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir) or pods (--pods-dir and its subdirectories).", "dir"),
+		unreadableFiles:  cv("unreadable_files_total", "Log files found that cannot be read (permission, not a regular file, symlink loop, dangling symlink), counted when first seen so, per namespace and reason.", "namespace", "reason"),
+		kafkaErrors:      cv("kafka_errors_total", "Checks (every second) that found lines waiting longer than --ack-timeout for Kafka: reason unreachable (no broker answered) or no_ack (a broker answered).", "reason"),
 		unreadableNow: func() *prometheus.GaugeVec {
 			v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unreadable_files", Help: "Log files that cannot be read at the last scan, per namespace."}, []string{"namespace"})
 			reg.MustRegister(v)
@@ -110,8 +112,8 @@ func (m *metrics) forNamespace(ns string) *nsMetrics {
 		produceErrors: m.produceErrors.WithLabelValues(ns), topicErrors: m.topicErrors.WithLabelValues(ns),
 		splitLines: m.splitLines.WithLabelValues(ns), parseErrors: m.parseErrors.WithLabelValues(ns),
 		invalidUTF8: m.invalidUTF8.WithLabelValues(ns), excludedLines: m.excludedLines.WithLabelValues(ns),
-		alreadyInKafka: m.alreadyInKafka.WithLabelValues(ns),
-		limitDropped:   m.limitLines.WithLabelValues(ns, "dropped"), limitThrottled: m.limitLines.WithLabelValues(ns, "throttled"),
+		alreadyInKafka: m.alreadyInKafka.WithLabelValues(ns), retentionRefused: m.retentionRefused.WithLabelValues(ns),
+		limitDropped: m.limitLines.WithLabelValues(ns, "dropped"), limitThrottled: m.limitLines.WithLabelValues(ns, "throttled"),
 	}
 	m.ns[ns] = n
 	return n

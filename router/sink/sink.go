@@ -265,6 +265,12 @@ func (s *Sink) Close() { s.client.Close() }
 // ErrTopic wraps a topic that could not be created or configured.
 var ErrTopic = errors.New("topic unavailable")
 
+// ErrRetentionRefused is returned by Ensure, once per topic and retention, when Kafka refused to
+// set a namespace's logrouter.io/retention on an existing topic because the collector may not
+// alter topic configs (its documented ACLs have no ALTER_CONFIGS: under a controller, the
+// controller sets retention). The topic is usable: callers report it and produce.
+var ErrRetentionRefused = errors.New("retention not applied: Kafka refused ALTER_CONFIGS")
+
 // Ensure makes sure topic exists (creating it with the configured partitions, replication and
 // retention), that its retention is retention when that is non-zero, and that its
 // max.message.bytes is known (read again every LimitRefresh, and after Kafka refused a record as
@@ -293,9 +299,13 @@ func (s *Sink) Ensure(ctx context.Context, topic string, retention time.Duration
 		ts.retryAt = time.Now().Add(s.cfg.TopicBackoff)
 		return ts.err
 	}
+	var notice error
 	if !configured {
 		if err := s.ensure(ctx, topic, retention, ts.ready); err != nil {
-			return fail(err)
+			if !errors.Is(err, ErrRetentionRefused) {
+				return fail(err)
+			}
+			notice = fmt.Errorf("%s: %w", topic, err)
 		}
 		ts.ready, ts.retention = true, retention
 	}
@@ -309,7 +319,7 @@ func (s *Sink) Ensure(ctx context.Context, topic string, retention time.Duration
 		}
 	}
 	ts.err = nil
-	return nil
+	return notice
 }
 
 func (s *Sink) limitDue(ts *topicState) bool {
@@ -410,6 +420,9 @@ func (s *Sink) ensure(ctx context.Context, topic string, retention time.Duration
 				}
 			}
 		}
+	}
+	if errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		return fmt.Errorf("%w (set retention.ms=%s: %v)", ErrRetentionRefused, retMS, err)
 	}
 	if err != nil {
 		return fmt.Errorf("set retention.ms=%s: %w", retMS, err)
