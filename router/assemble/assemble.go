@@ -438,9 +438,16 @@ func (a *Assembler) Flush(emit func(*Output)) {
 	defer func() { a.emit = nil }()
 	a.st.Mid = nil
 	for s := range a.acc {
-		if len(a.acc[s]) > 0 {
+		switch {
+		case len(a.acc[s]) > 0:
 			a.accEnd[s] = a.pos
 			a.flushChunk(s, true)
+		case a.st.Streams[s].InLine:
+			// Its chunks so far were emitted (Cut, or exactly MaxLine of parts) and none is
+			// held: an empty last chunk ends the line, so that readers joining the chunks are
+			// not left waiting for a last one that would never come.
+			a.accStart[s], a.accEnd[s] = a.pos, a.pos
+			a.emitChunk(s, nil, true)
 		}
 	}
 	a.st = State{}
