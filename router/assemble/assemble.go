@@ -156,6 +156,10 @@ func (a *Assembler) State() State {
 // Pending reports whether partial lines are held back waiting for their end.
 func (a *Assembler) Pending() bool { return len(a.acc[0]) > 0 || len(a.acc[1]) > 0 }
 
+// InLine reports whether a line has chunks emitted (Cut, or parts filling MaxLine) and its end
+// not seen yet: Flush ends it.
+func (a *Assembler) InLine() bool { return a.st.Streams[0].InLine || a.st.Streams[1].InLine }
+
 // Held is the memory held for lines waiting for their end (the join buffers of the streams
 // with pending parts): bytes the caller must account for until a later Feed, Cut, Flush or
 // Restore lets them go. Between lines an assembler holds at most a few KiB besides.
