@@ -36,6 +36,10 @@ type Line struct {
 	ParseError bool `json:"parse_error,omitempty"`
 	// Split: longer than the collector's --max-line-bytes (1 MiB), shipped as split chunks.
 	Split bool `json:"split,omitempty"`
+	// Held: made of runtime partials, held by the collector until their end. When its buffer
+	// is full it sends held parts as split chunks (docs/collector.md#memory): then the line
+	// arrives split, joined byte-exact all the same.
+	Held bool `json:"held,omitempty"`
 }
 
 // Case is one hostile log file.
@@ -77,7 +81,7 @@ func (b *builder) pieces(stream string, parts []string, end bool) {
 	for i, p := range parts {
 		b.physical(stream, p, !end || i < len(parts)-1)
 	}
-	b.want = append(b.want, Line{Message: []byte(strings.Join(parts, "")), Stream: stream})
+	b.want = append(b.want, Line{Message: []byte(strings.Join(parts, "")), Stream: stream, Held: len(parts) > 1 || !end})
 }
 
 // physical writes one physical line, without expecting anything.
@@ -218,7 +222,7 @@ func Cases() []Case {
 			// Continued after a line of the other stream: the joined line is at its first
 			// part's offset, so it comes first.
 			b.physical("stdout", "out-a ", true)
-			b.want = append(b.want, Line{Message: []byte("out-a out-b"), Stream: "stdout"})
+			b.want = append(b.want, Line{Message: []byte("out-a out-b"), Stream: "stdout", Held: true})
 			b.line("stderr", "an stderr line between the parts")
 			b.physical("stdout", "out-b", false)
 			b.pieces("stdout", []string{"P ", "with no final part"}, false)

@@ -198,7 +198,8 @@ func checkCase(t *testing.T, c hostile.Case, recs []*rec) {
 		if g.stream != w.Stream {
 			t.Errorf("%s line %d (%s): stream %q, want %q", c.Name, i, short(w.Message), g.stream, w.Stream)
 		}
-		if g.split != w.Split {
+		// A held line may be cut by a full buffer: split, but never a long line unsplit.
+		if g.split != w.Split && !(w.Held && g.split) {
 			t.Errorf("%s line %d: split %v, want %v", c.Name, i, g.split, w.Split)
 		}
 		for _, r := range g.recs {

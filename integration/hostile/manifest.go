@@ -19,6 +19,7 @@ type manifestLine struct {
 	Stream     string `json:"stream,omitempty"`
 	ParseError bool   `json:"parse_error,omitempty"`
 	Split      bool   `json:"split,omitempty"`
+	Held       bool   `json:"held,omitempty"`
 }
 
 type manifestCase struct {
@@ -49,7 +50,7 @@ func Files() (map[string][]byte, error) {
 			out[c.File()] = c.Data
 			for _, l := range c.Want {
 				mc.Want = append(mc.Want, manifestLine{Message: strconv.Quote(string(l.Message)), Bytes: len(l.Message),
-					Stream: l.Stream, ParseError: l.ParseError, Split: l.Split})
+					Stream: l.Stream, ParseError: l.ParseError, Split: l.Split, Held: l.Held})
 			}
 		}
 		m.Cases = append(m.Cases, mc)
