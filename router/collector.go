@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -575,7 +576,10 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	if isDone && !cd.live && cd.size == done.size && cd.mtime.Equal(done.mtime) {
 		return // let go and untouched since (an inode reused by a new file would differ)
 	}
-	fd, err := os.Open(cd.path)
+	// O_NONBLOCK: the path may be a FIFO by now (replaced since the scan's stat), whose blocking
+	// open would wait for a writer for ever, and discovery with it. Reads of a regular file
+	// ignore the flag; anything else fails the identity check below.
+	fd, err := os.OpenFile(cd.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) { // else gone since the scan
 			c.reportUnreadable(cd.path, cd.meta, unreadableReason(err), err, false)

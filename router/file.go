@@ -794,7 +794,7 @@ func (f *file) finish(ctx context.Context) bool {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return false
 	}
-	if n > 0 || f.asm.Pending() {
+	if n > 0 || f.asm.Pending() || f.asm.InLine() {
 		if f.asm.Format() == logline.FormatUnknown {
 			f.detectFormat(buf[:n])
 		}

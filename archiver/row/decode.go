@@ -411,18 +411,25 @@ func (s *scanner) str(dst []byte) ([]byte, error) {
 	if !s.consume('"') {
 		return dst, s.errorf("want string")
 	}
+	// The next quote is searched again only once the scanner is past it (it was escaped): a
+	// search per escape would make a string of many escapes (a line of NULs, 6 bytes each)
+	// quadratic in its length.
+	qAt := -1
 	for {
 		rest := s.b[s.i:]
-		q := bytes.IndexByte(rest, '"')
-		if q < 0 {
-			if i := ctlIndex(rest); i >= 0 {
-				s.i += i
-				return dst, s.errorf("control character in string")
+		if qAt < s.i {
+			q := bytes.IndexByte(rest, '"')
+			if q < 0 {
+				if i := ctlIndex(rest); i >= 0 {
+					s.i += i
+					return dst, s.errorf("control character in string")
+				}
+				s.i = len(s.b)
+				return dst, s.errorf("unterminated string")
 			}
-			s.i = len(s.b)
-			return dst, s.errorf("unterminated string")
+			qAt = s.i + q
 		}
-		seg := rest[:q]
+		seg := rest[:qAt-s.i]
 		bs := bytes.IndexByte(seg, '\\')
 		if bs >= 0 {
 			seg = seg[:bs]

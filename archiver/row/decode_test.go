@@ -31,6 +31,11 @@ func TestDecodeCollectorRecords(t *testing.T) {
 		{"parse error and fields", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte("raw"), ParseError: "cri: bad", Fields: []byte(`{"level":"warn","n":[1,2]}`)}, src},
 		{"pipeline output", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte("a\n b"), Lines: 2, FieldsError: "steps[1].json: bad \"x\"", Fields: []byte(`{"k":{"n":1}}`)}, src},
 		{"no k8s, partial", record.Line{TS: []byte("2026-11-21T10:00:00+02:00"), Message: []byte("m")}, record.Source{Namespace: "n", Pod: "p", Container: "c", MetadataPartial: true}},
+		// Escapes all the way (the bad-input corpus's lines of NULs, docs/reliability.md): a
+		// decoder that searched for the closing quote at every escape never finished these.
+		{"1 MiB of NULs", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte(strings.Repeat("\x00", 1<<20)), Split: true}, src},
+		{"1 MiB of quotes and backslashes", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte(strings.Repeat(`"\`, 1<<19))}, src},
+		{"1 MiB of ESC", record.Line{TS: []byte("2026-11-21T10:00:00Z"), Message: []byte(strings.Repeat("\x1b[0m", 1<<18))}, src},
 	}
 	d := NewDecoder()
 	for _, tt := range tests {

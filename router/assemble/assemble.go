@@ -156,6 +156,10 @@ func (a *Assembler) State() State {
 // Pending reports whether partial lines are held back waiting for their end.
 func (a *Assembler) Pending() bool { return len(a.acc[0]) > 0 || len(a.acc[1]) > 0 }
 
+// InLine reports whether a line has chunks emitted (Cut, or parts filling MaxLine) and its end
+// not seen yet: Flush ends it.
+func (a *Assembler) InLine() bool { return a.st.Streams[0].InLine || a.st.Streams[1].InLine }
+
 // Held is the memory held for lines waiting for their end (the join buffers of the streams
 // with pending parts): bytes the caller must account for until a later Feed, Cut, Flush or
 // Restore lets them go. Between lines an assembler holds at most a few KiB besides.
@@ -438,9 +442,16 @@ func (a *Assembler) Flush(emit func(*Output)) {
 	defer func() { a.emit = nil }()
 	a.st.Mid = nil
 	for s := range a.acc {
-		if len(a.acc[s]) > 0 {
+		switch {
+		case len(a.acc[s]) > 0:
 			a.accEnd[s] = a.pos
 			a.flushChunk(s, true)
+		case a.st.Streams[s].InLine:
+			// Its chunks so far were emitted (Cut, or exactly MaxLine of parts) and none is
+			// held: an empty last chunk ends the line, so that readers joining the chunks are
+			// not left waiting for a last one that would never come.
+			a.accStart[s], a.accEnd[s] = a.pos, a.pos
+			a.emitChunk(s, nil, true)
 		}
 	}
 	a.st = State{}

@@ -477,3 +477,49 @@ func perStream(outs []out) [3]string {
 	}
 	return [3]string{b[0].String(), b[1].String(), b[2].String()}
 }
+
+// TestFlushEndsEmittedLine: a line whose chunks were all emitted before its end (Cut when the
+// budget is full, or parts that fill MaxLine exactly) and whose file then ends gets an empty
+// last chunk at Flush: without it no chunk says last, and the line never ends for its readers.
+func TestFlushEndsEmittedLine(t *testing.T) {
+	ts := "2026-11-21T10:00:00.000000001Z"
+	p50 := strings.Repeat("x", 50)
+	l1 := ts + " stdout P abc\n"
+	l2 := ts + " stderr P " + p50 + "\n"
+	n1, n2 := int64(len(l1)), int64(len(l2))
+	for _, tc := range []struct {
+		name string
+		data string
+		cut  bool
+		want []out // Start, End, Stream, Msg, Split, Index, Last
+	}{
+		{"cut then rotated away", l1, true,
+			[]out{{Start: 0, End: n1, Stream: "stdout", Msg: "abc", Split: true}, {Start: n1, End: n1, Stream: "stdout", Split: true, Index: 1, Last: true}}},
+		{"parts fill MaxLine exactly", l2 + l2, false,
+			[]out{{Start: 0, End: 2 * n2, Stream: "stderr", Msg: p50 + p50, Split: true}, {Start: 2 * n2, End: 2 * n2, Stream: "stderr", Split: true, Index: 1, Last: true}}},
+		{"cut on both streams", l1 + l2, true,
+			[]out{{Start: 0, End: n1, Stream: "stdout", Msg: "abc", Split: true}, {Start: n1, End: n1 + n2, Stream: "stderr", Msg: p50, Split: true},
+				{Start: n1 + n2, End: n1 + n2, Stream: "stdout", Split: true, Index: 1, Last: true}, {Start: n1 + n2, End: n1 + n2, Stream: "stderr", Split: true, Index: 1, Last: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(criCfg(100), 0, State{})
+			var got []out
+			emit := func(o *Output) {
+				got = append(got, out{Start: o.Start, End: o.End, Stream: o.Stream, Msg: string(o.Msg), Split: o.Split, Index: o.Index, Last: o.Last})
+			}
+			if n := a.Feed([]byte(tc.data), false, emit); n != len(tc.data) {
+				t.Fatalf("consumed %d of %d", n, len(tc.data))
+			}
+			if tc.cut {
+				a.Cut(emit)
+			}
+			a.Flush(emit)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("outputs\n got %+v\nwant %+v", got, tc.want)
+			}
+			if !a.State().IsZero() || a.Pending() {
+				t.Errorf("after Flush: state %+v, pending %v", a.State(), a.Pending())
+			}
+		})
+	}
+}
