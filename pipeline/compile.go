@@ -245,7 +245,7 @@ func (c *compiler) optField(path, name string) bool {
 	return c.field(path, name)
 }
 
-// regex compiles an RE2 pattern; the message is RE2's, with the part it names quoted.
+// regex compiles an RE2 pattern; the message is regexMessage's.
 func (c *compiler) regex(path, pattern string) *regexp.Regexp {
 	if pattern == "" {
 		c.ps.add(path, "empty pattern")
@@ -259,7 +259,7 @@ func (c *compiler) regex(path, pattern string) *regexp.Regexp {
 	if err != nil {
 		var se *syntax.Error
 		if errors.As(err, &se) {
-			c.ps.add(path, "%s: %q", se.Code, se.Expr)
+			c.ps.add(path, "%s", regexMessage(pattern, se))
 		} else {
 			c.ps.add(path, "%v", err)
 		}
