@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,6 +9,7 @@ import (
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/logline"
@@ -73,19 +75,34 @@ const (
 
 var outcomeNames = [numOutcomes]string{"emitted", "dropped", "sampled_out", "parse_failed", "panicked", "held_flushed", "joined", "bypassed", "limit_dropped", "limit_throttled"}
 
-// pipeMetrics caches one pipeline's series.
-type pipeMetrics [numOutcomes]prometheus.Counter
+// pipeMetrics is one pipeline object's counts: its series (by namespace and name, so shared
+// with an object of the same name created again) and its own totals (by UID too: what
+// PipelineCounters publishes for status.counters, where a recreated pipeline starts at zero).
+type pipeMetrics struct {
+	prom [numOutcomes]prometheus.Counter
+	n    [numOutcomes]atomic.Int64
+}
 
-func (m *metrics) forPipeline(ns, name string) *pipeMetrics {
+// add counts n lines or records of outcome o.
+func (pm *pipeMetrics) add(o int, n int64) {
+	pm.prom[o].Add(float64(n))
+	pm.n[o].Add(n)
+}
+
+// forPipeline returns the counts of pipeline p (namespace, name and UID).
+func (m *metrics) forPipeline(p *pipeline.Pipeline) *pipeMetrics {
+	return m.forKey(counters.Key{Namespace: p.Namespace, Pipeline: p.Name, UID: p.UID})
+}
+
+func (m *metrics) forKey(k counters.Key) *pipeMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := [2]string{ns, name}
 	if pm := m.pipes[k]; pm != nil {
 		return pm
 	}
 	pm := &pipeMetrics{}
-	for i := range pm {
-		pm[i] = m.pipeLines.WithLabelValues(ns, name, outcomeNames[i])
+	for i := range pm.prom {
+		pm.prom[i] = m.pipeLines.WithLabelValues(k.Namespace, k.Pipeline, outcomeNames[i])
 	}
 	m.pipes[k] = pm
 	return pm
@@ -149,7 +166,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 			return s
 		}
 	}
-	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p.Namespace, p.Name)}
+	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p)}
 	if p.Suffix != "" {
 		s.topic = topic.WithSuffix(ch.view.topic, p.Suffix)
 	}
@@ -327,7 +344,7 @@ func (f *file) flushPipeCounts() {
 		s.takeCounts()
 		for i, n := range s.counts {
 			if n > 0 {
-				s.pm[i].Add(float64(n))
+				s.pm.add(i, n)
 				s.counts[i] = 0
 			}
 		}
