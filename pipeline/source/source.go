@@ -30,7 +30,7 @@ type Entry struct {
 	// UID is the LogPipeline's metadata.uid ("" for a --pipelines-dir file).
 	UID        string
 	Generation int64
-	Spec            *v1alpha1.LogPipelineSpec
+	Spec       *v1alpha1.LogPipelineSpec
 	// Accepted is the last valid version (nil: none known).
 	Accepted *v1alpha1.AcceptedSpec
 	// Origin says where the entry came from, for logs ("file team.yaml", "kubernetes").
