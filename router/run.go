@@ -123,7 +123,7 @@ func (f *file) useSet(ch *chunk, set *pipeline.Set) {
 		return
 	}
 	f.flushRunners(ch, nil)
-	f.flushPipeCounts()
+	f.flushPipeCounts(ch)
 	f.slots = f.slots[:0]
 	f.runSet = set
 	f.forOK = [3]bool{}
@@ -132,8 +132,9 @@ func (f *file) useSet(ch *chunk, set *pipeline.Set) {
 // resetRunners drops the runners' state without emitting: the file is read again from its
 // checkpoint (a rewind or truncation), which lies before every held line.
 func (f *file) resetRunners(at ckPos) {
-	f.flushPipeCounts()
 	for _, s := range f.slots {
+		s.r.TakeCounts() // of lines read again now: counted then
+		s.counts = [numOutcomes]int64{}
 		s.r = s.p.NewRunner()
 		s.held = s.held[:0]
 		s.heldBytes = 0
@@ -191,6 +192,10 @@ func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) ve
 	out := s.r.Process(rec, now, ch.pemit)
 	ch.slot = nil
 	f.recTS = nil
+	f.lastStart = o.Start
+	if o.Start < f.countFrom {
+		s.r.TakeCounts() // read again: its outcomes were counted (counted.go)
+	}
 	v := verdictEmit
 	switch out.Verdict {
 	case pipeline.Drop, pipeline.SampledOut:
@@ -259,6 +264,9 @@ func (f *file) flushRunners(ch *chunk, now *time.Time) {
 		ch.slot = s
 		s.r.Flush(ch.pemit)
 		ch.slot = nil
+		if f.lastStart < f.countFrom {
+			s.r.TakeCounts() // flushed while reading again: counted then (counted.go)
+		}
 		f.trimHeld(s)
 		flushed = true
 	}
@@ -338,15 +346,18 @@ func (f *file) appendSplit(ch *chunk, topic string, l *record.Line, end int64, l
 	}
 }
 
-// flushPipeCounts adds the runners' counts to their metrics (once per chunk).
-func (f *file) flushPipeCounts() {
+// flushPipeCounts moves the runners' counts into ch (once per chunk), where they count once
+// Kafka acknowledged ch (counted.go).
+func (f *file) flushPipeCounts(ch *chunk) {
 	for _, s := range f.slots {
 		s.takeCounts()
-		for i, n := range s.counts {
-			if n > 0 {
-				s.pm.add(i, n)
-				s.counts[i] = 0
-			}
+		if n := s.counts[outLimitThrottled]; n > 0 {
+			// Counted as the line waits (once per line: throttledTo), not per read.
+			s.pm.add(outLimitThrottled, n)
+			s.counts[outLimitThrottled] = 0
+		}
+		if s.counts != ([numOutcomes]int64{}) {
+			ch.takePipeCounts(s.pm, &s.counts)
 		}
 	}
 }
