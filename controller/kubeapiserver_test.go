@@ -302,6 +302,9 @@ func TestKubeAPIServer(t *testing.T) {
 	t.Run("a pipeline created again under its name starts at zero", func(t *testing.T) {
 		key := types.NamespacedName{Namespace: "team-b", Name: "again"}
 		e.create(t, regexPipeline("team-b", "again", goodRegex, "", 0))
+		// (Counters are written into a status the reconciler made: collectors count only
+		// pipelines it has seen.)
+		e.waitCondition(t, "team-b", "again", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
 		var old v1alpha1.LogPipeline
 		if err := e.c.Get(ctx, key, &old); err != nil {
 			t.Fatal(err)
@@ -318,6 +321,7 @@ func TestKubeAPIServer(t *testing.T) {
 			return apierrors.IsNotFound(err), fmt.Sprint(err)
 		})
 		e.create(t, regexPipeline("team-b", "again", goodRegex, "", 0))
+		e.waitCondition(t, "team-b", "again", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
 		var cur v1alpha1.LogPipeline
 		if err := e.c.Get(ctx, key, &cur); err != nil {
 			t.Fatal(err)

@@ -34,16 +34,8 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 	cl := newCluster(t)
 	brokers := cl.ListenAddrs()[0]
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers)}
-	kc, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := compactedCountersTopic(t, brokers)
 	ctx := context.Background()
-	compact := "compact"
-	if _, err := kadm.NewClient(kc).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
-		t.Fatal(err)
-	}
 	// An earlier process on this node published a/stopped (which exists and does not run) and
 	// a/removed (deleted while the collector was down).
 	earlier := counters.Value{Counts: counters.Counts{Selected: 5, Emitted: 5}, Time: ts}
@@ -55,14 +47,7 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 	}
 
 	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) { c.ExpectPipelines() })
-	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, opts, r.c.PipelineCounters(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if err := pub.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pub := resumedPublisher(t, brokers, r.c.PipelineCounters())
 	r.c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}, Known: map[string]map[string]string{"a": {"parse": "", "stopped": ""}}})
 	if got := consume(t, brokers, lines, 30*time.Second); len(got) != lines {
 		t.Fatalf("%d records, want %d", len(got), lines)
@@ -159,24 +144,9 @@ func TestRecreatedPipelineStartsAtZero(t *testing.T) {
 	brokers := cl.ListenAddrs()[0]
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers)}
 	ctx := context.Background()
-	kc, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	compact := "compact"
-	if _, err := kadm.NewClient(kc).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
-		t.Fatal(err)
-	}
+	compactedCountersTopic(t, brokers)
 	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) { c.ExpectPipelines() })
-	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, opts, r.c.PipelineCounters(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if err := pub.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pub := resumedPublisher(t, brokers, r.c.PipelineCounters())
 	series := func() float64 {
 		return testutil.ToFloat64(r.c.metrics.pipeLines.WithLabelValues("a", "parse", "emitted"))
 	}
@@ -208,4 +178,35 @@ func TestRecreatedPipelineStartsAtZero(t *testing.T) {
 	if got := series(); got != first+second {
 		t.Errorf("series by name %v, want %d (the same name's series go on)", got, first+second)
 	}
+}
+
+// compactedCountersTopic creates the counters topic as the controller does and returns a
+// client of brokers (closed at the end of the test).
+func compactedCountersTopic(t *testing.T, brokers string) *kgo.Client {
+	t.Helper()
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	compact := "compact"
+	if _, err := kadm.NewClient(kc).CreateTopic(context.Background(), 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+// resumedPublisher is node-1's counters.Publisher of src, resumed, publishing only when the
+// test calls Publish.
+func resumedPublisher(t *testing.T, brokers string, src counters.Source) *counters.Publisher {
+	t.Helper()
+	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, []kgo.Opt{kgo.SeedBrokers(brokers)}, src, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if err := pub.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }
