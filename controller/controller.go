@@ -261,27 +261,50 @@ func (c *Controller) runCounters(ctx context.Context, fold *counters.Fold) error
 // already has these counts (what a restarted fold's first writes are: the records have not
 // changed). That look is at the informer cache; whether the pipeline is gone is the API
 // server's answer to the patch only (a cache that has not seen a new pipeline yet must not
-// get its counters tombstoned).
+// get its counters tombstoned). The counts are of one object, k.UID: a pipeline deleted and
+// created again under its name is another object, whose counts start at zero: the patch tests the
+// UID first, and what the API server then refuses is checked against the object it has.
 func (c *Controller) writeCounters(ctx context.Context, k counters.Key, n counters.Counts, at time.Time) error {
 	var cur v1alpha1.LogPipeline
-	if err := c.mgr.GetClient().Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Pipeline}, &cur); err == nil && cur.Status.Counters != nil {
+	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Pipeline}
+	if err := c.mgr.GetClient().Get(ctx, nn, &cur); err == nil && string(cur.UID) != k.UID {
+		return counters.ErrGone // the cache has the object of that name made since
+	} else if err == nil && cur.Status.Counters != nil {
 		if s := cur.Status.Counters; (counters.Counts{Selected: s.Selected, Emitted: s.Emitted, Dropped: s.Dropped, SampledOut: s.SampledOut,
-			Throttled: s.Throttled, LimitDropped: s.LimitDropped, ParseFailures: s.ParseFailures}) == n {
+			Throttled: s.Throttled, LimitDropped: s.LimitDropped, ParseFailures: s.ParseFailures, Panicked: s.Panicked}) == n {
 			return nil
 		}
 	}
-	body, err := json.Marshal(map[string]any{"status": map[string]any{"counters": v1alpha1.Counters{
-		Selected: n.Selected, Emitted: n.Emitted, Dropped: n.Dropped, SampledOut: n.SampledOut,
-		Throttled: n.Throttled, LimitDropped: n.LimitDropped, ParseFailures: n.ParseFailures,
-		UpdatedAt: metav1.NewTime(at),
-	}}})
+	// A JSON patch: its test of metadata.uid is the precondition (the status subresource
+	// ignores a uid in a merge patch, and would write one object's counts into another's).
+	body, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": k.UID},
+		{"op": "add", "path": "/status/counters", "value": v1alpha1.Counters{
+			Selected: n.Selected, Emitted: n.Emitted, Dropped: n.Dropped, SampledOut: n.SampledOut,
+			Throttled: n.Throttled, LimitDropped: n.LimitDropped, ParseFailures: n.ParseFailures, Panicked: n.Panicked,
+			UpdatedAt: metav1.NewTime(at),
+		}},
+	})
 	if err != nil {
 		return err
 	}
 	lp := &v1alpha1.LogPipeline{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Pipeline}}
-	err = c.mgr.GetClient().Status().Patch(ctx, lp, client.RawPatch(types.MergePatchType, body))
+	err = c.mgr.GetClient().Status().Patch(ctx, lp, client.RawPatch(types.JSONPatchType, body))
+	if err == nil {
+		return nil
+	}
 	if apierrors.IsNotFound(err) {
 		return counters.ErrGone
+	}
+	// A failed test (another UID), or an object without any status yet (no /status to add
+	// to: retried at the next interval): ask the API server, not the cache, which object has
+	// the name now.
+	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsConflict(err) {
+		var now v1alpha1.LogPipeline
+		gerr := c.mgr.GetAPIReader().Get(ctx, nn, &now)
+		if apierrors.IsNotFound(gerr) || (gerr == nil && string(now.UID) != k.UID) {
+			return counters.ErrGone
+		}
 	}
 	return err
 }

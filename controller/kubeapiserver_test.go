@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -249,7 +250,12 @@ func TestKubeAPIServer(t *testing.T) {
 	})
 
 	t.Run("counters from the topic reach the status", func(t *testing.T) {
-		src := staticCounts{{Namespace: "team-b", Pipeline: "api"}: {Selected: 7, Emitted: 6, Dropped: 1, Throttled: 3, LimitDropped: 2}}
+		var api v1alpha1.LogPipeline
+		if err := e.c.Get(ctx, types.NamespacedName{Namespace: "team-b", Name: "api"}, &api); err != nil {
+			t.Fatal(err)
+		}
+		apiKey := counters.Key{Namespace: "team-b", Pipeline: "api", UID: string(api.UID)}
+		src := staticCounts{apiKey: {Selected: 7, Emitted: 6, Dropped: 1, Throttled: 3, LimitDropped: 2, Panicked: 1}}
 		for _, node := range []string{"node-1", "node-2"} {
 			pub, err := counters.NewPublisher(counters.PublisherConfig{Node: node, Topic: DefaultConfig().Counters.Topic, Interval: time.Hour}, e.opts, src, discard())
 			if err != nil {
@@ -270,7 +276,7 @@ func TestKubeAPIServer(t *testing.T) {
 				return false, err.Error()
 			}
 			c := lp.Status.Counters
-			return c != nil && c.Selected == 14 && c.Emitted == 12 && c.Dropped == 2 && c.Throttled == 6 && c.LimitDropped == 4 && !c.UpdatedAt.IsZero(), fmt.Sprintf("%+v", c)
+			return c != nil && c.Selected == 14 && c.Emitted == 12 && c.Dropped == 2 && c.Throttled == 6 && c.LimitDropped == 4 && c.Panicked == 2 && !c.UpdatedAt.IsZero(), fmt.Sprintf("%+v", c)
 		})
 		// The fold's write did not re-trigger validation into a status change.
 		e.waitCondition(t, "team-b", "api", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
@@ -282,7 +288,7 @@ func TestKubeAPIServer(t *testing.T) {
 		if err := e.c.Get(ctx, key, &before); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.c.writeCounters(ctx, counters.Key{Namespace: "team-b", Pipeline: "api"}, counters.Counts{Selected: 14, Emitted: 12, Dropped: 2, Throttled: 6, LimitDropped: 4}, time.Now().Add(time.Hour)); err != nil {
+		if err := a.c.writeCounters(ctx, apiKey, counters.Counts{Selected: 14, Emitted: 12, Dropped: 2, Throttled: 6, LimitDropped: 4, Panicked: 2}, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.c.Get(ctx, key, &after); err != nil {
@@ -290,6 +296,64 @@ func TestKubeAPIServer(t *testing.T) {
 		}
 		if after.ResourceVersion != before.ResourceVersion {
 			t.Errorf("unchanged counters written again: status.counters %+v -> %+v", before.Status.Counters, after.Status.Counters)
+		}
+	})
+
+	t.Run("a pipeline created again under its name starts at zero", func(t *testing.T) {
+		key := types.NamespacedName{Namespace: "team-b", Name: "again"}
+		e.create(t, regexPipeline("team-b", "again", goodRegex, "", 0))
+		// (Counters are written into a status the reconciler made: collectors count only
+		// pipelines it has seen.)
+		e.waitCondition(t, "team-b", "again", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+		var old v1alpha1.LogPipeline
+		if err := e.c.Get(ctx, key, &old); err != nil {
+			t.Fatal(err)
+		}
+		oldKey := counters.Key{Namespace: "team-b", Pipeline: "again", UID: string(old.UID)}
+		if err := a.c.writeCounters(ctx, oldKey, counters.Counts{Selected: 5, Emitted: 5}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.c.Delete(ctx, &old); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "team-b/again gone", func() (bool, string) {
+			err := e.c.Get(ctx, key, &v1alpha1.LogPipeline{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
+		})
+		e.create(t, regexPipeline("team-b", "again", goodRegex, "", 0))
+		e.waitCondition(t, "team-b", "again", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+		var cur v1alpha1.LogPipeline
+		if err := e.c.Get(ctx, key, &cur); err != nil {
+			t.Fatal(err)
+		}
+		if cur.UID == old.UID {
+			t.Fatal("the API server gave the new object the old UID")
+		}
+		// The API server ignores a uid in a status merge patch: the UID is tested in a JSON patch.
+		body := []byte(`{"metadata":{"uid":"` + string(old.UID) + `"}}`)
+		if err := e.c.Status().Patch(ctx, cur.DeepCopy(), client.RawPatch(types.MergePatchType, body)); err != nil {
+			t.Errorf("a status merge patch with another UID: %v (the API server used to ignore it; writeCounters does not rely on it)", err)
+		}
+		// The old object's sums are gone (the fold tombstones them), whether the controller's
+		// cache has the new object yet or not; the new object's are its own.
+		if err := a.c.writeCounters(ctx, oldKey, counters.Counts{Selected: 9, Emitted: 9}, time.Now()); !errors.Is(err, counters.ErrGone) {
+			t.Errorf("writing the old object's counters: %v, want ErrGone", err)
+		}
+		if err := e.c.Get(ctx, key, &cur); err != nil {
+			t.Fatal(err)
+		}
+		if cur.Status.Counters != nil {
+			t.Errorf("the new object got counters %+v", cur.Status.Counters)
+		}
+		newKey := counters.Key{Namespace: "team-b", Pipeline: "again", UID: string(cur.UID)}
+		if err := a.c.writeCounters(ctx, newKey, counters.Counts{Selected: 2, Emitted: 2}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.c.Get(ctx, key, &cur); err != nil {
+			t.Fatal(err)
+		}
+		if c := cur.Status.Counters; c == nil || c.Selected != 2 || c.Emitted != 2 {
+			t.Errorf("the new object's counters %+v, want its own 2", c)
 		}
 	})
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -445,8 +446,11 @@ func TestStatusDocExample(t *testing.T) {
 		t.Fatal("example without accepted")
 	}
 	bad := meta.FindStatusCondition(want.Status.Conditions, v1alpha1.ConditionAccepted)
-	pattern := strings.TrimPrefix(bad.Message, `steps[0].regex.pattern: missing closing ]: "`)
-	pattern = strings.TrimSuffix(pattern, `"`)
+	// The message ends with the quoted pattern.
+	pattern, err := strconv.Unquote(bad.Message[strings.LastIndex(bad.Message, `: "`)+2:])
+	if err != nil {
+		t.Fatalf("the example's message does not end with a quoted pattern: %v", err)
+	}
 
 	lp := &v1alpha1.LogPipeline{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", Generation: acc.Generation}, Spec: *acc.Spec.DeepCopy()}
 	f := newFixture(t, ns("team-a", nil), lp)

@@ -36,6 +36,9 @@ type Pipeline struct {
 	// Suffix is the output suffix: records go to the namespace topic plus "."+Suffix, or to
 	// the namespace topic when empty.
 	Suffix string
+	// UID is the LogPipeline's metadata.uid (WithUID); empty for a --pipelines-dir pipeline.
+	// Its counters are keyed by it: a pipeline created again under its name starts at zero.
+	UID string
 
 	pods       labels.Selector // nil: every pod
 	containers []string        // empty: every container
@@ -246,21 +249,24 @@ type State struct {
 	Policy     *Policy         // nil: the defaults
 	Namespaces map[string]*Set // namespaces without pipelines are absent
 	// Known names every pipeline that exists, running or not (invalid, beyond the
-	// namespace's limit), by namespace. A pipeline that is not known was deleted: the
-	// collector forgets its counters (pipeline/counters). Nil: the pipelines in Namespaces.
-	Known map[string]map[string]bool
+	// namespace's limit), by namespace and name, with its UID ("" for a --pipelines-dir
+	// pipeline). A pipeline that is not known was deleted: the collector forgets its counters
+	// (pipeline/counters). Nil: the pipelines in Namespaces.
+	Known map[string]map[string]string
 }
 
-// Exists reports whether pipeline name of namespace ns exists in the state.
-func (s *State) Exists(ns, name string) bool {
+// Exists reports whether pipeline name of namespace ns exists in the state as the object uid
+// ("" for a --pipelines-dir pipeline): one deleted and created again has another UID.
+func (s *State) Exists(ns, name, uid string) bool {
 	if s == nil {
 		return false
 	}
 	if s.Known != nil {
-		return s.Known[ns][name]
+		u, ok := s.Known[ns][name]
+		return ok && u == uid
 	}
 	for _, p := range s.Namespaces[ns].pipelines() {
-		if p.Name == name {
+		if p.Name == name && p.UID == uid {
 			return true
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // skeleton of the contract (commit 505b236).
 func TestIssueMessage(t *testing.T) {
 	_, err := pipeline.Compile("a", "p", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}, {JSON: &v1alpha1.JSONStep{}}, {Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z]`}}}}, nil)
-	if err == nil || err.Error() != `steps[2].regex.pattern: missing closing ): "(?P<x>[a-z]"` {
+	if err == nil || err.Error() != `steps[2].regex.pattern: missing closing ) for "(?P<x>" at offset 0: "(?P<x>[a-z]"` {
 		t.Errorf("err %v", err)
 	}
 }

@@ -78,12 +78,19 @@ func stepMembers(s *v1alpha1.Step) []string {
 	return out
 }
 
-// CompileOption changes what Compile builds. Everything that compiles a spec (controller,
-// collector, pipeline validate) passes none: options exist for tests of what runs pipelines.
+// CompileOption changes what Compile builds. Validation passes none; WithUID names the object,
+// the other options exist for tests of what runs pipelines.
 type CompileOption func(*compileOptions)
 
 type compileOptions struct {
 	extra []func(*Record)
+	uid   string
+}
+
+// WithUID sets the compiled Pipeline's UID: the LogPipeline object's metadata.uid (the
+// collector's Kubernetes source passes it; a --pipelines-dir pipeline has none).
+func WithUID(uid string) CompileOption {
+	return func(o *compileOptions) { o.uid = uid }
 }
 
 // WithExtraStep appends a step that calls fn on every record after the spec's steps (named
@@ -164,6 +171,7 @@ func Compile(ns, name string, generation int64, spec *v1alpha1.LogPipelineSpec, 
 	for _, fn := range o.extra {
 		p.steps = append(p.steps, extraStep{fn})
 	}
+	p.UID = o.uid
 	return p, nil
 }
 
@@ -245,7 +253,7 @@ func (c *compiler) optField(path, name string) bool {
 	return c.field(path, name)
 }
 
-// regex compiles an RE2 pattern; the message is RE2's, with the part it names quoted.
+// regex compiles an RE2 pattern; the message is regexMessage's.
 func (c *compiler) regex(path, pattern string) *regexp.Regexp {
 	if pattern == "" {
 		c.ps.add(path, "empty pattern")
@@ -259,7 +267,7 @@ func (c *compiler) regex(path, pattern string) *regexp.Regexp {
 	if err != nil {
 		var se *syntax.Error
 		if errors.As(err, &se) {
-			c.ps.add(path, "%s: %q", se.Code, se.Expr)
+			c.ps.add(path, "%s", regexMessage(pattern, se))
 		} else {
 			c.ps.add(path, "%v", err)
 		}

@@ -25,14 +25,14 @@ func TestCompileMessages(t *testing.T) {
 		policy *Policy
 		want   []string // every line of the error, in order
 	}{
-		{"issue example: unclosed group", v1alpha1.LogPipelineSpec{Steps: steps(
+		{"issue example: unclosed class in an unclosed group", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{JSON: &v1alpha1.JSONStep{}},
 			v1alpha1.Step{JSON: &v1alpha1.JSONStep{}},
-			v1alpha1.Step{Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z]`}},
-		)}, nil, []string{`steps[2].regex.pattern: missing closing ): "(?P<x>[a-z]"`}},
-		{"unclosed class", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z`}},
-		)}, nil, []string{`steps[0].regex.pattern: missing closing ]: "[a-z"`}},
+		)}, nil, []string{`steps[2].regex.pattern: missing closing ] for "[" at offset 6 and ) for "(?P<x>" at offset 0: "(?P<x>[a-z"`}},
+		{"unclosed group", v1alpha1.LogPipelineSpec{Steps: steps(
+			v1alpha1.Step{Regex: &v1alpha1.RegexStep{Pattern: `(?P<x>[a-z]`}},
+		)}, nil, []string{`steps[0].regex.pattern: missing closing ) for "(?P<x>" at offset 0: "(?P<x>[a-z]"`}},
 		{"regex without named group", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{Regex: &v1alpha1.RegexStep{Pattern: `[a-z]+`}},
 		)}, nil, []string{`steps[0].regex.pattern: no named group: name what to extract with (?P<name>...)`}},
@@ -94,7 +94,7 @@ func TestCompileMessages(t *testing.T) {
 		}},
 		{"multiline bad pattern", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{Multiline: &v1alpha1.MultilineStep{Continue: `^(\s`}},
-		)}, nil, []string{`steps[0].multiline.continue: missing closing ): "^(\\s"`}},
+		)}, nil, []string{`steps[0].multiline.continue: missing closing ) for "(" at offset 1: "^(\\s"`}},
 		{"timestamp", v1alpha1.LogPipelineSpec{Steps: steps(
 			v1alpha1.Step{Timestamp: &v1alpha1.TimestampStep{Field: "", Layout: "yesterday"}},
 		)}, nil, []string{

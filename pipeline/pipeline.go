@@ -5,7 +5,7 @@
 // The contract with the collector (package router):
 //
 //   - Compile validates a spec fully (every problem, joined, each naming its place, like
-//     `steps[2].regex: missing closing ): "(?P<x>[a-z"`) and returns an immutable *Pipeline.
+//     `steps[2].regex.pattern: missing closing ] for "[" at offset 6 and ) for "(?P<x>" at offset 0: "(?P<x>[a-z"`) and returns an immutable *Pipeline.
 //   - A Set holds one namespace's compiled pipelines; the collector swaps a namespace's Set
 //     atomically and loads it once per read chunk.
 //   - Per file, the collector asks the Set which pipeline runs for a file (Set.For: pod labels

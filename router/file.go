@@ -73,7 +73,12 @@ type file struct {
 	fieldsBuf []byte
 	// throttledTo: lines before it were counted as throttled (each line once).
 	throttledTo int64
-	held        int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
+	// countFrom: the pipeline outcomes of lines that start before it were counted already
+	// (their chunks were acknowledged before a rewind, or a previous process's, see
+	// counted.go); a line read again there is not counted again. lastStart is where the last
+	// line run through a pipeline starts (a flush's outcomes are counted as of it).
+	countFrom, lastStart int64
+	held                 int64 // bytes of partial lines the assembler holds, counted in the budget (Hold)
 	// inKafka holds outputs (start offset, split index or -1) that a previous run produced and
 	// Kafka has, with a hash of their message: they are not sent again. The message must match
 	// too, so an older file whose inode this one reuses cannot hide its lines. Set before the
@@ -103,8 +108,11 @@ type file struct {
 	// unackedSince is when the oldest line not yet acknowledged was produced (zero: none):
 	// kept across a rewind, so a failing file shows its real wait.
 	unackedSince time.Time
-	gen          uint64
-	idle         chan struct{} // signalled when inflight drops to 0
+	// countedTo: every pipeline outcome of the lines before it is counted (read end of the
+	// last chunk popped acknowledged).
+	countedTo int64
+	gen       uint64
+	idle      chan struct{} // signalled when inflight drops to 0
 }
 
 // chunk is the records made from one read. Its promise callbacks count down; when all are in,
@@ -134,6 +142,10 @@ type chunk struct {
 	limitDrop bool                   // lines fed now are beyond the namespace's limit (drop)
 	at        time.Time              // when it was produced
 	counts    lineCounts
+	// pipe are the chunk's pipeline outcomes, counted once it is acknowledged (counted.go);
+	// readEnd is the file offset its read ended at.
+	pipe    []pipeCount
+	readEnd int64
 }
 
 // outKey identifies an output of a file: start offset, split index (-1: not split) and end
@@ -200,6 +212,7 @@ func (f *file) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		f.countFrom = resumedCountFrom(f.inKafka)
 	}
 	if f.prev != nil {
 		select {
@@ -449,7 +462,8 @@ func (f *file) submitOrRelease(ch *chunk) {
 		f.submit(ch)
 		return
 	}
-	f.flushPipeCounts()              // what was counted without producing (lines that wait)
+	f.flushPipeCounts(ch)            // what was counted without producing (lines that wait)
+	ch.addPipeCounts()               // (no line of it is read again: counted now)
 	ch.counts.flushRead(ch.view.nsm) // likewise per namespace
 	f.c.putRecs(ch.recs)
 	f.c.putKeys(ch.keys)
@@ -544,7 +558,8 @@ func (f *file) skipAgain(k outKey) {
 
 // submit queues the chunk for its file and produces its records.
 func (f *file) submit(ch *chunk) {
-	f.flushPipeCounts()
+	f.flushPipeCounts(ch)
+	ch.readEnd = f.asm.Pos()
 	ch.counts.flushRead(ch.view.nsm)
 	// Give back what the reservation over-estimated. franz-go encodes each record into its
 	// batch when it is produced, so every value is held twice until acknowledged.
@@ -594,6 +609,11 @@ func (f *file) complete(ch *chunk) {
 		if h.gen == f.gen && h.ckOff >= 0 && h.ckOff > f.acked {
 			f.acked, f.ackedState = h.ckOff, h.ckState
 			f.beyond = pruneKeys(f.beyond, f.acked)
+		}
+		if h.gen == f.gen {
+			// Acknowledged, in order: its pipeline outcomes count (once: see counted.go).
+			h.addPipeCounts()
+			f.countedTo = max(f.countedTo, h.readEnd)
 		}
 		// Outputs past the checkpoint are read again after a failure: remember they are in Kafka.
 		for _, k := range h.keys {
@@ -667,6 +687,7 @@ func (f *file) rewind(ctx context.Context) bool {
 	f.beyond = nil
 	f.queue, f.failed = nil, nil
 	f.gen++
+	f.countFrom = f.countedTo // lines before it are read again, and were counted
 	f.mu.Unlock()
 	f.asm.Restore(off, st)
 	f.syncHeld()
@@ -738,7 +759,8 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.unackedSince = time.Time{}   // what failed before the truncation is its copy's to send
 	f.gen++
 	f.acked, f.ackedState = 0, assemble.State{}
-	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint
+	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
+	f.fpLen, f.fp = 0, 0            // the new content gets its own fingerprint
 	f.mu.Unlock()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()

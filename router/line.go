@@ -165,7 +165,7 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 	}
 	if ch.limitDrop {
 		n.limitDropped++
-		if s := f.slotFor(ch, o.Stream); s != nil {
+		if s := f.slotFor(ch, o.Stream); s != nil && o.Start >= f.countFrom {
 			s.counts[outLimitDropped]++
 		}
 		return verdictDrop
@@ -178,7 +178,9 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 			return v
 		}
 		// Raw, but where the pipeline's records go: a long line does not change destination.
-		s.counts[outBypassed]++
+		if o.Start >= f.countFrom {
+			s.counts[outBypassed]++
+		}
 		topic = s.topic
 	}
 	key := outKey{o.Start, -1, o.End}

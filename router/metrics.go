@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logrouter/logrouter/pipeline/counters"
 )
 
 type metrics struct {
@@ -25,7 +27,7 @@ type metrics struct {
 	applies, applyRefused                        prometheus.Counter
 	appliedNamespaces                            prometheus.Gauge
 	pipeLines                                    *prometheus.CounterVec
-	pipes                                        map[[2]string]*pipeMetrics
+	pipes                                        map[counters.Key]*pipeMetrics
 	mu                                           sync.Mutex
 	ns                                           map[string]*nsMetrics
 }
@@ -88,7 +90,7 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 		checkpointAge:     g("checkpoint_age_seconds", "Seconds since the checkpoints were last saved."),
 		checkpointErrors:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_errors_total", Help: "Failed checkpoint saves."}),
 		ns:                map[string]*nsMetrics{},
-		pipes:             map[[2]string]*pipeMetrics{},
+		pipes:             map[counters.Key]*pipeMetrics{},
 		pipeLines:         cv("pipeline_lines_total", "Records and lines per tenant pipeline and outcome: emitted (records, a joined one once), dropped (keep/drop condition), sampled_out, parse_failed (records marked with fields_error), panicked (a step panicked: shipped raw), held_flushed (joined records a flush emitted: timeout, rotation, shutdown, pipeline change), joined (input lines joined into a record after its first), bypassed (split chunks and lines with unparseable framing, shipped raw without the pipeline), limit_dropped (lines beyond the namespace's limit, action drop), limit_throttled (lines that waited for the namespace's limit, action throttle: each counted once, when it first had to wait; it is counted again as whatever the pipeline does with it once read).", "namespace", "pipeline", "outcome"),
 		applies:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_applies_total", Help: "Desired states of the tenant pipelines and policy applied (each a whole state from the pipeline source)."}),
 		applyRefused:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_sets_refused_total", Help: "Pipeline sets refused at apply because they were filed under another namespace than their own."}),

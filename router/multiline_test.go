@@ -18,6 +18,7 @@ import (
 
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router/checkpoint"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
@@ -260,7 +261,7 @@ func TestMultilineFlush(t *testing.T) {
 		c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"ml": set}})
 	})
 	nsm := r.c.metrics.forNamespace("ml")
-	pm := r.c.metrics.forPipeline("ml", "traces")
+	pm := r.c.metrics.forKey(counters.Key{Namespace: "ml", Pipeline: "traces"})
 	c.Write(time.Now(), "stdout", "Exception L1")
 	c.Write(time.Now(), "stdout", "\tat L2")
 	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(nsm.linesRead) == 2 })
@@ -273,7 +274,7 @@ func TestMultilineFlush(t *testing.T) {
 	}
 	clock.add(3 * time.Second) // past the timeout, no new data
 	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(nsm.linesAcked) == 2 })
-	if n := testutil.ToFloat64(pm[outHeldFlushed]); n != 1 {
+	if n := testutil.ToFloat64(pm.prom[outHeldFlushed]); n != 1 {
 		t.Fatalf("held_flushed %v, want 1", n)
 	}
 	// Rotation: the held group of the rotated file is emitted when the file is let go.

@@ -13,6 +13,7 @@ import (
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
@@ -134,10 +135,10 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 			t.Fatalf("%s: %v throttled, %v dropped", ns, a, b)
 		}
 	}
-	pm := c.metrics.forPipeline("flood", "all")
-	perPipeline := pm[outLimitThrottled]
+	pm := c.metrics.forKey(counters.Key{Namespace: "flood", Pipeline: "all"})
+	perPipeline := pm.prom[outLimitThrottled]
 	if action == v1alpha1.LimitDrop {
-		perPipeline = pm[outLimitDropped]
+		perPipeline = pm.prom[outLimitDropped]
 	}
 	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(perPipeline) == flood-burst })
 	// One second later: one second's worth more (throttle), nothing more to send (drop).

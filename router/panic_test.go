@@ -125,14 +125,14 @@ func panicShipsRaw(t *testing.T, multiline bool) {
 		}
 		return false
 	})
-	pm := r.c.metrics.forPipeline("a", "p")
-	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(pm[outPanicked]) == float64(len(boom)) })
-	if n := testutil.ToFloat64(pm[outEmitted]); n != lines {
+	pm := r.c.metrics.forKey(counters.Key{Namespace: "a", Pipeline: "p"})
+	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(pm.prom[outPanicked]) == float64(len(boom)) })
+	if n := testutil.ToFloat64(pm.prom[outEmitted]); n != lines {
 		t.Errorf("emitted %v, want %d (a panicked line is emitted raw)", n, lines)
 	}
 	physical := int64(strings.Count(strings.Join(msgs, "\n"), "\n") + 1)
 	tot := pipelineTotals(r.c)[counters.Key{Namespace: "a", Pipeline: "p"}]
-	if tot.Selected != physical || tot.Emitted != lines || tot.Dropped != 0 {
-		t.Errorf("status counters %+v, want %d lines selected, %d records emitted", tot, physical, lines)
+	if tot.Selected != physical || tot.Emitted != lines || tot.Dropped != 0 || tot.Panicked != int64(len(boom)) {
+		t.Errorf("status counters %+v, want %d lines selected, %d records emitted, %d panicked", tot, physical, lines, len(boom))
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
@@ -168,9 +169,9 @@ func TestPipelineOutputs(t *testing.T) {
 	if joined.String() != long {
 		t.Errorf("split chunks do not join to the line")
 	}
-	pm := r.c.metrics.forPipeline("a", "audit")
-	waitFor(t, 5*time.Second, func() bool { return testutil.ToFloat64(pm[outBypassed]) == 3 })
-	if n := testutil.ToFloat64(pm[outParseFailed]); n != 1 {
+	pm := r.c.metrics.forKey(counters.Key{Namespace: "a", Pipeline: "audit"})
+	waitFor(t, 5*time.Second, func() bool { return testutil.ToFloat64(pm.prom[outBypassed]) == 3 })
+	if n := testutil.ToFloat64(pm.prom[outParseFailed]); n != 1 {
 		t.Errorf("parse_failed %v, want 1", n)
 	}
 }
@@ -224,7 +225,7 @@ func TestApplyWhileReading(t *testing.T) {
 			t.Errorf("record %d: v=%v message %q", i, g.rec.Fields["v"], g.rec.Message)
 		}
 	}
-	if n := testutil.ToFloat64(r.c.metrics.forPipeline("a", "p")[outHeldFlushed]); n != 1 {
+	if n := testutil.ToFloat64(r.c.metrics.forKey(counters.Key{Namespace: "a", Pipeline: "p"}).prom[outHeldFlushed]); n != 1 {
 		t.Errorf("held_flushed %v, want 1 (the group held at the apply)", n)
 	}
 }

@@ -1,8 +1,6 @@
 package router
 
 import (
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/logrouter/logrouter/pipeline/counters"
 )
 
@@ -11,11 +9,12 @@ func (c *Collector) PipelineCounters() counters.Source { return pipelineCounters
 
 type pipelineCounters struct{ c *Collector }
 
-// Totals returns this collector's cumulative counts per tenant pipeline since it started,
-// read from its own per-pipeline counters (logrouter_collector_pipeline_lines_total), in the
-// form counters.Publisher publishes. A pipeline stays in the map after it is removed until
-// Forget deletes its series. Lines a runner holds (multiline) are counted when their record
-// is emitted.
+// Totals returns this collector's cumulative counts per tenant pipeline object (namespace,
+// name, UID) since it started, in the form counters.Publisher publishes. They are the counts
+// behind logrouter_collector_pipeline_lines_total, kept per UID as well: a pipeline deleted and
+// created again under its name is another key, which starts at zero. A pipeline stays in the
+// map after it is removed until Forget deletes it. Lines a runner holds (multiline) are counted
+// when their record is emitted.
 //
 // Selected is every line that reached the pipeline: the records it emitted, dropped or sampled
 // out, the lines joined into them, the lines that bypassed its steps and the lines its
@@ -26,18 +25,14 @@ func (s pipelineCounters) Totals() map[counters.Key]counters.Counts {
 	m.mu.Lock()
 	pipes := make(map[counters.Key]*pipeMetrics, len(m.pipes))
 	for k, pm := range m.pipes {
-		pipes[counters.Key{Namespace: k[0], Pipeline: k[1]}] = pm
+		pipes[k] = pm
 	}
 	m.mu.Unlock()
 	out := make(map[counters.Key]counters.Counts, len(pipes))
-	var d dto.Metric
 	for k, pm := range pipes {
 		var n [numOutcomes]int64
-		for i, ctr := range pm {
-			d.Reset()
-			if ctr.Write(&d) == nil {
-				n[i] = int64(d.GetCounter().GetValue())
-			}
+		for i := range pm.n {
+			n[i] = pm.n[i].Load()
 		}
 		out[k] = counters.Counts{
 			Selected:      n[outEmitted] + n[outDropped] + n[outSampledOut] + n[outJoined] + n[outBypassed] + n[outLimitDropped],
@@ -47,24 +42,27 @@ func (s pipelineCounters) Totals() map[counters.Key]counters.Counts {
 			Throttled:     n[outLimitThrottled],
 			LimitDropped:  n[outLimitDropped],
 			ParseFailures: n[outParseFailed],
+			Panicked:      n[outPanicked],
 		}
 	}
 	return out
 }
 
-// Exists says whether the last applied state has pipeline k (running or not); known is
-// false before the first Apply.
+// Exists says whether the last applied state has pipeline k, that object (its UID), running
+// or not; known is false before the first Apply.
 func (s pipelineCounters) Exists(k counters.Key) (exists, known bool) {
 	st := s.c.state.Load()
 	if st == nil {
 		return false, false
 	}
-	return st.Exists(k.Namespace, k.Pipeline), true
+	return st.Exists(k.Namespace, k.Pipeline, k.UID), true
 }
 
-// Forget deletes the series of pipeline k (logrouter_collector_pipeline_lines_total, every
-// outcome), unless it exists again. A file still running the deleted version counts into
-// series no longer exported until its next chunk drops the runner.
+// Forget deletes pipeline k's totals, unless it exists again, and its series
+// (logrouter_collector_pipeline_lines_total, every outcome) unless a pipeline of that name
+// exists (an object created again under the name counts into the same series). A file still
+// running the deleted version counts into totals no longer published until its next chunk
+// drops the runner.
 func (s pipelineCounters) Forget(k counters.Key) {
 	if exists, _ := s.Exists(k); exists {
 		return
@@ -72,11 +70,15 @@ func (s pipelineCounters) Forget(k counters.Key) {
 	m := s.c.metrics
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	key := [2]string{k.Namespace, k.Pipeline}
-	if _, ok := m.pipes[key]; !ok {
+	if _, ok := m.pipes[k]; !ok {
 		return
 	}
-	delete(m.pipes, key)
+	delete(m.pipes, k)
+	for o := range m.pipes {
+		if o.Namespace == k.Namespace && o.Pipeline == k.Pipeline {
+			return // the same series
+		}
+	}
 	for _, o := range outcomeNames {
 		m.pipeLines.DeleteLabelValues(k.Namespace, k.Pipeline, o)
 	}

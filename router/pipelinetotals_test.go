@@ -34,16 +34,8 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 	cl := newCluster(t)
 	brokers := cl.ListenAddrs()[0]
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers)}
-	kc, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := compactedCountersTopic(t, brokers)
 	ctx := context.Background()
-	compact := "compact"
-	if _, err := kadm.NewClient(kc).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
-		t.Fatal(err)
-	}
 	// An earlier process on this node published a/stopped (which exists and does not run) and
 	// a/removed (deleted while the collector was down).
 	earlier := counters.Value{Counts: counters.Counts{Selected: 5, Emitted: 5}, Time: ts}
@@ -55,15 +47,8 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 	}
 
 	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) { c.ExpectPipelines() })
-	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, opts, r.c.PipelineCounters(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if err := pub.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}, Known: map[string]map[string]bool{"a": {"parse": true, "stopped": true}}})
+	pub := resumedPublisher(t, brokers, r.c.PipelineCounters())
+	r.c.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"a": set}, Known: map[string]map[string]string{"a": {"parse": "", "stopped": ""}}})
 	if got := consume(t, brokers, lines, 30*time.Second); len(got) != lines {
 		t.Fatalf("%d records, want %d", len(got), lines)
 	}
@@ -80,16 +65,16 @@ func TestDeletedPipelineForgotten(t *testing.T) {
 	}
 	publish()
 	want := map[string]*counters.Counts{
-		"node-1/a/parse":   {Selected: lines, Emitted: lines},
-		"node-1/a/stopped": &earlier.Counts,
-		"node-1/a/removed": nil,
+		"node-1/a/parse/-":   {Selected: lines, Emitted: lines},
+		"node-1/a/stopped/-": &earlier.Counts,
+		"node-1/a/removed/-": nil,
 	}
 	checkTopic(t, opts, want)
 
 	// parse is deleted: tombstoned now, its series deleted at the next publication.
-	r.c.Apply(&pipeline.State{Known: map[string]map[string]bool{"a": {"stopped": true}}})
+	r.c.Apply(&pipeline.State{Known: map[string]map[string]string{"a": {"stopped": ""}}})
 	publish()
-	want["node-1/a/parse"] = nil
+	want["node-1/a/parse/-"] = nil
 	checkTopic(t, opts, want)
 	if n := testutil.CollectAndCount(r.c.metrics.pipeLines); n == 0 {
 		t.Error("series deleted before the publication after the tombstone")
@@ -131,4 +116,97 @@ func checkTopic(t *testing.T, opts []kgo.Opt, want map[string]*counters.Counts) 
 			t.Errorf("%s = %+v, want %+v (nil: tombstone)", k, g, w)
 		}
 	}
+}
+
+// TestRecreatedPipelineStartsAtZero: a LogPipeline deleted and created again under its name
+// (another UID) within one publication interval gets its own record, which counts only its own
+// lines, and the old object's record is tombstoned; the Prometheus series (by name) go on.
+func TestRecreatedPipelineStartsAtZero(t *testing.T) {
+	const first, second = 12, 7
+	node, _ := loadgen.NewNode(t.TempDir())
+	app, _ := node.AddContainer("a", "web", "app", loadgen.CRI)
+	ts := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	write := func(from, n int) {
+		for s := from; s < from+n; s++ {
+			app.Write(ts.Add(time.Duration(s)*time.Millisecond), "stdout", loadgen.SeqMessage("a/app", s, 80))
+		}
+	}
+	spec := v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}
+	compile := func(uid string) *pipeline.State {
+		p, err := pipeline.Compile("a", "parse", 1, &spec, nil, pipeline.WithUID(uid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pipeline.State{Namespaces: map[string]*pipeline.Set{"a": pipeline.NewSet("a", []*pipeline.Pipeline{p})},
+			Known: map[string]map[string]string{"a": {"parse": uid}}}
+	}
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers)}
+	ctx := context.Background()
+	compactedCountersTopic(t, brokers)
+	r := startCollectorWith(t, testConfig(t, node, brokers), func(c *Collector) { c.ExpectPipelines() })
+	pub := resumedPublisher(t, brokers, r.c.PipelineCounters())
+	series := func() float64 {
+		return testutil.ToFloat64(r.c.metrics.pipeLines.WithLabelValues("a", "parse", "emitted"))
+	}
+	r.c.Apply(compile("uid-1"))
+	write(0, first)
+	consume(t, brokers, first, 30*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return series() == first })
+	if _, err := pub.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted and created again before the next publication.
+	r.c.Apply(compile("uid-2"))
+	write(first, second)
+	consume(t, brokers, first+second, 30*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return series() == first+second })
+	for range 2 { // the tombstone, then the old object's totals are forgotten
+		if _, err := pub.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkTopic(t, opts, map[string]*counters.Counts{
+		"node-1/a/parse/uid-1": nil,
+		"node-1/a/parse/uid-2": {Selected: second, Emitted: second},
+	})
+	tot := r.c.PipelineCounters().Totals()
+	if _, ok := tot[counters.Key{Namespace: "a", Pipeline: "parse", UID: "uid-1"}]; ok || len(tot) != 1 {
+		t.Errorf("totals %v, want only uid-2's", tot)
+	}
+	if got := series(); got != first+second {
+		t.Errorf("series by name %v, want %d (the same name's series go on)", got, first+second)
+	}
+}
+
+// compactedCountersTopic creates the counters topic as the controller does and returns a
+// client of brokers (closed at the end of the test).
+func compactedCountersTopic(t *testing.T, brokers string) *kgo.Client {
+	t.Helper()
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	compact := "compact"
+	if _, err := kadm.NewClient(kc).CreateTopic(context.Background(), 1, -1, map[string]*string{"cleanup.policy": &compact}, topic.CountersTopic); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+// resumedPublisher is node-1's counters.Publisher of src, resumed, publishing only when the
+// test calls Publish.
+func resumedPublisher(t *testing.T, brokers string, src counters.Source) *counters.Publisher {
+	t.Helper()
+	pub, err := counters.NewPublisher(counters.PublisherConfig{Node: "node-1", Topic: topic.CountersTopic, Interval: time.Hour}, []kgo.Opt{kgo.SeedBrokers(brokers)}, src, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if err := pub.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

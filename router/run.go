@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,6 +9,7 @@ import (
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/internal/topic"
 	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/pipeline/counters"
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/logline"
@@ -73,19 +75,34 @@ const (
 
 var outcomeNames = [numOutcomes]string{"emitted", "dropped", "sampled_out", "parse_failed", "panicked", "held_flushed", "joined", "bypassed", "limit_dropped", "limit_throttled"}
 
-// pipeMetrics caches one pipeline's series.
-type pipeMetrics [numOutcomes]prometheus.Counter
+// pipeMetrics is one pipeline object's counts: its series (by namespace and name, so shared
+// with an object of the same name created again) and its own totals (by UID too: what
+// PipelineCounters publishes for status.counters, where a recreated pipeline starts at zero).
+type pipeMetrics struct {
+	prom [numOutcomes]prometheus.Counter
+	n    [numOutcomes]atomic.Int64
+}
 
-func (m *metrics) forPipeline(ns, name string) *pipeMetrics {
+// add counts n lines or records of outcome o.
+func (pm *pipeMetrics) add(o int, n int64) {
+	pm.prom[o].Add(float64(n))
+	pm.n[o].Add(n)
+}
+
+// forPipeline returns the counts of pipeline p (namespace, name and UID).
+func (m *metrics) forPipeline(p *pipeline.Pipeline) *pipeMetrics {
+	return m.forKey(counters.Key{Namespace: p.Namespace, Pipeline: p.Name, UID: p.UID})
+}
+
+func (m *metrics) forKey(k counters.Key) *pipeMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := [2]string{ns, name}
 	if pm := m.pipes[k]; pm != nil {
 		return pm
 	}
 	pm := &pipeMetrics{}
-	for i := range pm {
-		pm[i] = m.pipeLines.WithLabelValues(ns, name, outcomeNames[i])
+	for i := range pm.prom {
+		pm.prom[i] = m.pipeLines.WithLabelValues(k.Namespace, k.Pipeline, outcomeNames[i])
 	}
 	m.pipes[k] = pm
 	return pm
@@ -106,7 +123,7 @@ func (f *file) useSet(ch *chunk, set *pipeline.Set) {
 		return
 	}
 	f.flushRunners(ch, nil)
-	f.flushPipeCounts()
+	f.flushPipeCounts(ch)
 	f.slots = f.slots[:0]
 	f.runSet = set
 	f.forOK = [3]bool{}
@@ -115,8 +132,9 @@ func (f *file) useSet(ch *chunk, set *pipeline.Set) {
 // resetRunners drops the runners' state without emitting: the file is read again from its
 // checkpoint (a rewind or truncation), which lies before every held line.
 func (f *file) resetRunners(at ckPos) {
-	f.flushPipeCounts()
 	for _, s := range f.slots {
+		s.r.TakeCounts() // of lines read again now: counted then
+		s.counts = [numOutcomes]int64{}
 		s.r = s.p.NewRunner()
 		s.held = s.held[:0]
 		s.heldBytes = 0
@@ -149,7 +167,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 			return s
 		}
 	}
-	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p.Namespace, p.Name)}
+	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p)}
 	if p.Suffix != "" {
 		s.topic = topic.WithSuffix(ch.view.topic, p.Suffix)
 	}
@@ -174,6 +192,10 @@ func (f *file) runLine(ch *chunk, s *runSlot, o *assemble.Output, prev ckPos) ve
 	out := s.r.Process(rec, now, ch.pemit)
 	ch.slot = nil
 	f.recTS = nil
+	f.lastStart = o.Start
+	if o.Start < f.countFrom {
+		s.r.TakeCounts() // read again: its outcomes were counted (counted.go)
+	}
 	v := verdictEmit
 	switch out.Verdict {
 	case pipeline.Drop, pipeline.SampledOut:
@@ -242,6 +264,9 @@ func (f *file) flushRunners(ch *chunk, now *time.Time) {
 		ch.slot = s
 		s.r.Flush(ch.pemit)
 		ch.slot = nil
+		if f.lastStart < f.countFrom {
+			s.r.TakeCounts() // flushed while reading again: counted then (counted.go)
+		}
 		f.trimHeld(s)
 		flushed = true
 	}
@@ -321,15 +346,18 @@ func (f *file) appendSplit(ch *chunk, topic string, l *record.Line, end int64, l
 	}
 }
 
-// flushPipeCounts adds the runners' counts to their metrics (once per chunk).
-func (f *file) flushPipeCounts() {
+// flushPipeCounts moves the runners' counts into ch (once per chunk), where they count once
+// Kafka acknowledged ch (counted.go).
+func (f *file) flushPipeCounts(ch *chunk) {
 	for _, s := range f.slots {
 		s.takeCounts()
-		for i, n := range s.counts {
-			if n > 0 {
-				s.pm[i].Add(float64(n))
-				s.counts[i] = 0
-			}
+		if n := s.counts[outLimitThrottled]; n > 0 {
+			// Counted as the line waits (once per line: throttledTo), not per read.
+			s.pm.add(outLimitThrottled, n)
+			s.counts[outLimitThrottled] = 0
+		}
+		if s.counts != ([numOutcomes]int64{}) {
+			ch.takePipeCounts(s.pm, &s.counts)
 		}
 	}
 }

@@ -52,6 +52,14 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 		"out": {Selector: v1alpha1.Selector{Streams: []v1alpha1.Stream{"stdout"}}},
 		"err": {Selector: v1alpha1.Selector{Streams: []v1alpha1.Stream{"stderr"}}},
 	})
+	// As LogPipelines (with UIDs): the fold sums only those.
+	var ps []*pipeline.Pipeline
+	for _, p := range set.Pipelines {
+		q := *p
+		q.UID = "uid-" + p.Name
+		ps = append(ps, &q)
+	}
+	set = pipeline.NewSet("flood", ps)
 	cl := newCluster(t)
 	brokers := cl.ListenAddrs()[0]
 	node, _ := loadgen.NewNode(t.TempDir())
@@ -80,12 +88,12 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 	waitFor(t, 20*time.Second, func() bool { return testutil.ToFloat64(fm.limitThrottled) == lines-burst })
 	waitFor(t, 20*time.Second, func() bool { return testutil.ToFloat64(fm.linesAcked) == burst })
 	for _, p := range []string{"out", "err"} {
-		pm := c.metrics.forPipeline("flood", p)
-		waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(pm[outLimitThrottled]) == float64(waiting[p]) })
+		pm := c.metrics.forKey(counters.Key{Namespace: "flood", Pipeline: p, UID: "uid-" + p})
+		waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(pm.prom[outLimitThrottled]) == float64(waiting[p]) })
 	}
 	totals := pipelineTotals(c)
 	for _, p := range []string{"out", "err"} {
-		got := totals[counters.Key{Namespace: "flood", Pipeline: p}]
+		got := totals[counters.Key{Namespace: "flood", Pipeline: p, UID: "uid-" + p}]
 		if got.Throttled != waiting[p] {
 			t.Errorf("PipelineTotals %s: throttled %d, want %d", p, got.Throttled, waiting[p])
 		}
@@ -96,7 +104,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 	// Through the counters topic to what the controller writes into status.counters.
 	sums := foldThroughKafka(t, brokers, c.PipelineCounters())
 	for _, p := range []string{"out", "err"} {
-		k := counters.Key{Namespace: "flood", Pipeline: p}
+		k := counters.Key{Namespace: "flood", Pipeline: p, UID: "uid-" + p}
 		waitFor(t, 20*time.Second, func() bool { return sums.get(k).Throttled == waiting[p] })
 	}
 
@@ -114,7 +122,7 @@ func throttledCountedPerPipeline(t *testing.T, format loadgen.Format) {
 	}
 	totals = pipelineTotals(c)
 	for _, p := range []string{"out", "err"} {
-		got := totals[counters.Key{Namespace: "flood", Pipeline: p}]
+		got := totals[counters.Key{Namespace: "flood", Pipeline: p, UID: "uid-" + p}]
 		if got.Throttled != waiting[p] || got.Selected != want[p] || got.Emitted != want[p] {
 			t.Errorf("%s after the wait: %+v, want throttled %d, selected and emitted %d", p, got, waiting[p], want[p])
 		}

@@ -283,11 +283,11 @@ func TestKubeAPIServer(t *testing.T) {
 		st := v1alpha1.LogPipelineStatus{
 			ObservedGeneration: 2,
 			Conditions: []metav1.Condition{
-				{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonRunningPrevious, Message: `steps[0].regex: missing closing ): "(?P<x>[a-z"`, ObservedGeneration: 2, LastTransitionTime: metav1.Now()},
+				{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonRunningPrevious, Message: `steps[0].regex.pattern: missing closing ] for "[" at offset 6 and ) for "(?P<x>" at offset 0: "(?P<x>[a-z"`, ObservedGeneration: 2, LastTransitionTime: metav1.Now()},
 				{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady, ObservedGeneration: 2, LastTransitionTime: metav1.Now()},
 			},
 			Accepted: &v1alpha1.AcceptedSpec{Generation: 1, Spec: v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}},
-			Counters: &v1alpha1.Counters{Selected: 12, Emitted: 10, Dropped: 2},
+			Counters: &v1alpha1.Counters{Selected: 12, Emitted: 10, Dropped: 2, Panicked: 1},
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -331,11 +331,11 @@ func TestKubeAPIServer(t *testing.T) {
 			if got, want := columns(tab, false), "Name,Accepted,Ready,Gen,Running-Gen,Emitted,Reason,Age"; got != want {
 				t.Errorf("columns %s, want %s", got, want)
 			}
-			if got, want := columns(tab, true), "Name,Accepted,Ready,Gen,Running-Gen,Emitted,Reason,Dropped,Message,Age"; got != want {
+			if got, want := columns(tab, true), "Name,Accepted,Ready,Gen,Running-Gen,Emitted,Reason,Dropped,Panicked,Message,Age"; got != want {
 				t.Errorf("columns with -o wide %s, want %s", got, want)
 			}
 			want := map[string]any{"Name": "web", "Accepted": "False", "Ready": "True", "Gen": 2.0, "Running-Gen": 1.0, "Emitted": 10.0,
-				"Reason": "RunningPreviousVersion", "Dropped": 2.0, "Message": `steps[0].regex: missing closing ): "(?P<x>[a-z"`}
+				"Reason": "RunningPreviousVersion", "Dropped": 2.0, "Panicked": 1.0, "Message": `steps[0].regex.pattern: missing closing ] for "[" at offset 6 and ) for "(?P<x>" at offset 0: "(?P<x>[a-z"`}
 			checkRow(t, tab, want)
 			if _, err := create(fullPolicy, false); err != nil {
 				t.Fatal(err)

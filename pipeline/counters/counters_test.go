@@ -28,23 +28,32 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 func TestKey(t *testing.T) {
 	for _, tt := range []struct {
-		in   string
-		node string
-		k    Key
-		bad  bool
+		in     string
+		node   string
+		k      Key
+		bad    bool
+		legacy bool
 	}{
-		{in: "node-1/team-a/web", node: "node-1", k: Key{"team-a", "web"}},
-		{in: "ip-10-0-0-1.ec2.internal/ns/p", node: "ip-10-0-0-1.ec2.internal", k: Key{"ns", "p"}},
+		{in: "node-1/team-a/web/6f1c2b3e-0000-4000-8000-000000000001", node: "node-1", k: Key{"team-a", "web", "6f1c2b3e-0000-4000-8000-000000000001"}},
+		{in: "ip-10-0-0-1.ec2.internal/ns/p/u", node: "ip-10-0-0-1.ec2.internal", k: Key{"ns", "p", "u"}},
+		// A --pipelines-dir pipeline: no object, no UID.
+		{in: "node-1/team-a/web/-", node: "node-1", k: Key{"team-a", "web", ""}},
+		// The format before UIDs: parsed, and refused as legacy.
+		{in: "node-1/team-a/web", node: "node-1", k: Key{"team-a", "web", ""}, bad: true, legacy: true},
 		{in: "node/ns", bad: true},
-		{in: "node/ns/p/x", bad: true},
-		{in: "/ns/p", bad: true},
-		{in: "n//p", bad: true},
+		{in: "node/ns/p/u/x", bad: true},
+		{in: "/ns/p/u", bad: true},
+		{in: "n//p/u", bad: true},
+		{in: "n/ns/p/", bad: true},
 		{in: "", bad: true},
 	} {
 		node, k, err := ParseKey([]byte(tt.in))
 		if tt.bad {
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("ParseKey(%q) = %v, want ErrInvalid", tt.in, err)
+			if !errors.Is(err, ErrInvalid) || errors.Is(err, ErrLegacyKey) != tt.legacy {
+				t.Errorf("ParseKey(%q) = %v, want ErrInvalid (legacy %v)", tt.in, err, tt.legacy)
+			}
+			if tt.legacy && (node != tt.node || k != tt.k) {
+				t.Errorf("ParseKey(%q) = %q %v, want %q %v", tt.in, node, k, tt.node, tt.k)
 			}
 			continue
 		}
@@ -54,11 +63,14 @@ func TestKey(t *testing.T) {
 		if got := string(RecordKey(node, k)); got != tt.in {
 			t.Errorf("RecordKey = %q, want %q", got, tt.in)
 		}
+		if k.Dir() != (k.UID == "") {
+			t.Errorf("%v: Dir() %v", k, k.Dir())
+		}
 	}
 }
 
 func TestDecode(t *testing.T) {
-	v := Value{Counts: Counts{Selected: 3, Emitted: 2, Dropped: 1, ParseFailures: 4}, Time: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	v := Value{Counts: Counts{Selected: 3, Emitted: 2, Dropped: 1, ParseFailures: 4, Panicked: 1}, Time: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	got, ok, err := Decode(Encode(v))
 	if err != nil || !ok || got.Counts != v.Counts || !got.Time.Equal(v.Time) {
 		t.Errorf("round trip: %+v %v %v", got, ok, err)
@@ -66,10 +78,14 @@ func TestDecode(t *testing.T) {
 	if !strings.Contains(string(Encode(v)), `"sampledOut":0`) {
 		t.Errorf("encoded %s lacks the status field names", Encode(v))
 	}
+	// A record of a collector older than the panicked field: zero.
+	if old, ok, err := Decode([]byte(`{"selected":1,"emitted":1,"time":"2026-12-01T10:00:00Z"}`)); err != nil || !ok || old.Counts != (Counts{Selected: 1, Emitted: 1}) {
+		t.Errorf("record without panicked: %+v %v %v", old, ok, err)
+	}
 	if _, ok, err := Decode(nil); ok || err != nil {
 		t.Errorf("tombstone: %v %v", ok, err)
 	}
-	for _, bad := range []string{"{", "[]", `{"emitted":-1}`, `{"emitted":"x"}`} {
+	for _, bad := range []string{"{", "[]", `{"emitted":-1}`, `{"emitted":"x"}`, `{"panicked":-1}`} {
 		if _, _, err := Decode([]byte(bad)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Decode(%s) = %v, want ErrInvalid", bad, err)
 		}
@@ -77,7 +93,8 @@ func TestDecode(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte("n/a/b"), []byte(`{"emitted":1}`))
+	f.Add([]byte("n/a/b/u"), []byte(`{"emitted":1}`))
+	f.Add([]byte("n/a/b/-"), []byte(`{"panicked":1}`))
 	f.Add([]byte("//"), []byte(`{`))
 	f.Fuzz(func(t *testing.T, key, val []byte) {
 		if node, k, err := ParseKey(key); err == nil {
@@ -252,7 +269,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestPublishAndFold(t *testing.T) {
 	opts := cluster(t)
 	ctx := context.Background()
-	web, api := Key{"team-a", "web"}, Key{"team-b", "api"}
+	web, api := Key{"team-a", "web", "uid-web"}, Key{"team-b", "api", "uid-api"}
 
 	nodeA := &totals{m: map[Key]Counts{web: {Selected: 10, Emitted: 8, Dropped: 2}}}
 	nodeB := &totals{m: map[Key]Counts{web: {Selected: 5, Emitted: 5}, api: {Selected: 1, Emitted: 1, ParseFailures: 1}}}
@@ -333,7 +350,7 @@ func TestFoldRestartWritesNoPartialSum(t *testing.T) {
 	for n := range nodes {
 		tt := &totals{m: map[Key]Counts{}}
 		for p := range pipelines {
-			k := Key{"ns", fmt.Sprintf("p%d", p)}
+			k := Key{"ns", fmt.Sprintf("p%d", p), fmt.Sprintf("uid-%d", p)}
 			c := Counts{Selected: int64(n + 1), Emitted: int64(n + 1)}
 			tt.set(k, c)
 			s := want[k]
@@ -401,7 +418,8 @@ func TestCountsMatchStatus(t *testing.T) {
 		delete(m, "updatedAt")
 		return slices.Sorted(maps.Keys(m))
 	}
-	if got, want := keys(Counts{}), keys(v1alpha1.Counters{}); !slices.Equal(got, want) {
+	// Non-zero: some fields are omitted while zero.
+	if got, want := keys(Counts{Panicked: 1}), keys(v1alpha1.Counters{Panicked: 1}); !slices.Equal(got, want) {
 		t.Errorf("record counters %v, status counters %v", got, want)
 	}
 }

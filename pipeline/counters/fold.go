@@ -56,6 +56,7 @@ func (c FoldConfig) Validate() error {
 
 type foldMetrics struct {
 	records, invalid, writes, writeErrors, tombstones prometheus.Counter
+	dirRecords, legacy                                prometheus.Counter
 }
 
 func newFoldMetrics(reg prometheus.Registerer) *foldMetrics {
@@ -70,8 +71,12 @@ func newFoldMetrics(reg prometheus.Registerer) *foldMetrics {
 			Help: "Pipeline status counter updates that failed (retried at the next interval)."}),
 		tombstones: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_tombstones_total",
 			Help: "Tombstones the controller produced to the counters topic for records of deleted pipelines (any node's, also of nodes gone for good)."}),
+		dirRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_dir_records_total",
+			Help: "Counter records of --pipelines-dir collectors read (no LogPipeline: neither summed nor tombstoned)."}),
+		legacy: prometheus.NewCounter(prometheus.CounterOpts{Name: "logrouter_controller_counter_legacy_records_total",
+			Help: "Counter records with a key of the format before UIDs, tombstoned (their counts cannot be told apart from a pipeline recreated under the same name)."}),
 	}
-	reg.MustRegister(m.records, m.invalid, m.writes, m.writeErrors, m.tombstones)
+	reg.MustRegister(m.records, m.invalid, m.writes, m.writeErrors, m.tombstones, m.dirRecords, m.legacy)
 	return m
 }
 
@@ -188,6 +193,18 @@ func (f *Fold) add(r *kgo.Record) {
 	if err == nil {
 		v, live, err = Decode(r.Value)
 	}
+	if errors.Is(err, ErrLegacyKey) {
+		if len(r.Value) > 0 {
+			f.m.legacy.Inc()
+			f.produceTombstone(context.Background(), r.Key, k)
+		}
+		return
+	}
+	if err == nil && k.Dir() {
+		// A --pipelines-dir collector's: no LogPipeline to write, and not stale either.
+		f.m.dirRecords.Inc()
+		return
+	}
 	if err != nil {
 		f.m.invalid.Inc()
 		f.warn.Do(func() { f.log.Warn("skipping a pipeline counters record", "offset", r.Offset, "err", err) })
@@ -292,12 +309,20 @@ func (f *Fold) tombstone(ctx context.Context, k Key, s *sum) {
 	}
 	for node := range s.nodes {
 		f.m.tombstones.Inc()
-		f.cl.Produce(ctx, &kgo.Record{Topic: f.cfg.Topic, Key: RecordKey(node, k)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				f.warn.Do(func() { f.log.Warn("tombstoning a deleted pipeline's counters", "pipeline", k.String(), "err", err) })
-			}
-		})
+		f.produceTombstone(ctx, RecordKey(node, k), k)
 	}
+}
+
+// produceTombstone produces a tombstone for key (of pipeline k) without waiting for it.
+func (f *Fold) produceTombstone(ctx context.Context, key []byte, k Key) {
+	if f.cl == nil {
+		return
+	}
+	f.cl.Produce(ctx, &kgo.Record{Topic: f.cfg.Topic, Key: key}, func(_ *kgo.Record, err error) {
+		if err != nil {
+			f.warn.Do(func() { f.log.Warn("tombstoning pipeline counters", "pipeline", k.String(), "err", err) })
+		}
+	})
 }
 
 // Sum returns a pipeline's current sum over nodes (what the next write stores).

@@ -95,7 +95,7 @@ func runFold(t *testing.T, opts []kgo.Opt) (*Fold, *monotonic) {
 // runs throughout and fails the test if a sum ever goes down; a second fold started at the
 // end (a controller restart) must write the same sums.
 func TestCountersAcrossRestarts(t *testing.T) {
-	web := Key{"team-a", "web"}
+	web := Key{"team-a", "web", "uid-web"}
 	type process struct {
 		published int64 // web's count at its last publication
 		after     int64 // counted after it: published at a clean stop, lost when killed
@@ -149,7 +149,7 @@ func TestCountersAcrossRestarts(t *testing.T) {
 				want += pr.after
 				eventually(t, fmt.Sprintf("process %d's last publication folded", i), func() bool { return m.get(web).Emitted == want })
 			}
-			if got := *latest(t, opts)["node-a/team-a/web"]; got.Emitted != want-100 || got.Selected != want-100 {
+			if got := *latest(t, opts)["node-a/team-a/web/uid-web"]; got.Emitted != want-100 || got.Selected != want-100 {
 				t.Errorf("node-a's record = %+v, want %d (every publication of every process added up)", got, want-100)
 			}
 			// A controller restart: a new fold over the compacted topic writes the same sum.
@@ -169,7 +169,7 @@ func TestCountersAcrossRestarts(t *testing.T) {
 // but not before it knows which pipelines exist.
 func TestPublisherTombstonesDeletedPipelines(t *testing.T) {
 	opts := cluster(t)
-	web, api, idle := Key{"team-a", "web"}, Key{"team-b", "api"}, Key{"team-c", "idle"}
+	web, api, idle := Key{"team-a", "web", "uid-web"}, Key{"team-b", "api", "uid-api"}, Key{"team-c", "idle", "uid-idle"}
 	src := &totals{m: map[Key]Counts{web: {Selected: 3, Emitted: 3}, api: {Selected: 2, Emitted: 2}, idle: {Selected: 1, Emitted: 1}}}
 	p := publisher(t, opts, "node-a", src)
 	if n := publish(t, p); n != 3 {
@@ -179,8 +179,8 @@ func TestPublisherTombstonesDeletedPipelines(t *testing.T) {
 	if n := publish(t, p); n != 1 {
 		t.Fatalf("deletion: published %d records, want a tombstone", n)
 	}
-	if got := latest(t, opts); got["node-a/team-a/web"] != nil {
-		t.Errorf("web's record = %+v, want a tombstone", got["node-a/team-a/web"])
+	if got := latest(t, opts); got["node-a/team-a/web/uid-web"] != nil {
+		t.Errorf("web's record = %+v, want a tombstone", got["node-a/team-a/web/uid-web"])
 	}
 	if f := src.forgotten(); len(f) != 0 {
 		t.Errorf("forgotten at the tombstone's publication already: %v", f)
@@ -191,7 +191,7 @@ func TestPublisherTombstonesDeletedPipelines(t *testing.T) {
 	}
 
 	// A pipeline that never reached the topic is forgotten at once, without a tombstone.
-	brief := Key{"team-a", "brief"}
+	brief := Key{"team-a", "brief", "uid-brief"}
 	src.set(brief, Counts{Selected: 1})
 	src.remove(brief)
 	if n := publish(t, p); n != 0 {
@@ -216,22 +216,38 @@ func TestPublisherTombstonesDeletedPipelines(t *testing.T) {
 		t.Errorf("published %d records, want api's tombstone", n)
 	}
 	got := latest(t, opts)
-	if got["node-a/team-b/api"] != nil || got["node-a/team-a/web"] != nil {
-		t.Errorf("records of deleted pipelines: api %+v, web %+v", got["node-a/team-b/api"], got["node-a/team-a/web"])
+	if got["node-a/team-b/api/uid-api"] != nil || got["node-a/team-a/web/uid-web"] != nil {
+		t.Errorf("records of deleted pipelines: api %+v, web %+v", got["node-a/team-b/api/uid-api"], got["node-a/team-a/web/uid-web"])
 	}
-	if c := got["node-a/team-c/idle"]; c == nil || c.Emitted != 1 {
+	if c := got["node-a/team-c/idle/uid-idle"]; c == nil || c.Emitted != 1 {
 		t.Errorf("idle's record = %+v, want it kept (the pipeline exists)", c)
 	}
 }
 
 // TestFoldTombstonesDeletedPipelines: a pipeline the API server no longer has loses every
 // node's record, also that of a node that is gone for good (its collector will never
-// tombstone it); the topic keeps nothing of it.
+// tombstone it); the topic keeps nothing of it. The object created again under its name (another
+// UID) is summed on its own; a --pipelines-dir collector's record of that name is neither written
+// nor tombstoned; a record of the key format before UIDs is tombstoned.
 func TestFoldTombstonesDeletedPipelines(t *testing.T) {
 	opts := cluster(t)
-	web, api := Key{"team-a", "web"}, Key{"team-b", "api"}
+	web, api := Key{"team-a", "web", "uid-web"}, Key{"team-b", "api", "uid-api"}
 	for _, node := range []string{"node-a", "node-dead"} {
 		publish(t, publisher(t, opts, node, &totals{m: map[Key]Counts{web: {Emitted: 1}, api: {Emitted: 2}}}))
+	}
+	// web was deleted and created again under its name: the new object is another key.
+	web2 := Key{"team-a", "web", "uid-web-2"}
+	publish(t, publisher(t, opts, "node-a", &totals{m: map[Key]Counts{web2: {Emitted: 3}}}))
+	// A --pipelines-dir collector's record of the same name, and one of the format before UIDs.
+	dirWeb := Key{"team-a", "web", ""}
+	publish(t, publisher(t, opts, "node-dir", &totals{m: map[Key]Counts{dirWeb: {Emitted: 5}}}))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic.CountersTopic, Key: []byte("node-old/team-a/web"), Value: Encode(Value{Counts: Counts{Emitted: 9}})}).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 	w := newWrites()
 	w.gone[web] = true
@@ -249,19 +265,36 @@ func TestFoldTombstonesDeletedPipelines(t *testing.T) {
 	}()
 	eventually(t, "web's records tombstoned", func() bool {
 		got := latest(t, opts)
-		a, okA := got["node-a/team-a/web"]
-		d, okD := got["node-dead/team-a/web"]
+		a, okA := got["node-a/team-a/web/uid-web"]
+		d, okD := got["node-dead/team-a/web/uid-web"]
 		return okA && okD && a == nil && d == nil
 	})
 	eventually(t, "web gone from the fold", func() bool { _, ok := fold.Sum(web); return !ok })
 	if c, _ := w.get(api); c.Emitted != 4 {
 		t.Errorf("api = %+v, want 4 (untouched)", c)
 	}
-	if got := latest(t, opts); got["node-a/team-b/api"] == nil || got["node-dead/team-b/api"] == nil {
+	if got := latest(t, opts); got["node-a/team-b/api/uid-api"] == nil || got["node-dead/team-b/api/uid-api"] == nil {
 		t.Errorf("api's records were tombstoned: %v", got)
+	}
+	eventually(t, "the legacy record tombstoned", func() bool {
+		r, ok := latest(t, opts)["node-old/team-a/web"]
+		return ok && r == nil
+	})
+	eventually(t, "the new web written", func() bool { c, _ := w.get(web2); return c.Emitted == 3 })
+	if c, n := w.get(dirWeb); n != 0 {
+		t.Errorf("a --pipelines-dir record was written as status: %+v", c)
+	}
+	if got := latest(t, opts); got["node-dir/team-a/web/-"] == nil || got["node-a/team-a/web/uid-web-2"] == nil {
+		t.Errorf("the --pipelines-dir record or the new object's was tombstoned: %v", got)
 	}
 	if n := testutil.ToFloat64(fold.m.tombstones); n != 2 {
 		t.Errorf("tombstones = %v, want 2", n)
+	}
+	if n := testutil.ToFloat64(fold.m.legacy); n != 1 {
+		t.Errorf("legacy records = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(fold.m.dirRecords); n != 1 {
+		t.Errorf("dir records = %v, want 1", n)
 	}
 	if n := testutil.ToFloat64(fold.m.writeErrors); n != 0 {
 		t.Errorf("ErrGone counted as %v write errors", n)
@@ -288,7 +321,7 @@ func TestCountersChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := bufio.NewScanner(os.Stdin)
-	web := Key{"team-a", "web"}
+	web := Key{"team-a", "web", "uid-web"}
 	for own := int64(7); ; own += 7 {
 		src.set(web, Counts{Selected: own, Emitted: own})
 		if own%21 == 0 {
@@ -312,7 +345,7 @@ func TestCountersChild(t *testing.T) {
 func TestCountersSIGKILL(t *testing.T) {
 	opts, addrs := clusterAddrs(t)
 	_, m := runFold(t, opts)
-	web := Key{"team-a", "web"}
+	web := Key{"team-a", "web", "uid-web"}
 	brokers := strings.Join(addrs, ",")
 	published := int64(0) // in the topic before the process starts
 	for proc, steps := range []int{4, 8, 3, 7} {
@@ -361,7 +394,7 @@ func TestCountersSIGKILL(t *testing.T) {
 		if lastAcked == 0 {
 			lastAcked = published
 		}
-		rec := latest(t, opts)["node-a/team-a/web"]
+		rec := latest(t, opts)["node-a/team-a/web/uid-web"]
 		if rec == nil || rec.Emitted != lastAcked {
 			t.Fatalf("process %d: topic holds %+v, want its last publication %d", proc, rec, lastAcked)
 		}

@@ -278,11 +278,11 @@ spec:
 	}
 	// web/c does not run and exists: its counters are kept (pipeline/counters).
 	for _, n := range []string{"a", "b", "c"} {
-		if !st.Exists("web", n) {
+		if !st.Exists("web", n, "") {
 			t.Errorf("web/%s not known to exist", n)
 		}
 	}
-	if st.Exists("web", "d") || st.Exists("other", "a") {
+	if st.Exists("web", "d", "") || st.Exists("other", "a", "") || st.Exists("web", "a", "some-uid") {
 		t.Error("pipelines that do not exist are known")
 	}
 	if !strings.Contains(dt.logs.String(), "allows 2 (maxPipelinesPerNamespace)") {

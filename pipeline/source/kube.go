@@ -184,7 +184,7 @@ func (k *Kube) apply(pipelines, policies []any) {
 		}
 		version := entryVersion(string(p.UID), p.Generation, p.Status.Accepted)
 		entries = append(entries, Entry{
-			Namespace: p.Namespace, Name: p.Name, Generation: p.Generation,
+			Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), Generation: p.Generation,
 			Spec: &p.Spec, Accepted: p.Status.Accepted, Origin: "kubernetes", Version: version,
 		})
 	}

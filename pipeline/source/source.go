@@ -27,8 +27,10 @@ import (
 // Entry is one LogPipeline as a source sees it.
 type Entry struct {
 	Namespace, Name string
-	Generation      int64
-	Spec            *v1alpha1.LogPipelineSpec
+	// UID is the LogPipeline's metadata.uid ("" for a --pipelines-dir file).
+	UID        string
+	Generation int64
+	Spec       *v1alpha1.LogPipelineSpec
 	// Accepted is the last valid version (nil: none known).
 	Accepted *v1alpha1.AcceptedSpec
 	// Origin says where the entry came from, for logs ("file team.yaml", "kubernetes").
@@ -161,12 +163,13 @@ func (b *builder) build(policy *pipeline.Policy, entries []Entry) (*pipeline.Sta
 	for i := range results {
 		byNS[results[i].Entry.Namespace] = append(byNS[results[i].Entry.Namespace], i)
 	}
-	st := &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{}, Known: map[string]map[string]bool{}}
-	for k := range seen {
-		if st.Known[k.ns] == nil {
-			st.Known[k.ns] = map[string]bool{}
+	st := &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{}, Known: map[string]map[string]string{}}
+	for i := range results {
+		e := &results[i].Entry
+		if st.Known[e.Namespace] == nil {
+			st.Known[e.Namespace] = map[string]string{}
 		}
-		st.Known[k.ns][k.name] = true
+		st.Known[e.Namespace][e.Name] = e.UID
 	}
 	counts := map[Running]int{}
 	for ns, idx := range byNS {
@@ -223,14 +226,14 @@ func (b *builder) logResult(r Result) {
 // compileEntry applies the last-known-good rule to one entry.
 func compileEntry(e Entry, policy *pipeline.Policy) Result {
 	r := Result{Entry: e}
-	p, err := pipeline.Compile(e.Namespace, e.Name, e.Generation, e.Spec, policy)
+	p, err := pipeline.Compile(e.Namespace, e.Name, e.Generation, e.Spec, policy, pipeline.WithUID(e.UID))
 	if err == nil {
 		r.Running, r.Pipeline = RunningCurrent, p
 		return r
 	}
 	r.Err = err
 	if e.Accepted != nil {
-		if p, aerr := pipeline.Compile(e.Namespace, e.Name, e.Accepted.Generation, &e.Accepted.Spec, policy); aerr == nil {
+		if p, aerr := pipeline.Compile(e.Namespace, e.Name, e.Accepted.Generation, &e.Accepted.Spec, policy, pipeline.WithUID(e.UID)); aerr == nil {
 			r.Running, r.Pipeline = RunningPrevious, p
 		}
 	}

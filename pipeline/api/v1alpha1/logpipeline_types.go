@@ -17,6 +17,7 @@ import (
 // +kubebuilder:printcolumn:name="Emitted",type=integer,JSONPath=`.status.counters.emitted`,description="Records emitted, summed over collectors"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`,description="Why the spec is (not) accepted"
 // +kubebuilder:printcolumn:name="Dropped",type=integer,JSONPath=`.status.counters.dropped`,priority=1,description="Records dropped by a condition"
+// +kubebuilder:printcolumn:name="Panicked",type=integer,JSONPath=`.status.counters.panicked`,priority=1,description="Records a step panicked on (shipped raw); there must be none"
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].message`,priority=1,description="What is wrong, and where"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LogPipeline struct {
@@ -344,6 +345,10 @@ type Counters struct {
 	LimitDropped int64 `json:"limitDropped"`
 	// ParseFailures: records marked with fields_error.
 	ParseFailures int64 `json:"parseFailures"`
+	// Panicked: records a step panicked on, shipped raw (their message and time as read, no
+	// fields, fields_error naming the step). There must be none: report it.
+	// +optional
+	Panicked int64 `json:"panicked,omitempty"`
 	// UpdatedAt is when the controller last folded the collectors' counters in.
 	// +optional
 	UpdatedAt metav1.Time `json:"updatedAt,omitempty"`
