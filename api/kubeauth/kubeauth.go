@@ -22,6 +22,8 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/logrouter/logrouter/internal/topic"
 )
 
 // The virtual resource access is checked against.
@@ -174,6 +176,12 @@ func authzKey(id Identity, ns string) string {
 
 // Authorize returns nil if id may get the virtual resource in namespace ns, ErrForbidden if not.
 func (r *Reviewer) Authorize(ctx context.Context, id Identity, ns string) error {
+	if ns == topic.NodeSystem {
+		// The node's own logs (the journal) are shipped under this name: RBAC in a Kubernetes
+		// namespace that happens to be called so must not open them.
+		r.reviews.WithLabelValues("access", "reserved", "false").Inc()
+		return fmt.Errorf("%w: %s in %s: the namespace is reserved for the nodes' own logs; Kubernetes RBAC never grants it, a gateway token from the platform team does", ErrForbidden, id.Username, ns)
+	}
 	key := authzKey(id, ns)
 	now := r.now()
 	r.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,6 +89,34 @@ func TestReviewer(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+
+	// node-system (the journal's namespace) is never granted by RBAC, and costs no review, even
+	// to an identity the API server would allow everything.
+	everything := fake.NewClientset()
+	var asked atomic.Int64
+	everything.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		asked.Add(1)
+		rev := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).DeepCopy()
+		rev.Status.Allowed = true
+		return true, rev, nil
+	})
+	admin, err := New(everything, DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := Identity{Username: "cluster-admin", Groups: []string{"system:masters"}}
+	if err := admin.Authorize(ctx, root, "node-system"); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("node-system: %v, want ErrForbidden naming the reservation", err)
+	}
+	if list, _, err := admin.Allowed(ctx, root, []string{"node-system", "team-x"}); err != nil || len(list) != 1 || list[0] != "team-x" {
+		t.Fatalf("Allowed = %v, %v; want [team-x]", list, err)
+	}
+	if err := admin.Authorize(ctx, root, "node-system-2"); err != nil {
+		t.Fatalf("node-system-2: %v", err)
+	}
+	if asked.Load() != 2 {
+		t.Fatalf("%d reviews, want 2 (team-x, node-system-2)", asked.Load())
 	}
 
 	// Cached: repeating the requests asks the API server nothing more.
