@@ -101,6 +101,7 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		// path metadata until the informers sync (see docs/enricher.md).
 		g.Add("enricher", enr.Run)
 	}
+	ready := c.Ready
 	if jcfg.Enabled {
 		src, err := newJournalSource(jcfg, cfg, c, reg, base)
 		if err != nil {
@@ -108,9 +109,10 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		done := c.Attach()
 		g.Add("journal", func(ctx context.Context) error { defer done(); return src.Run(ctx) })
+		ready = func() error { return errors.Join(c.Ready(), src.Ready()) }
 	}
 	g.Add("collector", c.Run)
-	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, c.Ready) })
+	g.Add("metrics", func(ctx context.Context) error { return cli.ServeMetrics(ctx, *metricsAddr, reg, log, ready) })
 	return g.Run(ctx)
 }
 
@@ -124,5 +126,5 @@ func newJournalSource(jcfg journal.Config, cfg router.Config, c *router.Collecto
 		}
 	}
 	return journal.New(jcfg, journal.Deps{Sink: c.Sink(), Budget: c.Budget(), CheckpointDir: cfg.CheckpointDir, Node: cfg.Node, Cluster: cfg.Cluster,
-		Topic: t, Kafka: cfg.Sink.Kafka, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal")}, reg)
+		Topic: t, Kafka: cfg.Sink.Kafka, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal"), StallAfter: cfg.AckTimeout}, reg)
 }

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,6 +146,9 @@ type Deps struct {
 	Kafka        kafkaconn.Config
 	MaxLineBytes int
 	Log          *slog.Logger
+	// StallAfter is how long entries may wait for Kafka, or reads fail, before Ready reports
+	// the source stalled (the collector's --ack-timeout; 0: 15 s).
+	StallAfter time.Duration
 }
 
 // Participant is the journal's name in the budget: not a possible namespace name (the colon),
@@ -181,6 +185,41 @@ type Source struct {
 	savedAt time.Time
 	// newStream: a stream's start was put in marks and must be saved before it is produced.
 	newStream bool
+
+	// For Ready (unix nanoseconds; 0: never): the loop's start, the last chunk Kafka took whole,
+	// since when entries wait (0: none), and the last pass that found the topic usable.
+	runningAt, ackedAt, waitSince, topicOKAt atomic.Int64
+	topicErr                                 atomic.Pointer[string]
+}
+
+// ErrStalled is Ready's error when the journal's entries do not reach Kafka.
+var ErrStalled = errors.New("journal source stalled")
+
+// Ready reports, for the collector's /readyz, whether the journal ships: nil, or ErrStalled
+// with why (entries waiting for Kafka with no acknowledgement for StallAfter, or the topic
+// unavailable for as long). A journal file that cannot be read is not a stall: the others ship,
+// and journal_read_errors_total counts it. It is cheap (no I/O).
+func (s *Source) Ready() error {
+	running := s.runningAt.Load()
+	if running == 0 {
+		return fmt.Errorf("%w: starting (reading back what the previous run produced)", ErrStalled)
+	}
+	after := cmp.Or(s.deps.StallAfter, 15*time.Second)
+	now := time.Now()
+	since := func(ns int64) time.Duration { return now.Sub(time.Unix(0, max(ns, running))) }
+	var errs []error
+	if ws := s.waitSince.Load(); ws != 0 && since(ws) >= after && since(s.ackedAt.Load()) >= after {
+		errs = append(errs, fmt.Errorf("%w: entries wait for Kafka since %s, no acknowledgement for %s", ErrStalled,
+			since(ws).Round(100*time.Millisecond), since(s.ackedAt.Load()).Round(100*time.Millisecond)))
+	}
+	if d := since(s.topicOKAt.Load()); d >= after {
+		why := "unknown"
+		if p := s.topicErr.Load(); p != nil {
+			why = *p
+		}
+		errs = append(errs, fmt.Errorf("%w: topic %s unavailable for %s: %s", ErrStalled, s.deps.Topic, d.Round(100*time.Millisecond), why))
+	}
+	return errors.Join(errs...)
 }
 
 type mark struct {
@@ -233,6 +272,9 @@ func (ch *chunk) onPromise(_ *kgo.Record, err error) {
 		ch.err.Store(&err)
 	}
 	if ch.pending.Add(-1) == 0 {
+		if !ch.failed.Load() {
+			ch.s.ackedAt.Store(time.Now().UnixNano())
+		}
 		// The bytes go back now, not when the Run loop folds the chunk in: the loop may be
 		// waiting for them in Acquire.
 		ch.s.deps.Budget.Release(Participant, ch.reserved)
@@ -325,8 +367,12 @@ func (s *Source) Run(ctx context.Context) error {
 	defer func() { r.Close() }()
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
+	s.runningAt.Store(time.Now().UnixNano())
 	for {
 		s.fold()
+		if s.flight.Load() == 0 && !s.failedChunk() {
+			s.waitSince.Store(0) // everything read so far is acknowledged
+		}
 		if s.failedChunk() {
 			// A record Kafka did not take: read again from the acknowledged position once
 			// nothing is in flight (what was acknowledged after it is sent again).
@@ -339,9 +385,14 @@ func (s *Source) Run(ctx context.Context) error {
 		if err := s.deps.Sink.Ensure(ctx, s.deps.Topic, 0); err != nil {
 			s.m.topicErrors.Inc()
 			s.logErr("journal topic unavailable; entries wait in the journal", "topic", s.deps.Topic, "err", err)
-		} else if err := s.pollOnce(ctx, r); err != nil && ctx.Err() == nil {
-			s.m.fileErrors.Inc()
-			s.logErr("journal read error", "err", err)
+			why := err.Error()
+			s.topicErr.Store(&why)
+		} else {
+			s.topicOKAt.Store(time.Now().UnixNano())
+			if err := s.pollOnce(ctx, r); err != nil && ctx.Err() == nil {
+				s.m.fileErrors.Inc()
+				s.logErr("journal read error", "err", err)
+			}
 		}
 		s.m.openFiles.Set(float64(r.OpenFiles()))
 		if s.dirty && time.Since(s.savedAt) >= s.cfg.CheckpointInterval {
@@ -549,6 +600,7 @@ func (s *Source) submit(ctx context.Context, ch *chunk) {
 	s.queues[ch.stream] = append(s.queues[ch.stream], ch)
 	s.mu.Unlock()
 	s.flight.Add(1)
+	s.waitSince.CompareAndSwap(0, time.Now().UnixNano())
 	ch.pending.Store(int64(len(recs)) + 1)
 	for i := range recs {
 		s.deps.Sink.Produce(ctx, &recs[i], ch.onPromise)

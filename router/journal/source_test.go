@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,8 @@ type harness struct {
 	j       *journaltest.Journal
 	reg     *prometheus.Registry
 	budget  int64 // the byte budget (default 4 MiB)
+	src     *journal.Source
+	stall   time.Duration // Deps.StallAfter
 }
 
 func newHarness(t *testing.T, opts ...kfake.Opt) *harness {
@@ -68,10 +71,11 @@ func (h *harness) start(set func(*journal.Config)) (stop func() error) {
 	}
 	h.reg = prometheus.NewRegistry()
 	src, err := journal.New(cfg, journal.Deps{Sink: s, Budget: budget.New(cmp.Or(h.budget, 4<<20)), CheckpointDir: h.ckDir, Node: "node-a", Topic: testTopic, Kafka: scfg.Kafka, MaxLineBytes: 1 << 20,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, h.reg)
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), StallAfter: h.stall}, h.reg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.src = src
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- src.Run(ctx) }()
@@ -287,6 +291,96 @@ func TestCheckpointOnlyAfterAck(t *testing.T) {
 	if n := len(h.consume()); n != 50 {
 		t.Fatalf("%d records, want 50", n)
 	}
+}
+
+// TestReadyReportsStall: /readyz (Ready) says when the journal's entries wait for Kafka with no
+// acknowledgement for StallAfter, and is ready again once Kafka takes them; a journal directory
+// that cannot be read is reported too.
+func TestReadyReportsStall(t *testing.T) {
+	h := newHarness(t)
+	h.stall = 300 * time.Millisecond
+	var refuse atomic.Bool
+	h.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	if err := h.j.Append(entries(1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.start(nil)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitFor(t, "ready", func() bool { return h.src.Ready() == nil && readCheckpoint(t, h.ckDir) == 20 })
+
+	refuse.Store(true)
+	if err := h.j.Append(entries(21, 20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stalled", func() bool {
+		err := h.src.Ready()
+		return errors.Is(err, journal.ErrStalled) && strings.Contains(err.Error(), "wait for Kafka")
+	})
+	refuse.Store(false)
+	waitFor(t, "ready again", func() bool { return h.src.Ready() == nil && readCheckpoint(t, h.ckDir) == 40 })
+
+}
+
+// TestReadyReportsTopicUnavailable: a journal topic Kafka does not let the collector create is a
+// stall Ready names, not a silent wait.
+func TestReadyReportsTopicUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.stall = 300 * time.Millisecond
+	var refuse atomic.Bool
+	refuse.Store(true)
+	h.cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.CreateTopicsRequest)
+		resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, tp := range r.Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic = tp.Topic
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	if err := h.j.Append(entries(1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.start(nil)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitFor(t, "stalled", func() bool {
+		err := h.src.Ready()
+		return errors.Is(err, journal.ErrStalled) && strings.Contains(err.Error(), "topic "+testTopic+" unavailable")
+	})
+	refuse.Store(false)
+	waitFor(t, "ready", func() bool { return h.src.Ready() == nil && readCheckpoint(t, h.ckDir) == 20 })
 }
 
 // TestSourceResumes: a restart continues after the last acknowledged entry, across rotation,
