@@ -97,6 +97,10 @@ type Collector struct {
 	gate        bool
 	now         func() time.Time // the clock of limits and multiline timeouts (tests set it)
 
+	// Node file sources (nodefiles.go) by budget participant, and in configured order.
+	nodeSrcs  map[string]*nodeSource
+	nodeOrder []*nodeSource
+
 	wg sync.WaitGroup
 }
 
@@ -154,6 +158,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	}
 	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) }, func() float64 { return c.oldestUnacked().Seconds() })
 	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
+	c.newNodeSources(reg)
 	return c, nil
 }
 
@@ -314,6 +319,7 @@ type candidate struct {
 	id    fileid.ID
 	size  int64
 	mtime time.Time
+	node  *nodeSource // a node file's source; nil for container logs
 }
 
 // scan finds the node's log files: the live targets of /var/log/containers symlinks and their
@@ -424,6 +430,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 			}
 		}
 	}
+	c.scanNodeFiles(add, covered)
 	c.place(ctx, cands, initial)
 	c.placeHeld(ctx)
 }
@@ -678,16 +685,24 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	cd.meta.Src = fmt.Sprintf("%d:%d", cd.id.Dev, cd.id.Inode)
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
-		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}, pendingTrunc: opts.trunc}
+		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}, pendingTrunc: opts.trunc, node: cd.node}
 	for _, k := range opts.skip {
 		f.skipAgain(k)
+	}
+	if cd.node != nil {
+		format = logline.FormatRaw
+		f.format = format
 	}
 	p := cd.path
 	f.path.Store(&p)
 	f.live.Store(cd.live)
 	f.log = c.log.With("path", cd.path, "namespace", cd.meta.Namespace, "pod", cd.meta.Pod, "container", cd.meta.Container)
 	f.asm = assemble.New(assemble.Config{Format: format, MaxLine: c.cfg.MaxLineBytes, Now: nowTS, Scratch: &c.scratch}, off, st)
-	f.handle = c.meta.Open(cd.meta)
+	if cd.node != nil {
+		f.handle = c.nodeHandle(cd.node, cd.meta)
+	} else {
+		f.handle = c.meta.Open(cd.meta)
+	}
 	c.mu.Lock()
 	// Lines keep their order across rename rotation: a file waits until the container's
 	// previous file is read to its end. Never behind a live file, though: a file found while the
@@ -859,6 +874,8 @@ func parseFormat(s string) logline.Format {
 		return logline.FormatCRI
 	case logline.FormatDocker.String():
 		return logline.FormatDocker
+	case logline.FormatRaw.String():
+		return logline.FormatRaw
 	}
 	return logline.FormatUnknown
 }

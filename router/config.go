@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/logrouter/logrouter/internal/topic"
+	"github.com/logrouter/logrouter/router/nodefiles"
 	"github.com/logrouter/logrouter/router/sink"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	AckTimeout time.Duration
 	// StartAtEnd makes files without a checkpoint start at their end (default: beginning).
 	StartAtEnd bool
+	// NodeFiles are the node's own files (the audit log) read with the container logs.
+	NodeFiles nodefiles.Config
 }
 
 // DefaultConfig returns the defaults.
@@ -90,6 +93,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "on SIGTERM, how long to wait for Kafka to acknowledge in-flight lines")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", c.AckTimeout, "how long lines may wait for Kafka's acknowledgement, with none arriving, before the collector logs it, counts it and reports not ready on /readyz")
 	fs.BoolVar(&c.StartAtEnd, "start-at-end", c.StartAtEnd, "start files that have no checkpoint at their end instead of their beginning")
+	c.NodeFiles.Register(fs)
 }
 
 // Validate reports every problem at once.
@@ -125,6 +129,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}
+	}
+	if err := c.NodeFiles.Validate(c.LogDir, c.PodsDir); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RotatedIdle < 0 || c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("--rotated-idle and --shutdown-grace must not be negative"))

@@ -41,6 +41,10 @@ type file struct {
 	live   atomic.Bool
 	path   atomic.Pointer[string]
 	prev   *file // an older file of the same container, read first so lines keep their order
+	// node is a node file's source (nodefiles.go); nil for container logs.
+	node *nodeSource
+	// idleMtime is the modification time last checked at the end of the file (step).
+	idleMtime time.Time
 
 	caughtUp     chan struct{} // closed once the file is at its end and no longer live
 	caughtUpOnce sync.Once
@@ -406,6 +410,14 @@ func (f *file) step(ctx context.Context) stepResult {
 		}
 		if statErr == nil && fi.Size() < pos {
 			f.truncated(ctx, "file shrank")
+		} else if err == nil && pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime) {
+			// Written while at its end and yet no longer: truncated and written again to the
+			// very same size between two polls (fixed-size lines). Only its content tells.
+			f.idleMtime = fi.ModTime()
+			if !f.sameContent() {
+				f.truncated(ctx, "content changed")
+				return stepProgress
+			}
 		}
 		return stepIdle
 	}
@@ -796,7 +808,9 @@ func (f *file) detectFormat(data []byte) {
 		line = data[:i]
 	}
 	format := logline.Detect(line)
-	if format == logline.FormatUnknown {
+	if f.node != nil {
+		format = logline.FormatRaw // a node file has no runtime framing
+	} else if format == logline.FormatUnknown {
 		format = logline.FormatCRI // shipped raw with a parse error per line, never dropped
 	}
 	f.asm.SetFormat(format)

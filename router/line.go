@@ -26,6 +26,8 @@ type fileView struct {
 	// The policy as last computed for this view (policy), and from which Policy.
 	pol    *nsPolicy
 	polSrc *pipeline.Policy
+	// node is a node file's source (nodefiles.go); nil for container logs.
+	node *nodeSource
 }
 
 func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
@@ -38,12 +40,18 @@ func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
 		{Key: record.HeaderContainer, Value: []byte(s.Container)},
 		{Key: record.HeaderSchema, Value: record.SchemaHeaderValue},
 	}
+	if ns := c.nodeSource(s.Namespace); ns != nil {
+		ns.view(v)
+	}
 	return v
 }
 
 // policy returns the namespace policy in force for the view, computed again only when the
 // collector's policy changed (one atomic load otherwise).
 func (v *fileView) policy(c *Collector) *nsPolicy {
+	if v.node != nil {
+		return v.pol // the platform's own: no tenant policy or limit applies
+	}
 	p := c.policy.Load()
 	if v.pol == nil || v.polSrc != p {
 		v.pol, v.polSrc = v.nss.policy(p, v.snap.NamespaceLabels), p
@@ -193,6 +201,9 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 	}
 	l := record.Line{TS: o.TS, Stream: o.Stream, Message: o.Msg, Offset: o.Start,
 		Split: o.Split, SplitIndex: o.Index, SplitLast: o.Last, ParseError: o.ParseError}
+	if ch.view.node != nil {
+		f.parseNodeLine(ch, ch.view.node, o, &l)
+	}
 	f.appendRecord(ch, topic, key, &l, 1)
 	return verdictEmit
 }

@@ -55,7 +55,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 		}
 	}
 	for _, f := range files {
-		topic, err := c.tmpl.Render(f.meta.Namespace, nil)
+		topic, err := c.fileTopic(f.meta.Namespace)
 		if err != nil {
 			// A template on namespace labels needs the enricher: duplicates, not loss.
 			c.readbackFailed("topic", f.meta.Namespace, err)
@@ -80,7 +80,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 	// Files gone since their checkpoint: what of them reached Kafka after it was saved is not lost.
 	goneBySrc := map[string]*goneFile{}
 	for _, g := range gone {
-		topic, err := c.tmpl.Render(g.namespace, nil)
+		topic, err := c.fileTopic(g.namespace)
 		if err != nil {
 			c.readbackFailed("topic", g.namespace, err)
 			continue

@@ -47,6 +47,9 @@ func runCollect(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ecfg.NodeName = cfg.Node
 	ecfg.Cluster = cfg.Cluster
 	jcfg.CheckpointInterval = cfg.CheckpointInterval
+	if err := cfg.NodeFiles.Load(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
 	if err := errors.Join(cfg.Validate(), ecfg.Validate(), jcfg.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}

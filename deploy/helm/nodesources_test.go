@@ -45,6 +45,20 @@ func TestChartMountsNodeSources(t *testing.T) {
 			map[string][2]string{"/var/log": {"/data/log", "Directory"}, "/var/log/journal": {"/var/log/journal", "Directory"}, "/run/log/journal": {"/run/log/journal", "DirectoryOrCreate"}, "/etc/machine-id": {"/etc/machine-id", "File"}},
 			map[string]string{"LOGROUTER_JOURNAL": "true", "LOGROUTER_JOURNAL_UNITS": "kubelet.service,containerd.service", "LOGROUTER_JOURNAL_MAX_PRIORITY": "5", "LOGROUTER_JOURNAL_FIELDS": "SYSLOG_IDENTIFIER", "LOGROUTER_JOURNAL_TOPIC": "node-journal"},
 			nil},
+		{"node files", map[string]any{"collector": map[string]any{"nodeFiles": []any{
+			map[string]any{"name": "audit", "paths": []any{"/var/log/kube-apiserver/audit*.log"}, "parser": "kube-audit"},
+			map[string]any{"name": "etcd", "paths": []any{"/var/lib/etcd-logs/*.log", "/var/lib/etcd-logs/*.log.1", "/srv/etcd/old/*.log"}, "topic": "platform.etcd"},
+		}}},
+			// /var/log/kube-apiserver is in the /var/log mount; the others are mounted once each.
+			map[string][2]string{"/var/log": {"/var/log", "Directory"}, "/var/lib/etcd-logs": {"/var/lib/etcd-logs", "DirectoryOrCreate"}, "/srv/etcd/old": {"/srv/etcd/old", "DirectoryOrCreate"}},
+			map[string]string{"LOGROUTER_NODE_FILES_CONFIG": "/etc/logrouter/node-files/node-files.yaml"},
+			[]string{"/var/log/kube-apiserver"}},
+		{"node files, other log dir", map[string]any{"collector": map[string]any{"hostLogDir": "/data/log", "nodeFiles": []any{
+			map[string]any{"name": "audit", "paths": []any{"/var/log/kube-apiserver/audit*.log"}, "parser": "kube-audit"},
+		}}},
+			map[string][2]string{"/var/log": {"/data/log", "Directory"}, "/var/log/kube-apiserver": {"/var/log/kube-apiserver", "DirectoryOrCreate"}},
+			map[string]string{"LOGROUTER_NODE_FILES_CONFIG": "/etc/logrouter/node-files/node-files.yaml"},
+			nil},
 		{"journal off", map[string]any{"collector": map[string]any{"journal": map[string]any{"enabled": false}}},
 			map[string][2]string{"/var/log": {"/var/log", "Directory"}},
 			map[string]string{"LOGROUTER_JOURNAL": "false"},
@@ -82,6 +96,9 @@ func TestChartMountsNodeSources(t *testing.T) {
 				if env[k] != v {
 					t.Fatalf("%s = %q, want %q", k, env[k], v)
 				}
+			}
+			if _, ok := env["LOGROUTER_NODE_FILES_CONFIG"]; ok != (tc.env["LOGROUTER_NODE_FILES_CONFIG"] != "") {
+				t.Fatalf("LOGROUTER_NODE_FILES_CONFIG set: %v", ok)
 			}
 			for _, a := range tc.absent {
 				if _, ok := mounts[a]; ok {

@@ -66,7 +66,29 @@ type Options struct {
 	Users []User
 	// ExtraArgs are appended to the kube-apiserver command line.
 	ExtraArgs []string
+	// Audit, when set, makes kube-apiserver write its audit log (the log backend).
+	Audit *Audit
 }
+
+// Audit configures kube-apiserver's audit log backend.
+type Audit struct {
+	// Path is --audit-log-path; kube-apiserver rotates it to <name>-<time>.<ext> in its directory.
+	Path string
+	// Policy is the audit policy (YAML of audit.k8s.io/v1 Policy); empty: DefaultAuditPolicy.
+	Policy string
+	// MaxSizeMB is --audit-log-maxsize: the size in megabytes at which the log rotates (0: never).
+	MaxSizeMB int
+	// MaxBackups is --audit-log-maxbackup: rotated files kept (0: all).
+	MaxBackups int
+}
+
+// DefaultAuditPolicy logs every request at Metadata level at every stage but RequestReceived.
+const DefaultAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+`
 
 // Server is a running etcd + kube-apiserver.
 type Server struct {
@@ -128,6 +150,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 	for _, x := range opts {
 		o.Users = append(o.Users, x.Users...)
 		o.ExtraArgs = append(o.ExtraArgs, x.ExtraArgs...)
+		if x.Audit != nil {
+			o.Audit = x.Audit
+		}
 	}
 	dir := t.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -174,6 +199,17 @@ func Start(t testing.TB, opts ...Options) *Server {
 		"--enable-priority-and-fairness=false",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+	}
+	if a := o.Audit; a != nil {
+		policy := a.Policy
+		if policy == "" {
+			policy = DefaultAuditPolicy
+		}
+		policyFile := filepath.Join(dir, "audit-policy.yaml")
+		writeFile(t, policyFile, []byte(policy))
+		args = append(args, "--audit-policy-file="+policyFile, "--audit-log-path="+a.Path, "--audit-log-format=json",
+			"--audit-log-maxsize="+strconv.Itoa(a.MaxSizeMB), "--audit-log-maxbackup="+strconv.Itoa(a.MaxBackups),
+			"--audit-log-mode=blocking") // every event written before the response: none dropped under load
 	}
 	args = append(args, o.ExtraArgs...)
 	proc := startProcess(t, "kube-apiserver", apiserverBin, args, dir)

@@ -27,6 +27,7 @@ import (
 	"github.com/logrouter/logrouter/pipeline/source"
 	"github.com/logrouter/logrouter/router"
 	"github.com/logrouter/logrouter/router/journal"
+	"github.com/logrouter/logrouter/router/nodefiles"
 )
 
 // metric is one metric family as the code declares it.
@@ -180,6 +181,8 @@ func componentMetrics(t testing.TB) []metric {
 		}
 		cfg.Node = "node-1"
 		cfg.Sink.Kafka.Brokers = brokers
+		// Node file sources register their parse errors.
+		cfg.NodeFiles.Sources = []nodefiles.Source{{Name: "audit", Paths: []string{filepath.Join(dir, "audit*.log")}, Parser: nodefiles.ParserKubeAudit}}
 		c, err := router.New(cfg, enr, rec, discard())
 		if err != nil {
 			t.Fatal(err)

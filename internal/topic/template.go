@@ -212,3 +212,9 @@ func ParseDefault(t string) (namespace, suffix string, ok bool) {
 // journal): its topic is the template rendered for it, logs.node-system by default. It is not a
 // tenant's: the platform team maps it to a namespace for the gateway when a team is to read it.
 const NodeSystem = "node-system"
+
+// NodeSource is the platform namespace of node file source name (router/nodefiles): its topic is
+// the template rendered for it, logs.node-<name> by default (logs.node-audit for the audit log).
+// Like NodeSystem it is the platform team's, mapped to a namespace for the gateway when a team
+// is to read it.
+func NodeSource(name string) string { return "node-" + name }

@@ -270,6 +270,9 @@ func (a *Assembler) parse(line []byte) (logline.Line, error) {
 		return dockerjson.Parse(line, a.scratch[:0])
 	case logline.FormatCRI:
 		return cri.Parse(line, a.tsbuf[:0])
+	case logline.FormatRaw:
+		// No framing: the line is the message, stamped with the time it was read.
+		return logline.Line{TS: a.cfg.Now(), Stream: record.StreamStdout, Msg: line}, nil
 	default:
 		return logline.Line{}, errors.New("unknown log format")
 	}
@@ -386,6 +389,13 @@ func (a *Assembler) firstSegment(seg []byte) {
 			a.part(s, l.TS, l.Msg, true, start, a.pos)
 			return
 		}
+	}
+	if a.cfg.Format == logline.FormatRaw {
+		// Nothing to parse: the line is cut into ordered split chunks, like a CRI message.
+		ts := a.cfg.Now()
+		a.st.Mid = &MidState{Stream: 0, TS: string(ts)}
+		a.part(0, ts, seg, true, start, a.pos)
+		return
 	}
 	perr := fmt.Sprintf("%s: line longer than %d bytes: shipped raw in chunks", a.cfg.Format, a.cfg.MaxLine)
 	a.st.Mid = &MidState{Raw: true, Index: 1, Err: perr}

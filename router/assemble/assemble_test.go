@@ -523,3 +523,47 @@ func TestFlushEndsEmittedLine(t *testing.T) {
 		})
 	}
 }
+
+// TestAssembleRaw: node files (FormatRaw) have no framing: every line is the message, with no
+// parse error, whatever it looks like; a line longer than MaxLine is cut into ordered split
+// chunks (no parse error either), resumable from every checkpoint.
+func TestAssembleRaw(t *testing.T) {
+	cfg := Config{Format: logline.FormatRaw, MaxLine: 100, Now: testNow}
+	long := strings.Repeat("z", 250)
+	lines := []string{"plain", `{"kind":"Event"}`, "2026-11-21T10:00:00Z stdout F looks like CRI", "", long, "after"}
+	input := strings.Join(lines, "\n") + "\n" + "unterminated"
+	for _, chunk := range []int{1, 7, 64, 4096} {
+		got, consumed := collect(cfg, []byte(input), 0, State{}, func() int { return chunk }, true)
+		var msgs []string
+		var joined string
+		for _, o := range got {
+			if o.ParseError {
+				t.Fatalf("chunk %d: raw line with a parse error: %+v", chunk, o)
+			}
+			if o.Split {
+				joined += o.Msg
+				if o.Last {
+					msgs = append(msgs, joined)
+					joined = ""
+				}
+				continue
+			}
+			msgs = append(msgs, o.Msg)
+		}
+		want := append(append([]string(nil), lines...), "unterminated")
+		if fmt.Sprint(msgs) != fmt.Sprint(want) || consumed != int64(len(input)) {
+			t.Fatalf("chunk %d: %q (consumed %d), want %q", chunk, msgs, consumed, want)
+		}
+		// Resuming from each checkpoint yields the rest exactly.
+		for i, o := range got {
+			if !o.Ckpt {
+				continue
+			}
+			rest, _ := collect(cfg, []byte(input), o.End, o.State, func() int { return chunk }, true)
+			same := func(a, b out) bool { a.State, b.State = State{}, State{}; return a == b }
+			if len(rest) != len(got)-i-1 || (len(rest) > 0 && !same(rest[0], got[i+1])) {
+				t.Fatalf("chunk %d: resumed at %d: %d outputs, want %d", chunk, o.End, len(rest), len(got)-i-1)
+			}
+		}
+	}
+}

@@ -25,11 +25,17 @@ const (
 	FormatUnknown Format = iota
 	FormatCRI            // containerd, CRI-O: "<ts> <stream> <tag> <msg>"
 	FormatDocker         // docker json-file: {"log":...,"stream":...,"time":...}
+	// FormatRaw is a node file's (router/nodefiles): each line is the message, without runtime
+	// framing. Never detected: the node source's configuration says so.
+	FormatRaw
 )
 
-// String returns "unknown", "cri" or "docker"; it is stable (used in metric labels).
+// String returns "unknown", "cri", "docker" or "raw"; it is stable (used in metric labels and
+// checkpoints).
 func (f Format) String() string {
 	switch f {
+	case FormatRaw:
+		return "raw"
 	case FormatCRI:
 		return "cri"
 	case FormatDocker:
