@@ -130,6 +130,33 @@ func (h *harness) consume() []record.Record {
 	return out
 }
 
+// refuseProduce makes the broker answer every produce with NOT_ENOUGH_REPLICAS (retried by
+// franz-go) while the returned flag is set.
+func (h *harness) refuseProduce() *atomic.Bool {
+	refuse := new(atomic.Bool)
+	h.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return refuse
+}
+
 // waitFor polls cond up to 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -252,28 +279,8 @@ func readCheckpoint(t *testing.T, dir string) uint64 {
 // once Kafka takes them, it reaches the last entry.
 func TestCheckpointOnlyAfterAck(t *testing.T) {
 	h := newHarness(t)
-	var refuse atomic.Bool
+	refuse := h.refuseProduce()
 	refuse.Store(true)
-	h.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.cluster.KeepControl()
-		if !refuse.Load() {
-			return nil, nil, false
-		}
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.NotEnoughReplicas.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
 	if err := h.j.Append(entries(1, 50)); err != nil {
 		t.Fatal(err)
 	}
@@ -299,27 +306,7 @@ func TestCheckpointOnlyAfterAck(t *testing.T) {
 func TestReadyReportsStall(t *testing.T) {
 	h := newHarness(t)
 	h.stall = 300 * time.Millisecond
-	var refuse atomic.Bool
-	h.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.cluster.KeepControl()
-		if !refuse.Load() {
-			return nil, nil, false
-		}
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.NotEnoughReplicas.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	refuse := h.refuseProduce()
 	if err := h.j.Append(entries(1, 20)); err != nil {
 		t.Fatal(err)
 	}
