@@ -827,7 +827,7 @@ func (c *Collector) saveCheckpoints() error {
 	err := c.store.Save(entries)
 	if err != nil {
 		c.metrics.checkpointErrors.Inc()
-		c.checkpointLog.Log("saving checkpoints failed", "err", err) // every --checkpoint-interval while the disk is full // every --checkpoint-interval while the disk is full
+		c.checkpointLog.Log("saving checkpoints failed", "err", err) // every --checkpoint-interval while the disk is full
 	}
 	c.mu.Lock()
 	c.ckErr = err

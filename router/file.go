@@ -871,8 +871,35 @@ func (f *file) flushAtExit() {
 	f.submit(ch)
 }
 
+// extendFingerprint lengthens a fingerprint taken while the file was shorter than
+// fileid.FingerprintSize, if its first bytes are still those. The reader refreshes it only after
+// it reads; a file opened empty and not read since (Kafka down, the budget full) would be
+// checkpointed with no fingerprint, and a restart would take a new file that reuses its inode
+// for it, resuming the new file and never counting the old one's loss (system proof finding 4).
+func (f *file) extendFingerprint() {
+	f.mu.Lock()
+	n, sum, fd := f.fpLen, f.fp, f.fd
+	f.mu.Unlock()
+	if n >= fileid.FingerprintSize || fd == nil {
+		return
+	}
+	if ok, err := fileid.Matches(fd, n, sum); err != nil || !ok {
+		return // truncated: the reader's truncation handling fingerprints the new content
+	}
+	n2, sum2, err := fileid.Fingerprint(fd)
+	if err != nil || n2 <= n {
+		return
+	}
+	f.mu.Lock()
+	if f.fpLen == n && f.fp == sum {
+		f.fpLen, f.fp = n2, sum2
+	}
+	f.mu.Unlock()
+}
+
 // entry is the file's checkpoint.
 func (f *file) entry() checkpoint.Entry {
+	f.extendFingerprint()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return checkpoint.Entry{

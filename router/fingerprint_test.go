@@ -1,0 +1,99 @@
+package router
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/logrouter/logrouter/router/checkpoint"
+	"github.com/logrouter/logrouter/router/fileid"
+	"github.com/logrouter/logrouter/router/loadgen"
+)
+
+// TestCheckpointFingerprintsUnreadFile: a file opened empty and then written while its reader
+// cannot read (Kafka holds every produce, the budget is full) is checkpointed with a fingerprint
+// of its first bytes all the same. Without one, a restart after the file was rotated away and its
+// inode reused by a new file would resume the new file as the old one, and never count the old
+// one's lines as lost (docs/reliability.md, finding 4).
+func TestCheckpointFingerprintsUnreadFile(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	hold, release := holdProduce(t, brokers, cl)
+	hold.Store(true)
+	defer close(release)
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, node, brokers)
+	cfg.BufferBytes = 512 << 10
+	cfg.ShutdownGrace = 100 * time.Millisecond
+	big, err := node.AddContainer("team-a", "big-0", "app", loadgen.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Unix(1.7e9, 0)
+	for i := range 20_000 { // 4 MiB: far more than the budget
+		if err := big.Write(ts, "stdout", loadgen.SeqMessage("a", i, 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty, err := node.AddContainer("team-b", "quiet-0", "app", loadgen.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startCollector(t, cfg)
+	waitRead(t, r, "team-a")
+	// Both files are open (the empty one too) before it gets lines.
+	for deadline := time.Now().Add(30 * time.Second); testutil.ToFloat64(r.c.metrics.openFiles) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the empty file was never opened")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 10 {
+		if err := empty.Write(ts, "stdout", loadgen.SeqMessage("b", i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(empty.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	want := int(min(fi.Size(), fileid.FingerprintSize))
+	store, err := checkpoint.Open(cfg.CheckpointDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last checkpoint.Entry
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		entries, _ := store.Load()
+		for _, e := range entries {
+			if e.Inode == ino {
+				last = e
+			}
+		}
+		if last.FingerprintLen == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint of the unread file: fp_len %d, want %d (%+v)", last.FingerprintLen, want, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(r.c.metrics.linesRead.WithLabelValues("team-b")); got != 0 {
+		t.Fatalf("the staging failed: team-b's reader read %v lines (it must be held back by the full budget)", got)
+	}
+	fd, err := os.Open(empty.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if ok, _ := fileid.Matches(fd, last.FingerprintLen, last.Fingerprint); !ok || last.Offset != 0 {
+		t.Fatalf("entry %+v does not describe the file's first bytes at offset 0", last)
+	}
+}
