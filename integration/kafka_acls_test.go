@@ -365,14 +365,16 @@ func TestCountersUnderACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	col.ExpectPipelines()
-	p, err := pipeline.Compile("team-a", "parse", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}, nil)
+	// A LogPipeline's (with a UID): the fold sums only those, not --pipelines-dir ones.
+	const uid = "5f0c7a9e-0d1b-4c2a-9e8f-1a2b3c4d5e6f"
+	p, err := pipeline.Compile("team-a", "parse", 1, &v1alpha1.LogPipelineSpec{Steps: []v1alpha1.Step{{JSON: &v1alpha1.JSONStep{}}}}, nil, pipeline.WithUID(uid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	col.Apply(&pipeline.State{Namespaces: map[string]*pipeline.Set{"team-a": pipeline.NewSet("team-a", []*pipeline.Pipeline{p})}})
 	defer background(ctx, col.Run)()
 	collectortest.WaitForRecords(t, kadm.NewClient(k.admin), w.Want(), 45*time.Second)
-	key := counters.Key{Namespace: "team-a", Pipeline: "parse"}
+	key := counters.Key{Namespace: "team-a", Pipeline: "parse", UID: uid}
 	var clogger = slog.New(slog.NewTextHandler(&clog, nil))
 	publish := func() error {
 		t.Helper()
