@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 		parseErrors:      cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
 		invalidUTF8:      cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
 		excludedLines:    cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
-		retentionRefused: cv("topic_retention_refused_total", "Topics whose namespace's logrouter.io/retention Kafka refused to set (no ALTER_CONFIGS for the collector): their lines are produced with the topic's current retention; counted once per topic and retention, per namespace.", "namespace"),
+		retentionRefused: cv("retention_refused_topics_total", "Topics whose namespace's logrouter.io/retention Kafka refused to set (no ALTER_CONFIGS for the collector): their lines are produced with the topic's current retention; counted once per topic and retention, per namespace.", "namespace"),
 		alreadyInKafka:   cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
 		limitLines:       cv("limit_lines_total", "Physical lines beyond the namespace's limit on this node (LogRouterPolicy limits), per namespace and action: throttled (read later: each line counted once when it first had to wait) or dropped (read, not produced).", "namespace", "action"),
 		rotations:        cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),

@@ -22,26 +22,34 @@ func TestReliabilityDocCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The packages whose commands the page may show, and their tests and sources.
+	type pkg struct {
+		tests []string
+		src   strings.Builder
+	}
+	pkgs := map[string]*pkg{"./integration/system": {}, "./integration/hostile": {}}
+	dirs := map[string]string{"./integration/system": ".", "./integration/hostile": "../hostile"}
 	fset := token.NewFileSet()
-	files, _ := filepath.Glob("*_test.go")
-	var tests []string
-	var src strings.Builder
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src.Write(b)
-		af, err := parser.ParseFile(fset, f, b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range af.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && strings.HasPrefix(fd.Name.Name, "Test") {
-				tests = append(tests, fd.Name.Name)
+	for name, p := range pkgs {
+		files, _ := filepath.Glob(filepath.Join(dirs[name], "*_test.go"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.src.Write(b)
+			af, err := parser.ParseFile(fset, f, b, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range af.Decls {
+				if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && strings.HasPrefix(fd.Name.Name, "Test") {
+					p.tests = append(p.tests, fd.Name.Name)
+				}
 			}
 		}
 	}
+	tests := pkgs["./integration/system"].tests
 	n := 0
 	for i, line := range strings.Split(string(doc), "\n") {
 		if !strings.HasPrefix(line, "    ") || !strings.Contains(line, "go test") {
@@ -52,16 +60,20 @@ func TestReliabilityDocCommands(t *testing.T) {
 		if err != nil {
 			t.Fatalf("docs/reliability.md:%d: %v", i+1, err)
 		}
+		var env []string
 		for len(args) > 0 && strings.Contains(args[0], "=") {
-			name := strings.SplitN(args[0], "=", 2)[0]
-			if !strings.Contains(src.String(), `"`+name+`"`) {
-				t.Errorf("docs/reliability.md:%d: %s is read by no test", i+1, name)
-			}
+			env = append(env, strings.SplitN(args[0], "=", 2)[0])
 			args = args[1:]
 		}
-		if len(args) < 3 || args[0] != "go" || args[1] != "test" || args[2] != "./integration/system" {
-			t.Errorf("docs/reliability.md:%d: not a go test of ./integration/system: %q", i+1, line)
+		if len(args) < 3 || args[0] != "go" || args[1] != "test" || pkgs[args[2]] == nil {
+			t.Errorf("docs/reliability.md:%d: not a go test of ./integration/system or ./integration/hostile: %q", i+1, line)
 			continue
+		}
+		p := pkgs[args[2]]
+		for _, name := range env {
+			if !strings.Contains(p.src.String(), `"`+name+`"`) {
+				t.Errorf("docs/reliability.md:%d: %s is read by no test", i+1, name)
+			}
 		}
 		run := ""
 		for j, a := range args {
@@ -77,7 +89,7 @@ func TestReliabilityDocCommands(t *testing.T) {
 		for _, alt := range strings.Split(run, "|") {
 			are := regexp.MustCompile(alt)
 			found := false
-			for _, name := range tests {
+			for _, name := range p.tests {
 				found = found || are.MatchString(name)
 			}
 			if !found {
