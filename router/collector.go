@@ -64,6 +64,7 @@ type Collector struct {
 	badPath map[string]bool                // paths already reported unparseable
 	lastCk  time.Time
 	ckErr   error // the last checkpoint save's error (nil: it succeeded)
+	raced   bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
 
 	// unreadable holds files the collector cannot read, by path, as of the last scans (scanGen
 	// counts scans); unreadableNS the namespaces whose gauge is set.
@@ -240,18 +241,28 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.log.Info("collector starting", "log_dir", c.cfg.LogDir, "pods_dir", c.cfg.PodsDir, "checkpoints", len(entries), "brokers", c.cfg.Sink.Kafka.Brokers)
 
 	c.reconciling = make(chan struct{})
-	c.scan(ctx, true)
+	// The start-up (scan and read-back) can take seconds under load, and a collector killed in it
+	// must not leave checkpoints older than what it saw: a file that grew since the last save and
+	// is compressed before the next start is counted only up to the size some run saved. So the
+	// checkpoints are saved every --checkpoint-interval from now on, with the sizes of the files
+	// found so far, the entries not matched yet and the files found gone, not yet counted.
+	stopSaving := c.saveWhileStarting()
+	// A file rotated between the scan's stat and its open is missed by that scan: scan again, so
+	// that its checkpoint is resumed (or it is found gone, and counted) and not dropped.
+	for range 3 {
+		if !c.scan(ctx, true) {
+			break
+		}
+	}
 	c.mu.Lock()
 	for _, e := range c.startup {
 		c.gone = append(c.gone, &goneFile{entry: e})
 	}
 	c.startup = map[fileid.ID]checkpoint.Entry{}
 	c.mu.Unlock()
-	// The read-back can take a while (up to 15 s, longer while the pipelines are awaited), and a
-	// collector killed in it must not leave checkpoints older than what this start saw: the sizes
-	// of the files found now, and the files found gone, not yet counted (lost.go).
 	_ = c.saveCheckpoints()
 	c.reconcile(ctx)
+	stopSaving() // before the count: a save during it would drop the gone files not yet counted
 	c.countGone()
 	_ = c.saveCheckpoints() // without the gone files: a kill from here on must not count them twice
 	c.mu.Lock()
@@ -322,13 +333,40 @@ type candidate struct {
 	node  *nodeSource // a node file's source; nil for container logs
 }
 
+// saveWhileStarting saves the checkpoints every --checkpoint-interval until the returned function
+// is called (it waits for a save in progress).
+func (c *Collector) saveWhileStarting() func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.CheckpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = c.saveCheckpoints() // logged, counted and shown by Ready
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
 // scan finds the node's log files: the live targets of /var/log/containers symlinks and their
 // rotated siblings, then files under /var/log/pods that no symlink points to (a container that
-// was removed, or a symlink not made yet).
-func (c *Collector) scan(ctx context.Context, initial bool) {
+// was removed, or a symlink not made yet). It reports whether a file with a start-up checkpoint
+// changed between its stat and its open (initial scans only): a scan again may find it.
+func (c *Collector) scan(ctx context.Context, initial bool) (raced bool) {
 	c.mu.Lock()
 	c.scanGen++
+	c.raced = false
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		raced = c.raced && len(c.startup) > 0
+		c.mu.Unlock()
+	}()
 	defer c.settleUnreadable()
 	var cands []candidate
 	covered := map[string]bool{}
@@ -433,6 +471,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) {
 	c.scanNodeFiles(add, covered)
 	c.place(ctx, cands, initial)
 	c.placeHeld(ctx)
+	return false // set by the deferred check
 }
 
 // placeHeld starts held copies that no longer start like any open file of their container and
@@ -577,9 +616,18 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 	}
 	done, isDone := c.done[cd.id]
 	doneEntry := done.entry
+	// The entry stays in startup (saved as it is) until the file is started or found gone: a
+	// save meanwhile must keep it, and a file that changed before its open is looked for again.
 	startEntry, isStart := c.startup[cd.id]
-	delete(c.startup, cd.id)
 	c.mu.Unlock()
+	if isStart {
+		defer func() {
+			c.mu.Lock()
+			_, missed := c.startup[cd.id]
+			c.raced = c.raced || missed
+			c.mu.Unlock()
+		}()
+	}
 	if isDone && !cd.live && cd.size == done.size && cd.mtime.Equal(done.mtime) {
 		return // let go and untouched since (an inode reused by a new file would differ)
 	}
@@ -649,6 +697,7 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 			// The checkpointed file is gone and a new one reuses its inode.
 			c.mu.Lock()
 			c.gone = append(c.gone, &goneFile{entry: startEntry})
+			delete(c.startup, cd.id)
 			c.mu.Unlock()
 		}
 		c.mu.Lock()
@@ -658,6 +707,9 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		// the original's new lines. The original publishes its truncation before dropping its
 		// fingerprint, so one of the three checks sees it.
 		if c.matchesPending(fd, cd.group) || c.isCopyOfOpen(fd, cd) || c.matchesPending(fd, cd.group) {
+			c.mu.Lock()
+			delete(c.startup, cd.id) // (its entry, if any, went to gone or a truncation above)
+			c.mu.Unlock()
 			c.hold(fd, cd, fpLen, fp)
 			return
 		} else if initial && c.cfg.StartAtEnd {
@@ -723,6 +775,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	}
 	c.files[cd.id] = f
 	delete(c.claimed, cd.id)
+	delete(c.startup, cd.id) // resumed, or superseded (found gone or truncated in placeOne)
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
@@ -803,9 +856,12 @@ func (c *Collector) saveCheckpoints() error {
 	for _, f := range c.files {
 		files = append(files, f)
 	}
-	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done)+len(c.gone))
+	entries := make([]checkpoint.Entry, 0, len(c.files)+len(c.done)+len(c.gone)+len(c.startup))
 	for _, d := range c.done {
 		entries = append(entries, d.entry)
+	}
+	for _, e := range c.startup {
+		entries = append(entries, e) // not matched yet by the start-up scan: kept as loaded
 	}
 	for _, g := range c.gone {
 		entries = append(entries, g.entry) // gone at start, not counted yet: the next start counts it
