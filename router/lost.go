@@ -153,6 +153,12 @@ func (c *Collector) countGone() {
 		}
 		n := g.unread()
 		if n == 0 {
+			if g.seen() && g.entry.Size > g.entry.Offset {
+				// Said, because a file whose every line past the checkpoint was found is not LOST.
+				c.log.Info("file gone since its checkpoint: the previous run sent every line past it", "path", g.entry.Path,
+					"namespace", g.namespace, "inode", g.entry.Inode, "checkpoint_offset", g.entry.Offset,
+					"size_at_checkpoint", g.entry.Size, "sent_end", g.sentEnd())
+			}
 			continue
 		}
 		c.metrics.lostBytes.WithLabelValues(g.namespace, LossDeletedBeforeRead).Add(float64(n))

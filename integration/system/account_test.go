@@ -389,7 +389,13 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 			}
 			if seen[key][seq] == 0 && seq < maxSeq[key] {
 				outOfOrder++
-				problem("%s: seq %d first arrives after seq %d (out of order)", key, seq, maxSeq[key])
+				why := ""
+				if c := byKey[key]; outOfOrder == 1 && c != nil && maxSeq[key] < len(c.at) {
+					// The first one says where both lines were written and what the collector did.
+					why = fmt.Sprintf(" at %v; seq %d was written at %s after %d rotations\n%s", p, maxSeq[key],
+						c.at[maxSeq[key]].Format("15:04:05.000"), c.rot[maxSeq[key]], s.explainMissing(c, seq))
+				}
+				problem("%s: seq %d first arrives after seq %d (out of order)%s", key, seq, maxSeq[key], why)
 			}
 			seen[key][seq]++
 			maxSeq[key] = max(maxSeq[key], seq)

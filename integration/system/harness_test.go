@@ -27,6 +27,7 @@ import (
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/syncbuf"
+	"github.com/logrouter/logrouter/router/checkpoint"
 )
 
 // scale is how long and how hard a short scenario runs (the long version is TestSystemLong).
@@ -127,6 +128,7 @@ type system struct {
 	kafkaProblems []string                   // set by readKafka
 	outOfOrder    int                        // set by readKafka
 	seen          map[string]map[int]int     // records per line in Kafka, set by account
+	ckAtKill      [][]checkpoint.Entry       // the collector's checkpoints after each SIGKILL
 	recs          map[pos]kafkaLine          // every Kafka record, set by account
 }
 
@@ -250,12 +252,16 @@ func (s *system) start(c *component) *proc {
 	return p
 }
 
-// restart SIGKILLs c's current run and starts a new one.
+// restart SIGKILLs c's current run and starts a new one. A collector's checkpoints as the kill
+// left them (what the next run loads) are kept for the loss accounting (countable_test.go).
 func (s *system) restart(c *component) {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
 	p.kill()
+	if c == s.collector {
+		s.keepCheckpoints()
+	}
 	s.start(c)
 }
 

@@ -73,6 +73,9 @@ func TestSystemSIGKILLCollector(t *testing.T) {
 	if rep.Archived != rep.Kafka || rep.Served != rep.Kafka {
 		t.Errorf("every line in Kafka must be archived and served: %s", rep)
 	}
+	if !s.w.noCompress {
+		s.checkCounted(rep)
+	}
 	s.stopAll()
 }
 

@@ -33,6 +33,7 @@ type wcont struct {
 	nrot  int
 	skew  time.Duration // added to the lines' CRI timestamps
 	ino   []uint64      // inode of the file of each rotation (the live file after it), for diagnostics
+	rotAt []time.Time   // just before each rotation's file was created (the first: the container's)
 }
 
 // workload writes sequence-numbered lines into containers laid out as kubelet does (CRI files,
@@ -81,6 +82,7 @@ func newWorkload(t *testing.T, root string, namespaces, perNS int, podUID func(n
 			}
 			var c *loadgen.Container
 			var err error
+			created := time.Now()
 			if uid != "" {
 				c, err = node.AddPodContainer(ns, pod, uid, name, loadgen.CRI)
 			} else {
@@ -92,6 +94,7 @@ func newWorkload(t *testing.T, root string, namespaces, perNS int, podUID func(n
 			t.Cleanup(func() { c.Close() })
 			wc := &wcont{c: c, ns: ns, key: ns + "/" + pod + "/" + name}
 			wc.ino = append(wc.ino, inodeOf(c.Path()))
+			wc.rotAt = append(wc.rotAt, created)
 			w.conts = append(w.conts, wc)
 		}
 	}
@@ -183,6 +186,7 @@ func (w *workload) rotate(c *wcont) {
 	if w.copyTruncate && c.nrot%2 == 1 {
 		rotate = c.c.RotateCopyTruncate
 	}
+	before := time.Now()
 	if _, err := rotate(); err != nil {
 		w.t.Error(err)
 		return
@@ -190,6 +194,7 @@ func (w *workload) rotate(c *wcont) {
 	w.rotations++
 	c.nrot++
 	c.ino = append(c.ino, inodeOf(c.c.Path()))
+	c.rotAt = append(c.rotAt, before)
 	if w.noCompress {
 		return
 	}
