@@ -56,15 +56,18 @@ type Collector struct {
 	files   map[fileid.ID]*file
 	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
 	startup map[fileid.ID]checkpoint.Entry // loaded at start, not yet matched to a file
-	gone    []*goneFile                    // checkpointed files not found at start (lost.go)
-	truncs  []*truncation                  // pending: their originals' readers look for the copies (copytrunc.go)
-	held    map[fileid.ID]heldCopy         // copies of open files, held open until their original's truncation is seen
-	claimed map[fileid.ID]bool             // copies an original's reader is starting
-	groups  map[string]*file               // newest file of each container
-	badPath map[string]bool                // paths already reported unparseable
-	lastCk  time.Time
-	ckErr   error // the last checkpoint save's error (nil: it succeeded)
-	raced   bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
+	// sameInode holds further start-up entries of an inode in startup: a run that found a file
+	// gone and its inode taken by a new one saves both. At most one is the file on disk.
+	sameInode map[fileid.ID][]checkpoint.Entry
+	gone      []*goneFile            // checkpointed files not found at start (lost.go)
+	truncs    []*truncation          // pending: their originals' readers look for the copies (copytrunc.go)
+	held      map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
+	claimed   map[fileid.ID]bool     // copies an original's reader is starting
+	groups    map[string]*file       // newest file of each container
+	badPath   map[string]bool        // paths already reported unparseable
+	lastCk    time.Time
+	ckErr     error // the last checkpoint save's error (nil: it succeeded)
+	raced     bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
 
 	// unreadable holds files the collector cannot read, by path, as of the last scans (scanGen
 	// counts scans); unreadableNS the namespaces whose gauge is set.
@@ -147,7 +150,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	}
 	c := &Collector{
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
-		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{},
+		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{}, sameInode: map[fileid.ID][]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{}, claimed: map[fileid.ID]bool{},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
@@ -236,7 +239,14 @@ func (c *Collector) Run(ctx context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		c.startup[fileid.ID{Dev: e.Dev, Inode: e.Inode}] = e
+		id := fileid.ID{Dev: e.Dev, Inode: e.Inode}
+		if o, ok := c.startup[id]; ok {
+			if e.Updated.Before(o.Updated) {
+				e, o = o, e // the newest first: the likelier holder (placeOne checks)
+			}
+			c.sameInode[id] = append(c.sameInode[id], o)
+		}
+		c.startup[id] = e
 	}
 	c.log.Info("collector starting", "log_dir", c.cfg.LogDir, "pods_dir", c.cfg.PodsDir, "checkpoints", len(entries), "brokers", c.cfg.Sink.Kafka.Brokers)
 
@@ -258,7 +268,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	for _, e := range c.startup {
 		c.gone = append(c.gone, &goneFile{entry: e})
 	}
-	c.startup = map[fileid.ID]checkpoint.Entry{}
+	for _, es := range c.sameInode {
+		for _, e := range es {
+			c.gone = append(c.gone, &goneFile{entry: e})
+		}
+	}
+	c.startup, c.sameInode = map[fileid.ID]checkpoint.Entry{}, map[fileid.ID][]checkpoint.Entry{}
 	c.mu.Unlock()
 	_ = c.saveCheckpoints()
 	c.reconcile(ctx)
@@ -556,10 +571,19 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 	// Files known by inode first: a truncated original must be seen before its copy.
 	known := func(cd *candidate) bool {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		_, a := c.files[cd.id]
 		_, b := c.done[cd.id]
-		_, s := c.startup[cd.id]
+		e, s := c.startup[cd.id]
+		c.mu.Unlock()
+		if s && !a && !b {
+			// Only if it is the checkpoint's file (or its original, truncated while stopped): an
+			// inode is reused at once, and a new live file that took a gone file's inode placed
+			// first would not wait for its container's older rotated files.
+			c.mu.Lock()
+			es := append([]checkpoint.Entry{e}, c.sameInode[cd.id]...)
+			c.mu.Unlock()
+			s = c.isEntryFile(cd, es)
+		}
 		return a || b || s
 	}
 	var first, second []*candidate
@@ -597,6 +621,57 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 		c.done[id] = d
 	}
 	c.mu.Unlock()
+}
+
+// isEntryFile reports whether the file cd found at start is one that checkpoint entries es were
+// saved for (its fingerprint matches), or that file truncated with its copy beside it
+// (copytruncate while stopped). A file that cannot be opened counts as theirs: placeOne decides.
+func (c *Collector) isEntryFile(cd *candidate, es []checkpoint.Entry) bool {
+	fd, err := os.OpenFile(cd.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return true
+	}
+	defer fd.Close()
+	for _, e := range es {
+		if ok, err := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint); ok || err != nil || c.copyExists(cd.path, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickStartup chooses, of the start-up entries of the inode fd holds, the one whose fingerprint
+// matches the file (the longest; else the newest entry, which placeOne finds gone or
+// truncated), and moves the others to the gone files: their files were deleted before the inode
+// was reused.
+func (c *Collector) pickStartup(id fileid.ID, fd *os.File) checkpoint.Entry {
+	c.mu.Lock()
+	es := append([]checkpoint.Entry{c.startup[id]}, c.sameInode[id]...)
+	c.mu.Unlock()
+	if len(es) == 1 {
+		return es[0]
+	}
+	pick := 0
+	for i, e := range es {
+		if ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint); ok && (es[pick].FingerprintLen < e.FingerprintLen || !matchesFP(fd, es[pick])) {
+			pick = i
+		}
+	}
+	c.mu.Lock()
+	for i, e := range es {
+		if i != pick {
+			c.gone = append(c.gone, &goneFile{entry: e})
+		}
+	}
+	c.startup[id] = es[pick]
+	delete(c.sameInode, id)
+	c.mu.Unlock()
+	return es[pick]
+}
+
+func matchesFP(fd *os.File, e checkpoint.Entry) bool {
+	ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint)
+	return ok
 }
 
 func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
@@ -658,6 +733,9 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		fd.Close()
 		c.reportUnreadable(cd.path, cd.meta, unreadableReason(err), err, false)
 		return
+	}
+	if isStart {
+		startEntry = c.pickStartup(cd.id, fd)
 	}
 	var off int64
 	var st assemble.State
@@ -860,8 +938,9 @@ func (c *Collector) saveCheckpoints() error {
 	for _, d := range c.done {
 		entries = append(entries, d.entry)
 	}
-	for _, e := range c.startup {
+	for id, e := range c.startup {
 		entries = append(entries, e) // not matched yet by the start-up scan: kept as loaded
+		entries = append(entries, c.sameInode[id]...)
 	}
 	for _, g := range c.gone {
 		entries = append(entries, g.entry) // gone at start, not counted yet: the next start counts it

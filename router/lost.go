@@ -1,7 +1,10 @@
 package router
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -26,6 +29,40 @@ type goneFile struct {
 	// sent: lines (or chunks of split lines, by offset and split index, -1 if not split) of it
 	// that the read-back found past the checkpoint, with the bound on their size in the file.
 	sent map[[2]int64]int64
+	// holder is the file that holds the inode now (nil: none found), whose records the
+	// read-back finds too; holderLines are the line offsets found to be the holder's.
+	holder      io.ReaderAt
+	holderLines map[int64]bool
+}
+
+// holderHas reports whether a record found with the gone file's device and inode is a line of
+// the file that holds the inode now: its message is at the record's offset in that file (the
+// first chunk of a split line; later chunks follow their first). ext4 reuses a freed inode at
+// once, often for the same container's next file, whose lines would otherwise be credited to
+// the gone file and hide its loss. Identical lines at identical offsets in both files are taken
+// for the holder's: the count then errs high by such a line.
+func (g *goneFile) holderHas(offset, split int64, msg string) bool {
+	if g.holder == nil {
+		return false
+	}
+	if split > 0 {
+		return g.holderLines[offset]
+	}
+	probe := msg[:min(len(msg), 256)]
+	esc, _ := json.Marshal(probe) // docker JSON escapes the message
+	want := [][]byte{[]byte(probe), bytes.TrimSuffix(bytes.TrimPrefix(esc, []byte{'"'}), []byte{'"'})}
+	buf := make([]byte, len(want[1])+128) // the framing before the message
+	n, _ := g.holder.ReadAt(buf, offset)
+	for _, w := range want {
+		if n > 0 && bytes.Contains(buf[:n], w) {
+			if g.holderLines == nil {
+				g.holderLines = map[int64]bool{}
+			}
+			g.holderLines[offset] = true
+			return true
+		}
+	}
+	return false
 }
 
 func (g *goneFile) src() string { return fmt.Sprintf("%d:%d", g.entry.Dev, g.entry.Inode) }

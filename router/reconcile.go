@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logrouter/logrouter/router/fileid"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/sink"
 )
@@ -86,6 +87,11 @@ func (c *Collector) reconcile(ctx context.Context) {
 			continue
 		}
 		goneBySrc[g.src()] = g
+		c.mu.Lock()
+		if f := c.files[fileid.ID{Dev: g.entry.Dev, Inode: g.entry.Inode}]; f != nil && f.meta.Src == g.src() {
+			g.holder = f.fd // a new file took the inode: its records are not the gone file's
+		}
+		c.mu.Unlock()
 		g.topics = append([]string{topic}, c.suffixTopics(g.namespace, topic)...)
 		for _, t := range g.topics {
 			lookIn(t, g.entry.Updated)
@@ -121,12 +127,14 @@ func (c *Collector) reconcile(ctx context.Context) {
 				k[1] = v.Split.Index
 			}
 			rec := filemeta.PathMeta{Namespace: v.Namespace, Pod: v.Pod, Container: v.Container}
-			if g := goneBySrc[v.Src]; g != nil {
+			f := bySrc[v.Src]
+			if g := goneBySrc[v.Src]; g != nil && !g.holderHas(k[0], k[1], v.Message) {
 				g.sawLine(k[0], k[1], v.Message, rec)
 				found++
-				return
+				if f == nil {
+					return
+				}
 			}
-			f := bySrc[v.Src]
 			if f == nil {
 				return
 			}
