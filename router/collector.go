@@ -572,9 +572,15 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 	known := func(cd *candidate) bool {
 		c.mu.Lock()
 		_, a := c.files[cd.id]
-		_, b := c.done[cd.id]
+		d, b := c.done[cd.id]
 		e, s := c.startup[cd.id]
 		c.mu.Unlock()
+		if b && !a && !(cd.size == d.size && cd.mtime.Equal(d.mtime)) {
+			// A let-go file changed since, or its inode was reused once it was deleted, by any
+			// container's new file: placed first as known, such a live file would not wait for
+			// its container's older rotated files found in the same scan (TestDoneInodeReused).
+			b = c.isEntryFile(cd, []checkpoint.Entry{d.entry})
+		}
 		if s && !a && !b {
 			// Only if it is the checkpoint's file (or its original, truncated while stopped): an
 			// inode is reused at once, and a new live file that took a gone file's inode placed
