@@ -257,24 +257,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	// checkpoints are saved every --checkpoint-interval from now on, with the sizes of the files
 	// found so far, the entries not matched yet and the files found gone, not yet counted.
 	stopSaving := c.saveWhileStarting()
-	// A file rotated between the scan's stat and its open is missed by that scan: scan again, so
-	// that its checkpoint is resumed (or it is found gone, and counted) and not dropped.
-	for range 3 {
-		if !c.scan(ctx, true) {
-			break
-		}
-	}
-	c.mu.Lock()
-	for _, e := range c.startup {
-		c.gone = append(c.gone, &goneFile{entry: e})
-	}
-	for _, es := range c.sameInode {
-		for _, e := range es {
-			c.gone = append(c.gone, &goneFile{entry: e})
-		}
-	}
-	c.startup, c.sameInode = map[fileid.ID]checkpoint.Entry{}, map[fileid.ID][]checkpoint.Entry{}
-	c.mu.Unlock()
+	c.startupScan(ctx)
 	_ = c.saveCheckpoints()
 	c.reconcile(ctx)
 	stopSaving() // before the count: a save during it would drop the gone files not yet counted
@@ -334,6 +317,28 @@ loop:
 	}
 	c.log.Info("collector stopped")
 	return nil
+}
+
+// startupScan places the files found at start and takes the checkpoint entries no file matched
+// for gone (lost.go). A file rotated between the scan's stat and its open is missed by that scan:
+// scan again, so that its checkpoint is resumed (or it is found gone, and counted) and not dropped.
+func (c *Collector) startupScan(ctx context.Context) {
+	for range 3 {
+		if !c.scan(ctx, true) {
+			break
+		}
+	}
+	c.mu.Lock()
+	for _, e := range c.startup {
+		c.gone = append(c.gone, &goneFile{entry: e})
+	}
+	for _, es := range c.sameInode {
+		for _, e := range es {
+			c.gone = append(c.gone, &goneFile{entry: e})
+		}
+	}
+	c.startup, c.sameInode = map[fileid.ID]checkpoint.Entry{}, map[fileid.ID][]checkpoint.Entry{}
+	c.mu.Unlock()
 }
 
 // candidate is a file found by a scan.
