@@ -259,7 +259,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	stopSaving := c.saveWhileStarting()
 	c.startupScan(ctx)
 	_ = c.saveCheckpoints()
+	// The read-back waits up to 15 s for Kafka (longer for the pipelines): files created meanwhile
+	// are found by scans as at any time, else one created and compressed in that wait would be
+	// lost without any run having seen it (system proof finding 4).
+	stopScanning := c.scanWhileReadingBack(ctx)
 	c.reconcile(ctx)
+	stopScanning()
 	stopSaving() // before the count: a save during it would drop the gone files not yet counted
 	c.countGone()
 	_ = c.saveCheckpoints() // without the gone files: a kill from here on must not count them twice
@@ -351,6 +356,30 @@ type candidate struct {
 	size  int64
 	mtime time.Time
 	node  *nodeSource // a node file's source; nil for container logs
+}
+
+// scanWhileReadingBack scans every --scan-interval until the returned function is called (it
+// waits for a scan in progress, so scans never overlap). Files the start's scans did not find are
+// read from their start, as files found later always are; none of them has a start-up
+// checkpoint left (startupScan took those), so none waits for the read-back.
+func (c *Collector) scanWhileReadingBack(ctx context.Context) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.ScanInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.scan(ctx, false)
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // saveWhileStarting saves the checkpoints every --checkpoint-interval until the returned function

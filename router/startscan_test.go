@@ -5,12 +5,15 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logrouter/logrouter/router/checkpoint"
 	"github.com/logrouter/logrouter/router/fileid"
@@ -250,4 +253,118 @@ func seqRange(from, to int) []int {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestScanDuringReadBack: the start's read-back waits for Kafka (up to 15 s, longer for the
+// pipelines); files that appear meanwhile must be found by scans as at any other time, not
+// after it: a file created and compressed during that wait would otherwise be lost with no
+// run having seen it (system proof finding 4: under load, a namespace's first files were
+// created, rotated and compressed while the start's read-back waited for a broker that had
+// gone down, and nothing counted them).
+func TestScanDuringReadBack(t *testing.T) {
+	cases := []struct {
+		name string
+		// appear makes a file appear during the read-back and returns its path and the
+		// lines (key, count) due in Kafka besides the resumed container's.
+		appear func(t *testing.T, node *loadgen.Node, resumed *loadgen.Container) (string, map[string]int)
+	}{
+		{
+			name: "a new container",
+			appear: func(t *testing.T, node *loadgen.Node, _ *loadgen.Container) (string, map[string]int) {
+				c, err := node.AddContainer("late", "web", "app", loadgen.CRI)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for s := range 3 {
+					c.Write(time.Now(), "stdout", loadgen.SeqMessage("late", s, 120))
+				}
+				return c.Path(), map[string]int{"late": 3}
+			},
+		},
+		{
+			name: "the resumed container rotated",
+			appear: func(t *testing.T, _ *loadgen.Node, c *loadgen.Container) (string, map[string]int) {
+				if _, err := c.RotateRename(); err != nil {
+					t.Fatal(err)
+				}
+				for s := 3; s < 6; s++ {
+					c.Write(time.Now(), "stdout", loadgen.SeqMessage("early", s, 120))
+				}
+				return c.Path(), map[string]int{"early": 6}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t)
+			brokers := cl.ListenAddrs()[0]
+			node, err := loadgen.NewNode(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			early, err := node.AddContainer("early", "web", "app", loadgen.CRI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s := range 3 {
+				early.Write(time.Now(), "stdout", loadgen.SeqMessage("early", s, 120))
+			}
+			// The read-back lists offsets first: held, it waits as for a broker gone down.
+			var held atomic.Int32
+			release := make(chan struct{})
+			var once sync.Once
+			unblock := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(unblock)
+			cl.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+				cl.KeepControl()
+				held.Add(1)
+				cl.SleepControl(func() { <-release })
+				return nil, nil, false
+			})
+			cfg := testConfig(t, node, brokers)
+			r := startCollector(t, cfg)
+			// A file found at start with lines and no checkpoint is read back (a run whose
+			// checkpoints were never saved may have sent it): the read-back starts.
+			for deadline := time.Now().Add(30 * time.Second); held.Load() == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the start's read-back never listed offsets")
+				}
+			}
+			path, want := tc.appear(t, node, early)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := fileid.Of(fi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				r.c.mu.Lock()
+				found := r.c.files[id] != nil
+				r.c.mu.Unlock()
+				if found {
+					break
+				}
+				if r.c.started.Load() || time.Now().After(deadline) {
+					t.Fatal("the file that appeared during the read-back was not found while it waited")
+				}
+			}
+			if r.c.started.Load() {
+				t.Fatal("the read-back ended before the check")
+			}
+			unblock()
+			if _, ok := want["early"]; !ok {
+				want["early"] = 3
+			}
+			total := 0
+			for _, n := range want {
+				total += n
+			}
+			got := consume(t, brokers, total, 30*time.Second)
+			if dups := checkSequencesOrder(t, got, want, nil); dups != 0 {
+				t.Errorf("%d duplicates", dups)
+			}
+		})
+	}
 }
