@@ -358,44 +358,36 @@ type candidate struct {
 	node  *nodeSource // a node file's source; nil for container logs
 }
 
-// scanWhileReadingBack scans every --scan-interval until the returned function is called (it
-// waits for a scan in progress, so scans never overlap). Files the start's scans did not find are
-// read from their start, as files found later always are; none of them has a start-up
-// checkpoint left (startupScan took those), so none waits for the read-back.
+// scanWhileReadingBack scans every --scan-interval until the returned function is called. Files
+// the start's scans did not find are read from their start, as files found later always are;
+// none of them has a start-up checkpoint left (startupScan took those), so none waits for the
+// read-back.
 func (c *Collector) scanWhileReadingBack(ctx context.Context) func() {
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(c.cfg.ScanInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.scan(ctx, false)
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
+	return every(c.cfg.ScanInterval, func() { c.scan(ctx, false) })
 }
 
 // saveWhileStarting saves the checkpoints every --checkpoint-interval until the returned function
-// is called (it waits for a save in progress).
+// is called.
 func (c *Collector) saveWhileStarting() func() {
+	return every(c.cfg.CheckpointInterval, func() {
+		_ = c.saveCheckpoints() // logged, counted and shown by Ready
+	})
+}
+
+// every runs fn every d until the returned function is called, which waits for a run in
+// progress: none overlaps what the caller does next.
+func every(d time.Duration, fn func()) func() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(c.cfg.CheckpointInterval)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				_ = c.saveCheckpoints() // logged, counted and shown by Ready
+				fn()
 			}
 		}
 	}()
