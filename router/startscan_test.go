@@ -13,6 +13,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -108,16 +109,8 @@ func TestStartScanRotationRace(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t)
+			cl, node, cont := brokerAndContainer(t, ns)
 			brokers := cl.ListenAddrs()[0]
-			node, err := loadgen.NewNode(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			cont, err := node.AddContainer(ns, "web", "app", loadgen.CRI)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var ends []int64
 			var size int64
 			for s := range tc.lines {
@@ -296,16 +289,8 @@ func TestScanDuringReadBack(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t)
+			cl, node, early := brokerAndContainer(t, "early")
 			brokers := cl.ListenAddrs()[0]
-			node, err := loadgen.NewNode(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			early, err := node.AddContainer("early", "web", "app", loadgen.CRI)
-			if err != nil {
-				t.Fatal(err)
-			}
 			for s := range 3 {
 				early.Write(time.Now(), "stdout", loadgen.SeqMessage("early", s, 120))
 			}
@@ -367,4 +352,19 @@ func TestScanDuringReadBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// brokerAndContainer starts a broker and a node with one CRI container in namespace ns.
+func brokerAndContainer(t *testing.T, ns string) (*kfake.Cluster, *loadgen.Node, *loadgen.Container) {
+	t.Helper()
+	cl := newCluster(t)
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cont, err := node.AddContainer(ns, "web", "app", loadgen.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, node, cont
 }
