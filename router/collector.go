@@ -61,6 +61,7 @@ type Collector struct {
 	sameInode map[fileid.ID][]checkpoint.Entry
 	gone      []*goneFile            // checkpointed files not found at start (lost.go)
 	truncs    []*truncation          // pending: their originals' readers look for the copies (copytrunc.go)
+	truncGen  uint64                 // truncations remembered so far (mayBeCopy)
 	held      map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
 	claimed   map[fileid.ID]bool     // copies an original's reader is starting
 	groups    map[string]*file       // newest file of each container
@@ -77,7 +78,7 @@ type Collector struct {
 	pingErr      error // the last Kafka health check's error while stalled
 
 	scanLog, fileLog, kafkaLog, readbackLog *errLog
-	checkpointLog                           *errLog
+	checkpointLog, nodeDirLog               *errLog
 
 	started atomic.Bool  // the start-up scan and read-back are done
 	lastAck atomic.Int64 // unix nanoseconds of the last acknowledgement (or of the start)
@@ -104,6 +105,7 @@ type Collector struct {
 	// Node file sources (nodefiles.go) by budget participant, and in configured order.
 	nodeSrcs  map[string]*nodeSource
 	nodeOrder []*nodeSource
+	reserved  *reserved // the platform's namespaces and topics (reserved.go)
 
 	wg sync.WaitGroup
 }
@@ -163,6 +165,8 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 	c.metrics = newMetrics(reg, func() float64 { return float64(c.budget.Used()) }, func() float64 { return c.oldestUnacked().Seconds() })
 	c.bufs.New = func() any { b := make([]byte, cfg.ReadBytes); return &b }
 	c.newNodeSources(reg)
+	c.reserved = newReserved(log)
+	c.reserveNodeSources()
 	return c, nil
 }
 
@@ -525,9 +529,7 @@ func (c *Collector) placeHeld(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, h := range held {
-		if c.matchesPending(h.fd, h.cd.group) ||
-			(c.isCopyOfOpen(h.fd, &h.cd) && time.Since(h.since) < 10*time.Minute) ||
-			c.matchesPending(h.fd, h.cd.group) {
+		if c.mayBeCopy(h.fd, &h.cd, time.Since(h.since) < 10*time.Minute) {
 			continue
 		}
 		c.mu.Lock()
@@ -594,7 +596,10 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 		}
 		return a.mtime.Before(b.mtime)
 	})
-	// Files known by inode first: a truncated original must be seen before its copy.
+	// Files known by inode first: a truncated original must be seen before its copy. A file let
+	// go is known only while it starts as it did: its inode may be a new file's by now (its
+	// rotated file deleted), which must not be placed before an older, unknown file of its group
+	// and so be read before it.
 	known := func(cd *candidate) bool {
 		c.mu.Lock()
 		_, a := c.files[cd.id]
@@ -616,7 +621,16 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 			c.mu.Unlock()
 			s = c.isEntryFile(cd, es)
 		}
-		return a || b || s
+		if a || s || !b {
+			return a || s
+		}
+		fd, err := os.Open(cd.path)
+		if err != nil {
+			return false
+		}
+		defer fd.Close()
+		ok, _ := fileid.Matches(fd, d.entry.FingerprintLen, d.entry.Fingerprint)
+		return ok
 	}
 	var first, second []*candidate
 	for _, cd := range order {
@@ -626,19 +640,24 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 			second = append(second, cd)
 		}
 	}
-	for _, cd := range append(first, second...) {
-		if ctx.Err() != nil {
-			return
-		}
-		c.placeOne(ctx, cd, initial)
-	}
-	// Open files no scan found any more were deleted or moved away: read them to their end.
+	// Open files the scan did not find were deleted or moved away: read them to their end. Done
+	// before placing the new files, so that a group's new live file waits for its old one (one
+	// found live no more) rather than being read alongside it: lines keep their order when the
+	// old file was renamed out of the scan's sight (deleted, or a pattern the scan does not match).
 	c.mu.Lock()
 	for id, f := range c.files {
 		if _, ok := byID[id]; !ok && f.live.Swap(false) {
 			c.metrics.rotations.WithLabelValues("rename").Inc()
 		}
 	}
+	c.mu.Unlock()
+	for _, cd := range append(first, second...) {
+		if ctx.Err() != nil {
+			return
+		}
+		c.placeOne(ctx, cd, initial)
+	}
+	c.mu.Lock()
 	now := time.Now()
 	for id, d := range c.done {
 		switch _, ok := byID[id]; {
@@ -814,9 +833,8 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		delete(c.done, cd.id) // an inode reused by a new file
 		c.mu.Unlock()
 		// A copytruncate copy is held for its original's reader, which reads its tail before
-		// the original's new lines. The original publishes its truncation before dropping its
-		// fingerprint, so one of the three checks sees it.
-		if c.matchesPending(fd, cd.group) || c.isCopyOfOpen(fd, cd) || c.matchesPending(fd, cd.group) {
+		// the original's new lines (mayBeCopy).
+		if c.mayBeCopy(fd, cd, true) {
 			c.mu.Lock()
 			delete(c.startup, cd.id) // (its entry, if any, went to gone or a truncation above)
 			c.mu.Unlock()
@@ -933,6 +951,23 @@ func (c *Collector) hold(fd *os.File, cd *candidate, fpLen int, fp uint64) {
 		return
 	}
 	c.held[cd.id] = heldCopy{fd: fd, cd: *cd, fpLen: fpLen, fp: fp, since: time.Now()}
+}
+
+// mayBeCopy reports whether fd may be a copytruncate copy that its group's reader claims: it
+// starts like a pending truncation, or (ofOpen) like an open file of the group, or a truncation
+// was noticed while this was checked. The reader publishes its truncation before it drops the
+// old fingerprint, and ends it as soon as it claimed the copy: checks that ran in between can
+// miss all three, and the copy would be read from its start besides its claimed tail.
+func (c *Collector) mayBeCopy(fd *os.File, cd *candidate, ofOpen bool) bool {
+	c.mu.Lock()
+	gen := c.truncGen
+	c.mu.Unlock()
+	if c.matchesPending(fd, cd.group) || ofOpen && c.isCopyOfOpen(fd, cd) || c.matchesPending(fd, cd.group) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.truncGen != gen
 }
 
 // isCopyOfOpen reports whether fd starts like an open file of the same container (a copy made

@@ -264,6 +264,7 @@ func (c *Collector) rememberTruncation(t *truncation) {
 	}
 	c.mu.Lock()
 	c.truncs = append(c.truncs, t)
+	c.truncGen++
 	c.mu.Unlock()
 }
 

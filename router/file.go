@@ -45,6 +45,8 @@ type file struct {
 	node *nodeSource
 	// idleMtime is the modification time last checked at the end of the file (step).
 	idleMtime time.Time
+	// refusedLogged is the refusal last logged for the file (reserved.go).
+	refusedLogged string
 
 	caughtUp     chan struct{} // closed once the file is at its end and no longer live
 	caughtUpOnce sync.Once
@@ -218,12 +220,8 @@ func (f *file) run(ctx context.Context) {
 		}
 		f.countFrom = resumedCountFrom(f.inKafka)
 	}
-	if f.prev != nil {
-		select {
-		case <-f.prev.caughtUp:
-		case <-ctx.Done():
-			return
-		}
+	if f.prev != nil && !f.waitPrev(ctx) {
+		return
 	}
 	if tr := f.pendingTrunc; tr != nil {
 		f.pendingTrunc = nil
@@ -279,6 +277,27 @@ func (f *file) run(ctx context.Context) {
 	}
 }
 
+// waitPrev waits until the older file of the group is read to its end, or found live again: a
+// node file taken for rotated that a later scan finds the newest again (node globs tell the live
+// file by modification time) may never be read to its end while it is written, and the files
+// waiting for it would wait for ever. It reports false when ctx ended.
+func (f *file) waitPrev(ctx context.Context) bool {
+	t := time.NewTicker(f.c.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.prev.caughtUp:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if f.prev.live.Load() {
+				return true
+			}
+		}
+	}
+}
+
 func nextBackoff(d time.Duration) time.Duration {
 	switch {
 	case d == 0:
@@ -317,6 +336,7 @@ func (f *file) failure() error {
 func (f *file) useSnapshot(s *filemeta.Snapshot) {
 	f.snap = s
 	f.view = f.c.newView(s)
+	f.reportRefused()
 	f.forOK = [3]bool{} // the pipeline per stream depends on the metadata
 }
 
@@ -410,13 +430,19 @@ func (f *file) step(ctx context.Context) stepResult {
 		}
 		if statErr == nil && fi.Size() < pos {
 			f.truncated(ctx, "file shrank")
-		} else if err == nil && pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime) {
+		} else if statErr == nil && pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime) {
 			// Written while at its end and yet no longer: truncated and written again to the
-			// very same size between two polls (fixed-size lines). Only its content tells.
-			f.idleMtime = fi.ModTime()
+			// very same size between two polls (fixed-size lines). Only its content tells. (The
+			// read's error is io.EOF here: the stat's is the one that matters.)
 			if !f.sameContent() {
 				f.truncated(ctx, "content changed")
 				return stepProgress
+			}
+			// A write sets the modification time before it copies its bytes: content checked
+			// just after may predate the time stat'ed. The time is taken as checked only once
+			// no write of it can still be under way.
+			if time.Since(fi.ModTime()) > time.Second {
+				f.idleMtime = fi.ModTime()
 			}
 		}
 		return stepIdle
@@ -460,7 +486,7 @@ func (f *file) step(ctx context.Context) stepResult {
 		return stepIdle // an unfinished last line
 	}
 	f.bufSize = f.c.cfg.ReadBytes
-	f.refreshFingerprint()
+	f.extendFingerprint()
 	f.syncHeld()
 	f.submit(ch)
 	return stepProgress
@@ -774,6 +800,11 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
 	f.fpLen, f.fp = 0, 0            // the new content gets its own fingerprint
 	f.mu.Unlock()
+	// Taken now, not at the new content's first read (after the copy's tail): a copy of the new
+	// content made before that read must be told for this file's (held for its next
+	// truncation), and that next truncation must be seen, neither of which an empty
+	// fingerprint allows. Read or not, the bytes are this file's from offset 0.
+	f.extendFingerprint()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
 	f.log.Info("file truncated (copytruncate): its copy's tail is read first, then this file from its start", "reason", reason, "read_to", tr.offset)
@@ -782,24 +813,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.resetRunners(ckPos{})
 	f.asm.SetFormat(logline.FormatUnknown)
 	f.followTruncation(ctx, tr)
-	f.refreshFingerprint()
-}
-
-// refreshFingerprint recomputes a fingerprint shorter than the full size as the file grows.
-func (f *file) refreshFingerprint() {
-	f.mu.Lock()
-	short := f.fpLen < fileid.FingerprintSize
-	f.mu.Unlock()
-	if !short {
-		return
-	}
-	n, sum, err := fileid.Fingerprint(f.fd)
-	if err != nil {
-		return
-	}
-	f.mu.Lock()
-	f.fpLen, f.fp = n, sum
-	f.mu.Unlock()
+	f.extendFingerprint()
 }
 
 func (f *file) detectFormat(data []byte) {
@@ -872,8 +886,9 @@ func (f *file) flushAtExit() {
 }
 
 // extendFingerprint lengthens a fingerprint taken while the file was shorter than
-// fileid.FingerprintSize, if its first bytes are still those. The reader refreshes it only after
-// it reads; a file opened empty and not read since (Kafka down, the budget full) would be
+// fileid.FingerprintSize, if its first bytes are still those (else the file was truncated and
+// written again: the reader's content check must see that, not a fingerprint of the new
+// content). The reader extends it after it reads; a file opened empty and not read since (Kafka down, the budget full) would be
 // checkpointed with no fingerprint, and a restart would take a new file that reuses its inode
 // for it, resuming the new file and never counting the old one's loss (system proof finding 4).
 func (f *file) extendFingerprint() {

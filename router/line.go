@@ -28,6 +28,9 @@ type fileView struct {
 	polSrc *pipeline.Policy
 	// node is a node file's source (nodefiles.go); nil for container logs.
 	node *nodeSource
+	// refused says why a container log's lines are read and not produced: its namespace or
+	// topic is the platform's (reserved.go).
+	refused string
 }
 
 func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
@@ -42,6 +45,8 @@ func (c *Collector) newView(s *filemeta.Snapshot) *fileView {
 	}
 	if ns := c.nodeSource(s.Namespace); ns != nil {
 		ns.view(v)
+	} else {
+		v.refused = c.refusal(s.Namespace, v.topic)
 	}
 	return v
 }
@@ -61,7 +66,9 @@ func (v *fileView) policy(c *Collector) *nsPolicy {
 
 // skipped reports whether lines are read and not produced: the namespace opted out
 // (annotation) or the platform's policy does not collect it.
-func (v *fileView) skipped(p *nsPolicy) bool { return v.snap.Excluded || !p.Collected }
+func (v *fileView) skipped(p *nsPolicy) bool {
+	return v.snap.Excluded || !p.Collected || v.refused != ""
+}
 
 // verdict is what the line step did with one assembled line.
 type verdict uint8
@@ -76,6 +83,7 @@ const (
 // once per chunk (read counters when it is produced, acknowledged ones when Kafka has it).
 type lineCounts struct {
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
+	refused                                                        int64 // lines of a refused view (reserved.go)
 	// limitDropped: lines beyond the namespace's limit (drop); limitThrottled: lines that had
 	// to wait for it (throttle), each counted once.
 	limitDropped, limitThrottled int64
@@ -91,6 +99,7 @@ func (c *lineCounts) Add(o lineCounts) {
 	c.splits += o.splits
 	c.invalid += o.invalid
 	c.excluded += o.excluded
+	c.refused += o.refused
 	c.inKafka += o.inKafka
 	c.shipped += o.shipped
 	c.limitDropped += o.limitDropped
@@ -104,7 +113,7 @@ func (c *lineCounts) flushRead(m *nsMetrics) {
 	for _, x := range [...]struct {
 		n int64
 		m interface{ Add(float64) }
-	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}, {c.limitThrottled, m.limitThrottled}} {
+	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.refused, m.refusedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}, {c.limitThrottled, m.limitThrottled}} {
 		if x.n > 0 {
 			x.m.Add(float64(x.n))
 		}
@@ -168,7 +177,11 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 		n.splits++
 	}
 	if ch.view.skipped(ch.pol) {
-		n.excluded++
+		if ch.view.refused != "" {
+			n.refused++
+		} else {
+			n.excluded++
+		}
 		return verdictDrop
 	}
 	if ch.limitDrop {

@@ -12,6 +12,7 @@ type metrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
 	produceErrors, topicErrors, splitLines       *prometheus.CounterVec
 	parseErrors, invalidUTF8, excludedLines      *prometheus.CounterVec
+	refusedLines                                 *prometheus.CounterVec
 	alreadyInKafka, limitLines                   *prometheus.CounterVec
 	retentionRefused                             *prometheus.CounterVec
 	rotations, pathErrors                        *prometheus.CounterVec
@@ -38,6 +39,7 @@ type nsMetrics struct {
 	produceErrors, topicErrors, splitLines       prometheus.Counter
 	parseErrors, invalidUTF8, excludedLines      prometheus.Counter
 	alreadyInKafka, retentionRefused             prometheus.Counter
+	refusedLines                                 prometheus.Counter
 	limitDropped, limitThrottled                 prometheus.Counter
 }
 
@@ -64,12 +66,13 @@ func newMetrics(reg prometheus.Registerer, budgetUsed, oldestUnacked func() floa
 		parseErrors:      cv("parse_errors_total", "Lines whose CRI or docker framing could not be parsed (shipped raw with parse_error), per namespace.", "namespace"),
 		invalidUTF8:      cv("invalid_utf8_lines_total", "Lines with invalid UTF-8 (shipped with message_base64), per namespace.", "namespace"),
 		excludedLines:    cv("excluded_lines_total", "Lines skipped because their namespace opted out, per namespace.", "namespace"),
+		refusedLines:     cv("refused_lines_total", "Container log lines refused (read, not produced) because their namespace is a node source's (node-system, node-<source>) or their topic is a node source's topic, per namespace.", "namespace"),
 		retentionRefused: cv("retention_refused_topics_total", "Topics whose namespace's logrouter.io/retention Kafka refused to set (no ALTER_CONFIGS for the collector): their lines are produced with the topic's current retention; counted once per topic and retention, per namespace.", "namespace"),
 		alreadyInKafka:   cv("lines_already_in_kafka_total", "Lines read again (after a restart or a produce failure) and not sent, because Kafka already had their records, per namespace.", "namespace"),
 		limitLines:       cv("limit_lines_total", "Physical lines beyond the namespace's limit on this node (LogRouterPolicy limits), per namespace and action: throttled (read later: each line counted once when it first had to wait) or dropped (read, not produced).", "namespace", "action"),
 		rotations:        cv("rotations_total", "Rotations seen, by kind (rename, truncate, copy).", "kind"),
 		pathErrors:       cv("path_errors_total", "Log files skipped because their path could not be parsed.", "dir"),
-		scanErrors:       cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir) or pods (--pods-dir and its subdirectories).", "dir"),
+		scanErrors:       cv("scan_errors_total", "Failed reads of a log directory (the files in it are not collected): dir is containers (--log-dir), pods (--pods-dir and its subdirectories) or node (a node file source's directory; one that does not exist is no error: logrouter_collector_node_file_dirs_missing).", "dir"),
 		unreadableFiles:  cv("unreadable_files_total", "Log files found that cannot be read (permission, not a regular file, symlink loop, dangling symlink), counted when first seen so, per namespace and reason.", "namespace", "reason"),
 		kafkaErrors:      cv("kafka_errors_total", "Checks (every second) that found lines waiting longer than --ack-timeout for Kafka: reason unreachable (no broker answered) or no_ack (a broker answered).", "reason"),
 		unreadableNow: func() *prometheus.GaugeVec {
@@ -114,6 +117,7 @@ func (m *metrics) forNamespace(ns string) *nsMetrics {
 		produceErrors: m.produceErrors.WithLabelValues(ns), topicErrors: m.topicErrors.WithLabelValues(ns),
 		splitLines: m.splitLines.WithLabelValues(ns), parseErrors: m.parseErrors.WithLabelValues(ns),
 		invalidUTF8: m.invalidUTF8.WithLabelValues(ns), excludedLines: m.excludedLines.WithLabelValues(ns),
+		refusedLines:   m.refusedLines.WithLabelValues(ns),
 		alreadyInKafka: m.alreadyInKafka.WithLabelValues(ns), retentionRefused: m.retentionRefused.WithLabelValues(ns),
 		limitDropped: m.limitLines.WithLabelValues(ns, "dropped"), limitThrottled: m.limitLines.WithLabelValues(ns, "throttled"),
 	}

@@ -3,6 +3,8 @@ package router
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +37,10 @@ type nodeSource struct {
 	key         []byte
 	pol         *nsPolicy
 	parseErrors *prometheus.CounterVec // by reason
+	// missing holds the globs' directories the last scan did not find (scans only), and
+	// dirsMissing is their number, per source.
+	missing     map[string]bool
+	dirsMissing prometheus.Gauge
 }
 
 // newNodeSources resolves the configured sources (cfg is valid).
@@ -44,11 +50,15 @@ func (c *Collector) newNodeSources(reg prometheus.Registerer) {
 	}
 	parseErrors := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "logrouter", Subsystem: "collector", Name: "node_file_parse_errors_total",
 		Help: "Node file lines their source's parser (json, kube-audit) could not parse, shipped unchanged with parse_error, per source and reason."}, []string{"source", "reason"})
-	reg.MustRegister(parseErrors)
+	dirsMissing := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "logrouter", Subsystem: "collector", Name: "node_file_dirs_missing",
+		Help: "Directories of a node file source's globs that did not exist at the last scan (their files are read once they appear), per source."}, []string{"source"})
+	reg.MustRegister(parseErrors, dirsMissing)
+	c.nodeDirLog = newErrLog(c.log, slog.LevelWarn, time.Minute)
 	c.nodeSrcs = map[string]*nodeSource{}
 	for _, s := range c.cfg.NodeFiles.Sources {
 		ns := &nodeSource{cfg: s, parser: s.ParserOf(), participant: s.Participant(), namespace: topic.NodeSource(s.Name),
-			key: []byte(c.cfg.Node + "/" + s.Name), pol: &nsPolicy{}, parseErrors: parseErrors}
+			key: []byte(c.cfg.Node + "/" + s.Name), pol: &nsPolicy{}, parseErrors: parseErrors,
+			missing: map[string]bool{}, dirsMissing: dirsMissing.WithLabelValues(s.Name)}
 		ns.pol.Collected = true
 		ns.topic = s.Topic
 		if ns.topic == "" {
@@ -85,7 +95,7 @@ func (c *Collector) fileTopic(ns string) (string, error) {
 func (c *Collector) scanNodeFiles(add func(candidate), covered map[string]bool) {
 	for _, ns := range c.nodeOrder {
 		for _, glob := range ns.cfg.Paths {
-			ms := c.globMatches(glob, covered)
+			ms := c.globMatches(ns, glob, covered)
 			newest := -1
 			for i, m := range ms {
 				if newest < 0 || newer(m.mtime, m.path, ms[newest].mtime, ms[newest].path) {
@@ -97,6 +107,7 @@ func (c *Collector) scanNodeFiles(add func(candidate), covered map[string]bool) 
 					group: ns.participant + ":" + glob, node: ns})
 			}
 		}
+		ns.dirsMissing.Set(float64(len(ns.missing)))
 	}
 }
 
@@ -109,11 +120,12 @@ type nodeMatch struct {
 // rename between the listing and the stats (the live file rotated away: its new name missing,
 // its old name giving the new file) would make a newer file look like the only one, read before
 // the rest of the old, so the directory is listed again after the stats until it did not change.
-func (c *Collector) globMatches(glob string, covered map[string]bool) []nodeMatch {
+func (c *Collector) globMatches(ns *nodeSource, glob string, covered map[string]bool) []nodeMatch {
 	dir, pat := filepath.Split(glob)
+	dir = filepath.Clean(dir)
 	list := func() []string {
 		var names []string
-		for _, e := range c.readDir("node", filepath.Clean(dir), false) {
+		for _, e := range c.nodeDir(ns, glob, dir) {
 			name := e.Name()
 			if ok, _ := filepath.Match(pat, name); ok && !nodefiles.Compressed(name) && !covered[filepath.Join(dir, name)] {
 				names = append(names, name)
@@ -138,6 +150,30 @@ func (c *Collector) globMatches(glob string, covered map[string]bool) []nodeMatc
 		names = again
 	}
 	return ms
+}
+
+// nodeDir lists the directory of a node source's glob. A missing one is no scan error (the
+// kube-apiserver's audit directory exists on control-plane nodes only, one DaemonSet runs on
+// all) but is reported: logged when it goes missing and when it appears (at a bounded rate),
+// and counted in the source's node_file_dirs_missing gauge while missing. Its files are read
+// from their start once it appears, as every scan lists it again.
+func (c *Collector) nodeDir(ns *nodeSource, glob, dir string) []os.DirEntry {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !ns.missing[dir] {
+			ns.missing[dir] = true
+			c.nodeDirLog.Log("node file directory missing: its files are read once it appears", "source", ns.cfg.Name, "glob", glob, "dir", dir, "err", err)
+		}
+		return nil
+	case err != nil:
+		c.metrics.scanErrors.WithLabelValues("node").Inc()
+		c.scanLog.Log("log directory cannot be read: the files in it are not collected", "dir", dir, "source", ns.cfg.Name, "err", err)
+	case ns.missing[dir]:
+		delete(ns.missing, dir)
+		c.nodeDirLog.Log("node file directory appeared: its files are read", "source", ns.cfg.Name, "glob", glob, "dir", dir)
+	}
+	return ents
 }
 
 // newer reports whether file a is taken for newer than b: modified later, or, at the same

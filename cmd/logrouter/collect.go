@@ -128,6 +128,7 @@ func newJournalSource(jcfg journal.Config, cfg router.Config, c *router.Collecto
 			return nil, fmt.Errorf("journal topic: %w (set --journal-topic when --topic-template uses namespace labels)", err)
 		}
 	}
+	c.ReserveTopic(t, "the node journal's") // no namespace's container logs go to it
 	return journal.New(jcfg, journal.Deps{Sink: c.Sink(), Budget: c.Budget(), CheckpointDir: cfg.CheckpointDir, Node: cfg.Node, Cluster: cfg.Cluster,
 		Topic: t, Kafka: cfg.Sink.Kafka, MaxLineBytes: cfg.MaxLineBytes, Log: base.With("component", "journal"), StallAfter: cfg.AckTimeout}, reg)
 }

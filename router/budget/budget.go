@@ -64,6 +64,14 @@ func (b *Budget) UsedBy(ns string) int64 {
 	return 0
 }
 
+// Waiting reports whether an Acquire of namespace ns is blocked.
+func (b *Budget) Waiting(ns string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.ns[ns]
+	return s != nil && s.waiters > 0
+}
+
 // Acquire blocks until n bytes can be held for namespace ns or ctx ends. A namespace may hold
 // more than its fair share (total / namespaces holding or waiting) only while no other
 // namespace waits. A request larger than the whole budget is granted when nothing else is held,

@@ -1,0 +1,94 @@
+package router
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logrouter/logrouter/internal/syncbuf"
+	"github.com/logrouter/logrouter/router/filemeta"
+	"github.com/logrouter/logrouter/router/loadgen"
+	"github.com/logrouter/logrouter/router/nodefiles"
+)
+
+// TestRefusedNamespaces: container logs of a namespace named like a node source (node-system,
+// the journal's; node-<source>, a node file source's) or whose topic is a node source's (here
+// the journal's topic set to logs.team-x) are refused: read and not produced, counted per
+// namespace, logged once per file as an error. A tenant's and the node file source's lines flow
+// all the while, and a refused file written after its refusal is read to its end too.
+func TestRefusedNamespaces(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, node, brokers)
+	dir := t.TempDir()
+	cfg.NodeFiles.Sources = []nodefiles.Source{{Name: "audit", Paths: []string{filepath.Join(dir, "audit.log")}}}
+	audit := newNodeLog(t, dir, "audit.log")
+	var logged syncbuf.Buffer
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ReserveTopic("logs.team-x", "the node journal's") // as --journal-topic logs.team-x does
+	r := runCollector(t, c, reg)
+
+	refused := map[string]string{ // namespace -> the reason logged
+		"node-system": "namespace node-system is the node journal's",
+		"node-audit":  "namespace node-audit is node file source audit's",
+		"team-x":      "topic logs.team-x is the node journal's",
+	}
+	const n = 40
+	write := func(ns string, from int) {
+		t.Helper()
+		ct, err := node.AddContainer(ns, "web", "app", loadgen.CRI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := ct.Write(time.Now(), "stdout", loadgen.SeqMessage(ns, from+i, 120)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for ns := range refused {
+		write(ns, 0)
+	}
+	write("team-a", 0)
+	for i := range n {
+		audit.write(loadgen.SeqMessage("audit", i, 120))
+	}
+	for ns := range refused {
+		waitFor(t, 30*time.Second, func() bool { return metricValue(r.c.metrics.refusedLines, ns) == n })
+	}
+	got := consume(t, brokers, 2*n, 30*time.Second)
+	perKey := map[string]int{}
+	for _, g := range got {
+		key, _, _ := loadgen.ParseSeq(g.rec.Message)
+		perKey[key]++
+		if _, bad := refused[key]; bad {
+			t.Errorf("refused namespace %s's line in topic %s: %s", key, g.topic, g.value)
+		}
+	}
+	if dups := checkSequences(t, got, map[string]int{"team-a": n, "audit": n}); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	for ns, why := range refused {
+		if strings.Count(logged.String(), why) != 1 {
+			t.Errorf("log has %d lines with %q, want 1 (the file's refusal):\n%s", strings.Count(logged.String(), why), why, logged.String())
+		}
+		if v := metricValue(r.c.metrics.excludedLines, ns); v != 0 {
+			t.Errorf("excluded_lines_total{namespace=%q} = %v: refused lines are counted as refused only", ns, v)
+		}
+	}
+	if v := metricValue(r.c.metrics.refusedLines, "team-a"); v != 0 {
+		t.Errorf("refused_lines_total{namespace=team-a} = %v, want 0", v)
+	}
+}
