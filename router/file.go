@@ -800,11 +800,6 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
 	f.fpLen, f.fp = 0, 0            // the new content gets its own fingerprint
 	f.mu.Unlock()
-	// Taken now, not at the new content's first read (after the copy's tail): a copy of the new
-	// content made before that read must be told for this file's (held for its next
-	// truncation), and that next truncation must be seen, neither of which an empty
-	// fingerprint allows. Read or not, the bytes are this file's from offset 0.
-	f.extendFingerprint()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
 	f.log.Info("file truncated (copytruncate): its copy's tail is read first, then this file from its start", "reason", reason, "read_to", tr.offset)
