@@ -596,10 +596,7 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 		}
 		return a.mtime.Before(b.mtime)
 	})
-	// Files known by inode first: a truncated original must be seen before its copy. A file let
-	// go is known only while it starts as it did: its inode may be a new file's by now (its
-	// rotated file deleted), which must not be placed before an older, unknown file of its group
-	// and so be read before it.
+	// Files known by inode first: a truncated original must be seen before its copy.
 	known := func(cd *candidate) bool {
 		c.mu.Lock()
 		_, a := c.files[cd.id]
@@ -621,16 +618,7 @@ func (c *Collector) place(ctx context.Context, cands []candidate, initial bool) 
 			c.mu.Unlock()
 			s = c.isEntryFile(cd, es)
 		}
-		if a || s || !b {
-			return a || s
-		}
-		fd, err := os.Open(cd.path)
-		if err != nil {
-			return false
-		}
-		defer fd.Close()
-		ok, _ := fileid.Matches(fd, d.entry.FingerprintLen, d.entry.Fingerprint)
-		return ok
+		return a || b || s
 	}
 	var first, second []*candidate
 	for _, cd := range order {
