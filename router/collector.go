@@ -69,6 +69,7 @@ type Collector struct {
 	lastCk    time.Time
 	ckErr     error // the last checkpoint save's error (nil: it succeeded)
 	raced     bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
+	saveMu    sync.Mutex
 
 	// unreadable holds files the collector cannot read, by path, as of the last scans (scanGen
 	// counts scans); unreadableNS the namespaces whose gauge is set.
@@ -984,6 +985,10 @@ func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
 
 // saveCheckpoints writes every file's position.
 func (c *Collector) saveCheckpoints() error {
+	// One save at a time (the start-up saves from two goroutines): a save that gathered the
+	// state earlier must not replace a newer one.
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	files := make([]*file, 0, len(c.files))
 	for _, f := range c.files {
