@@ -890,19 +890,18 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 		f.prev = prev
 		c.groups[cd.group] = f
 	}
+	if c.reconciling != nil && !resumedAt.IsZero() {
+		// Found at start: wait for the read-back of what already reached Kafka. Set before the
+		// file is in files: the start-up's saves read them.
+		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
+		c.resumed = append(c.resumed, f)
+	}
 	c.files[cd.id] = f
 	delete(c.claimed, cd.id)
 	delete(c.startup, cd.id) // resumed, or superseded (found gone or truncated in placeOne)
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
-	c.mu.Lock()
-	if c.reconciling != nil && !resumedAt.IsZero() {
-		// Found at start: wait for the read-back of what already reached Kafka.
-		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
-		c.resumed = append(c.resumed, f)
-	}
-	c.mu.Unlock()
 	c.wg.Add(1)
 	go f.run(ctx)
 	return f

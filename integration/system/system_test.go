@@ -95,6 +95,9 @@ func (s *system) killRun(sc scale, cs ...*component) report {
 		kills[c.name]++
 	}
 	stop()
+	if kills[s.collector.name] > 0 && !s.w.noCompress {
+		s.byDesign = s.uncountableByDesign()
+	}
 	var what []string
 	for _, c := range cs {
 		what = append(what, c.name+" x"+strconv.Itoa(kills[c.name]))
