@@ -69,6 +69,7 @@ type Collector struct {
 	lastCk    time.Time
 	ckErr     error // the last checkpoint save's error (nil: it succeeded)
 	raced     bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
+	saveMu    sync.Mutex
 
 	// unreadable holds files the collector cannot read, by path, as of the last scans (scanGen
 	// counts scans); unreadableNS the namespaces whose gauge is set.
@@ -889,19 +890,18 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 		f.prev = prev
 		c.groups[cd.group] = f
 	}
+	if c.reconciling != nil && !resumedAt.IsZero() {
+		// Found at start: wait for the read-back of what already reached Kafka. Set before the
+		// file is in files: the start-up's saves read them.
+		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
+		c.resumed = append(c.resumed, f)
+	}
 	c.files[cd.id] = f
 	delete(c.claimed, cd.id)
 	delete(c.startup, cd.id) // resumed, or superseded (found gone or truncated in placeOne)
 	c.mu.Unlock()
 	c.metrics.openFiles.Inc()
 	f.log.Info("reading file", "offset", off, "live", cd.live, "inode", cd.id.Inode)
-	c.mu.Lock()
-	if c.reconciling != nil && !resumedAt.IsZero() {
-		// Found at start: wait for the read-back of what already reached Kafka.
-		f.reconciled, f.checkpointAt = c.reconciling, resumedAt
-		c.resumed = append(c.resumed, f)
-	}
-	c.mu.Unlock()
 	c.wg.Add(1)
 	go f.run(ctx)
 	return f
@@ -984,6 +984,10 @@ func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
 
 // saveCheckpoints writes every file's position.
 func (c *Collector) saveCheckpoints() error {
+	// One save at a time (the start-up saves from two goroutines): a save that gathered the
+	// state earlier must not replace a newer one.
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	files := make([]*file, 0, len(c.files))
 	for _, f := range c.files {

@@ -131,9 +131,7 @@ func (c *Collector) reconcile(ctx context.Context) {
 			if g := goneBySrc[v.Src]; g != nil && !g.holderHas(k[0], k[1], v.Message) {
 				g.sawLine(k[0], k[1], v.Message, rec)
 				found++
-				if f == nil {
-					return
-				}
+				return
 			}
 			if f == nil {
 				return
