@@ -58,23 +58,12 @@ func TestTruncationAmidRotations(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t)
-			brokers := cl.ListenAddrs()[0]
-			hold, release := holdProduce(t, brokers, cl)
-			node, _ := loadgen.NewNode(t.TempDir())
 			const ns = "tr"
-			cont, _ := node.AddContainer(ns, "web", "app", loadgen.CRI)
-			w := &seqWriter{c: cont, key: ns}
-			w.write(t, before)
-			cfg := testConfig(t, node, brokers)
-			cfg.ReadBytes, cfg.BufferBytes = 4096, 256<<10 // a few reads fill it
-			var log syncbuf.Buffer
-			hold.Store(true)
-			r := startLogged(t, cfg, &log)
-			waitRead(t, r, ns)
-			tc.stage(t, r, &log, cont, w)
-			hold.Store(false)
-			close(release)
+			b := startBehind(t, ns, before)
+			brokers, r, log, w := b.brokers, b.r, b.log, b.w
+			tc.stage(t, r, log, b.cont, w)
+			b.hold.Store(false)
+			close(b.release)
 
 			got := consumeUntil(t, brokers, ns, len(w.sizes)-1, time.Minute)
 			checkInOrderOnce(t, got, ns)

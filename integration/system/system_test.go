@@ -222,21 +222,8 @@ func TestSystemS3Faults(t *testing.T) {
 // the workload did: a rename rotation makes one live file a rotated one, counted once (a file
 // renamed before any scan saw it live is not counted), and each copytruncate is one truncation.
 func (s *system) checkRotationCounts() {
-	fams, err := s.collectorMetrics()
-	if err != nil {
-		s.t.Fatalf("collector metrics: %v", err)
-	}
-	got := map[string]int{}
-	if f := fams["logrouter_collector_rotations_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" {
-					got[l.GetValue()] += int(m.GetCounter().GetValue())
-				}
-			}
-		}
-	}
-	want := map[string]int{}
+	got := s.collectorCounter("logrouter_collector_rotations_total", "kind")
+	want := map[string]int64{}
 	s.w.mu.Lock()
 	for _, c := range s.w.conts {
 		for r := 1; r <= c.nrot; r++ {
