@@ -83,6 +83,40 @@ func holdProduce(t *testing.T, brokers string, cl interface {
 	return hold, release
 }
 
+// behind is a collector over one container whose broker holds every produce request: its reader
+// has read only the file's start (the budget is full) until release is closed.
+type behind struct {
+	brokers string
+	hold    *atomic.Bool
+	release chan struct{}
+	cont    *loadgen.Container
+	w       *seqWriter
+	r       *running
+	log     *syncbuf.Buffer
+}
+
+// startBehind writes n lines into a container of ns and starts the collector on it with produce
+// held, once it read some of them.
+func startBehind(t *testing.T, ns string, n int, opts ...func(*Config)) *behind {
+	t.Helper()
+	cl := newCluster(t)
+	b := &behind{brokers: cl.ListenAddrs()[0], log: &syncbuf.Buffer{}}
+	b.hold, b.release = holdProduce(t, b.brokers, cl)
+	node, _ := loadgen.NewNode(t.TempDir())
+	b.cont, _ = node.AddContainer(ns, "web", "app", loadgen.CRI)
+	b.w = &seqWriter{c: b.cont, key: ns}
+	b.w.write(t, n)
+	cfg := testConfig(t, node, b.brokers)
+	cfg.ReadBytes, cfg.BufferBytes = 4096, 256<<10 // a few reads fill it
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.hold.Store(true)
+	b.r = startLogged(t, cfg, b.log)
+	waitRead(t, b.r, ns)
+	return b
+}
+
 // waitRead waits until the collector read lines of ns.
 func waitRead(t *testing.T, r *running, ns string) {
 	t.Helper()
@@ -110,26 +144,16 @@ func TestCopyTruncateTailFirst(t *testing.T) {
 		{name: "copy deleted: its tail is counted lost exactly", deleteCopy: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t)
-			brokers := cl.ListenAddrs()[0]
-			hold, release := holdProduce(t, brokers, cl)
-			node, _ := loadgen.NewNode(t.TempDir())
 			const ns = "ct"
-			cont, _ := node.AddContainer(ns, "web", "app", loadgen.CRI)
-			w := &seqWriter{c: cont, key: ns}
-			w.write(t, before)
-			cfg := testConfig(t, node, brokers)
-			cfg.ReadBytes, cfg.BufferBytes = 4096, 256<<10 // a few reads fill it
+			var opts []func(*Config)
 			if tc.deleteCopy {
 				// No scan after the first: one that saw the copy in the moment between its creation
 				// and its deletion would hold it open for the original's reader, and nothing would
 				// be lost (the better outcome, but not the case this subtest stages).
-				cfg.ScanInterval = time.Hour
+				opts = append(opts, func(c *Config) { c.ScanInterval = time.Hour })
 			}
-			var log syncbuf.Buffer
-			hold.Store(true)
-			r := startLogged(t, cfg, &log)
-			waitRead(t, r, ns)
+			b := startBehind(t, ns, before, opts...)
+			brokers, hold, release, cont, w, r, log := b.brokers, b.hold, b.release, b.cont, b.w, b.r, b.log
 			copyPath, err := cont.RotateCopyTruncate()
 			if err != nil {
 				t.Fatal(err)

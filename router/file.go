@@ -403,17 +403,33 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.resend = nil // all of it is behind the checkpoint: never read again
 	}
 	size := f.bufSize
+	pos := f.asm.Pos()
+	fi, statErr := f.fd.Stat()
+	want := size
+	if statErr == nil {
+		nothing := fi.Size() <= pos || fi.Size() < f.fpLenNow()
+		if nothing && f.held == 0 && f.pipeHeld == 0 {
+			// Nothing new: checked without the budget, which a poll of an idle file would
+			// otherwise take a read's worth of (with many files open, idle polls queued
+			// behind each other and delayed the reads that had lines). A file holding bytes
+			// still asks the budget, which may tell it to let them go (acquire).
+			return f.atEnd(ctx, fi, pos)
+		}
+		if !nothing {
+			// Only what is there: a small write reserves a small read, so a namespace's fair
+			// share holds many of them.
+			want = int(min(int64(size), fi.Size()-pos))
+		}
+	}
 	// At most half the budget, so that a long line's read does not wait for an idle collector;
 	// what it really costs is counted once it is read.
-	reserve := min(int64(size)*6+4096, f.c.cfg.BufferBytes/2)
+	reserve := min(int64(want)*6+4096, f.c.cfg.BufferBytes/2)
 	if err := f.acquire(ctx, snap.Namespace, reserve); err != nil {
 		return stepStop
 	}
 	buf := f.c.getBuf(size)
 	defer f.c.putBuf(buf)
-	pos := f.asm.Pos()
-	fi, statErr := f.fd.Stat()
-	n, err := f.fd.ReadAt(buf, pos)
+	n, err := f.fd.ReadAt(buf[:want], pos)
 	if n > 0 && !f.sameContent() {
 		// Truncated and written again (copytruncate) before its size fell below our offset: what
 		// was just read is not the continuation of what came before. Checked after the read, so
@@ -428,22 +444,8 @@ func (f *file) step(ctx context.Context) stepResult {
 			f.c.fileLog.Log("read failed", "path", f.curPath(), "namespace", f.meta.Namespace, "err", err) // retried every poll
 			return stepBlocked
 		}
-		if statErr == nil && fi.Size() < pos {
-			f.truncated(ctx, "file shrank")
-		} else if statErr == nil && pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime) {
-			// Written while at its end and yet no longer: truncated and written again to the
-			// very same size between two polls (fixed-size lines). Only its content tells. (The
-			// read's error is io.EOF here: the stat's is the one that matters.)
-			if !f.sameContent() {
-				f.truncated(ctx, "content changed")
-				return stepProgress
-			}
-			// A write sets the modification time before it copies its bytes: content checked
-			// just after may predate the time stat'ed. The time is taken as checked only once
-			// no write of it can still be under way.
-			if time.Since(fi.ModTime()) > time.Second {
-				f.idleMtime = fi.ModTime()
-			}
+		if fi, err := f.fd.Stat(); err == nil {
+			return f.atEnd(ctx, fi, pos) // shrank between the stat and the read
 		}
 		return stepIdle
 	}
@@ -479,7 +481,7 @@ func (f *file) step(ctx context.Context) stepResult {
 	f.charge(ch, lim, data[:min(consumed, lim.allowed)])
 	if consumed == 0 {
 		f.submitOrRelease(ch) // a pipeline change may have flushed held lines into it
-		if n == len(buf) && size <= f.c.cfg.MaxLineBytes {
+		if n == size && size <= f.c.cfg.MaxLineBytes {
 			f.bufSize = min(2*size, f.c.cfg.MaxLineBytes+1) // a line longer than the buffer
 			return stepProgress
 		}
@@ -490,6 +492,41 @@ func (f *file) step(ctx context.Context) stepResult {
 	f.syncHeld()
 	f.submit(ch)
 	return stepProgress
+}
+
+// atEnd handles a poll that found nothing to read at pos, with fi stat'ed for it: a file that
+// shrank below pos, or below the fingerprint of its content (truncated before any of it was
+// read: copytruncate of a file opened and not read yet), was truncated; one written at its
+// end and no longer (mtime changed) may have been truncated and written again to the same
+// size, which only its content tells.
+func (f *file) atEnd(ctx context.Context, fi os.FileInfo, pos int64) stepResult {
+	switch {
+	case fi.Size() < pos:
+		f.truncated(ctx, "file shrank")
+		return stepProgress
+	case fi.Size() < f.fpLenNow():
+		f.truncated(ctx, "file shrank below its fingerprint")
+		return stepProgress
+	case pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime):
+		if !f.sameContent() {
+			f.truncated(ctx, "content changed")
+			return stepProgress
+		}
+		// A write sets the modification time before it copies its bytes: content checked
+		// just after may predate the time stat'ed. The time is taken as checked only once
+		// no write of it can still be under way.
+		if time.Since(fi.ModTime()) > time.Second {
+			f.idleMtime = fi.ModTime()
+		}
+	}
+	return stepIdle
+}
+
+// fpLenNow is the length of the content's fingerprint.
+func (f *file) fpLenNow() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(f.fpLen)
 }
 
 // submitOrRelease submits a chunk that holds records or a checkpoint, else gives its
@@ -786,7 +823,9 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	}
 	f.mu.Lock()
 	tr := &truncation{fpLen: f.fpLen, fp: f.fp, offset: f.acked, state: f.ackedState, format: f.format, group: f.group,
-		at: time.Now(), size: max(f.sizeSeen, f.asm.Pos()), acked: f.ackedPastLocked()}
+		// The fingerprint's bytes were there too: a file truncated before it was read has
+		// them as the only size seen.
+		at: time.Now(), size: max(f.sizeSeen, f.asm.Pos(), int64(f.fpLen)), acked: f.ackedPastLocked()}
 	f.mu.Unlock()
 	// Publish the record before dropping the old fingerprint: a scan in between then holds the
 	// copy for this reader (it matches one or the other, never neither).

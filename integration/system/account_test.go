@@ -142,6 +142,7 @@ func (s *system) account(scenario, injected string) report {
 	rep.CountedBytes = sum(lost)
 	rep.OutOfOrder = s.outOfOrder
 	s.seen, s.recs = seen, recs
+	s.explainDisorder(keys, 3)
 	for i, p := range s.kafkaProblems {
 		if i == 20 {
 			t.Errorf("... %d Kafka problems in all", len(s.kafkaProblems))
@@ -310,6 +311,7 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	outOfOrder := 0
 	defer func() { s.kafkaProblems, s.outOfOrder = problems, outOfOrder }()
+	s.disorder = map[string]*disorderAt{}
 	ctx, cancel := ctxTimeout(5 * time.Minute) // a bound: the long version reads ~700,000 records
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
@@ -350,6 +352,9 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	defer cons.Close()
 	maxSeq := map[string]int{}
 	part := map[string]int32{}
+	arrivals := map[string][]arrival{}
+	files := map[string]string{} // interned file names
+	defer func() { s.arrivals = arrivals }()
 	j := newJoiner(problem)
 	byKey := s.w.byKey()
 	lat := map[string][]time.Duration{}
@@ -391,6 +396,14 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 			if c := byKey[key]; seen[key][seq] == 0 && c != nil && seq < len(c.at) {
 				lat[c.ns] = append(lat[c.ns], r.Timestamp.Sub(c.at[seq]))
 			}
+			if seen[key][seq] == 0 {
+				fn, ok := files[rec.File]
+				if !ok {
+					fn = rec.File
+					files[fn] = fn
+				}
+				arrivals[key] = append(arrivals[key], arrival{seq: seq, file: fn, offset: rec.Offset, src: rec.Src})
+			}
 			if seen[key][seq] == 0 && seq < maxSeq[key] {
 				outOfOrder++
 				why := ""
@@ -400,6 +413,9 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 						c.at[maxSeq[key]].Format("15:04:05.000"), c.rot[maxSeq[key]], s.explainMissing(c, seq))
 				}
 				problem("%s: seq %d first arrives after seq %d (out of order)%s", key, seq, maxSeq[key], why)
+				if s.disorder[key] == nil {
+					s.disorder[key] = &disorderAt{seq: seq, after: maxSeq[key]}
+				}
 			}
 			seen[key][seq]++
 			maxSeq[key] = max(maxSeq[key], seq)

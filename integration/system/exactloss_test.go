@@ -240,15 +240,20 @@ func (s *system) stopComponent(c *component, timeout time.Duration) error {
 // lostMetric reads the collector's logrouter_collector_lost_bytes_total by namespace (the
 // current run's: the count happens at its start).
 func (s *system) lostMetric() map[string]int64 {
+	return s.collectorCounter("logrouter_collector_lost_bytes_total", "namespace")
+}
+
+// collectorCounter sums the collector's counter name by the value of its label.
+func (s *system) collectorCounter(name, label string) map[string]int64 {
 	fams, err := s.collectorMetrics()
 	if err != nil {
 		s.t.Fatalf("collector metrics: %v", err)
 	}
 	out := map[string]int64{}
-	if f := fams["logrouter_collector_lost_bytes_total"]; f != nil {
+	if f := fams[name]; f != nil {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "namespace" {
+				if l.GetName() == label {
 					out[l.GetValue()] += int64(m.GetCounter().GetValue())
 				}
 			}

@@ -127,6 +127,8 @@ type system struct {
 	latency       map[string][]time.Duration // by namespace, set by readKafka
 	kafkaProblems []string                   // set by readKafka
 	outOfOrder    int                        // set by readKafka
+	disorder      map[string]*disorderAt     // first line out of order per container, set by readKafka
+	arrivals      map[string][]arrival       // first record of each line per container, in Kafka order, set by readKafka
 	seen          map[string]map[int]int     // records per line in Kafka, set by account
 	ckAtKill      [][]checkpoint.Entry       // the collector's checkpoints after each SIGKILL
 	// byDesign, when set, tells the lost lines the collector cannot count (no checkpoint a run

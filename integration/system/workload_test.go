@@ -170,7 +170,15 @@ func (w *workload) run(stop <-chan struct{}, rate int, rotateEvery time.Duration
 			}
 			next++
 		}
+		// Due per tick received: a tick that takes longer than the interval (gzip under load)
+		// makes the ticker drop the ticks it missed, so rotations fall behind by skipping, never
+		// by a backlog the loop cannot leave; stop is honoured between two rotations.
 		for rotDue += perTickRot; rotDue >= 1; rotDue-- {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			w.rotate(w.conts[nextRot%len(w.conts)])
 			nextRot++
 		}
@@ -183,7 +191,7 @@ func (w *workload) rotate(c *wcont) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rotate := c.c.RotateRename
-	if w.copyTruncate && c.nrot%2 == 1 {
+	if w.rotationKind(c.nrot+1) == "copytruncate" {
 		rotate = c.c.RotateCopyTruncate
 	}
 	before := time.Now()
@@ -218,6 +226,15 @@ func (w *workload) rotate(c *wcont) {
 		w.deleted++
 		rotated = rotated[1:]
 	}
+}
+
+// rotationKind is how a container's rotation r (from 1) rotates: with copyTruncate every
+// second one is a copytruncate.
+func (w *workload) rotationKind(r int) string {
+	if w.copyTruncate && r%2 == 0 {
+		return "copytruncate"
+	}
+	return "rename"
 }
 
 func inodeOf(p string) uint64 {
@@ -255,6 +272,19 @@ func gzipFile(p string) error {
 		return err
 	}
 	return os.Remove(p)
+}
+
+// minRotations is the fewest rotations any container had.
+func (w *workload) minRotations() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := -1
+	for _, c := range w.conts {
+		if n < 0 || c.nrot < n {
+			n = c.nrot
+		}
+	}
+	return n
 }
 
 // written returns the number of lines written per container key, and the total.
