@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -31,12 +29,7 @@ var mlLineID = regexp.MustCompile(`L\d+`)
 // (docs/pipelines.md, multiline and restarts).
 func TestMultilineHeldSurvivesSIGKILL(t *testing.T) {
 	bin := collectortest.Binary(t)
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	brokers := cl.ListenAddrs()[0]
+	brokers := collectortest.Broker(t)
 	node, err := loadgen.NewNode(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
