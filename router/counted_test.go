@@ -44,19 +44,7 @@ func TestPipelineCountsOnceAcrossProduceFailures(t *testing.T) {
 			return nil, nil, false
 		}
 		refused.Add(1)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return refusal(r), nil, true
 	})
 	brokers := cl.ListenAddrs()[0]
 	node, _ := loadgen.NewNode(t.TempDir())
@@ -124,4 +112,22 @@ func TestPipelineCountsOnceAcrossProduceFailures(t *testing.T) {
 	if len(recs) != records {
 		t.Errorf("%d records in Kafka, want %d", len(recs), records)
 	}
+}
+
+// refusal answers a produce request with INVALID_RECORD for every partition: franz-go does not
+// retry it, the collector reads the lines again from its checkpoint.
+func refusal(r *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range r.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+		for _, p := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = kerr.InvalidRecord.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }
