@@ -55,7 +55,10 @@ type Config struct {
 	Heartbeat          time.Duration `json:"heartbeat"`
 	AuthRecheck        time.Duration `json:"auth_recheck"`
 	PageWait           time.Duration `json:"page_wait"`
-	MaxPageBytes       int           `json:"max_page_bytes"`
+	// FirstFetchWait bounds a page's wait for its consumer's first records: until then an
+	// empty page would say nothing (not "no records"), so the answer is 503 once it passes.
+	FirstFetchWait time.Duration `json:"first_fetch_wait"`
+	MaxPageBytes   int           `json:"max_page_bytes"`
 
 	ReadHeaderTimeout time.Duration `json:"read_header_timeout"`
 	WriteTimeout      time.Duration `json:"write_timeout"`
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		Heartbeat:          15 * time.Second,
 		AuthRecheck:        5 * time.Second,
 		PageWait:           2 * time.Second,
+		FirstFetchWait:     10 * time.Second,
 		MaxPageBytes:       8 << 20,
 		ReadHeaderTimeout:  5 * time.Second,
 		WriteTimeout:       30 * time.Second,
@@ -112,7 +116,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.BytesPerSecond, "bytes-per-second-per-token", c.BytesPerSecond, "response bytes per second per token or identity (0 = unlimited)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "idle time after which a stream sends a heartbeat")
 	fs.DurationVar(&c.AuthRecheck, "auth-recheck", c.AuthRecheck, "how often open streams re-check their credentials (revocation, expiry, RBAC)")
-	fs.DurationVar(&c.PageWait, "page-wait", c.PageWait, "longest a page request waits for records it knows exist")
+	fs.DurationVar(&c.PageWait, "page-wait", c.PageWait, "longest a page request waits for more of the records it knows exist, once the first arrived")
+	fs.DurationVar(&c.FirstFetchWait, "first-fetch-wait", c.FirstFetchWait, "longest a page request waits for the first of the records it knows exist before it answers 503 with Retry-After")
 	fs.IntVar(&c.MaxPageBytes, "max-page-bytes", c.MaxPageBytes, "a page ends early once its records reach this size")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed for each write to a client; slower clients are dropped")
@@ -177,6 +182,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"--heartbeat", c.Heartbeat}, {"--auth-recheck", c.AuthRecheck}, {"--page-wait", c.PageWait},
+		{"--first-fetch-wait", c.FirstFetchWait},
 		{"--read-header-timeout", c.ReadHeaderTimeout}, {"--write-timeout", c.WriteTimeout},
 		{"--idle-timeout", c.IdleTimeout}, {"--shutdown-grace", c.ShutdownGrace},
 		{"--token-max-staleness", c.TokenMaxStaleness}} {

@@ -341,7 +341,10 @@ type pageBody struct {
 }
 
 // servePage returns up to limit records after the cursor, stopping at the topic's end as of
-// the request (it does not wait for new records) or after PageWait.
+// the request (it does not wait for new records) or PageWait after the first records came. A
+// page that knows records exist and got none of them within FirstFetchWait (a consumer that
+// has not fetched yet: metadata, a leader moving, Kafka slow) is 503 with Retry-After, never an
+// empty 200 page, which would read as "nothing there".
 func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 	limit := l.Limit
 	if limit == 0 {
@@ -369,15 +372,23 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 			return
 		}
 		defer cl.Close()
-		ctx, cancel := context.WithTimeout(q.r.Context(), g.cfg.PageWait)
+		ctx, cancel := context.WithCancel(q.r.Context())
 		defer cancel()
+		wait := time.AfterFunc(g.cfg.FirstFetchWait, cancel)
+		defer wait.Stop()
 		filter := g.filter(q, l.Filter)
 		var scratch bytes.Buffer
 		size := 0
-		full := false
+		full, fetched := false, false
+		var fetchErr error
 		var hidden [len(live.Reasons)]int
 		for !full && !caughtUp() && ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
+			fs.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.Canceled) && fetchErr == nil {
+					fetchErr = fmt.Errorf("partition %d of %s: %w", p, t, err)
+				}
+			})
 			fs.EachRecord(func(r *kgo.Record) {
 				if full {
 					return
@@ -385,6 +396,12 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 				gap, hasGap, fresh := pos.visit(r)
 				if !fresh {
 					return
+				}
+				if !fetched {
+					fetched = true
+					if wait.Stop() { // (false: FirstFetchWait passed as the records came)
+						wait.Reset(g.cfg.PageWait)
+					}
 				}
 				if hasGap {
 					g.m.retentionSkip.Add(float64(gap.Count))
@@ -406,6 +423,15 @@ func (g *Gateway) servePage(q *request, lease *limits.Lease, l params.Logs) {
 			}
 		}
 		g.m.recordsSent.Add(float64(hidden[live.Show]))
+		if !fetched && !caughtUp() && q.r.Context().Err() == nil {
+			detail := fmt.Sprintf("the records of %s after the cursor could not be read within %s; retry shortly", topic, g.cfg.FirstFetchWait)
+			if fetchErr != nil {
+				detail += " (" + fetchErr.Error() + ")"
+			}
+			g.log.Warn("page: no records fetched", "topic", topic, "wait", g.cfg.FirstFetchWait.String(), "err", fetchErr)
+			q.fail(&problem.Error{Status: http.StatusServiceUnavailable, Code: problem.CodeUnavailable, Detail: detail, RetryAfter: 1})
+			return
+		}
 	}
 	body.CaughtUp = caughtUp()
 	body.NextCursor = pos.pos.String()

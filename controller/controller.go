@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -275,38 +276,74 @@ func (c *Controller) writeCounters(ctx context.Context, k counters.Key, n counte
 			return nil
 		}
 	}
-	// A JSON patch: its test of metadata.uid is the precondition (the status subresource
-	// ignores a uid in a merge patch, and would write one object's counts into another's).
-	body, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/uid", "value": k.UID},
-		{"op": "add", "path": "/status/counters", "value": v1alpha1.Counters{
-			Selected: n.Selected, Emitted: n.Emitted, Dropped: n.Dropped, SampledOut: n.SampledOut,
-			Throttled: n.Throttled, LimitDropped: n.LimitDropped, ParseFailures: n.ParseFailures, Panicked: n.Panicked,
-			UpdatedAt: metav1.NewTime(at),
-		}},
-	})
-	if err != nil {
-		return err
+	value := v1alpha1.Counters{
+		Selected: n.Selected, Emitted: n.Emitted, Dropped: n.Dropped, SampledOut: n.SampledOut,
+		Throttled: n.Throttled, LimitDropped: n.LimitDropped, ParseFailures: n.ParseFailures, Panicked: n.Panicked,
+		UpdatedAt: metav1.NewTime(at),
 	}
-	lp := &v1alpha1.LogPipeline{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Pipeline}}
-	err = c.mgr.GetClient().Status().Patch(ctx, lp, client.RawPatch(types.JSONPatchType, body))
-	if err == nil {
-		return nil
-	}
-	if apierrors.IsNotFound(err) {
-		return counters.ErrGone
-	}
-	// A failed test (another UID), or an object without any status yet (no /status to add
-	// to: retried at the next interval): ask the API server, not the cache, which object has
-	// the name now.
-	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsConflict(err) {
-		var now v1alpha1.LogPipeline
-		gerr := c.mgr.GetAPIReader().Get(ctx, nn, &now)
-		if apierrors.IsNotFound(gerr) || (gerr == nil && string(now.UID) != k.UID) {
+	// Two rounds at most: a status the reconciler wrote between the read below and the
+	// patch that creates one fails that patch's resourceVersion test, and the next round's
+	// plain add then succeeds.
+	var err error
+	for range 2 {
+		// A JSON patch: its test of metadata.uid is the precondition (the status subresource
+		// ignores a uid in a merge patch, and would write one object's counts into another's).
+		if err = c.patchStatus(ctx, nn, statusOp("test", "/metadata/uid", k.UID),
+			statusOp("add", "/status/counters", value)); err == nil {
+			return nil
+		}
+		if apierrors.IsNotFound(err) {
 			return counters.ErrGone
+		}
+		// A failed test (another UID), or an object without any status yet (no /status to
+		// add to): ask the API server, not the cache, which object has the name now.
+		if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+		now := &unstructured.Unstructured{}
+		now.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("LogPipeline"))
+		gerr := c.mgr.GetAPIReader().Get(ctx, nn, now)
+		if apierrors.IsNotFound(gerr) || (gerr == nil && string(now.GetUID()) != k.UID) {
+			return counters.ErrGone
+		}
+		if gerr != nil {
+			return fmt.Errorf("%w (and reading it back: %w)", err, gerr)
+		}
+		if _, has := now.Object["status"]; has {
+			return err // not for want of a status: the API server's answer stands
+		}
+		// No status yet (the counters came before the first reconcile): create it. The
+		// resourceVersion test makes the whole-status add safe: it cannot replace a status
+		// written since the read.
+		err = c.patchStatus(ctx, nn, statusOp("test", "/metadata/uid", k.UID),
+			statusOp("test", "/metadata/resourceVersion", now.GetResourceVersion()),
+			statusOp("add", "/status", map[string]any{"counters": value}))
+		if err == nil {
+			return nil
+		}
+		if apierrors.IsNotFound(err) {
+			return counters.ErrGone
+		}
+		if !apierrors.IsInvalid(err) && !apierrors.IsConflict(err) {
+			return err
 		}
 	}
 	return err
+}
+
+// statusOp is one operation of a JSON patch (RFC 6902).
+func statusOp(op, path string, value any) map[string]any {
+	return map[string]any{"op": op, "path": path, "value": value}
+}
+
+// patchStatus applies a JSON patch to a pipeline's status subresource.
+func (c *Controller) patchStatus(ctx context.Context, nn types.NamespacedName, ops ...map[string]any) error {
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return err
+	}
+	lp := &v1alpha1.LogPipeline{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name}}
+	return c.mgr.GetClient().Status().Patch(ctx, lp, client.RawPatch(types.JSONPatchType, body))
 }
 
 // policyReconciler writes the LogRouterPolicy's Accepted condition.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/integration/collectortest"
@@ -27,12 +26,7 @@ import (
 // deleting the pipeline's file tombstones its record.
 func TestPipelineCountersSurviveSIGKILL(t *testing.T) {
 	bin := collectortest.Binary(t)
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	brokers := cl.ListenAddrs()[0]
+	brokers := collectortest.Broker(t)
 	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
 		t.Fatal(err)

@@ -77,8 +77,10 @@ type file struct {
 	recTS     []byte
 	tsBuf     []byte
 	fieldsBuf []byte
-	// throttledTo: lines before it were counted as throttled (each line once).
-	throttledTo int64
+	// waited: lines that waited for the namespace's limit and are not behind the checkpoint
+	// (limit.go: they count as throttled when fed).
+	waited   []waitSpan
+	waitOpen bool // the last read was held back by the limit: what follows waits too
 	// countFrom: the pipeline outcomes of lines that start before it were counted already
 	// (their chunks were acknowledged before a rewind, or a previous process's, see
 	// counted.go); a line read again there is not counted again. lastStart is where the last
@@ -540,6 +542,7 @@ func (f *file) submitOrRelease(ch *chunk) {
 	f.flushPipeCounts(ch)            // what was counted without producing (lines that wait)
 	ch.addPipeCounts()               // (no line of it is read again: counted now)
 	ch.counts.flushRead(ch.view.nsm) // likewise per namespace
+	ch.counts.flushCounted(ch.view.nsm)
 	f.c.putRecs(ch.recs)
 	f.c.putKeys(ch.keys)
 	f.c.putSlab(ch.slab)
@@ -688,6 +691,7 @@ func (f *file) complete(ch *chunk) {
 		if h.gen == f.gen {
 			// Acknowledged, in order: its pipeline outcomes count (once: see counted.go).
 			h.addPipeCounts()
+			h.counts.flushCounted(h.view.nsm)
 			f.countedTo = max(f.countedTo, h.readEnd)
 		}
 		// Outputs past the checkpoint are read again after a failure: remember they are in Kafka.
@@ -837,7 +841,8 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.gen++
 	f.acked, f.ackedState = 0, assemble.State{}
 	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
-	f.fpLen, f.fp = 0, 0            // the new content gets its own fingerprint
+	f.waited, f.waitOpen = nil, false
+	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint
 	f.mu.Unlock()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()

@@ -3,6 +3,8 @@ package router
 import (
 	"bytes"
 	"math"
+	"slices"
+	"sort"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -30,10 +32,15 @@ type allowance struct {
 }
 
 // limit decides how much of data (read at the assembler's position) the namespace's limits let
-// through now, and counts the lines that must wait.
+// through now, remembers the lines that must wait, and counts the lines fed now that waited.
 func (f *file) limit(ch *chunk, data []byte) allowance {
 	a := allowance{allowed: len(data)}
-	if !ch.pol.limited() || ch.view.skipped(ch.pol) {
+	if ch.view.skipped(ch.pol) {
+		return a
+	}
+	pos := f.asm.Pos()
+	if !ch.pol.limited() {
+		f.feedAll(ch, data, pos) // (the limit may have been lifted while lines waited)
 		return a
 	}
 	a.limited = true
@@ -65,26 +72,95 @@ func (f *file) limit(ch *chunk, data []byte) allowance {
 	}
 	a.allowed = end
 	if end == len(data) {
+		f.feedAll(ch, data, pos)
 		return a
 	}
+	// Every complete line of data[:end] is fed now (Feed consumes complete physical lines).
+	f.countWaited(ch, data[:end], pos)
 	if ch.pol.Limits.Drop {
 		return a // the rest is fed with limitDrop set
 	}
-	// Throttled: count the waiting lines once (a line waits over several polls).
-	pos := f.asm.Pos()
-	if from := max(int64(end), f.throttledTo-pos); from < int64(len(data)) {
-		f.countThrottled(ch, data, int(from))
-		f.throttledTo = pos + int64(len(data))
-	}
+	// Throttled: what was read and held back waits in the file, and so does everything after it
+	// until a read is no longer held back (waitOpen); they count when they are fed.
+	f.markWaited(pos+int64(end), pos+int64(len(data)))
+	f.waitOpen = true
 	a.throttled = end == 0
 	return a
 }
 
-// countThrottled counts the complete lines of data that end after from as throttled, for the
-// namespace and for the pipeline each line goes to. The pipeline of a line depends on its stream
-// only when the namespace's pipelines select by stream: then each waiting line's framing is parsed
-// for it (once per line, and only for lines that wait).
-func (f *file) countThrottled(ch *chunk, data []byte, from int) {
+// feedAll counts the lines of a read the limit lets through whole: if the read before it was
+// held back, its complete lines waited behind that backlog (read later than without the limit).
+func (f *file) feedAll(ch *chunk, data []byte, pos int64) {
+	if f.waitOpen {
+		f.waitOpen = false
+		if nl := bytes.LastIndexByte(data, '\n'); nl >= 0 {
+			f.markWaited(pos, pos+int64(nl)+1)
+		}
+	}
+	f.countWaited(ch, data, pos)
+}
+
+// Throttled lines count as every other pipeline outcome does: when Kafka acknowledged the
+// chunk that carries them, in read order, once (counted.go). A line is throttled when the
+// limit delayed it in this process: it starts at or after the first byte a read held back and
+// before the end of the first read after that which the limit let through whole (the file was
+// behind because of the limit from there to there, whatever the read sizes and clock steps). A
+// line waits over several polls, and a line read again after a produce failure may wait again
+// or not: it counts once. f.waited holds the ranges of such lines ([from, to), sorted,
+// disjoint) until the checkpoint passes them; a line counts when it is fed, if it starts in one
+// and at or past countFrom (not counted before). A line the limit delayed in a process that
+// stopped before Kafka had it counts only if the limit delays it again in the process that
+// ships it: never twice, so throttled <= selected.
+
+// waitSpan is a range of the file whose lines (those starting in it) waited for the namespace's
+// limit.
+type waitSpan struct{ from, to int64 }
+
+// markWaited records that the lines of [from, to) wait.
+func (f *file) markWaited(from, to int64) {
+	i := sort.Search(len(f.waited), func(i int) bool { return f.waited[i].to >= from })
+	j := i
+	for j < len(f.waited) && f.waited[j].from <= to {
+		from, to = min(from, f.waited[j].from), max(to, f.waited[j].to)
+		j++
+	}
+	f.waited = slices.Replace(f.waited, i, j, waitSpan{from, to})
+}
+
+// countWaited counts the complete lines of data (read at pos, all fed now) that waited.
+func (f *file) countWaited(ch *chunk, data []byte, pos int64) {
+	if len(f.waited) == 0 {
+		return
+	}
+	// Behind the checkpoint: never read again (a rewind goes back to it, a truncation clears).
+	acked := f.ackedOffset()
+	i := 0
+	for i < len(f.waited) && f.waited[i].to <= acked {
+		i++
+	}
+	f.waited = f.waited[i:]
+	end := pos + int64(len(data))
+	for _, s := range f.waited {
+		if s.from >= end {
+			break
+		}
+		if from, to := max(s.from, pos, f.countFrom), min(s.to, end); from < to {
+			f.countThrottled(ch, data, int(from-pos), int(to-pos))
+		}
+	}
+}
+
+// countThrottled counts the complete lines of data that start in [from, to) (from is where a
+// line starts) as throttled, for the namespace and for the pipeline each line goes to. The pipeline of a line depends on its stream
+// only when the namespace's pipelines select by stream: then each line's framing is parsed for it
+// (once per line, and only for lines that waited).
+func (f *file) countThrottled(ch *chunk, data []byte, from, to int) {
+	// The lines that start before to end at the first newline at or after to-1.
+	stop := len(data)
+	if k := bytes.IndexByte(data[to-1:], '\n'); k >= 0 {
+		stop = to + k
+	}
+	data = data[:stop]
 	n := bytes.Count(data[from:], []byte{'\n'})
 	if n == 0 {
 		return
@@ -100,9 +176,7 @@ func (f *file) countThrottled(ch *chunk, data []byte, from int) {
 		}
 		return
 	}
-	// The first line that ends after from starts after the last newline before it.
-	i := bytes.LastIndexByte(data[:from], '\n') + 1
-	for {
+	for i := from; ; {
 		nl := bytes.IndexByte(data[i:], '\n')
 		if nl < 0 {
 			return

@@ -84,8 +84,8 @@ const (
 type lineCounts struct {
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
 	refused                                                        int64 // lines of a refused view (reserved.go)
-	// limitDropped: lines beyond the namespace's limit (drop); limitThrottled: lines that had
-	// to wait for it (throttle), each counted once.
+	// limitDropped: lines beyond the namespace's limit (drop); limitThrottled: lines fed after
+	// they waited for it (throttle), counted with the pipeline outcomes (flushCounted).
 	limitDropped, limitThrottled int64
 	// shipped is the number of input lines the chunk's records carry.
 	shipped int64
@@ -113,10 +113,18 @@ func (c *lineCounts) flushRead(m *nsMetrics) {
 	for _, x := range [...]struct {
 		n int64
 		m interface{ Add(float64) }
-	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.refused, m.refusedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}, {c.limitThrottled, m.limitThrottled}} {
+	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.refused, m.refusedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}} {
 		if x.n > 0 {
 			x.m.Add(float64(x.n))
 		}
+	}
+}
+
+// flushCounted adds the counters that count as the pipeline outcomes do: once, when Kafka
+// acknowledged the chunk in read order (counted.go).
+func (c *lineCounts) flushCounted(m *nsMetrics) {
+	if c.limitThrottled > 0 {
+		m.limitThrottled.Add(float64(c.limitThrottled))
 	}
 }
 

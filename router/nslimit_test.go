@@ -45,6 +45,15 @@ func (c *fakeClock) add(d time.Duration) {
 // applied. It stops at the test's end.
 func startClocked(t *testing.T, cfg Config, st *pipeline.State) (*Collector, *fakeClock) {
 	t.Helper()
+	c, clock, stop := runClocked(t, cfg, st)
+	t.Cleanup(func() { _ = stop() })
+	return c, clock
+}
+
+// runClocked is startClocked with the stop left to the test: stop stops the collector cleanly
+// (once; later calls return nil) and returns what Run returned.
+func runClocked(t *testing.T, cfg Config, st *pipeline.State) (*Collector, *fakeClock, func() error) {
+	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	c, err := New(cfg, labelProvider{cfg.Node}, prometheus.NewRegistry(), testLogger(t))
 	if err != nil {
@@ -56,14 +65,17 @@ func startClocked(t *testing.T, cfg Config, st *pipeline.State) (*Collector, *fa
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return c, clock
+	var once sync.Once
+	return c, clock, func() (err error) {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 }
 
 // TestLimitIsolation: namespace flood writes 10x its limit (10 lines/s, burst 50) while two
 // other namespaces without limits write too. The collector's clock stands still, then moves by
 // one second: so the flooder gets exactly its burst, then exactly one second's worth, and its
-// excess is counted (throttled: waiting in the file, each line once; drop: dropped, per
+// excess is counted (throttled: waited in the file, each line once when Kafka has it; drop: dropped, per
 // namespace and per pipeline, both actions). No line of the other namespaces is throttled, dropped or lost;
 // with throttle, no line of the flooder is lost either (the rest follows when the clock moves on).
 func TestLimitIsolation(t *testing.T) {
@@ -105,10 +117,15 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 	if action == v1alpha1.LimitDrop {
 		excess = fm.limitDropped
 	}
-	// The clock stands still: the burst and nothing more.
+	// The clock stands still: the burst and nothing more. Dropped lines count when read;
+	// throttled ones when Kafka has them (none yet: they wait in the file).
 	got := consume(t, brokers, 2*quiet+burst, 30*time.Second)
+	excessNow := float64(flood - burst)
+	if action == v1alpha1.LimitThrottle {
+		excessNow = 0
+	}
 	waitFor(t, 10*time.Second, func() bool {
-		return testutil.ToFloat64(excess) == flood-burst
+		return testutil.ToFloat64(excess) == excessNow
 	})
 	if n := testutil.ToFloat64(fm.linesAcked); n != burst {
 		t.Fatalf("flood: %v lines acknowledged, want its burst %d", n, burst)
@@ -140,8 +157,9 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 	if action == v1alpha1.LimitDrop {
 		perPipeline = pm.prom[outLimitDropped]
 	}
-	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(perPipeline) == flood-burst })
-	// One second later: one second's worth more (throttle), nothing more to send (drop).
+	waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(perPipeline) == excessNow })
+	// One second later: one second's worth more (throttle, counted as throttled once Kafka has
+	// it), nothing more to send (drop).
 	clock.add(time.Second)
 	want := burst + rate
 	if action == v1alpha1.LimitDrop {
@@ -149,6 +167,12 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 	}
 	got = consume(t, brokers, 2*quiet+want, 30*time.Second)
 	checkFlood(got, want)
+	if action == v1alpha1.LimitThrottle {
+		waitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(fm.linesAcked) == float64(want) })
+		if n, p := testutil.ToFloat64(excess), testutil.ToFloat64(perPipeline); n != rate || p != rate {
+			t.Fatalf("throttled after one second: namespace %v, pipeline %v, want the %d lines that waited and went", n, p, rate)
+		}
+	}
 	if action == v1alpha1.LimitThrottle {
 		// The rest waits in the file, none lost: as the clock moves on, all of it comes, in order.
 		waitFor(t, 30*time.Second, func() bool {
@@ -159,8 +183,8 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 		if dups := checkSequences(t, got, map[string]int{"flood": flood, "quiet-1": quiet, "quiet-2": quiet}); dups != 0 {
 			t.Fatalf("%d duplicates", dups)
 		}
-		if n := testutil.ToFloat64(excess); n != flood-burst {
-			t.Fatalf("throttled lines counted %v times, want each once (%d)", n, flood-burst)
+		if n, p := testutil.ToFloat64(excess), testutil.ToFloat64(perPipeline); n != flood-burst || p != flood-burst {
+			t.Fatalf("throttled lines counted %v times (pipeline %v), want each once (%d)", n, p, flood-burst)
 		}
 	}
 }

@@ -18,8 +18,8 @@ type pipelineCounters struct{ c *Collector }
 //
 // Selected is every line that reached the pipeline: the records it emitted, dropped or sampled
 // out, the lines joined into them, the lines that bypassed its steps and the lines its
-// namespace's limit dropped. Throttled are the lines that waited for the namespace's limit (each
-// once): they are not in Selected until they are read and reach the pipeline.
+// namespace's limit dropped. Throttled are the selected lines that had waited for the namespace's
+// limit (each once, when Kafka has it, as every other outcome: limit.go): Throttled <= Selected.
 func (s pipelineCounters) Totals() map[counters.Key]counters.Counts {
 	m := s.c.metrics
 	m.mu.Lock()

@@ -69,7 +69,7 @@ const (
 	outJoined                // input lines joined into a record with lines before them
 	outBypassed              // split chunks and unparseable framing: shipped raw without the pipeline
 	outLimitDropped          // dropped by the namespace's limit (drop action)
-	outLimitThrottled        // waited for the namespace's limit (throttle action), each line once
+	outLimitThrottled        // fed after it waited for the namespace's limit (throttle action)
 	numOutcomes
 )
 
@@ -351,11 +351,6 @@ func (f *file) appendSplit(ch *chunk, topic string, l *record.Line, end int64, l
 func (f *file) flushPipeCounts(ch *chunk) {
 	for _, s := range f.slots {
 		s.takeCounts()
-		if n := s.counts[outLimitThrottled]; n > 0 {
-			// Counted as the line waits (once per line: throttledTo), not per read.
-			s.pm.add(outLimitThrottled, n)
-			s.counts[outLimitThrottled] = 0
-		}
 		if s.counts != ([numOutcomes]int64{}) {
 			ch.takePipeCounts(s.pm, &s.counts)
 		}

@@ -118,6 +118,15 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// Kill sends SIGKILL (nothing of the process runs after it: no flush, no last checkpoint) and
+// waits until it has ended.
+func (p *Process) Kill() {
+	if !p.Exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
 // Stop sends SIGTERM and waits up to timeout for the process to exit; it returns the exit
 // error (nil for status 0).
 func (p *Process) Stop(timeout time.Duration) error {

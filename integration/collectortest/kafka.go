@@ -9,10 +9,23 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
 )
+
+// Broker starts a one-broker kfake cluster, closed at the end of the test, and returns its
+// address.
+func Broker(t testing.TB) string {
+	t.Helper()
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl.ListenAddrs()[0]
+}
 
 // Admin is a franz-go admin client for brokers, closed at the end of the test.
 func Admin(t testing.TB, brokers string) *kadm.Client {

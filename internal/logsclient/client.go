@@ -519,16 +519,11 @@ func (c *Client) tryFill(ctx context.Context, v url.Values, q Query, from *int64
 	}
 	defer resp.Body.Close()
 	done, err := readLines(resp.Body, func(b []byte) (bool, error) {
-		var l archiveLine
-		if err := json.Unmarshal(b, &l); err != nil {
-			return false, fmt.Errorf("%w: archive line: %w", errFatal, err)
-		}
-		switch l.Type {
-		case "record":
-			e, err := entry(FromArchive, l.Partition, l.Offset, l.Record)
-			if err != nil {
-				return false, fmt.Errorf("%w: %w", errFatal, err)
-			}
+		l, e, err := decodeArchiveLine(b)
+		switch {
+		case err != nil:
+			return false, err
+		case e != nil:
 			if l.Offset < *from {
 				return false, nil // shown before a retry
 			}
@@ -537,7 +532,7 @@ func (c *Client) tryFill(ctx context.Context, v url.Values, q Query, from *int64
 				return false, nil
 			}
 			return false, emit(e)
-		case "end":
+		case l.Type == "end":
 			switch l.Reason {
 			case "complete":
 				return true, nil
@@ -548,11 +543,7 @@ func (c *Client) tryFill(ctx context.Context, v url.Values, q Query, from *int64
 				held = []int64{l.Archived.From, l.Archived.To}
 				return true, nil
 			}
-			ae := &APIError{Status: http.StatusServiceUnavailable}
-			if l.Problem != nil {
-				ae.Problem = *l.Problem
-			}
-			return false, ae
+			return false, l.endProblem()
 		}
 		return false, nil
 	})
@@ -575,6 +566,31 @@ type archiveLine struct {
 		From int64 `json:"from"`
 		To   int64 `json:"to"`
 	} `json:"archived"`
+}
+
+// decodeArchiveLine decodes one line of an archive answer, and a record line's record (e is
+// nil for the other lines). A line that cannot be decoded is fatal: retrying reads it again.
+func decodeArchiveLine(b []byte) (l archiveLine, e *Entry, err error) {
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, nil, fmt.Errorf("%w: archive line: %w", errFatal, err)
+	}
+	if l.Type != "record" {
+		return l, nil, nil
+	}
+	if e, err = entry(FromArchive, l.Partition, l.Offset, l.Record); err != nil {
+		return l, nil, fmt.Errorf("%w: %w", errFatal, err)
+	}
+	return l, e, nil
+}
+
+// endProblem is the error of an end line that does not end the answer well (its problem, or
+// the gateway's failure mid-answer).
+func (l *archiveLine) endProblem() error {
+	ae := &APIError{Status: http.StatusServiceUnavailable}
+	if l.Problem != nil {
+		ae.Problem = *l.Problem
+	}
+	return ae
 }
 
 // archive reads [q.From, q.Until or now) of the archive below the Kafka position before. A
@@ -625,31 +641,22 @@ func (c *Client) tryArchive(ctx context.Context, v url.Values, last **Entry, emi
 	}
 	defer resp.Body.Close()
 	return readLines(resp.Body, func(b []byte) (bool, error) {
-		var l archiveLine
-		if err := json.Unmarshal(b, &l); err != nil {
-			return false, fmt.Errorf("%w: archive line: %w", errFatal, err)
-		}
-		switch l.Type {
-		case "record":
-			e, err := entry(FromArchive, l.Partition, l.Offset, l.Record)
-			if err != nil {
-				return false, fmt.Errorf("%w: %w", errFatal, err)
-			}
+		l, e, err := decodeArchiveLine(b)
+		switch {
+		case err != nil:
+			return false, err
+		case e != nil:
 			if p := *last; p != nil && !after(e, p) {
 				return false, nil // shown before the retry
 			}
 			*last = e
 			return false, emit(e)
-		case "end":
+		case l.Type == "end":
 			switch l.Reason {
 			case "complete", "limit":
 				return true, nil
 			}
-			ae := &APIError{Status: http.StatusServiceUnavailable}
-			if l.Problem != nil {
-				ae.Problem = *l.Problem
-			}
-			return false, ae
+			return false, l.endProblem()
 		}
 		return false, nil
 	})

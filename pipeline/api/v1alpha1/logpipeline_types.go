@@ -339,7 +339,8 @@ type Counters struct {
 	Dropped int64 `json:"dropped"`
 	// SampledOut by a sample step.
 	SampledOut int64 `json:"sampledOut"`
-	// Throttled: lines that waited for the namespace's limit.
+	// Throttled: selected lines that waited for the namespace's limit before they were read
+	// (each once, counted when Kafka has it; never more than selected).
 	Throttled int64 `json:"throttled"`
 	// LimitDropped: lines dropped by the namespace's limit (action drop).
 	LimitDropped int64 `json:"limitDropped"`
