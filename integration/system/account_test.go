@@ -9,11 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/s3blob"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/internal/record"
@@ -112,6 +113,13 @@ func (s *system) account(scenario, injected string) report {
 	keys := s.w.byKey()
 	lost := s.lostLogged()
 	rep := report{Scenario: scenario, Injected: injected, Written: total, CountedBytes: sum(lost)}
+	// How long each step of the accounting took, for the log (where a scenario's time goes).
+	var phases []string
+	t0 := time.Now()
+	phase := func(name string) {
+		phases = append(phases, fmt.Sprintf("%s %s", name, time.Since(t0).Round(100*time.Millisecond)))
+		t0 = time.Now()
+	}
 
 	// 1. Kafka: wait until every line is there or counted lost, then read every namespace topic.
 	var recs map[pos]kafkaLine
@@ -139,6 +147,7 @@ func (s *system) account(scenario, injected string) report {
 		}
 		time.Sleep(time.Second)
 	}
+	phase("kafka")
 	rep.CountedBytes = sum(lost)
 	rep.OutOfOrder = s.outOfOrder
 	s.seen, s.recs = seen, recs
@@ -191,16 +200,15 @@ func (s *system) account(scenario, injected string) report {
 	}
 	ctx, cancel := ctxTimeout(15 * time.Minute) // the long version reads ~10,000 objects
 	defer cancel()
-	b, err := blob.OpenBucket(ctx, s.bucketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := s.openBucket(ctx)
 	defer b.Close()
 	if err := archivetest.WaitArchived(ctx, b, "", ends, 180*time.Second); err != nil {
 		s.checkAlive()
 		t.Fatalf("%v\narchiver warnings and errors:\n%s", err, s.problemsLogged(s.archiver, 30))
 	}
+	phase("archive wait")
 	objects, rows := s.readArchive(ctx, b)
+	phase("archive read")
 	archivedLines := map[string]map[int]bool{}
 	for p, kl := range recs {
 		switch rs := rows[p]; {
@@ -229,6 +237,7 @@ func (s *system) account(scenario, injected string) report {
 	// 3. Gateway: each team pages its namespace from the start and gets every record of its
 	// topic; another team's token is refused.
 	tokens := s.tokens()
+	phase("tokens")
 	perTopic := map[string]int{}
 	for p := range recs {
 		perTopic[p.topic]++
@@ -253,6 +262,7 @@ func (s *system) account(scenario, injected string) report {
 			t.Errorf("%s's token on %s: status %d, want 403", ns, other, st)
 		}
 	}
+	phase("gateway")
 	rep.PeakRSSMiB = s.rss.peaks()
 	var quiet, flood []time.Duration
 	for ns, ds := range s.latency {
@@ -266,7 +276,7 @@ func (s *system) account(scenario, injected string) report {
 	s.w.mu.Lock()
 	rep.Rotations, rep.Gzipped, rep.DeletedRotated = s.w.rotations, s.w.gzipped, s.w.deleted
 	s.w.mu.Unlock()
-	t.Logf("%s (%d archived objects)", rep, objects)
+	t.Logf("%s (%d archived objects; accounting took: %s)", rep, objects, strings.Join(phases, ", "))
 	return rep
 }
 
@@ -427,63 +437,96 @@ func (s *system) readKafka() (map[pos]kafkaLine, map[string]map[int]int) {
 	return recs, seen
 }
 
+// archiveReaders is how many objects readArchive reads at once: each read is a round trip
+// to the S3 server, and a short scenario archives about a thousand objects.
+const archiveReaders = 8
+
 // readArchive reads every Parquet data object with parquet-go's own row reader (not the
 // archiver's row type) and returns, for each Kafka position, the messages of the rows that
 // hold it.
 func (s *system) readArchive(ctx context.Context, b *blob.Bucket) (int, map[pos][]uint64) {
 	t := s.t
+	var mu sync.Mutex
 	rows := map[pos][]uint64{}
 	n := 0
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(archiveReaders)
 	for _, key := range s.listKeys(ctx, b, "namespace=") {
 		if !strings.HasSuffix(key, ".parquet") {
 			t.Errorf("archive object %s: not Parquet", key)
 			continue
 		}
 		n++
-		data, err := b.ReadAll(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			t.Errorf("%s: %v", key, err)
-			continue
-		}
-		col := map[string]int{}
-		for _, name := range []string{"message", "kafka_topic", "kafka_partition", "kafka_offset", "namespace"} {
-			leaf, ok := f.Schema().Lookup(name)
-			if !ok {
-				t.Fatalf("%s: no column %s", key, name)
+		g.Go(func() error {
+			got, err := s.readObject(gctx, b, key)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range got {
+				rows[r.p] = append(rows[r.p], r.msg)
 			}
-			col[name] = leaf.ColumnIndex
-		}
-		r := parquet.NewReader(f)
-		buf := make([]parquet.Row, 256)
-		for {
-			k, err := r.ReadRows(buf)
-			for _, row := range buf[:k] {
-				vals := map[int]parquet.Value{}
-				for _, v := range row {
-					vals[v.Column()] = v
-				}
-				p := pos{string(vals[col["kafka_topic"]].ByteArray()), vals[col["kafka_partition"]].Int32(), vals[col["kafka_offset"]].Int64()}
-				ns := string(vals[col["namespace"]].ByteArray())
-				if !strings.Contains(key, "namespace="+ns+"/") || p.topic != "logs."+ns {
-					t.Errorf("%s holds %v of namespace %s", key, p, ns)
-				}
-				rows[p] = append(rows[p], msgHash(vals[col["message"]].ByteArray()))
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Errorf("%s: %v", key, err)
-				break
-			}
-		}
-		r.Close()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	return n, rows
+}
+
+// archivedRow is one row of an archived object: its Kafka position and its message's hash.
+type archivedRow struct {
+	p   pos
+	msg uint64
+}
+
+// readObject reads the rows of one Parquet object. What the archive got wrong is a test
+// error; an error returned is one that stops the reading (the bucket unreadable, no such
+// column).
+func (s *system) readObject(ctx context.Context, b *blob.Bucket, key string) ([]archivedRow, error) {
+	t := s.t
+	data, err := b.ReadAll(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Errorf("%s: %v", key, err)
+		return nil, nil
+	}
+	col := map[string]int{}
+	for _, name := range []string{"message", "kafka_topic", "kafka_partition", "kafka_offset", "namespace"} {
+		leaf, ok := f.Schema().Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: no column %s", key, name)
+		}
+		col[name] = leaf.ColumnIndex
+	}
+	var out []archivedRow
+	r := parquet.NewReader(f)
+	defer r.Close()
+	buf := make([]parquet.Row, 256)
+	for {
+		k, err := r.ReadRows(buf)
+		for _, row := range buf[:k] {
+			vals := map[int]parquet.Value{}
+			for _, v := range row {
+				vals[v.Column()] = v
+			}
+			p := pos{string(vals[col["kafka_topic"]].ByteArray()), vals[col["kafka_partition"]].Int32(), vals[col["kafka_offset"]].Int64()}
+			ns := string(vals[col["namespace"]].ByteArray())
+			if !strings.Contains(key, "namespace="+ns+"/") || p.topic != "logs."+ns {
+				t.Errorf("%s holds %v of namespace %s", key, p, ns)
+			}
+			out = append(out, archivedRow{p, msgHash(vals[col["message"]].ByteArray())})
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			t.Errorf("%s: %v", key, err)
+			return out, nil
+		}
+	}
 }
 
 // listKeys lists the keys of the bucket's objects under prefix.
@@ -502,17 +545,32 @@ func (s *system) listKeys(ctx context.Context, b *blob.Bucket, prefix string) []
 	}
 }
 
+// tokenCreators is how many `logrouter tokens create` run at once (each a process that
+// connects to the broker).
+const tokenCreators = 4
+
 // tokens creates one gateway token per team with `logrouter tokens create`.
 func (s *system) tokens() map[string]string {
+	var mu sync.Mutex
 	out := map[string]string{}
+	var g errgroup.Group
+	g.SetLimit(tokenCreators)
 	for _, ns := range s.w.namespaces {
-		cmd := exec.Command(s.bin, "tokens", "create", "--brokers", s.brokers, "--namespace", ns, "--name", "team-"+ns)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			s.t.Fatalf("tokens create: %v\n%s", err, stderr.String())
-		}
-		out[ns] = strings.TrimSpace(stdout.String())
+		g.Go(func() error {
+			cmd := s.command("tokens", "create", "--brokers", s.brokers, "--namespace", ns, "--name", "team-"+ns)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("tokens create --namespace %s: %v\n%s", ns, err, stderr.String())
+			}
+			mu.Lock()
+			out[ns] = strings.TrimSpace(stdout.String())
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		s.t.Fatal(err)
 	}
 	return out
 }

@@ -5,15 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
-
-	"gocloud.dev/blob"
 
 	"github.com/logrouter/logrouter/internal/record"
 	"github.com/logrouter/logrouter/router/loadgen"
@@ -22,9 +18,18 @@ import (
 // objectKeyRe parses an archived data object's key (docs/archive.md#layout).
 var objectKeyRe = regexp.MustCompile(`^namespace=([^/]+)/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/(.+)\+(\d+)\+(\d+)\+(\d+)\.parquet$`)
 
-// TestSystemClockSkew: the node of two namespaces has a broken clock, seen through the lines'
-// CRI timestamps (the kubelet's clock): team-00 an hour ahead, team-01 a day behind; team-02
-// is right. Every line must arrive as usual; then, per namespace:
+// skewClocks gives the node of two namespaces a broken clock, seen through the lines' CRI
+// timestamps (the kubelet's clock): the first namespace an hour ahead, the second a day behind;
+// the third is right. Call it before the workload runs; checkClocks checks where their lines
+// landed once account has run.
+func (s *system) skewClocks() (ahead, behind, right string) {
+	ahead, behind, right = s.w.namespaces[0], s.w.namespaces[1], s.w.namespaces[2]
+	s.w.skew = map[string]time.Duration{ahead: time.Hour, behind: -24 * time.Hour}
+	return ahead, behind, right
+}
+
+// checkClocks checks, after account, where the lines of the skewed namespaces (skewClocks)
+// landed, per namespace:
 //   - the archive's Hive partition (dt=, hour=) of every object is the hour of its bucket
 //     time, the running maximum of the Kafka timestamps (the collector's produce time) of its
 //     partition up to its first record, computed here from the records read back from Kafka:
@@ -33,19 +38,9 @@ var objectKeyRe = regexp.MustCompile(`^namespace=([^/]+)/dt=(\d{4}-\d{2}-\d{2})/
 //     in time order: with the default flags for the clock an hour ahead (within --clock-skew
 //     1h) and the right one; the clock a day behind is outside the default --lookahead 6h, so
 //     the default query returns none of its lines, and `--lookahead 25h` returns all of them.
-func TestSystemClockSkew(t *testing.T) {
-	sc := scaleOf(t)
-	s := newSystem(t, namespaces, perNS)
-	ahead, behind, right := s.w.namespaces[0], s.w.namespaces[1], s.w.namespaces[2]
-	s.w.skew = map[string]time.Duration{ahead: time.Hour, behind: -24 * time.Hour}
-	stop := s.runWorkload(sc.Rate, 3*time.Second)
-	time.Sleep(sc.Duration)
-	stop()
-	rep := s.account("clock-skew", fmt.Sprintf("%s's CRI timestamps 1h ahead, %s's 24h behind", ahead, behind))
-	if !rep.exact() {
-		t.Errorf("skewed timestamps must not cost lines: %s", rep)
-	}
-
+func (s *system) checkClocks(ahead, behind, right string) {
+	t := s.t
+	t.Helper()
 	// The lines of each namespace as Kafka holds them, and the bucket time of each position.
 	type line struct{ ts, kts time.Time }
 	lines := map[string]map[string]line{} // namespace -> key/seq -> times
@@ -77,10 +72,7 @@ func TestSystemClockSkew(t *testing.T) {
 	// The partition directories.
 	ctx, cancel := ctxTimeout(2 * time.Minute)
 	defer cancel()
-	b, err := blob.OpenBucket(ctx, s.bucketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := s.openBucket(ctx)
 	defer b.Close()
 	hours := map[string]map[string]int{} // namespace -> dt/hour -> objects
 	for _, ns := range []string{ahead, behind, right} {
@@ -131,7 +123,7 @@ func TestSystemClockSkew(t *testing.T) {
 		}
 		args := append([]string{"query", "--bucket", s.bucketURL, "--namespace", tc.ns,
 			"--since", lo.Add(-time.Second).UTC().Format(time.RFC3339Nano), "--until", hi.Add(time.Second).UTC().Format(time.RFC3339Nano), "--stats"}, tc.flags...)
-		cmd := exec.Command(s.bin, args...)
+		cmd := s.command(args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -173,7 +165,6 @@ func TestSystemClockSkew(t *testing.T) {
 		t.Logf("CLOCK %s: lines' own hours %v, archive partitions %v; query %v: %d of %d lines; stderr: %s",
 			tc.ns, keys(ownHours), hours[tc.ns], tc.flags, len(got), len(want), strings.TrimSpace(stderr.String()))
 	}
-	s.stopAll()
 }
 
 func later(a, b time.Time) time.Time {

@@ -10,7 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"gocloud.dev/blob"
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/integration/collectortest"
@@ -108,6 +112,7 @@ type system struct {
 	kafka *kfake.Cluster
 	kdir  string
 
+	bucket    *archivetest.S3
 	bucketURL string
 	s3        *faultProxy
 	gwAddr    string
@@ -137,13 +142,45 @@ type system struct {
 	recs     map[pos]kafkaLine // every Kafka record, set by account
 }
 
+// ports hands out the listening ports of every system in this test process, never one twice.
+// It is process-wide because ports are: scenarios run in parallel, and each restarts listeners
+// on the same port (kfake after an outage, the collector's metrics and the gateway after a
+// kill), which nothing else in the process may take meanwhile. The ports come from below the
+// kernel's ephemeral range (32768-60999 by default), so no outgoing connection and no listener
+// on port 0 takes one while its listener is down; the first is random, so test processes run
+// at once (go test -count, or two packages) rarely meet.
+var ports = &portPool{next: 20000 + rand.IntN(12000), used: map[int]bool{}}
+
+type portPool struct {
+	mu   sync.Mutex
+	next int
+	used map[int]bool
+}
+
+// freePort returns a port of 127.0.0.1 that no other system of the process was given and that
+// nothing listens on now.
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	for range 12768 {
+		p := ports.next
+		if ports.next++; ports.next >= 32768 {
+			ports.next = 20000
+		}
+		if ports.used[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // another process's
+		}
+		l.Close()
+		ports.used[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-32767")
+	return 0
 }
 
 // option adjusts a system before its components start.
@@ -154,17 +191,26 @@ func prepare(f func(dir string)) option { return func(s *system) { f(s.dir) } }
 
 // newSystem starts kfake, versitygw, and the three components over a fresh workload of
 // namespaces x containersPerNS containers (not yet writing), after applying opts.
+//
+// Every system runs in parallel with the other scenarios' (t.Parallel, first): it shares
+// nothing with them but the test process and the binary. Its ports come from freePort, its
+// files are under the test's temporary directory (tmpfs mounts included), and the bucket's
+// credentials go to the child processes' environment, never the test process's (the
+// accounting opens the bucket with them explicitly). A scenario must not change the process's
+// environment or other process-wide state (t.Setenv panics after t.Parallel).
 func newSystem(t *testing.T, namespaces, containersPerNS int, opts ...option) *system {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("system test: real binaries, broker and S3 server")
 	}
-	bucketURL := archivetest.StartS3(t, "archive") // skips without versitygw
-	s := &system{t: t, bin: collectortest.Binary(t), dir: t.TempDir(), bucketURL: bucketURL}
+	t.Parallel()
+	bin := collectortest.Binary(t)
+	bucket := archivetest.StartS3Server(t, "archive") // skips without versitygw
+	s := &system{t: t, bin: bin, dir: t.TempDir(), bucket: bucket, bucketURL: bucket.URL}
 	// The archiver reaches the bucket through a proxy the S3 fault scenario switches; the
 	// accounting reads it directly.
 	var archiverBucket string
-	s.s3, archiverBucket = startFaultProxy(t, bucketURL)
+	s.s3, archiverBucket = startFaultProxy(t, bucket.URL)
 	s.port = freePort(t)
 	s.brokers = fmt.Sprintf("127.0.0.1:%d", s.port)
 	s.kdir = filepath.Join(s.dir, "kafka")
@@ -205,7 +251,25 @@ func newSystem(t *testing.T, namespaces, containersPerNS int, opts ...option) *s
 			c.mu.Unlock()
 		}
 	})
+	// The workload starts once the collector has done its start-up scan: on a loaded machine
+	// (scenarios run in parallel) a start takes seconds, and the kubelet-like rotation would
+	// delete files no collector run ever saw, a loss nothing can count (docs/collector.md).
+	s.waitFor("collector ready", 2*time.Minute, s.collectorReady)
 	return s
+}
+
+// collectorReady returns "" once the collector's /readyz answers 200, else why not.
+func (s *system) collectorReady() string {
+	resp, err := http.Get("http://" + s.colAddr + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("/readyz %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return ""
 }
 
 func (s *system) components() []*component {
@@ -242,8 +306,8 @@ func (s *system) stopKafka() {
 func (s *system) start(c *component) *proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cmd := exec.Command(s.bin, c.args...)
-	cmd.Env = append(os.Environ(), c.env...)
+	cmd := s.command(c.args...)
+	cmd.Env = append(cmd.Env, c.env...)
 	p := &proc{name: c.name, cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	if err := cmd.Start(); err != nil {
@@ -255,6 +319,24 @@ func (s *system) start(c *component) *proc {
 	c.starts = append(c.starts, time.Now())
 	s.rss.watch(c.name, cmd.Process.Pid)
 	return p
+}
+
+// command is a logrouter subcommand with the system's environment: the process's, and the
+// bucket's credentials (every subcommand that reads the archive finds them).
+func (s *system) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(s.bin, args...)
+	cmd.Env = append(os.Environ(), s.bucket.Env()...)
+	return cmd
+}
+
+// openBucket opens the bucket directly (not through the fault proxy), with its credentials.
+func (s *system) openBucket(ctx context.Context) *blob.Bucket {
+	s.t.Helper()
+	b, err := s.bucket.OpenBucket(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b
 }
 
 // restart SIGKILLs c's current run and starts a new one. A collector's checkpoints as the kill

@@ -29,18 +29,23 @@ func (s *system) runWorkload(rate int, rotateEvery time.Duration) func() {
 	return f
 }
 
-// TestSystemBaseline: no fault; the workload writes, rotates and compresses while every
-// component runs. Every line must be in Kafka once, archived once and served to its team.
+// TestSystemBaseline: no fault but two broken node clocks (skewClocks: team-00's CRI
+// timestamps an hour ahead, team-01's a day behind); the workload writes, rotates and
+// compresses while every component runs. Every line must be in Kafka once, archived once and
+// served to its team, and the skewed lines land where checkClocks says: archived by their Kafka
+// time, found by `logrouter query` by their own.
 func TestSystemBaseline(t *testing.T) {
 	sc := scaleOf(t)
 	s := newSystem(t, namespaces, perNS)
+	ahead, behind, right := s.skewClocks()
 	stop := s.runWorkload(sc.Rate, 3*time.Second)
 	time.Sleep(sc.Duration)
 	stop()
-	rep := s.account("baseline", "none (rotation every 3s per container, gzip of older rotated files, keep 5)")
+	rep := s.account("baseline", fmt.Sprintf("none (rotation every 3s per container, gzip of older rotated files, keep 5); %s's CRI timestamps 1h ahead, %s's 24h behind", ahead, behind))
 	if !rep.exact() {
 		t.Errorf("without faults every line must arrive once everywhere: %s", rep)
 	}
+	s.checkClocks(ahead, behind, right)
 	s.stopAll()
 }
 
