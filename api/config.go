@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/logrouter/logrouter/api/token"
 	"github.com/logrouter/logrouter/internal/bucketurl"
 	"github.com/logrouter/logrouter/internal/kafkaconn"
@@ -40,6 +42,9 @@ type Config struct {
 	Kubeconfig    string        `json:"kubeconfig"`
 	KubeAudiences string        `json:"kube_audiences"`
 	KubeCacheTTL  time.Duration `json:"kube_cache_ttl"`
+	// KubeReserved: comma-separated namespaces, besides node-system, that Kubernetes RBAC never
+	// opens (the node file sources' node-<name>, whose topics hold the nodes' own files).
+	KubeReserved string `json:"kube_reserved_namespaces"`
 	// KubePipelines: serve GET /v1/namespaces/{ns}/pipelines from the LogPipelines in the
 	// Kubernetes API, read with the gateway's own credentials (--kubeconfig or in-cluster).
 	KubePipelines bool `json:"kube_pipelines"`
@@ -109,6 +114,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig for --kube-auth (default: in-cluster)")
 	fs.StringVar(&c.KubeAudiences, "kube-audiences", c.KubeAudiences, "comma-separated TokenReview audiences (default: the API server's)")
 	fs.DurationVar(&c.KubeCacheTTL, "kube-cache-ttl", c.KubeCacheTTL, "how long an allowed TokenReview/SubjectAccessReview answer is cached")
+	fs.StringVar(&c.KubeReserved, "kube-reserved-namespaces", c.KubeReserved, "comma-separated namespaces, besides node-system (always), that Kubernetes RBAC never opens: the collector's node file sources, node-<name> (e.g. node-audit); a gateway token from the platform team still does")
 	fs.BoolVar(&c.KubePipelines, "kube-pipelines", c.KubePipelines, "serve /v1/namespaces/{ns}/pipelines from the LogPipelines in the Kubernetes API, read with the gateway's own credentials (--kubeconfig or in-cluster; RBAC: list logpipelines.logrouter.io)")
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /ui/")
 	fs.StringVar(&c.IdentityHeader, "identity-header", c.IdentityHeader, "header an identity proxy in front of the gateway fills with the user's bearer token (e.g. X-Forwarded-Access-Token); read requests without Authorization use it (never token management)")
@@ -172,6 +178,11 @@ func (c *Config) Validate() error {
 	if c.KubeCacheTTL <= 0 {
 		errs = append(errs, errors.New("--kube-cache-ttl must be positive"))
 	}
+	for _, ns := range c.reserved() {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--kube-reserved-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
 	if c.MaxStreamsPerToken < 0 {
 		errs = append(errs, errors.New("--max-streams-per-token must be >= 0"))
 	}
@@ -218,9 +229,14 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-func (c *Config) audiences() []string {
+func (c *Config) audiences() []string { return splitList(c.KubeAudiences) }
+
+func (c *Config) reserved() []string { return splitList(c.KubeReserved) }
+
+// splitList is a comma-separated flag's non-empty, trimmed items.
+func splitList(v string) []string {
 	var out []string
-	for _, a := range strings.Split(c.KubeAudiences, ",") {
+	for _, a := range strings.Split(v, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			out = append(out, a)
 		}

@@ -26,6 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "file bucket with a host", edit: func(c *Config) { c.Bucket = "file://archive/dir" }, wants: []string{"--bucket", "file:///abs/path"}},
 		{name: "file bucket", edit: func(c *Config) { c.Bucket = "file:///var/lib/archive" }},
 		{name: "tiny header limit", edit: func(c *Config) { c.MaxHeaderBytes = 100 }, wants: []string{"--max-header-bytes"}},
+		{name: "reserved namespaces", edit: func(c *Config) { c.KubeReserved = "node-audit, node-etcd" }},
+		{name: "reserved namespace not a name", edit: func(c *Config) { c.KubeReserved = "node-audit,Node_Etcd" }, wants: []string{"--kube-reserved-namespaces", `"Node_Etcd"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -158,7 +158,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, opts ...Option
 			}
 		}
 		kcfg := kubeauth.DefaultConfig()
-		kcfg.TTL, kcfg.Audiences = cfg.KubeCacheTTL, cfg.audiences()
+		kcfg.TTL, kcfg.Audiences, kcfg.Reserved = cfg.KubeCacheTTL, cfg.audiences(), cfg.reserved()
 		if g.auth.Kube, err = kubeauth.New(kc, kcfg, reg); err != nil {
 			return nil, err
 		}

@@ -56,6 +56,10 @@ type Config struct {
 	// ListMax bounds the namespaces Allowed reviews for one caller (more: the list is
 	// incomplete), and ListParallel how many of its reviews run at once.
 	ListMax, ListParallel int
+	// Reserved are namespaces, besides topic.NodeSystem (always reserved), that RBAC never
+	// opens: the node file sources' topic.NodeSource namespaces, whose topics hold the nodes' own
+	// files (the audit log). A Kubernetes namespace that happens to be named so is not theirs.
+	Reserved []string
 }
 
 // DefaultConfig caches allows for 30 s and refusals for 5 s, and lists up to 1000 namespaces
@@ -74,6 +78,8 @@ type Reviewer struct {
 	authn map[[32]byte]authnEntry
 	authz map[string]authzEntry
 	lists map[[32]byte]listEntry
+
+	reserved map[string]bool
 
 	reviews *prometheus.CounterVec
 }
@@ -99,10 +105,14 @@ func New(client kubernetes.Interface, cfg Config, reg prometheus.Registerer) (*R
 	r := &Reviewer{
 		client: client, cfg: cfg, now: time.Now,
 		authn: map[[32]byte]authnEntry{}, authz: map[string]authzEntry{}, lists: map[[32]byte]listEntry{},
+		reserved: map[string]bool{topic.NodeSystem: true},
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logrouter_gateway_kube_reviews_total",
 			Help: "TokenReview and SubjectAccessReview answers, by kind (token, access, list: a namespace list of one caller), result (allowed, denied, error) and whether the cache answered.",
 		}, []string{"kind", "result", "cached"}),
+	}
+	for _, ns := range cfg.Reserved {
+		r.reserved[ns] = true
 	}
 	if reg != nil {
 		if err := reg.Register(r.reviews); err != nil {
@@ -176,9 +186,9 @@ func authzKey(id Identity, ns string) string {
 
 // Authorize returns nil if id may get the virtual resource in namespace ns, ErrForbidden if not.
 func (r *Reviewer) Authorize(ctx context.Context, id Identity, ns string) error {
-	if ns == topic.NodeSystem {
-		// The node's own logs (the journal) are shipped under this name: RBAC in a Kubernetes
-		// namespace that happens to be called so must not open them.
+	if r.reserved[ns] {
+		// The node's own logs (the journal, node files) are shipped under these names: RBAC in a
+		// Kubernetes namespace that happens to be called so must not open them.
 		r.reviews.WithLabelValues("access", "reserved", "false").Inc()
 		return fmt.Errorf("%w: %s in %s: the namespace is reserved for the nodes' own logs; Kubernetes RBAC never grants it, a gateway token from the platform team does", ErrForbidden, id.Username, ns)
 	}

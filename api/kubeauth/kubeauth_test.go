@@ -118,6 +118,25 @@ func TestReviewer(t *testing.T) {
 	if asked.Load() != 2 {
 		t.Fatalf("%d reviews, want 2 (team-x, node-system-2)", asked.Load())
 	}
+	// The node file sources' namespaces (node-<name>, logs.node-audit) when the gateway is told
+	// them (--kube-reserved-namespaces; the chart passes collector.nodeFiles): the same.
+	cfg := DefaultConfig()
+	cfg.Reserved = []string{"node-audit"}
+	withFiles, err := New(everything, cfg, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"node-system", "node-audit"} {
+		if err := withFiles.Authorize(ctx, root, ns); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "reserved") {
+			t.Fatalf("%s: %v, want ErrForbidden naming the reservation", ns, err)
+		}
+	}
+	if list, _, err := withFiles.Allowed(ctx, root, []string{"node-audit", "node-system", "team-x"}); err != nil || len(list) != 1 || list[0] != "team-x" {
+		t.Fatalf("Allowed = %v, %v; want [team-x]", list, err)
+	}
+	if asked.Load() != 3 {
+		t.Fatalf("%d reviews, want 3 (team-x once more)", asked.Load())
+	}
 
 	// Cached: repeating the requests asks the API server nothing more.
 	tr0, sar0 := trCalls.Load(), sarCalls.Load()

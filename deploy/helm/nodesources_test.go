@@ -111,3 +111,46 @@ func TestChartMountsNodeSources(t *testing.T) {
 		})
 	}
 }
+
+// TestChartReservesNodeFileNamespaces: with node file sources, the gateway is told their
+// namespaces (node-<name>), so that RBAC in a Kubernetes namespace named so never opens their
+// topics (the audit log); without them, only node-system is reserved, by the gateway itself.
+func TestChartReservesNodeFileNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []any
+		want  string // "" for no variable
+	}{
+		{"no node files", nil, ""},
+		{"two node files", []any{
+			map[string]any{"name": "audit", "paths": []any{"/var/log/kube-apiserver/audit*.log"}, "parser": "kube-audit"},
+			map[string]any{"name": "etcd", "paths": []any{"/var/lib/etcd-logs/*.log"}, "topic": "platform.etcd"},
+		}, "node-audit,node-etcd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := map[string]any{
+				"kafka":   map[string]any{"brokers": "kafka-0.kafka:9092"},
+				"bucket":  map[string]any{"url": "s3://logs?region=eu-west-1"},
+				"gateway": map[string]any{"kubeAuth": true},
+			}
+			if tc.files != nil {
+				vals["collector"] = map[string]any{"nodeFiles": tc.files}
+			}
+			found := false
+			for _, o := range decodeAll(t, renderCase{name: tc.name, release: defaultRelease, values: vals}) {
+				d, ok := o.(*appsv1.Deployment)
+				if !ok || !strings.HasSuffix(d.Name, "gateway") {
+					continue
+				}
+				found = true
+				got, ok := envOf(d.Spec.Template.Spec.Containers[0])["LOGROUTER_KUBE_RESERVED_NAMESPACES"]
+				if got != tc.want || ok != (tc.want != "") {
+					t.Errorf("LOGROUTER_KUBE_RESERVED_NAMESPACES = %q (set: %v), want %q", got, ok, tc.want)
+				}
+			}
+			if !found {
+				t.Fatal("no gateway Deployment")
+			}
+		})
+	}
+}

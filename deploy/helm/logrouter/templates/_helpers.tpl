@@ -188,3 +188,13 @@ the grace period from --shutdown-grace). */}}
 {{- end }}
 {{- with .extra }}{{ toYaml . }}{{ end }}
 {{- end -}}
+
+{{/*
+logrouter.nodeFileNamespaces: the platform namespaces of collector.nodeFiles (node-<name>,
+internal/topic.NodeSource), comma-separated, for the gateway's --kube-reserved-namespaces.
+*/}}
+{{- define "logrouter.nodeFileNamespaces" -}}
+{{- $out := list -}}
+{{- range . }}{{ $out = append $out (printf "node-%s" .name) }}{{ end -}}
+{{- join "," $out -}}
+{{- end -}}
