@@ -52,6 +52,9 @@ type Collector struct {
 	keyPool sync.Pool // *[]outKey of a chunk
 	scratch sync.Pool // *[]byte: docker's unescape buffer, lent for one read
 
+	// placeMu makes placing one file (its saved position taken, its reader started) atomic for
+	// a checkpoint save, which runs beside the scans: a save never misses a file in between.
+	placeMu sync.Mutex
 	mu      sync.Mutex
 	files   map[fileid.ID]*file
 	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
@@ -284,10 +287,25 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.watchKafka(ctx)
 	}()
 
+	// Saves run beside the scans, not between them: with thousands of files open (a long
+	// outage holds every rotated file) a save (an fsync, each file's stat) takes long on a busy
+	// node, and scans queued behind it missed files rotated and compressed in the meantime.
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		ckT := time.NewTicker(c.cfg.CheckpointInterval)
+		defer ckT.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ckT.C:
+				_ = c.saveCheckpoints() // logged, counted and shown by Ready
+			}
+		}
+	}()
 	scanT := time.NewTicker(c.cfg.ScanInterval)
-	ckT := time.NewTicker(c.cfg.CheckpointInterval)
 	defer scanT.Stop()
-	defer ckT.Stop()
 loop:
 	for {
 		select {
@@ -295,10 +313,9 @@ loop:
 			break loop
 		case <-scanT.C:
 			c.scan(ctx, false)
-		case <-ckT.C:
-			_ = c.saveCheckpoints() // logged, counted and shown by Ready
 		}
 	}
+	<-saved
 	<-watched
 	c.log.Info("stopping: reading stopped, waiting for Kafka to acknowledge in-flight lines", "grace", c.cfg.ShutdownGrace.String())
 	c.wg.Wait()
@@ -715,6 +732,8 @@ func matchesFP(fd *os.File, e checkpoint.Entry) bool {
 }
 
 func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
+	c.placeMu.Lock()
+	defer c.placeMu.Unlock()
 	c.mu.Lock()
 	if _, ok := c.held[cd.id]; ok || c.claimed[cd.id] {
 		c.mu.Unlock()
@@ -988,6 +1007,7 @@ func (c *Collector) saveCheckpoints() error {
 	// state earlier must not replace a newer one.
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
+	c.placeMu.Lock()
 	c.mu.Lock()
 	files := make([]*file, 0, len(c.files))
 	for _, f := range c.files {
@@ -1005,6 +1025,7 @@ func (c *Collector) saveCheckpoints() error {
 		entries = append(entries, g.entry) // gone at start, not counted yet: the next start counts it
 	}
 	c.mu.Unlock()
+	c.placeMu.Unlock()
 	for _, f := range files {
 		e := f.entry()
 		if f.awaitsReadBack() {
