@@ -63,6 +63,7 @@ type Collector struct {
 	// gone and its inode taken by a new one saves both. At most one is the file on disk.
 	sameInode map[fileid.ID][]checkpoint.Entry
 	gone      []*goneFile            // checkpointed files not found at start (lost.go)
+	unseen    unseenState            // compressed rotated files checked (unseen.go)
 	truncs    []*truncation          // pending: their originals' readers look for the copies (copytrunc.go)
 	truncGen  uint64                 // truncations remembered so far (mayBeCopy)
 	held      map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
@@ -158,6 +159,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{}, sameInode: map[fileid.ID][]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{}, claimed: map[fileid.ID]bool{},
+		unseen:     unseenState{since: time.Now(), checked: map[fileid.ID]uint64{}},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
 		scanLog:       newErrLog(log, slog.LevelError, 10*time.Second),
@@ -280,6 +282,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.lastCk = time.Now()
 	c.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.unseen.since = time.Now() // compressed before: the start's checkpoints counted what they could
+	c.mu.Unlock()
 	c.started.Store(true)
 	watched := make(chan struct{})
 	go func() {
@@ -534,6 +539,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) (raced bool) {
 	c.scanNodeFiles(add, covered)
 	c.place(ctx, cands, initial)
 	c.placeHeld(ctx)
+	c.forgetUnlisted()
 	return false // set by the deferred check
 }
 
@@ -580,10 +586,14 @@ func (c *Collector) addRotated(p string, meta filemeta.PathMeta, add func(candid
 	dir, base := filepath.Split(p)
 	ents := c.readDir("pods", dir, false)
 	for _, e := range ents {
-		if rot, compressed := logpath.Rotated(base, e.Name()); rot && !compressed {
+		rot, compressed := logpath.Rotated(base, e.Name())
+		switch {
+		case rot && !compressed:
 			m := meta
 			m.File = filepath.Join(dir, e.Name())
 			add(candidate{path: m.File, meta: m, group: p})
+		case rot:
+			c.checkCompressed(filepath.Join(dir, e.Name()), meta)
 		}
 	}
 }
