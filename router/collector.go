@@ -295,20 +295,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	// Saves run beside the scans, not between them: with thousands of files open (a long
 	// outage holds every rotated file) a save (an fsync, each file's stat) takes long on a busy
 	// node, and scans queued behind it missed files rotated and compressed in the meantime.
-	saved := make(chan struct{})
-	go func() {
-		defer close(saved)
-		ckT := time.NewTicker(c.cfg.CheckpointInterval)
-		defer ckT.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ckT.C:
-				_ = c.saveCheckpoints() // logged, counted and shown by Ready
-			}
-		}
-	}()
+	stopSaving = c.saveWhileStarting()
 	scanT := time.NewTicker(c.cfg.ScanInterval)
 	defer scanT.Stop()
 loop:
@@ -320,7 +307,7 @@ loop:
 			c.scan(ctx, false)
 		}
 	}
-	<-saved
+	stopSaving()
 	<-watched
 	c.log.Info("stopping: reading stopped, waiting for Kafka to acknowledge in-flight lines", "grace", c.cfg.ShutdownGrace.String())
 	c.wg.Wait()
@@ -394,7 +381,7 @@ func (c *Collector) scanWhileReadingBack(ctx context.Context) func() {
 }
 
 // saveWhileStarting saves the checkpoints every --checkpoint-interval until the returned function
-// is called.
+// is called (during the start-up, and beside the scans after it).
 func (c *Collector) saveWhileStarting() func() {
 	return every(c.cfg.CheckpointInterval, func() {
 		_ = c.saveCheckpoints() // logged, counted and shown by Ready
