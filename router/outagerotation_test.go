@@ -1,9 +1,7 @@
 package router
 
 import (
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -16,36 +14,6 @@ import (
 	"github.com/logrouter/logrouter/router/loadgen"
 )
 
-// gzipRotated replaces p by p.gz as kubelet compresses a rotated log (the original removed
-// once the .gz is complete).
-func gzipRotated(p string) error {
-	in, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(p + ".gz.tmp")
-	if err != nil {
-		return err
-	}
-	zw := gzip.NewWriter(out)
-	if _, err := io.Copy(zw, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(p+".gz.tmp", p+".gz"); err != nil {
-		return err
-	}
-	return os.Remove(p)
-}
-
 // kubeletRotate renames c's live file, gzips every rotated file but the newest and deletes the
 // oldest beyond keep-1 rotated files (kubelet's containerLogMaxFiles = keep).
 func kubeletRotate(c *loadgen.Container, keep int) error {
@@ -56,7 +24,7 @@ func kubeletRotate(c *loadgen.Container, keep int) error {
 	slices.Sort(rotated)
 	for _, p := range rotated[:len(rotated)-1] {
 		if !strings.HasSuffix(p, ".gz") {
-			if err := gzipRotated(p); err != nil {
+			if err := loadgen.Gzip(p); err != nil {
 				return err
 			}
 		}
