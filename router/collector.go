@@ -52,6 +52,9 @@ type Collector struct {
 	keyPool sync.Pool // *[]outKey of a chunk
 	scratch sync.Pool // *[]byte: docker's unescape buffer, lent for one read
 
+	// placeMu makes placing one file (its saved position taken, its reader started) atomic for
+	// a checkpoint save, which runs beside the scans: a save never misses a file in between.
+	placeMu sync.Mutex
 	mu      sync.Mutex
 	files   map[fileid.ID]*file
 	done    map[fileid.ID]doneFile         // let go, still on disk: kept so they are not read again
@@ -60,6 +63,7 @@ type Collector struct {
 	// gone and its inode taken by a new one saves both. At most one is the file on disk.
 	sameInode map[fileid.ID][]checkpoint.Entry
 	gone      []*goneFile            // checkpointed files not found at start (lost.go)
+	unseen    unseenState            // compressed rotated files checked (unseen.go)
 	truncs    []*truncation          // pending: their originals' readers look for the copies (copytrunc.go)
 	truncGen  uint64                 // truncations remembered so far (mayBeCopy)
 	held      map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
@@ -155,6 +159,7 @@ func New(cfg Config, meta filemeta.Provider, reg prometheus.Registerer, log *slo
 		cfg: cfg, log: log, meta: meta, sink: s, budget: budget.New(cfg.BufferBytes), store: store, tmpl: tmpl,
 		files: map[fileid.ID]*file{}, done: map[fileid.ID]doneFile{}, startup: map[fileid.ID]checkpoint.Entry{}, sameInode: map[fileid.ID][]checkpoint.Entry{},
 		groups: map[string]*file{}, badPath: map[string]bool{}, held: map[fileid.ID]heldCopy{}, claimed: map[fileid.ID]bool{},
+		unseen:     unseenState{since: time.Now(), checked: map[fileid.ID]uint64{}},
 		unreadable: map[string]unreadableFile{}, unreadableNS: map[string]bool{}, msgSeed: maphash.MakeSeed(),
 		nss: map[string]*nsState{}, desired: map[string]*pipeline.Set{}, applied: make(chan struct{}), now: time.Now,
 		scanLog:       newErrLog(log, slog.LevelError, 10*time.Second),
@@ -277,6 +282,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.lastCk = time.Now()
 	c.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.unseen.since = time.Now() // compressed before: the start's checkpoints counted what they could
+	c.mu.Unlock()
 	c.started.Store(true)
 	watched := make(chan struct{})
 	go func() {
@@ -284,10 +292,12 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.watchKafka(ctx)
 	}()
 
+	// Saves run beside the scans, not between them: with thousands of files open (a long
+	// outage holds every rotated file) a save (an fsync, each file's stat) takes long on a busy
+	// node, and scans queued behind it missed files rotated and compressed in the meantime.
+	stopSaving = c.saveWhileStarting()
 	scanT := time.NewTicker(c.cfg.ScanInterval)
-	ckT := time.NewTicker(c.cfg.CheckpointInterval)
 	defer scanT.Stop()
-	defer ckT.Stop()
 loop:
 	for {
 		select {
@@ -295,10 +305,9 @@ loop:
 			break loop
 		case <-scanT.C:
 			c.scan(ctx, false)
-		case <-ckT.C:
-			_ = c.saveCheckpoints() // logged, counted and shown by Ready
 		}
 	}
+	stopSaving()
 	<-watched
 	c.log.Info("stopping: reading stopped, waiting for Kafka to acknowledge in-flight lines", "grace", c.cfg.ShutdownGrace.String())
 	c.wg.Wait()
@@ -372,7 +381,7 @@ func (c *Collector) scanWhileReadingBack(ctx context.Context) func() {
 }
 
 // saveWhileStarting saves the checkpoints every --checkpoint-interval until the returned function
-// is called.
+// is called (during the start-up, and beside the scans after it).
 func (c *Collector) saveWhileStarting() func() {
 	return every(c.cfg.CheckpointInterval, func() {
 		_ = c.saveCheckpoints() // logged, counted and shown by Ready
@@ -517,6 +526,7 @@ func (c *Collector) scan(ctx context.Context, initial bool) (raced bool) {
 	c.scanNodeFiles(add, covered)
 	c.place(ctx, cands, initial)
 	c.placeHeld(ctx)
+	c.forgetUnlisted()
 	return false // set by the deferred check
 }
 
@@ -563,10 +573,14 @@ func (c *Collector) addRotated(p string, meta filemeta.PathMeta, add func(candid
 	dir, base := filepath.Split(p)
 	ents := c.readDir("pods", dir, false)
 	for _, e := range ents {
-		if rot, compressed := logpath.Rotated(base, e.Name()); rot && !compressed {
+		rot, compressed := logpath.Rotated(base, e.Name())
+		switch {
+		case rot && !compressed:
 			m := meta
 			m.File = filepath.Join(dir, e.Name())
 			add(candidate{path: m.File, meta: m, group: p})
+		case rot:
+			c.checkCompressed(filepath.Join(dir, e.Name()), meta)
 		}
 	}
 }
@@ -715,6 +729,8 @@ func matchesFP(fd *os.File, e checkpoint.Entry) bool {
 }
 
 func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
+	c.placeMu.Lock()
+	defer c.placeMu.Unlock()
 	c.mu.Lock()
 	if _, ok := c.held[cd.id]; ok || c.claimed[cd.id] {
 		c.mu.Unlock()
@@ -988,6 +1004,7 @@ func (c *Collector) saveCheckpoints() error {
 	// state earlier must not replace a newer one.
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
+	c.placeMu.Lock()
 	c.mu.Lock()
 	files := make([]*file, 0, len(c.files))
 	for _, f := range c.files {
@@ -1005,6 +1022,7 @@ func (c *Collector) saveCheckpoints() error {
 		entries = append(entries, g.entry) // gone at start, not counted yet: the next start counts it
 	}
 	c.mu.Unlock()
+	c.placeMu.Unlock()
 	for _, f := range files {
 		e := f.entry()
 		if f.awaitsReadBack() {

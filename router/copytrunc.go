@@ -266,6 +266,7 @@ func (c *Collector) rememberTruncation(t *truncation) {
 	c.truncs = append(c.truncs, t)
 	c.truncGen++
 	c.mu.Unlock()
+	c.rememberCopy(filepath.Dir(t.group), t.fpLen, t.fp) // its compressed copy is not unseen
 }
 
 // dropTruncation ends a pending truncation.

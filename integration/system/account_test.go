@@ -109,6 +109,7 @@ func fieldSeqOf(r *record.Record) string {
 func (s *system) account(scenario, injected string) report {
 	t := s.t
 	t.Helper()
+	s.waitCaughtUp()
 	want, total := s.w.written()
 	keys := s.w.byKey()
 	lost := s.lostLogged()

@@ -1,9 +1,7 @@
 package system
 
 import (
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -210,7 +208,7 @@ func (w *workload) rotate(c *wcont) {
 	slices.Sort(rotated)
 	for _, p := range rotated[:len(rotated)-1] {
 		if !strings.HasSuffix(p, ".gz") {
-			if err := gzipFile(p); err != nil {
+			if err := loadgen.Gzip(p); err != nil {
 				w.t.Error(err)
 				return
 			}
@@ -243,35 +241,6 @@ func inodeOf(p string) uint64 {
 		return 0
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
-}
-
-// gzipFile replaces p by p.gz, as kubelet compresses rotated logs.
-func gzipFile(p string) error {
-	in, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(p + ".gz.tmp")
-	if err != nil {
-		return err
-	}
-	zw := gzip.NewWriter(out)
-	if _, err := io.Copy(zw, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(p+".gz.tmp", p+".gz"); err != nil {
-		return err
-	}
-	return os.Remove(p)
 }
 
 // minRotations is the fewest rotations any container had.

@@ -5,6 +5,7 @@
 package loadgen
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -246,4 +247,34 @@ func LiveWriteTime(msg string) (wt time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, ns), true
+}
+
+// Gzip replaces p by p.gz as kubelet compresses a rotated log: into p.gz.tmp, renamed to p.gz,
+// then p removed.
+func Gzip(p string) error {
+	in, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(p + ".gz.tmp")
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(p+".gz.tmp", p+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(p)
 }
