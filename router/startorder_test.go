@@ -19,28 +19,7 @@ import (
 // (finding 1): the live file was placed first as "known", the rotated one then did not wait for
 // it, and the two were read at once.
 func TestStartOrderWithReusedInode(t *testing.T) {
-	cl := newCluster(t)
-	brokers := cl.ListenAddrs()[0]
-	node, _ := loadgen.NewNode(t.TempDir())
-	c, _ := node.AddContainer("ord", "web", "app", loadgen.CRI)
-	const key, rotatedN, liveN = "ord", 2000, 50
-	for s := range rotatedN {
-		c.Write(time.Now(), "stdout", loadgen.SeqMessage(key, s, 120))
-	}
-	if _, err := c.RotateRename(); err != nil {
-		t.Fatal(err)
-	}
-	for s := rotatedN; s < rotatedN+liveN; s++ {
-		c.Write(time.Now(), "stdout", loadgen.SeqMessage(key, s, 120))
-	}
-	fi, err := os.Stat(c.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := fileid.Of(fi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	brokers, node, c, id := rotatedAndLive(t)
 	cfg := testConfig(t, node, brokers)
 	st, _ := checkpoint.Open(cfg.CheckpointDir)
 	// The older file this inode belonged to: read to its end, then gzipped while stopped.
@@ -51,8 +30,8 @@ func TestStartOrderWithReusedInode(t *testing.T) {
 		t.Fatal(err)
 	}
 	startCollector(t, cfg)
-	got := consume(t, brokers, rotatedN+liveN, 30*time.Second)
-	checkSequences(t, got, map[string]int{key: rotatedN + liveN})
+	got := consume(t, brokers, ordRotated+ordLive, 30*time.Second)
+	checkSequences(t, got, map[string]int{"ord": ordRotated + ordLive})
 }
 
 // TestTwoCheckpointsOfOneInode: a run that found a checkpointed file gone and its inode taken by
@@ -119,28 +98,7 @@ func TestTwoCheckpointsOfOneInode(t *testing.T) {
 // live file was placed first as "known", the rotated one then did not wait for it (taken for a
 // copytruncate copy), and the two were read at once, out of order.
 func TestDoneInodeReused(t *testing.T) {
-	cl := newCluster(t)
-	brokers := cl.ListenAddrs()[0]
-	node, _ := loadgen.NewNode(t.TempDir())
-	c, _ := node.AddContainer("ord", "web", "app", loadgen.CRI)
-	const key, rotatedN, liveN = "ord", 2000, 50
-	for s := range rotatedN {
-		c.Write(time.Now(), "stdout", loadgen.SeqMessage(key, s, 120))
-	}
-	if _, err := c.RotateRename(); err != nil {
-		t.Fatal(err)
-	}
-	for s := rotatedN; s < rotatedN+liveN; s++ {
-		c.Write(time.Now(), "stdout", loadgen.SeqMessage(key, s, 120))
-	}
-	fi, err := os.Stat(c.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := fileid.Of(fi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	brokers, node, _, id := rotatedAndLive(t)
 	cfg := testConfig(t, node, brokers)
 	startCollectorWith(t, cfg, func(col *Collector) {
 		// Another container's file, read to its end and let go, whose inode the live file took.
@@ -149,6 +107,38 @@ func TestDoneInodeReused(t *testing.T) {
 			Format: "cri", Namespace: "other"}
 		col.done[id] = doneFile{entry: other, size: 4096, mtime: time.Now().Add(-time.Hour)}
 	})
-	got := consume(t, brokers, rotatedN+liveN, 30*time.Second)
-	checkSequences(t, got, map[string]int{key: rotatedN + liveN})
+	got := consume(t, brokers, ordRotated+ordLive, 30*time.Second)
+	checkSequences(t, got, map[string]int{"ord": ordRotated + ordLive})
+}
+
+// The container of the order tests: ordRotated lines in its rotated file, then ordLive in its
+// live one.
+const ordRotated, ordLive = 2000, 50
+
+// rotatedAndLive makes a broker and container "ord" with a rotated file and a live file, and
+// returns the live file's identity.
+func rotatedAndLive(t *testing.T) (brokers string, node *loadgen.Node, c *loadgen.Container, id fileid.ID) {
+	t.Helper()
+	cl := newCluster(t)
+	brokers = cl.ListenAddrs()[0]
+	node, _ = loadgen.NewNode(t.TempDir())
+	c, _ = node.AddContainer("ord", "web", "app", loadgen.CRI)
+	for s := range ordRotated {
+		c.Write(time.Now(), "stdout", loadgen.SeqMessage("ord", s, 120))
+	}
+	if _, err := c.RotateRename(); err != nil {
+		t.Fatal(err)
+	}
+	for s := ordRotated; s < ordRotated+ordLive; s++ {
+		c.Write(time.Now(), "stdout", loadgen.SeqMessage("ord", s, 120))
+	}
+	fi, err := os.Stat(c.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err = fileid.Of(fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return brokers, node, c, id
 }
