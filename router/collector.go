@@ -937,6 +937,8 @@ func (c *Collector) release(f *file) {
 		delete(c.groups, f.group)
 	}
 	c.done[f.id] = d
+	// For the check of its .gz (unseen.go): the done entry goes once a new file takes the inode.
+	c.rememberContentLocked(filepath.Dir(e.Path), e.FingerprintLen, e.Fingerprint)
 	c.mu.Unlock()
 	f.caughtUpOnce.Do(func() { close(f.caughtUp) })
 	f.handle.Close()

@@ -24,15 +24,35 @@ import (
 type unseenState struct {
 	since   time.Time            // when this run started: older .gz files are not its to count
 	checked map[fileid.ID]uint64 // .gz files checked, with the last scan that listed them
-	copies  []copyPrint          // old contents of truncated files (copytruncate), counted there
+	// prints are the first bytes (fingerprints) of the files this run read, by directory: of
+	// every file let go, and of truncated files' old content (copytruncate, counted there). Kept
+	// apart from the let-go files (c.done), whose entry goes once a new file takes the inode: on
+	// a busy node the inode of a file just compressed is reused at once, often before a scan has
+	// listed its .gz.
+	prints map[string][]contentPrint
 }
 
-// copyPrint is the fingerprint of a truncated file's old content, in its directory.
-type copyPrint struct {
-	dir   string
+// contentPrint is the fingerprint of a file's first bytes.
+type contentPrint struct {
 	fpLen int
 	fp    uint64
 	at    time.Time
+}
+
+// printsKept is how long a read file's fingerprint is kept for the check of its .gz: longer
+// than any rotation takes to compress a file it rotated.
+const printsKept = 10 * time.Minute
+
+// rememberContentLocked records the first bytes of a file of dir that this run read (or whose
+// tail is counted elsewhere); c.mu is held.
+func (c *Collector) rememberContentLocked(dir string, fpLen int, fp uint64) {
+	if fpLen == 0 {
+		return
+	}
+	if c.unseen.prints == nil {
+		c.unseen.prints = map[string][]contentPrint{}
+	}
+	c.unseen.prints[dir] = append(c.unseen.prints[dir], contentPrint{fpLen: fpLen, fp: fp, at: time.Now()})
 }
 
 // rememberCopy records a truncated file's old content: its compressed copy is the copytruncate
@@ -40,14 +60,24 @@ type copyPrint struct {
 func (c *Collector) rememberCopy(dir string, fpLen int, fp uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
-	kept := c.unseen.copies[:0]
-	for _, p := range c.unseen.copies {
-		if now.Sub(p.at) < 10*time.Minute {
-			kept = append(kept, p)
+	c.rememberContentLocked(dir, fpLen, fp)
+}
+
+// prunePrintsLocked forgets the fingerprints older than printsKept; c.mu is held.
+func (c *Collector) prunePrintsLocked(now time.Time) {
+	for dir, ps := range c.unseen.prints {
+		kept := ps[:0]
+		for _, p := range ps {
+			if now.Sub(p.at) < printsKept {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			delete(c.unseen.prints, dir)
+		} else {
+			c.unseen.prints[dir] = kept
 		}
 	}
-	c.unseen.copies = append(kept, copyPrint{dir: dir, fpLen: fpLen, fp: fp, at: now})
 }
 
 // checkCompressed counts a gzip-compressed rotated file of this run that starts like no file the
@@ -140,8 +170,8 @@ func (c *Collector) seenContent(dir string, head []byte) bool {
 			found = true
 		}
 	}
-	for _, p := range c.unseen.copies {
-		if p.dir == dir && matches(p.fpLen, p.fp) {
+	for _, p := range c.unseen.prints[dir] {
+		if matches(p.fpLen, p.fp) {
 			found = true
 		}
 	}
@@ -161,10 +191,11 @@ func (c *Collector) seenContent(dir string, head []byte) bool {
 	return false
 }
 
-// forgetUnlisted drops the .gz files the last scan did not list.
+// forgetUnlisted drops the .gz files the last scan did not list, and old fingerprints.
 func (c *Collector) forgetUnlisted() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.prunePrintsLocked(time.Now())
 	for id, gen := range c.unseen.checked {
 		if gen != c.scanGen {
 			delete(c.unseen.checked, id)

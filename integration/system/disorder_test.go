@@ -2,6 +2,7 @@ package system
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ type arrival struct {
 	file   string
 	offset int64
 	src    string
+	again  bool // a duplicate: the line arrived before
+	at     pos  // the record's Kafka position
 }
 
 // disorderAt is a container's first line that arrived after a later one.
@@ -47,7 +50,72 @@ func (s *system) explainDisorder(keys map[string]*wcont, n int) {
 			if a.seq < len(c.rot) {
 				rot = c.rot[a.seq]
 			}
-			fmt.Fprintf(&b, "  seq %d [rot %d] %s@%d %s\n", a.seq, rot, filepath.Base(a.file), a.offset, a.src)
+			again := ""
+			if a.again {
+				again = " (again)"
+			}
+			fmt.Fprintf(&b, "  seq %d [rot %d] %s@%d %s%s\n", a.seq, rot, filepath.Base(a.file), a.offset, a.src, again)
+		}
+		b.WriteString("  rotation inodes: ")
+		for r, ino := range c.ino {
+			fmt.Fprintf(&b, "%d:%d ", r, ino)
+		}
+		b.WriteString("\n")
+		dir := filepath.Dir(c.c.Path())
+		s.collector.mu.Lock()
+		for ri, p := range s.collector.runs {
+			fmt.Fprintf(&b, "  collector run %d:\n", ri)
+			for _, l := range strings.Split(p.stderr.String(), "\n") {
+				if strings.Contains(l, dir) {
+					fmt.Fprintf(&b, "    %s\n", tail(l, 400))
+				}
+			}
+		}
+		s.collector.mu.Unlock()
+		s.t.Log(b.String())
+	}
+}
+
+// explainDuplicates logs, for up to n containers with lines that arrived more than once, where
+// each arrival of those lines was read from (file@offset, Kafka position), the container's
+// rotation inodes and the collector's log lines about it.
+func (s *system) explainDuplicates(keys map[string]*wcont, n int) {
+	dups := map[string]map[int]bool{}
+	for k, arr := range s.arrivals {
+		for _, a := range arr {
+			if a.again {
+				if dups[k] == nil {
+					dups[k] = map[int]bool{}
+				}
+				dups[k][a.seq] = true
+			}
+		}
+	}
+	ks := slices.Sorted(maps.Keys(dups))
+	for _, k := range ks[:min(n, len(ks))] {
+		c := keys[k]
+		if c == nil {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "DUPLICATES %s: %d lines arrived more than once; rotations (writer): ", k, len(dups[k]))
+		for r := 1; r <= c.nrot && r < len(c.rotAt); r++ {
+			fmt.Fprintf(&b, "%d:%s@%s ", r, s.w.rotationKind(r), c.rotAt[r].Format("15:04:05.000"))
+		}
+		b.WriteString("\n  arrivals of those lines (seq [file after rotation N] written-at record file@offset src kafka-position):\n")
+		for _, a := range s.arrivals[k] {
+			if !dups[k][a.seq] {
+				continue
+			}
+			rot, at := -1, ""
+			if a.seq < len(c.rot) {
+				rot, at = c.rot[a.seq], c.at[a.seq].Format("15:04:05.000")
+			}
+			again := ""
+			if a.again {
+				again = " (again)"
+			}
+			fmt.Fprintf(&b, "  seq %d [rot %d] %s %s@%d %s %s/%d@%d%s\n", a.seq, rot, at, filepath.Base(a.file), a.offset, a.src, a.at.topic, a.at.partition, a.at.offset, again)
 		}
 		b.WriteString("  rotation inodes: ")
 		for r, ino := range c.ino {
