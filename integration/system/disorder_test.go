@@ -92,6 +92,9 @@ func (s *system) explainDuplicates(keys map[string]*wcont, n int) {
 		}
 	}
 	ks := slices.Sorted(maps.Keys(dups))
+	if len(ks) > 0 {
+		s.t.Logf("DUPLICATES in %d containers; the collector's warnings and errors:\n%s", len(ks), s.problemsLogged(s.collector, 30))
+	}
 	for _, k := range ks[:min(n, len(ks))] {
 		c := keys[k]
 		if c == nil {
