@@ -67,6 +67,9 @@ type Collector struct {
 	truncs    []*truncation          // pending: their originals' readers look for the copies (copytrunc.go)
 	truncGen  uint64                 // truncations remembered so far (mayBeCopy)
 	held      map[fileid.ID]heldCopy // copies of open files, held open until their original's truncation is seen
+	// afterStat is a test seam (nil in production): it runs between a poll's stat of its file and
+	// the checks made with it, where a concurrent checkpoint save may lengthen the fingerprint.
+	afterStat func(*file)
 	claimed   map[fileid.ID]bool     // copies an original's reader is starting
 	groups    map[string]*file       // newest file of each container
 	badPath   map[string]bool        // paths already reported unparseable

@@ -406,16 +406,22 @@ func (f *file) step(ctx context.Context) stepResult {
 	}
 	size := f.bufSize
 	pos := f.asm.Pos()
+	// The fingerprint's length before the stat: a checkpoint save lengthens it from the file's
+	// bytes at that moment (extendFingerprint), which may be newer than a stat taken before.
+	fpLen := f.fpLenNow()
 	fi, statErr := f.fd.Stat()
+	if f.c.afterStat != nil {
+		f.c.afterStat(f)
+	}
 	want := size
 	if statErr == nil {
-		nothing := fi.Size() <= pos || fi.Size() < f.fpLenNow()
+		nothing := fi.Size() <= pos || fi.Size() < fpLen
 		if nothing && f.held == 0 && f.pipeHeld == 0 {
 			// Nothing new: checked without the budget, which a poll of an idle file would
 			// otherwise take a read's worth of (with many files open, idle polls queued
 			// behind each other and delayed the reads that had lines). A file holding bytes
 			// still asks the budget, which may tell it to let them go (acquire).
-			return f.atEnd(ctx, fi, pos)
+			return f.atEnd(ctx, fi, pos, fpLen)
 		}
 		if !nothing {
 			// Only what is there: a small write reserves a small read, so a namespace's fair
@@ -446,8 +452,9 @@ func (f *file) step(ctx context.Context) stepResult {
 			f.c.fileLog.Log("read failed", "path", f.curPath(), "namespace", f.meta.Namespace, "err", err) // retried every poll
 			return stepBlocked
 		}
+		fpLen := f.fpLenNow()
 		if fi, err := f.fd.Stat(); err == nil {
-			return f.atEnd(ctx, fi, pos) // shrank between the stat and the read
+			return f.atEnd(ctx, fi, pos, fpLen) // shrank between the stat and the read
 		}
 		return stepIdle
 	}
@@ -496,17 +503,18 @@ func (f *file) step(ctx context.Context) stepResult {
 	return stepProgress
 }
 
-// atEnd handles a poll that found nothing to read at pos, with fi stat'ed for it: a file that
-// shrank below pos, or below the fingerprint of its content (truncated before any of it was
+// atEnd handles a poll that found nothing to read at pos, with fi stat'ed for it and fpLen the
+// fingerprint's length read before that stat: a file that shrank below pos, or below the
+// fingerprint of its content (truncated before any of it was
 // read: copytruncate of a file opened and not read yet), was truncated; one written at its
 // end and no longer (mtime changed) may have been truncated and written again to the same
 // size, which only its content tells.
-func (f *file) atEnd(ctx context.Context, fi os.FileInfo, pos int64) stepResult {
+func (f *file) atEnd(ctx context.Context, fi os.FileInfo, pos, fpLen int64) stepResult {
 	switch {
 	case fi.Size() < pos:
 		f.truncated(ctx, "file shrank")
 		return stepProgress
-	case fi.Size() < f.fpLenNow():
+	case fi.Size() < fpLen:
 		f.truncated(ctx, "file shrank below its fingerprint")
 		return stepProgress
 	case pos > 0 && fi.Size() == pos && !fi.ModTime().Equal(f.idleMtime):

@@ -2,6 +2,7 @@ package router
 
 import (
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -97,5 +98,55 @@ func TestCheckpointFingerprintsUnreadFile(t *testing.T) {
 	defer fd.Close()
 	if ok, _ := fileid.Matches(fd, last.FingerprintLen, last.Fingerprint); !ok || last.Offset != 0 {
 		t.Fatalf("entry %+v does not describe the file's first bytes at offset 0", last)
+	}
+}
+
+// TestFingerprintLengthenedAfterStat: a checkpoint save lengthens a short fingerprint from the
+// file's bytes at that moment (extendFingerprint), beside the reader. When that happened between
+// a poll's stat and its checks, with a line written in between, the file looked shorter than its
+// fingerprint: taken for truncated (copytruncate), its copy looked for and its tail "counted
+// lost", and the file read again from its start (TestSystemFlood in CI: 4 duplicates, 68 bytes
+// counted, nothing lost, rename rotation only). The seam stages exactly that interleaving.
+func TestFingerprintLengthenedAfterStat(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, _ := loadgen.NewNode(t.TempDir())
+	const ns = "lengthened"
+	cont, err := node.AddContainer(ns, "web", "app", loadgen.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &seqWriter{c: cont, key: ns}
+	w.write(t, 1)
+	cfg := testConfig(t, node, brokers)
+	var armed, fired atomic.Bool
+	r := startCollectorWith(t, cfg, func(c *Collector) {
+		c.afterStat = func(f *file) {
+			if armed.Load() && !fired.Swap(true) {
+				w.write(t, 1) // the second line lands after the poll's stat
+				f.extendFingerprint()
+			}
+		}
+	})
+	read := func() float64 { return testutil.ToFloat64(r.c.metrics.linesRead.WithLabelValues(ns)) }
+	for deadline := time.Now().Add(30 * time.Second); read() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first line was not read")
+		}
+	}
+	armed.Store(true)
+	for deadline := time.Now().Add(30 * time.Second); !fired.Load() || read() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fired %v, %v lines read", fired.Load(), read())
+		}
+	}
+	w.write(t, 1)
+	got := consumeUntil(t, brokers, ns, 2, 30*time.Second) // a read from the start comes before it
+	checkInOrderOnce(t, got, ns)
+	if n := testutil.ToFloat64(r.c.metrics.rotations.WithLabelValues("truncate")); n != 0 {
+		t.Errorf("%v truncations seen in a file only appended to", n)
+	}
+	if n := testutil.ToFloat64(r.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)); n != 0 {
+		t.Errorf("%v bytes counted lost, nothing was", n)
 	}
 }
