@@ -70,9 +70,9 @@ type Collector struct {
 	// afterStat is a test seam (nil in production): it runs between a poll's stat of its file and
 	// the checks made with it, where a concurrent checkpoint save may lengthen the fingerprint.
 	afterStat func(*file)
-	claimed   map[fileid.ID]bool     // copies an original's reader is starting
-	groups    map[string]*file       // newest file of each container
-	badPath   map[string]bool        // paths already reported unparseable
+	claimed   map[fileid.ID]bool // copies an original's reader is starting
+	groups    map[string]*file   // newest file of each container
+	badPath   map[string]bool    // paths already reported unparseable
 	lastCk    time.Time
 	ckErr     error // the last checkpoint save's error (nil: it succeeded)
 	raced     bool  // this scan missed a file with a start-up checkpoint (rotated meanwhile)
