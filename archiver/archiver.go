@@ -471,10 +471,20 @@ func (a *Archiver) seal(p *partition, reason string) {
 // sealAged seals ranges whose first record arrived MaxObjectAge ago. a.mu is held.
 func (a *Archiver) sealAged(now time.Time) {
 	for _, p := range a.parts {
-		if p.cur != nil && now.Sub(p.cur.opened) >= a.cfg.MaxObjectAge {
+		if p.aged(now, a.cfg.MaxObjectAge) {
 			a.seal(p, "age")
 		}
 	}
+}
+
+// aged reports whether the open range is due for its age seal. Not while an earlier range of
+// the partition waits for upload: that upload is what holds the records back, and sealing
+// more ranges behind it would not archive them sooner; it would multiply the objects until
+// uploads could never catch up (every partition sealing one object per age, each costing
+// several bucket requests and a commit). The range keeps growing instead (bounded by
+// MaxObjectBytes and the hour) and is sealed when the chain before it is done (uploadChain).
+func (p *partition) aged(now time.Time, maxAge time.Duration) bool {
+	return p.cur != nil && len(p.pending) == 0 && now.Sub(p.cur.opened) >= maxAge
 }
 
 func (a *Archiver) updateLag() {

@@ -42,7 +42,8 @@ type Config struct {
 	// MaxObjectBytes rotates an object after this much input (record values).
 	MaxObjectBytes int64
 	// MaxObjectAge rotates an object this long after its first record arrived, so an idle
-	// partition's records reach the archive within this bound.
+	// partition's records reach the archive within this bound (plus the upload of the
+	// partition's previous object, which an age seal waits for).
 	MaxObjectAge time.Duration
 	// MemoryBudget bounds the heap the archiver plans for: fetch buffers, Parquet row groups
 	// and spool write buffers are sized from it.

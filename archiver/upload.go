@@ -47,6 +47,10 @@ func (a *Archiver) uploadChain(p *partition) {
 	defer a.chains.Done()
 	for {
 		a.mu.Lock()
+		if p.aged(time.Now(), a.cfg.MaxObjectAge) {
+			// The open range waited for the ranges before it (sealAged skips it meanwhile).
+			a.seal(p, "age")
+		}
 		if len(p.pending) == 0 {
 			p.chain = false
 			if !p.owned && a.parts[p.tp] == p {
@@ -136,7 +140,14 @@ func (a *Archiver) uploadWithRetry(s *segment) error {
 // keys, and only then commit the offset.
 func (a *Archiver) upload(ctx context.Context, s *segment) error {
 	a.uploadSem <- struct{}{}
-	defer func() { <-a.uploadSem }()
+	held := true
+	release := func() {
+		if held {
+			held = false
+			<-a.uploadSem
+		}
+	}
+	defer release()
 	started := time.Now()
 	p := s.part
 	attempt := newAttemptID()
@@ -197,6 +208,9 @@ func (a *Archiver) upload(ctx context.Context, s *segment) error {
 	a.m.objects.WithLabelValues(string(a.format)).Add(float64(len(claim.Objects)))
 	a.m.objectBytes.Add(float64(objBytes))
 	a.m.inputBytes.Add(float64(s.bytes))
+	// The commit is a round trip to Kafka, not bucket work: other partitions' uploads need
+	// the slot more.
+	release()
 	a.commit(s, claim)
 	return nil
 }

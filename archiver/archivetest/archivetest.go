@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,13 +43,19 @@ type Line struct {
 // published after it (by its writer, or by whoever recovers the chain after a kill,
 // docs/archive.md). A claim is never replaced, so each poll goes on from where the last one
 // stopped: one read per new claim, not the whole chain again (hundreds of claims per partition
-// in the system tests).
+// in the system tests). On timeout the error counts the partitions behind and their unclaimed
+// records, and names the first ten: one stalled partition reads differently from an archiver
+// behind on all of them.
 func WaitArchived(ctx context.Context, b *blob.Bucket, prefix string, want map[Pos]int64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	next := map[Pos]int64{}
 	unpublished := map[Pos][]string{} // final keys of claimed objects not seen yet
 	for {
-		behind := ""
+		// The last pass looks at every partition, so that a failure tells one stalled
+		// partition from an archiver behind on many.
+		last := time.Now().After(deadline)
+		var behind []string
+		var missing int64
 		for p, end := range want {
 			for next[p] < end {
 				data, err := b.ReadAll(ctx, layout.ClaimKey(prefix, p.Topic, p.Partition, next[p]))
@@ -67,26 +75,30 @@ func WaitArchived(ctx context.Context, b *blob.Bucket, prefix string, want map[P
 				}
 			}
 			if next := next[p]; next < end {
-				behind = fmt.Sprintf("%s[%d] at %d of %d", p.Topic, p.Partition, next, end)
-				break
-			}
-			for len(unpublished[p]) > 0 {
-				key := unpublished[p][0]
-				if ok, err := b.Exists(ctx, key); err != nil || !ok {
-					behind = fmt.Sprintf("%s[%d]: claimed object %s not published (%v)", p.Topic, p.Partition, key, err)
-					break
+				behind = append(behind, fmt.Sprintf("%s[%d] at %d of %d", p.Topic, p.Partition, next, end))
+				missing += end - next
+			} else {
+				for len(unpublished[p]) > 0 {
+					key := unpublished[p][0]
+					if ok, err := b.Exists(ctx, key); err != nil || !ok {
+						behind = append(behind, fmt.Sprintf("%s[%d]: claimed object %s not published (%v)", p.Topic, p.Partition, key, err))
+						break
+					}
+					unpublished[p] = unpublished[p][1:]
 				}
-				unpublished[p] = unpublished[p][1:]
 			}
-			if behind != "" {
+			if len(behind) > 0 && !last {
 				break
 			}
 		}
-		if behind == "" {
+		if len(behind) == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("archive incomplete after %v: %s", timeout, behind)
+		if last {
+			slices.Sort(behind)
+			shown := behind[:min(len(behind), 10)]
+			return fmt.Errorf("archive incomplete after %v: %d of %d partitions behind, %d records unclaimed: %s",
+				timeout, len(behind), len(want), missing, strings.Join(shown, ", "))
 		}
 		select {
 		case <-ctx.Done():
