@@ -85,7 +85,7 @@ type lineCounts struct {
 	lines, msgBytes, parseErrs, splits, invalid, excluded, inKafka int64
 	refused                                                        int64 // lines of a refused view (reserved.go)
 	// limitDropped: lines beyond the namespace's limit (drop); limitThrottled: lines fed after
-	// they waited for it (throttle), counted with the pipeline outcomes (flushCounted).
+	// they waited for it (throttle); both counted with the pipeline outcomes (flushCounted).
 	limitDropped, limitThrottled int64
 	// shipped is the number of input lines the chunk's records carry.
 	shipped int64
@@ -113,7 +113,7 @@ func (c *lineCounts) flushRead(m *nsMetrics) {
 	for _, x := range [...]struct {
 		n int64
 		m interface{ Add(float64) }
-	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.refused, m.refusedLines}, {c.inKafka, m.alreadyInKafka}, {c.limitDropped, m.limitDropped}} {
+	}{{c.parseErrs, m.parseErrors}, {c.splits, m.splitLines}, {c.invalid, m.invalidUTF8}, {c.excluded, m.excludedLines}, {c.refused, m.refusedLines}, {c.inKafka, m.alreadyInKafka}} {
 		if x.n > 0 {
 			x.m.Add(float64(x.n))
 		}
@@ -125,6 +125,9 @@ func (c *lineCounts) flushRead(m *nsMetrics) {
 func (c *lineCounts) flushCounted(m *nsMetrics) {
 	if c.limitThrottled > 0 {
 		m.limitThrottled.Add(float64(c.limitThrottled))
+	}
+	if c.limitDropped > 0 {
+		m.limitDropped.Add(float64(c.limitDropped))
 	}
 }
 
@@ -193,9 +196,13 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 		return verdictDrop
 	}
 	if ch.limitDrop {
-		n.limitDropped++
-		if s := f.slotFor(ch, o.Stream); s != nil && o.Start >= f.countFrom {
-			s.counts[outLimitDropped]++
+		// Counted as the pipeline outcomes are (counted.go): a line read again after a rewind
+		// was counted by the read before it.
+		if o.Start >= f.countFrom {
+			n.limitDropped++
+			if s := f.slotFor(ch, o.Stream); s != nil {
+				s.counts[outLimitDropped]++
+			}
 		}
 		return verdictDrop
 	}

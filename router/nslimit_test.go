@@ -117,8 +117,9 @@ func limitIsolation(t *testing.T, action v1alpha1.LimitAction) {
 	if action == v1alpha1.LimitDrop {
 		excess = fm.limitDropped
 	}
-	// The clock stands still: the burst and nothing more. Dropped lines count when read;
-	// throttled ones when Kafka has them (none yet: they wait in the file).
+	// The clock stands still: the burst and nothing more. Dropped lines count when Kafka has
+	// the lines read with them; throttled ones when Kafka has them (none yet: they wait in the
+	// file).
 	got := consume(t, brokers, 2*quiet+burst, 30*time.Second)
 	excessNow := float64(flood - burst)
 	if action == v1alpha1.LimitThrottle {
