@@ -75,11 +75,20 @@ func (p *parquetEncoder) Add(e *Entry) error {
 }
 
 func (p *parquetEncoder) flushBatch() error {
-	if len(p.batch) == 0 {
-		return nil
-	}
-	if _, err := p.w.Write(p.batch); err != nil {
-		return fmt.Errorf("parquet write: %w", err)
+	// parquet-go (v0.32.0, writeRowsFuncOfOptional) marks the rest of a 64-row word present
+	// when a run of present values starts inside the word and is as long as its offset there:
+	// a null optional column (message_bytes, parse_error, fields, lines, ...) then reads back
+	// as an empty value. It goes wrong only within one Write, across rows whose presence
+	// differs: each Write gets rows with the same optional columns present.
+	for i := 0; i < len(p.batch); {
+		j, sig := i+1, presence(&p.batch[i])
+		for j < len(p.batch) && presence(&p.batch[j]) == sig {
+			j++
+		}
+		if _, err := p.w.Write(p.batch[i:j]); err != nil {
+			return fmt.Errorf("parquet write: %w", err)
+		}
+		i = j
 	}
 	clear(p.batch)
 	p.batch = p.batch[:0]
@@ -90,6 +99,21 @@ func (p *parquetEncoder) flushBatch() error {
 		}
 	}
 	return nil
+}
+
+// presence has a bit for each optional column of r that is not null (as parquet-go decides it:
+// nil slices and pointers, zero strings and numbers are null).
+func presence(r *row.Row) uint16 {
+	var sig uint16
+	for i, present := range [...]bool{
+		r.MessageBytes != nil, r.SplitIndex != nil, r.SplitLast != nil, r.ParseError != "", r.Metadata != "",
+		r.Kubernetes != "", r.Fields != "", r.FieldsError != "", r.Lines != 0, r.Cluster != "",
+	} {
+		if present {
+			sig |= 1 << i
+		}
+	}
+	return sig
 }
 
 func (p *parquetEncoder) Close() error {
