@@ -8,12 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/logrouter/logrouter/pipeline"
 	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 	"github.com/logrouter/logrouter/pipeline/counters"
-	"github.com/logrouter/logrouter/router/loadgen"
 )
 
 // TestThrottledOnceAcrossRestartAndProduceFailures: a line counts as throttled once, when Kafka
@@ -27,19 +24,11 @@ import (
 // clock steps: per namespace and for the pipeline, never more than the pipeline selected.
 func TestThrottledOnceAcrossRestartAndProduceFailures(t *testing.T) {
 	const (
-		lines       = 300
-		rate, burst = 10, 50
-		refuse      = 2
+		lines  = 300
+		burst  = floodBurst
+		refuse = 2
 	)
-	policy, err := pipeline.CompilePolicy(&v1alpha1.LogRouterPolicySpec{Overrides: []v1alpha1.Override{{
-		Namespaces: metav1.LabelSelector{MatchLabels: map[string]string{"tier": "flood"}},
-		Limits:     &v1alpha1.Limits{LinesPerSecond: rate, BurstLines: burst, Action: v1alpha1.LimitThrottle},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := compileSet(t, "flood", policy, map[string]v1alpha1.LogPipelineSpec{"all": {}})
-	st := &pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"flood": set}}
+	st := floodLimited(t, v1alpha1.LimitThrottle)
 	key := counters.Key{Namespace: "flood", Pipeline: "all"}
 
 	cl := newCluster(t)
@@ -54,13 +43,7 @@ func TestThrottledOnceAcrossRestartAndProduceFailures(t *testing.T) {
 		return refusal(req.(*kmsg.ProduceRequest)), nil, true
 	})
 	brokers := cl.ListenAddrs()[0]
-	node, _ := loadgen.NewNode(t.TempDir())
-	f, _ := node.AddContainer("flood", "spam", "app", loadgen.CRI)
-	for s := range lines {
-		if err := f.Write(time.Now(), "stdout", loadgen.SeqMessage("flood", s, 100)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	node := writeFlood(t, lines)
 	cfg := testConfig(t, node, brokers)
 	cfg.ReadBytes = 8192 // several reads, several chunks and produce requests
 
