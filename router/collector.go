@@ -132,6 +132,8 @@ type heldCopy struct {
 // doneFile is a file read to its end and closed.
 type doneFile struct {
 	entry   checkpoint.Entry
+	group   string    // its container's (copyOfDone)
+	print   filePrint // its fingerprint when let go (isCopyOfOpen)
 	size    int64
 	mtime   time.Time
 	missing time.Time // when scans stopped finding it (zero while found)
@@ -543,7 +545,7 @@ func (c *Collector) placeHeld(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, h := range held {
-		if c.mayBeCopy(h.fd, &h.cd, time.Since(h.since) < 10*time.Minute) {
+		if c.mayBeCopy(h.fd, &h.cd, time.Since(h.since) < 10*time.Minute, true) {
 			continue
 		}
 		c.mu.Lock()
@@ -556,7 +558,12 @@ func (c *Collector) placeHeld(ctx context.Context) {
 			continue // claimed by its original's reader meanwhile
 		}
 		cd := h.cd
-		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, 0, assemble.State{}, logline.FormatUnknown, time.Time{}, startOpts{})
+		var off int64
+		st, format := assemble.State{}, logline.FormatUnknown
+		if e, ok := c.copyOfDone(h.fd, &cd); ok {
+			off, st, format = e.Offset, e.State, parseFormat(e.Format) // its lines were read
+		}
+		c.start(ctx, &cd, h.fd, h.fpLen, h.fp, off, st, format, time.Time{}, startOpts{})
 	}
 }
 
@@ -830,6 +837,14 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 				state: startEntry.State, format: parseFormat(startEntry.Format), group: cd.group, at: time.Now(),
 				size: startEntry.Size, gone: &goneFile{entry: startEntry, unsure: true}}
 			c.rememberTruncation(opts.trunc)
+		case isDone && c.copyExists(cd.path, doneEntry):
+			// Let go (a scan took it for rotated: a node glob's newest file was its copy), then
+			// truncated: its reader ships the copy's tail first, as for a truncation it saw.
+			opts.trunc = &truncation{fpLen: doneEntry.FingerprintLen, fp: doneEntry.Fingerprint, offset: doneEntry.Offset,
+				state: doneEntry.State, format: parseFormat(doneEntry.Format), group: cd.group, at: time.Now(),
+				size: max(done.size, doneEntry.Offset)}
+			c.rememberTruncation(opts.trunc)
+			c.metrics.rotations.WithLabelValues("truncate").Inc()
 		case isStart:
 			// The checkpointed file is gone and a new one reuses its inode.
 			c.mu.Lock()
@@ -842,12 +857,16 @@ func (c *Collector) placeOne(ctx context.Context, cd *candidate, initial bool) {
 		c.mu.Unlock()
 		// A copytruncate copy is held for its original's reader, which reads its tail before
 		// the original's new lines (mayBeCopy).
-		if c.mayBeCopy(fd, cd, true) {
+		// (Not a copy being written at start: a file found then is read as StartAtEnd and the
+		// read-back say.)
+		if c.mayBeCopy(fd, cd, true, !initial) {
 			c.mu.Lock()
 			delete(c.startup, cd.id) // (its entry, if any, went to gone or a truncation above)
 			c.mu.Unlock()
 			c.hold(fd, cd, fpLen, fp)
 			return
+		} else if e, ok := c.copyOfDone(fd, cd); ok {
+			off, st, format = e.Offset, e.State, parseFormat(e.Format) // its lines were read
 		} else if initial && c.cfg.StartAtEnd {
 			off = cd.size
 		} else if initial && c.cfg.Node != "" {
@@ -874,6 +893,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 	f := &file{c: c, id: cd.id, meta: cd.meta, group: cd.group, fd: fd, caughtUp: make(chan struct{}),
 		fpLen: fpLen, fp: fp, format: format, acked: off, ackedState: st, idle: make(chan struct{}, 1),
 		bufSize: c.cfg.ReadBytes, lastCk: ckPos{off, st}, pendingTrunc: opts.trunc, node: cd.node}
+	f.head, f.headOK, _ = fileid.Head(fd, fpLen, fp)
 	for _, k := range opts.skip {
 		f.skipAgain(k)
 	}
@@ -929,7 +949,7 @@ func (c *Collector) start(ctx context.Context, cd *candidate, fd *os.File, fpLen
 // release lets a fully read, no longer live file go; its position is kept while it exists.
 func (c *Collector) release(f *file) {
 	e := f.entry()
-	d := doneFile{entry: e}
+	d := doneFile{entry: e, group: f.group, print: f.print()}
 	if fi, err := f.fd.Stat(); err == nil {
 		d.size, d.mtime = fi.Size(), fi.ModTime()
 		d.entry.Size = fi.Size()
@@ -963,15 +983,16 @@ func (c *Collector) hold(fd *os.File, cd *candidate, fpLen int, fp uint64) {
 }
 
 // mayBeCopy reports whether fd may be a copytruncate copy that its group's reader claims: it
-// starts like a pending truncation, or (ofOpen) like an open file of the group, or a truncation
-// was noticed while this was checked. The reader publishes its truncation before it drops the
+// starts like a pending truncation, or (ofOpen) like an open file of the group (or, writing, may
+// be a copy still being written: isCopyOfOpen), or a truncation was noticed while this was
+// checked. The reader publishes its truncation before it drops the
 // old fingerprint, and ends it as soon as it claimed the copy: checks that ran in between can
 // miss all three, and the copy would be read from its start besides its claimed tail.
-func (c *Collector) mayBeCopy(fd *os.File, cd *candidate, ofOpen bool) bool {
+func (c *Collector) mayBeCopy(fd *os.File, cd *candidate, ofOpen, writing bool) bool {
 	c.mu.Lock()
 	gen := c.truncGen
 	c.mu.Unlock()
-	if c.matchesPending(fd, cd.group) || ofOpen && c.isCopyOfOpen(fd, cd) || c.matchesPending(fd, cd.group) {
+	if c.matchesPending(fd, cd.group) || ofOpen && c.isCopyOfOpen(fd, cd, writing) || c.matchesPending(fd, cd.group) {
 		return true
 	}
 	c.mu.Lock()
@@ -979,9 +1000,19 @@ func (c *Collector) mayBeCopy(fd *os.File, cd *candidate, ofOpen bool) bool {
 	return c.truncGen != gen
 }
 
+// copyWriting is how long after its last write a file shorter than an open file's fingerprint
+// may still be that file's copy being written: a copy is written in one go, but its writer
+// can be starved for seconds on a loaded node.
+const copyWriting = 5 * time.Second
+
 // isCopyOfOpen reports whether fd starts like an open file of the same container (a copy made
-// by copytruncate before the original was truncated).
-func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
+// by copytruncate before the original was truncated), or may be a copy still being written of
+// an open file or of one let go: logrotate and kubelet-like writers create the copy empty and
+// then fill it, and a scan in between found a file shorter than the original's fingerprint,
+// read it from its start, and sent the original's lines twice (docs/reliability.md, finding
+// 6). Such a file, written within copyWriting, is taken for a copy when its first bytes are the
+// original's, or are too few to tell (placeHeld looks again at each scan).
+func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate, writing bool) bool {
 	c.mu.Lock()
 	var others []*file
 	for _, f := range c.files {
@@ -989,18 +1020,74 @@ func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate) bool {
 			others = append(others, f)
 		}
 	}
+	var let []filePrint // of files let go: only a copy being written is held for them
+	for id, d := range c.done {
+		if d.group == cd.group && id != cd.id {
+			let = append(let, d.print)
+		}
+	}
 	c.mu.Unlock()
+	size, young := int64(-1), false
+	if fi, err := fd.Stat(); err == nil && writing {
+		size, young = fi.Size(), time.Since(fi.ModTime()) < copyWriting
+	}
 	for _, f := range others {
-		f.mu.Lock()
-		n, sum := f.fpLen, f.fp
-		f.mu.Unlock()
-		if n >= fileid.MinCopyFingerprint {
-			if ok, _ := fileid.Matches(fd, n, sum); ok {
-				return true
-			}
+		p := f.print()
+		if p.n < fileid.MinCopyFingerprint {
+			continue
+		}
+		if ok, _ := fileid.Matches(fd, p.n, p.sum); ok || young && p.beingCopied(fd, size) {
+			return true
+		}
+	}
+	for _, p := range let {
+		if young && p.beingCopied(fd, size) {
+			return true
 		}
 	}
 	return false
+}
+
+// filePrint is a file's fingerprint and its head.
+type filePrint struct {
+	n         int
+	sum, head uint64
+	headOK    bool
+}
+
+// beingCopied reports whether fd, of size bytes, may be a copy of p's file still being written:
+// shorter than the fingerprint, and starting with its head or too short to tell.
+func (p filePrint) beingCopied(fd *os.File, size int64) bool {
+	switch {
+	case p.n < fileid.MinCopyFingerprint || size < 0 || size >= int64(p.n):
+		return false
+	case size < fileid.MinCopyFingerprint:
+		return true
+	case !p.headOK:
+		return false
+	}
+	ok, _ := fileid.Matches(fd, fileid.MinCopyFingerprint, p.head)
+	return ok
+}
+
+// copyOfDone returns the entry of a file of cd's container that was let go (read to its end and
+// closed) and that fd starts like: fd is its copy (copytruncate, the original found rotated
+// before), whose lines up to the entry's offset were read from the original.
+func (c *Collector) copyOfDone(fd *os.File, cd *candidate) (checkpoint.Entry, bool) {
+	c.mu.Lock()
+	var es []checkpoint.Entry
+	for id, d := range c.done {
+		if d.group == cd.group && id != cd.id && d.entry.FingerprintLen >= fileid.MinCopyFingerprint {
+			es = append(es, d.entry)
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range es {
+		if ok, _ := fileid.Matches(fd, e.FingerprintLen, e.Fingerprint); ok {
+			return e, true
+		}
+	}
+	return checkpoint.Entry{}, false
 }
 
 // saveCheckpoints writes every file's position.

@@ -106,6 +106,8 @@ type file struct {
 	mu         sync.Mutex
 	fpLen      int
 	fp         uint64
+	head       uint64 // the hash of the fingerprint's first bytes (fileid.Head), if headOK
+	headOK     bool
 	format     logline.Format
 	acked      int64          // checkpoint: all lines before it acknowledged
 	ackedState assemble.State // assembler state at acked
@@ -532,6 +534,13 @@ func (f *file) atEnd(ctx context.Context, fi os.FileInfo, pos, fpLen int64) step
 	return stepIdle
 }
 
+// print is the content's fingerprint.
+func (f *file) print() filePrint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return filePrint{n: f.fpLen, sum: f.fp, head: f.head, headOK: f.headOK}
+}
+
 // fpLenNow is the length of the content's fingerprint.
 func (f *file) fpLenNow() int64 {
 	f.mu.Lock()
@@ -850,7 +859,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.acked, f.ackedState = 0, assemble.State{}
 	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
 	f.waited, f.waitOpen = nil, false
-	f.fpLen, f.fp = 0, 0 // the new content gets its own fingerprint
+	f.fpLen, f.fp, f.headOK = 0, 0, false // the new content gets its own fingerprint
 	f.mu.Unlock()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
@@ -952,9 +961,10 @@ func (f *file) extendFingerprint() {
 	if err != nil || n2 <= n {
 		return
 	}
+	head, headOK, _ := fileid.Head(fd, n2, sum2)
 	f.mu.Lock()
 	if f.fpLen == n && f.fp == sum {
-		f.fpLen, f.fp = n2, sum2
+		f.fpLen, f.fp, f.head, f.headOK = n2, sum2, head, headOK
 	}
 	f.mu.Unlock()
 }

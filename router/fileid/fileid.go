@@ -61,3 +61,22 @@ func Matches(r io.ReaderAt, n int, sum uint64) (bool, error) {
 	}
 	return got == n && xxhash.Sum64(buf[:n]) == sum, nil
 }
+
+// Head returns the hash of the first MinCopyFingerprint bytes of r if its first n bytes still
+// hash to sum (ok false otherwise, or if n is shorter): read in one go, so head and sum are of
+// one content. A copy still being written is told by its head before it has the original's
+// whole fingerprint.
+func Head(r io.ReaderAt, n int, sum uint64) (head uint64, ok bool, err error) {
+	if n < MinCopyFingerprint || n > FingerprintSize {
+		return 0, false, nil
+	}
+	var buf [FingerprintSize]byte
+	got, err := r.ReadAt(buf[:n], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, false, fmt.Errorf("fingerprint: %w", err)
+	}
+	if got != n || xxhash.Sum64(buf[:n]) != sum {
+		return 0, false, nil
+	}
+	return xxhash.Sum64(buf[:MinCopyFingerprint]), true, nil
+}

@@ -51,3 +51,56 @@ func TestFingerprintAndMatch(t *testing.T) {
 		t.Fatalf("ids %v %v", id1, id2)
 	}
 }
+
+// TestHead: the head of a fingerprint is the hash of its first MinCopyFingerprint bytes, taken
+// only while the file still has the fingerprinted content; a copy being written matches it.
+func TestHead(t *testing.T) {
+	dir := t.TempDir()
+	content := strings.Repeat("0123456789abcdef", 100) // 1,600 bytes
+	p := filepath.Join(dir, "a.log")
+	os.WriteFile(p, []byte(content), 0o600)
+	f, _ := os.Open(p)
+	defer f.Close()
+	n, sum, _ := Fingerprint(f)
+	partial := filepath.Join(dir, "copy")
+	for _, tc := range []struct {
+		name    string
+		n       int
+		sum     uint64
+		rewrite string // the file's content before Head, if set
+		wantOK  bool
+	}{
+		{name: "full fingerprint", n: n, sum: sum, wantOK: true},
+		{name: "shorter than the head", n: MinCopyFingerprint - 1, sum: 0},
+		{name: "content changed since the fingerprint", n: n, sum: sum, rewrite: "X" + content[1:]},
+		{name: "longer than a fingerprint", n: FingerprintSize + 1, sum: sum},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.rewrite != "" {
+				os.WriteFile(p, []byte(tc.rewrite), 0o600)
+				defer os.WriteFile(p, []byte(content), 0o600)
+			}
+			head, ok, err := Head(f, tc.n, tc.sum)
+			if err != nil || ok != tc.wantOK {
+				t.Fatalf("Head = %v, %v; want ok %v", ok, err, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			// A copy with only part of the content written matches the head, not the sum.
+			os.WriteFile(partial, []byte(content[:100]), 0o600)
+			cf, _ := os.Open(partial)
+			defer cf.Close()
+			if ok, _ := Matches(cf, MinCopyFingerprint, head); !ok {
+				t.Error("a partly written copy does not match the head")
+			}
+			if ok, _ := Matches(cf, tc.n, tc.sum); ok {
+				t.Error("a partly written copy matches the whole fingerprint")
+			}
+			os.WriteFile(partial, []byte("y"+content[1:100]), 0o600)
+			if ok, _ := Matches(cf, MinCopyFingerprint, head); ok {
+				t.Error("another file matches the head")
+			}
+		})
+	}
+}
