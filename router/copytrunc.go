@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/logrouter/logrouter/router/assemble"
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -192,13 +195,20 @@ func (c *Collector) startCopy(ctx context.Context, orig *file, fd *os.File, owne
 	return c.start(ctx, &cd, fd, fpLen, fp, tr.offset, tr.state, tr.format, time.Time{}, startOpts{copyOf: orig, skip: tr.acked})
 }
 
-// countLostCopy counts the tail of a copy that was gone before it could be read.
+// countLostCopy counts the tail of a copy that was gone before it could be read: to the copy's
+// size when it is there compressed (its uncompressed size, exact), else to the largest size the
+// original was seen with (a reader that waited, for the budget or for its container's previous
+// file, saw less than was copied: the count errs low).
 func (c *Collector) countLostCopy(f *file, tr *truncation) {
 	from := tr.offset
 	if tr.gone != nil && tr.gone.seen() {
 		from = max(from, tr.gone.sentEnd())
 	}
-	n := tr.size - from - ackedWithin(tr.acked, from, tr.size)
+	size := tr.size
+	if n, ok := c.compressedCopySize(f, tr); ok {
+		size = max(size, n)
+	}
+	n := size - from - ackedWithin(tr.acked, from, size)
 	if n <= 0 {
 		return
 	}
@@ -210,7 +220,34 @@ func (c *Collector) countLostCopy(f *file, tr *truncation) {
 		msg += "; the read-back could not check Kafka, so lines sent just before the last stop may be among the bytes counted"
 	}
 	c.log.Error(msg, "path", f.curPath(), "namespace", ns, "pod", f.meta.Pod, "container", f.meta.Container,
-		"read_to", tr.offset, "size_before_truncation", tr.size, "bytes_lost", n, "reason", LossDeletedBeforeRead)
+		"read_to", tr.offset, "size_before_truncation", size, "bytes_lost", n, "reason", LossDeletedBeforeRead)
+}
+
+// compressedCopySize finds the compressed copy of tr (a .gz rotated sibling of f whose
+// uncompressed first bytes are tr's) and returns its uncompressed size.
+func (c *Collector) compressedCopySize(f *file, tr *truncation) (int64, bool) {
+	dir := filepath.Dir(f.curPath())
+	bases := []string{filepath.Base(f.curPath()), filepath.Base(f.meta.File)}
+	if filepath.Dir(tr.group) == dir {
+		bases = append(bases, filepath.Base(tr.group)) // a container's live file
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".gz") || !slices.ContainsFunc(bases, func(b string) bool {
+			rot, compressed := logpath.Rotated(b, e.Name())
+			return rot && compressed
+		}) {
+			continue
+		}
+		head, size, err := gunzipHead(filepath.Join(dir, e.Name()))
+		if err == nil && tr.fpLen <= len(head) && xxhash.Sum64(head[:tr.fpLen]) == tr.fp {
+			return size, true
+		}
+	}
+	return 0, false
 }
 
 // ackedWithin is how many bytes of [from, to) the outputs cover.

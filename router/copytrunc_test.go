@@ -1,6 +1,8 @@
 package router
 
 import (
+	"bytes"
+	"compress/gzip"
 	"log/slog"
 	"os"
 	"strings"
@@ -303,5 +305,72 @@ func checkInOrderOnce(t *testing.T, got []consumed, key string) {
 		}
 		seen[s] = true
 		last = max(last, s)
+	}
+}
+
+// TestCopyCompressedBeforeTruncationSeen: the collector is behind (the broker slow, the budget
+// full, its reader waiting) when the file grows, is copied and truncated, and the copy is
+// compressed before the reader noticed the truncation (a rotation storm on a loaded node).
+// The copy's tail is counted lost exactly: to the copy's uncompressed size, not to the size
+// the waiting reader last saw (that counted the lines written meanwhile as nothing), and once,
+// also when a scan checked the .gz before the truncation was noticed (it was counted as a file
+// no scan saw, whole, and then its tail again).
+func TestCopyCompressedBeforeTruncationSeen(t *testing.T) {
+	const before, more, after = 3000, 300, 100
+	for _, tc := range []struct {
+		name  string
+		scans bool
+	}{
+		{name: "no scan meanwhile"},
+		{name: "a scan checks the compressed copy first", scans: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const ns = "cz"
+			var opts []func(*Config)
+			if !tc.scans {
+				opts = append(opts, func(c *Config) { c.ScanInterval = time.Hour })
+			}
+			b := startBehind(t, ns, before, opts...)
+			w, r, log := b.w, b.r, b.log
+			w.write(t, more) // the reader waits for the budget: it does not see these
+			// Copied straight into its compressed form: no scan can hold an uncompressed copy.
+			data, err := os.ReadFile(b.cont.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(data)
+			zw.Close()
+			if err := os.WriteFile(b.cont.Path()+".20260101-000001.gz", gz.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(b.cont.Path(), 0); err != nil {
+				t.Fatal(err)
+			}
+			w.write(t, after)
+			if tc.scans {
+				waitScans(t, r.c, 3)
+			}
+			b.hold.Store(false)
+			close(b.release)
+
+			got := consumeUntil(t, b.brokers, ns, len(w.sizes)-1, 2*time.Minute)
+			lines, actual := w.lostBytes(got)
+			if lines == 0 {
+				t.Fatal("nothing lost: the test did not stage the loss")
+			}
+			checkInOrderOnce(t, got, ns)
+			waitFor(t, 10*time.Second, func() bool {
+				return testutil.ToFloat64(r.c.metrics.lostFiles.WithLabelValues(ns, LossDeletedBeforeRead)) > 0
+			})
+			counted := int64(testutil.ToFloat64(r.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)))
+			files := testutil.ToFloat64(r.c.metrics.lostFiles.WithLabelValues(ns, LossDeletedBeforeRead))
+			if counted != actual || files != 1 {
+				t.Errorf("counted %d bytes in %v files, want exactly the %d bytes of the %d lines lost, in 1 file", counted, files, actual, lines)
+				t.Logf("collector log:\n%s", log.String())
+			}
+		})
 	}
 }

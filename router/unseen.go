@@ -154,9 +154,11 @@ func (c *Collector) seenContent(dir string, head []byte) bool {
 	}
 	c.mu.Lock()
 	var open []*os.File
+	var files []*file
 	for _, f := range c.files {
 		if filepath.Dir(f.curPath()) == dir || filepath.Dir(f.meta.File) == dir {
 			open = append(open, f.fd)
+			files = append(files, f)
 		}
 	}
 	for _, h := range c.held {
@@ -176,6 +178,15 @@ func (c *Collector) seenContent(dir string, head []byte) bool {
 		}
 	}
 	c.mu.Unlock()
+	for _, f := range files {
+		// The content its reader knows: a file copied and truncated whose reader has not noticed
+		// the truncation yet starts like its compressed copy in memory only, and its reader
+		// counts the copy's tail when it does (countLostCopy); counted here too, the copy's
+		// lines would be counted twice, the ones read among them included.
+		if p := f.print(); p.n >= fileid.MinCopyFingerprint && matches(p.n, p.sum) {
+			found = true
+		}
+	}
 	if found {
 		return true
 	}
