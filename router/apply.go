@@ -87,9 +87,10 @@ func (c *Collector) suffixTopics(ns, t string) []string {
 	}
 	seen := map[string]bool{}
 	for _, p := range set.Pipelines {
-		if p.Suffix != "" && !seen[p.Suffix] {
+		st := topic.WithSuffix(t, p.Suffix)
+		if p.Suffix != "" && !seen[p.Suffix] && c.topicRefusal(st) == "" {
 			seen[p.Suffix] = true
-			out = append(out, topic.WithSuffix(t, p.Suffix))
+			out = append(out, st)
 		}
 	}
 	return out

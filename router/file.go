@@ -383,10 +383,10 @@ func (f *file) step(ctx context.Context) stepResult {
 		}
 		if set := f.view.nss.set.Load(); set != nil {
 			for _, p := range set.Pipelines {
-				if p.Suffix == "" {
-					continue
-				}
 				t := topic.WithSuffix(f.view.topic, p.Suffix)
+				if p.Suffix == "" || f.c.topicRefusal(t) != "" {
+					continue // (a refused one takes no lines: line.go)
+				}
 				if err := f.ensureTopic(ctx, t, snap.Retention); err != nil {
 					if ctx.Err() != nil {
 						return stepStop

@@ -208,6 +208,11 @@ func (f *file) lineRecord(ch *chunk, o *assemble.Output, prev ckPos) verdict {
 	}
 	topic := ch.view.topic
 	if s := f.slotFor(ch, o.Stream); s != nil {
+		if s.refused != "" {
+			n.refused++
+			f.reportPipelineRefused(s)
+			return verdictDrop
+		}
 		if !o.Split && o.ParseError == "" {
 			v := f.runLine(ch, s, o, prev)
 			f.syncPipeHeld()

@@ -52,10 +52,28 @@ func (c *Collector) refusal(ns, t string) string {
 	if whose, ok := c.reserved.namespaces[ns]; ok {
 		return fmt.Sprintf("namespace %s is %s", ns, whose)
 	}
+	return c.topicRefusal(t)
+}
+
+// topicRefusal says why records to topic t are refused (it is a platform topic); "" when
+// they are not. A tenant pipeline's output topic (the namespace's topic plus its suffix) can
+// be a node source's explicit topic: logs.platform plus suffix auditd is logs.platform.auditd.
+func (c *Collector) topicRefusal(t string) string {
 	if whose, ok := c.reserved.topics[t]; ok && t != "" {
 		return fmt.Sprintf("topic %s is %s", t, whose)
 	}
 	return ""
+}
+
+// reportPipelineRefused logs, once per runner (at a bounded rate), that the lines pipeline
+// s selects are refused: its output topic is the platform's.
+func (f *file) reportPipelineRefused(s *runSlot) {
+	if s.refusedLogged {
+		return
+	}
+	s.refusedLogged = true
+	f.c.reserved.log.Log("pipeline output refused: its output topic is the platform's; the lines it selects are read and not produced (change the pipeline's output suffix, or the LogRouterPolicy's allowedSuffixes)",
+		"path", f.curPath(), "namespace", f.meta.Namespace, "pipeline", s.p.Name, "topic", s.topic, "reason", s.refused)
 }
 
 // reportRefused logs, once per file and reason (at a bounded rate), that f's lines are refused.

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logrouter/logrouter/internal/syncbuf"
+	"github.com/logrouter/logrouter/pipeline"
+	"github.com/logrouter/logrouter/pipeline/api/v1alpha1"
 	"github.com/logrouter/logrouter/router/filemeta"
 	"github.com/logrouter/logrouter/router/loadgen"
 	"github.com/logrouter/logrouter/router/nodefiles"
@@ -90,5 +92,76 @@ func TestRefusedNamespaces(t *testing.T) {
 	}
 	if v := metricValue(r.c.metrics.refusedLines, "team-a"); v != 0 {
 		t.Errorf("refused_lines_total{namespace=team-a} = %v, want 0", v)
+	}
+}
+
+// TestRefusedPipelineTopic: a tenant pipeline whose output topic is a node source's explicit
+// topic (namespace platform's logs.platform plus suffix auditd is node file source auditd's
+// logs.platform.auditd) writes nothing there: the lines it selects are read and not produced,
+// counted in refused_lines_total of the namespace, and logged once per file as an error naming
+// the pipeline and the topic. The node source's lines and the namespace's lines the pipeline
+// does not select flow all the while.
+func TestRefusedPipelineTopic(t *testing.T) {
+	cl := newCluster(t)
+	brokers := cl.ListenAddrs()[0]
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, node, brokers)
+	dir := t.TempDir()
+	cfg.NodeFiles.Sources = []nodefiles.Source{{Name: "auditd", Paths: []string{filepath.Join(dir, "audit.log")}, Topic: "logs.platform.auditd"}}
+	audit := newNodeLog(t, dir, "audit.log")
+	policy, err := pipeline.CompilePolicy(&v1alpha1.LogRouterPolicySpec{AllowedSuffixes: []string{"auditd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := compileSet(t, "platform", policy, map[string]v1alpha1.LogPipelineSpec{"fwd": {
+		Selector: v1alpha1.Selector{Containers: []string{"app"}},
+		Output:   v1alpha1.Output{Suffix: "auditd"},
+	}})
+	var logged syncbuf.Buffer
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectPipelines()
+	c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"platform": set}})
+	r := runCollector(t, c, reg)
+
+	const n = 40
+	for _, name := range []string{"app", "side"} {
+		ct, err := node.AddContainer("platform", "web", name, loadgen.CRI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := ct.Write(time.Now(), "stdout", loadgen.SeqMessage(name, i, 120)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range n {
+		audit.write(loadgen.SeqMessage("audit", i, 120))
+	}
+	waitFor(t, 30*time.Second, func() bool { return metricValue(r.c.metrics.refusedLines, "platform") == n })
+	got := consume(t, brokers, 2*n, 30*time.Second)
+	for _, g := range got {
+		key, _, _ := loadgen.ParseSeq(g.rec.Message)
+		want := map[string]string{"audit": "logs.platform.auditd", "side": "logs.platform"}[key]
+		if g.topic != want {
+			t.Errorf("%s's line in topic %s, want %q: %s", key, g.topic, want, g.value)
+		}
+	}
+	if dups := checkSequences(t, got, map[string]int{"side": n, "audit": n}); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	const why = "topic logs.platform.auditd is node file source auditd's"
+	if k := strings.Count(logged.String(), `"msg":"pipeline output refused`); k != 1 || !strings.Contains(logged.String(), why) || !strings.Contains(logged.String(), `"pipeline":"fwd"`) {
+		t.Errorf("log has %d pipeline refusals, want 1 naming the pipeline and %q:\n%s", k, why, logged.String())
+	}
+	if v := metricValue(r.c.metrics.refusedLines, "node-file:auditd"); v != 0 {
+		t.Errorf("refused_lines_total of the node source = %v, want 0", v)
 	}
 }

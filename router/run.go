@@ -44,8 +44,12 @@ type runSlot struct {
 	p     *pipeline.Pipeline
 	r     *pipeline.Runner
 	topic string
-	room  int // the topic's record room (sink.LineRoom), refreshed per chunk
-	pm    *pipeMetrics
+	// refused says why the lines it selects are read and not produced: its output topic is the
+	// platform's (reserved.go); refusedLogged once logged.
+	refused       string
+	refusedLogged bool
+	room          int // the topic's record room (sink.LineRoom), refreshed per chunk
+	pm            *pipeMetrics
 	// held are the input lines the runner holds, oldest first, each with the checkpoint
 	// before it; heldBytes their message bytes (counted in the budget).
 	held      []heldLine
@@ -170,6 +174,7 @@ func (f *file) slotFor(ch *chunk, stream string) *runSlot {
 	s := &runSlot{p: p, r: p.NewRunner(), topic: ch.view.topic, pm: f.c.metrics.forPipeline(p)}
 	if p.Suffix != "" {
 		s.topic = topic.WithSuffix(ch.view.topic, p.Suffix)
+		s.refused = f.c.topicRefusal(s.topic)
 	}
 	s.room = f.lineRoom(s.topic)
 	f.slots = append(f.slots, s)
