@@ -1011,8 +1011,13 @@ const copyWriting = 5 * time.Second
 // then fill it, and a scan in between found a file shorter than the original's fingerprint,
 // read it from its start, and sent the original's lines twice (docs/reliability.md, finding
 // 6). Such a file, written within copyWriting, is taken for a copy when its first bytes are the
-// original's, or are too few to tell (placeHeld looks again at each scan).
+// original's, or are too few to tell (placeHeld looks again at each scan). Never a container's
+// live file (its symlink's target is no copy): held, the new live file of a rename rotation
+// was started later from its start without its own truncation seen, and a copytruncate in
+// between delivered its copy's lines after its new ones (TestSystemRotationStorm at 01:43).
+// A node glob's live file is only its newest, which a copy being written can be.
 func (c *Collector) isCopyOfOpen(fd *os.File, cd *candidate, writing bool) bool {
+	writing = writing && (cd.node != nil || !cd.live)
 	c.mu.Lock()
 	var others []*file
 	for _, f := range c.files {

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/internal/record"
@@ -103,18 +104,22 @@ type file struct {
 	log      *slog.Logger
 
 	// Shared with promise callbacks and the checkpointer.
-	mu         sync.Mutex
-	fpLen      int
-	fp         uint64
-	head       uint64 // the hash of the fingerprint's first bytes (fileid.Head), if headOK
-	headOK     bool
-	format     logline.Format
-	acked      int64          // checkpoint: all lines before it acknowledged
-	ackedState assemble.State // assembler state at acked
-	queue      []*chunk       // chunks in read order, not yet popped
-	beyond     []outKey       // acknowledged outputs of popped chunks that end past acked
-	inflight   int
-	failed     error
+	mu     sync.Mutex
+	fpLen  int
+	fp     uint64
+	head   uint64 // the hash of the fingerprint's first bytes (fileid.Head), if headOK
+	headOK bool
+	// readUnprinted: the reader read (or is reading) content it has no fingerprint of (fpLen
+	// 0): only the bytes it read may become the fingerprint (printRead), not the file's first
+	// bytes read later, which a truncation in between makes another content's.
+	readUnprinted bool
+	format        logline.Format
+	acked         int64          // checkpoint: all lines before it acknowledged
+	ackedState    assemble.State // assembler state at acked
+	queue         []*chunk       // chunks in read order, not yet popped
+	beyond        []outKey       // acknowledged outputs of popped chunks that end past acked
+	inflight      int
+	failed        error
 	// unackedSince is when the oldest line not yet acknowledged was produced (zero: none):
 	// kept across a rewind, so a failing file shows its real wait.
 	unackedSince time.Time
@@ -439,6 +444,11 @@ func (f *file) step(ctx context.Context) stepResult {
 	}
 	buf := f.c.getBuf(size)
 	defer f.c.putBuf(buf)
+	if pos == 0 {
+		f.mu.Lock()
+		f.readUnprinted = f.readUnprinted || f.fpLen == 0
+		f.mu.Unlock()
+	}
 	n, err := f.fd.ReadAt(buf[:want], pos)
 	if n > 0 && !f.sameContent() {
 		// Truncated and written again (copytruncate) before its size fell below our offset: what
@@ -465,6 +475,9 @@ func (f *file) step(ctx context.Context) stepResult {
 		f.sizeSeen = max(f.sizeSeen, fi.Size())
 	}
 	data := buf[:n]
+	if pos == 0 {
+		f.printRead(data)
+	}
 	if f.asm.Format() == logline.FormatUnknown {
 		f.detectFormat(data)
 	}
@@ -860,6 +873,7 @@ func (f *file) truncated(ctx context.Context, reason string) {
 	f.countedTo, f.countFrom = 0, 0 // new content from offset 0
 	f.waited, f.waitOpen = nil, false
 	f.fpLen, f.fp, f.headOK = 0, 0, false // the new content gets its own fingerprint
+	f.readUnprinted = false
 	f.mu.Unlock()
 	f.sizeSeen = 0
 	f.c.metrics.rotations.WithLabelValues("truncate").Inc()
@@ -947,21 +961,48 @@ func (f *file) flushAtExit() {
 // content). The reader extends it after it reads; a file opened empty and not read since (Kafka down, the budget full) would be
 // checkpointed with no fingerprint, and a restart would take a new file that reuses its inode
 // for it, resuming the new file and never counting the old one's loss (system proof finding 4).
+//
+// The old prefix is checked and the new one taken from one read: checked and taken in two, a
+// truncation in between gave the file the next content's fingerprint at the old content's
+// position, and its reader skipped a whole round of a copytruncated node file as already read
+// (docs/reliability.md, finding 6). A file without a fingerprint that its reader has read from
+// gets the bytes it read (printRead), not its first bytes now.
 func (f *file) extendFingerprint() {
 	f.mu.Lock()
-	n, sum, fd := f.fpLen, f.fp, f.fd
+	n, sum, fd, unprinted := f.fpLen, f.fp, f.fd, f.readUnprinted
 	f.mu.Unlock()
-	if n >= fileid.FingerprintSize || fd == nil {
+	if n >= fileid.FingerprintSize || fd == nil || n == 0 && unprinted {
 		return
 	}
-	if ok, err := fileid.Matches(fd, n, sum); err != nil || !ok {
+	var buf [fileid.FingerprintSize]byte
+	got, err := fd.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) || got <= n || n > 0 && xxhash.Sum64(buf[:n]) != sum {
 		return // truncated: the reader's truncation handling fingerprints the new content
 	}
-	n2, sum2, err := fileid.Fingerprint(fd)
-	if err != nil || n2 <= n {
+	f.setPrint(n, sum, buf[:got])
+}
+
+// printRead makes the first bytes the reader read, data (read at offset 0), the fingerprint,
+// if they are longer than it and start with it.
+func (f *file) printRead(data []byte) {
+	f.mu.Lock()
+	n, sum := f.fpLen, f.fp
+	f.mu.Unlock()
+	data = data[:min(len(data), fileid.FingerprintSize)]
+	if len(data) <= n || n > 0 && xxhash.Sum64(data[:n]) != sum {
 		return
 	}
-	head, headOK, _ := fileid.Head(fd, n2, sum2)
+	f.setPrint(n, sum, data)
+}
+
+// setPrint replaces the fingerprint (n, sum) by one of the content's first bytes b, unless it
+// changed meanwhile.
+func (f *file) setPrint(n int, sum uint64, b []byte) {
+	n2, sum2 := len(b), xxhash.Sum64(b)
+	head, headOK := uint64(0), n2 >= fileid.MinCopyFingerprint
+	if headOK {
+		head = xxhash.Sum64(b[:fileid.MinCopyFingerprint])
+	}
 	f.mu.Lock()
 	if f.fpLen == n && f.fp == sum {
 		f.fpLen, f.fp, f.head, f.headOK = n2, sum2, head, headOK

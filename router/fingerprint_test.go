@@ -2,11 +2,14 @@ package router
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/logrouter/logrouter/router/checkpoint"
@@ -148,5 +151,69 @@ func TestFingerprintLengthenedAfterStat(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.c.metrics.lostBytes.WithLabelValues(ns, LossDeletedBeforeRead)); n != 0 {
 		t.Errorf("%v bytes counted lost, nothing was", n)
+	}
+}
+
+// TestFingerprintOfWhatWasRead: a file's fingerprint must be of the content its reader read,
+// whatever the file holds when it is taken. A node file opened empty was read (a whole round),
+// then copytruncated and refilled to the same size before its fingerprint was taken from the
+// file's first bytes: it got the next round's fingerprint at the old round's end, and the reader
+// took the refilled file for read (TestNodeFilesRotation, 300 lines missing and the copy of the
+// old round read twice: docs/reliability.md, finding 6). Each case sets the file's fingerprint
+// state, reads or rewrites as its reader and kubelet would, and checks what the fingerprint is.
+func TestFingerprintOfWhatWasRead(t *testing.T) {
+	a := []byte(strings.Repeat("a-round-line\n", 200)) // 2,600 bytes
+	b := []byte(strings.Repeat("b-round-line\n", 200)) // the same size
+	sum := func(p []byte) uint64 { return xxhash.Sum64(p[:min(len(p), fileid.FingerprintSize)]) }
+	for _, tc := range []struct {
+		name    string
+		open    []byte // the file's content when opened (fingerprinted)
+		read    bool   // the reader reads the content from offset 0 (marked before, printed after)
+		rewrite []byte // the file's content after the read, before the save's extension
+		want    uint64 // the fingerprint after the extension
+		wantLen int
+	}{
+		{name: "opened empty, read, refilled before the save", open: nil, read: true, rewrite: b, want: sum(a), wantLen: fileid.FingerprintSize},
+		{name: "opened empty, not read, written: the save fingerprints it", open: nil, rewrite: a, want: sum(a), wantLen: fileid.FingerprintSize},
+		{name: "opened short, grown", open: a[:100], rewrite: a, want: sum(a), wantLen: fileid.FingerprintSize},
+		{name: "opened short, truncated and refilled", open: a[:100], rewrite: b, want: xxhash.Sum64(a[:100]), wantLen: 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "audit.log")
+			if err := os.WriteFile(p, tc.open, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fd, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fd.Close()
+			n, s, _ := fileid.Fingerprint(fd)
+			f := &file{fd: fd, fpLen: n, fp: s}
+			if tc.read {
+				if err := os.WriteFile(p, a, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				f.mu.Lock()
+				f.readUnprinted = f.fpLen == 0 // as step marks a read at offset 0
+				f.mu.Unlock()
+				data := make([]byte, len(a))
+				k, _ := fd.ReadAt(data, 0)
+				if err := os.WriteFile(p, tc.rewrite, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				f.extendFingerprint() // a checkpoint save, before the reader's own
+				f.printRead(data[:k])
+			} else if err := os.WriteFile(p, tc.rewrite, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f.extendFingerprint()
+			if f.fpLen != tc.wantLen || f.fp != tc.want {
+				t.Errorf("fingerprint (%d, %x), want (%d, %x)", f.fpLen, f.fp, tc.wantLen, tc.want)
+			}
+			if tc.read && f.sameContent() {
+				t.Error("the refilled file passes for the content read: its truncation would go unseen")
+			}
+		})
 	}
 }
