@@ -23,24 +23,10 @@ import (
 // namespace, logged once per file as an error. A tenant's and the node file source's lines flow
 // all the while, and a refused file written after its refusal is read to its end too.
 func TestRefusedNamespaces(t *testing.T) {
-	cl := newCluster(t)
-	brokers := cl.ListenAddrs()[0]
-	node, err := loadgen.NewNode(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, node, brokers)
-	dir := t.TempDir()
-	cfg.NodeFiles.Sources = []nodefiles.Source{{Name: "audit", Paths: []string{filepath.Join(dir, "audit.log")}}}
-	audit := newNodeLog(t, dir, "audit.log")
-	var logged syncbuf.Buffer
-	reg := prometheus.NewRegistry()
-	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(&logged, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.ReserveTopic("logs.team-x", "the node journal's") // as --journal-topic logs.team-x does
-	r := runCollector(t, c, reg)
+	nc := startWithNodeFile(t, nodefiles.Source{Name: "audit"}, func(c *Collector) {
+		c.ReserveTopic("logs.team-x", "the node journal's") // as --journal-topic logs.team-x does
+	})
+	brokers, node, audit, r, logged := nc.brokers, nc.node, nc.audit, nc.r, nc.logged
 
 	refused := map[string]string{ // namespace -> the reason logged
 		"node-system": "namespace node-system is the node journal's",
@@ -102,16 +88,6 @@ func TestRefusedNamespaces(t *testing.T) {
 // the pipeline and the topic. The node source's lines and the namespace's lines the pipeline
 // does not select flow all the while.
 func TestRefusedPipelineTopic(t *testing.T) {
-	cl := newCluster(t)
-	brokers := cl.ListenAddrs()[0]
-	node, err := loadgen.NewNode(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, node, brokers)
-	dir := t.TempDir()
-	cfg.NodeFiles.Sources = []nodefiles.Source{{Name: "auditd", Paths: []string{filepath.Join(dir, "audit.log")}, Topic: "logs.platform.auditd"}}
-	audit := newNodeLog(t, dir, "audit.log")
 	policy, err := pipeline.CompilePolicy(&v1alpha1.LogRouterPolicySpec{AllowedSuffixes: []string{"auditd"}})
 	if err != nil {
 		t.Fatal(err)
@@ -120,15 +96,11 @@ func TestRefusedPipelineTopic(t *testing.T) {
 		Selector: v1alpha1.Selector{Containers: []string{"app"}},
 		Output:   v1alpha1.Output{Suffix: "auditd"},
 	}})
-	var logged syncbuf.Buffer
-	reg := prometheus.NewRegistry()
-	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(&logged, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.ExpectPipelines()
-	c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"platform": set}})
-	r := runCollector(t, c, reg)
+	nc := startWithNodeFile(t, nodefiles.Source{Name: "auditd", Topic: "logs.platform.auditd"}, func(c *Collector) {
+		c.ExpectPipelines()
+		c.Apply(&pipeline.State{Policy: policy, Namespaces: map[string]*pipeline.Set{"platform": set}})
+	})
+	brokers, node, audit, r, logged := nc.brokers, nc.node, nc.audit, nc.r, nc.logged
 
 	const n = 40
 	for _, name := range []string{"app", "side"} {
@@ -164,4 +136,39 @@ func TestRefusedPipelineTopic(t *testing.T) {
 	if v := metricValue(r.c.metrics.refusedLines, "node-file:auditd"); v != 0 {
 		t.Errorf("refused_lines_total of the node source = %v, want 0", v)
 	}
+}
+
+// nodeFileCollector is a collector over a node's containers and one node file source.
+type nodeFileCollector struct {
+	brokers string
+	node    *loadgen.Node
+	audit   *nodeLog // the source's file, audit.log
+	r       *running
+	logged  *syncbuf.Buffer
+}
+
+// startWithNodeFile starts a collector with node file source src (its paths set to audit.log
+// in a directory of its own), its log kept, and hook run on it before Run.
+func startWithNodeFile(t *testing.T, src nodefiles.Source, hook func(*Collector)) *nodeFileCollector {
+	t.Helper()
+	cl := newCluster(t)
+	nc := &nodeFileCollector{brokers: cl.ListenAddrs()[0], logged: &syncbuf.Buffer{}}
+	node, err := loadgen.NewNode(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.node = node
+	cfg := testConfig(t, node, nc.brokers)
+	dir := t.TempDir()
+	src.Paths = []string{filepath.Join(dir, "audit.log")}
+	cfg.NodeFiles.Sources = []nodefiles.Source{src}
+	nc.audit = newNodeLog(t, dir, "audit.log")
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, filemeta.PathOnly{Origin: filemeta.Origin{Node: cfg.Node}}, reg, slog.New(slog.NewJSONHandler(nc.logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook(c)
+	nc.r = runCollector(t, c, reg)
+	return nc
 }
