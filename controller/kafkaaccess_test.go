@@ -627,6 +627,11 @@ func saramaConfig(s *corev1.Secret) *sarama.Config {
 	cfg.Metadata.Full = false // a team may not describe every topic
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Retry.Max = 0
+	// A refused group is retried as sarama always does (the coordinator lookup, then a new
+	// session, each a few times); the defaults' backoffs (250 ms, 2 s) only make each refusal
+	// take 18 s.
+	cfg.Metadata.Retry.Backoff = 20 * time.Millisecond
+	cfg.Consumer.Group.Rebalance.Retry.Backoff = 50 * time.Millisecond
 	return cfg
 }
 
