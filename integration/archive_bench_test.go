@@ -20,6 +20,7 @@ import (
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/integration/collectortest"
 )
 
 // BenchmarkArchive measures the archiver subprocess archiving a backlog from kfake (in this
@@ -32,7 +33,7 @@ func BenchmarkArchive(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_BENCH_MB")); err == nil && v > 0 {
 		mb = v
 	}
-	bin := archiveBinary(b)
+	bin := collectortest.Binary(b)
 	for _, parts := range []int32{1, 200} {
 		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
 			for b.Loop() {

@@ -21,20 +21,9 @@ import (
 
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
+	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/syncbuf"
 )
-
-// archiveBinary builds cmd/logrouter into the test's temporary directory (the Go build cache
-// makes every build after the first a link step).
-func archiveBinary(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "logrouter")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/logrouter/logrouter/cmd/logrouter").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 type archiverProc struct {
 	cmd    *exec.Cmd
@@ -61,7 +50,7 @@ func TestArchiveSIGKILLExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess kill test")
 	}
-	bin := archiveBinary(t)
+	bin := collectortest.Binary(t)
 	t.Run("file", func(t *testing.T) {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "bucket"), 0o755)

@@ -15,13 +15,14 @@ import (
 	"github.com/logrouter/logrouter/archiver/archivetest"
 	"github.com/logrouter/logrouter/archiver/layout"
 	"github.com/logrouter/logrouter/archiver/objectformat"
+	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/record"
 )
 
 // TestArchiveQueryCLI runs `logrouter query` against a small archive: NDJSON and text output in
 // time order, filters, statistics, and precise errors for bad flags.
 func TestArchiveQueryCLI(t *testing.T) {
-	bin := archiveBinary(t)
+	bin := collectortest.Binary(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 	b, err := blob.OpenBucket(ctx, "file://"+dir)

@@ -7,25 +7,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-)
 
-// logrouterBinary builds cmd/logrouter into the test's temporary directory (the build cache
-// makes repeated builds a link step).
-func logrouterBinary(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "logrouter")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logrouter/logrouter/cmd/logrouter").CombinedOutput(); err != nil {
-		tb.Fatalf("build logrouter: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/logrouter/logrouter/integration/collectortest"
+)
 
 // TestGatewayCommands runs the real commands: `logrouter tokens create|list|revoke` and
 // `logrouter gateway` as subprocesses against kfake.
@@ -33,7 +23,7 @@ func TestGatewayCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the logrouter binary")
 	}
-	bin := logrouterBinary(t)
+	bin := collectortest.Binary(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)

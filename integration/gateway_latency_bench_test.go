@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logrouter/logrouter/api/token"
+	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/internal/record"
 )
 
@@ -30,7 +31,7 @@ import (
 // all iterations.
 func BenchmarkGatewayEndToEndLatency(b *testing.B) {
 	dir := b.TempDir()
-	bin := logrouterBinary(b)
+	bin := collectortest.Binary(b)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/logrouter/logrouter/api"
 	"github.com/logrouter/logrouter/archiver/archivetest"
+	"github.com/logrouter/logrouter/integration/collectortest"
 	"github.com/logrouter/logrouter/integration/kubeapiserver"
 	"github.com/logrouter/logrouter/internal/logscmd"
 	"github.com/logrouter/logrouter/internal/syncbuf"
@@ -82,7 +83,7 @@ func TestTeamsDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := teamsBlocks(t, string(raw))
-	bin := logrouterBinary(t)
+	bin := collectortest.Binary(t)
 
 	srv, gwClient := kubeForGateway(t, kubeapiserver.Options{}, "shop")
 	home := t.TempDir()
