@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,8 @@ var (
 // Binary returns the path of a logrouter binary: $LOGROUTER_BIN when set, else one built once
 // per test process from ./cmd/logrouter (without -race: the binary is what ships). The build
 // goes to $LOGROUTER_CACHE/bin (default: the user cache dir's logrouter/bin) and replaces the
-// previous one atomically, so repeated runs do not pile up binaries.
+// previous one atomically, so repeated runs do not pile up binaries; a build whose sources did
+// not change since the previous one is not linked again.
 func Binary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("LOGROUTER_BIN"); p != "" {
@@ -58,6 +60,17 @@ func build() (string, error) {
 		return "", err
 	}
 	tmp := f.Name()
+	final := filepath.Join(dir, "logrouter-integration-test")
+	// Start from a copy of the last build: go build leaves a target whose build ID matches the
+	// sources alone, so the test processes of one `go test ./...` (and later runs) link once,
+	// not once each. A copy, not the file itself: others may be running it.
+	if prev, err := os.Open(final); err == nil {
+		_, err = io.Copy(f, prev)
+		prev.Close()
+		if err != nil {
+			f.Truncate(0)
+		}
+	}
 	f.Close()
 	defer os.Remove(tmp)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -70,7 +83,9 @@ func build() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/logrouter: %v\n%s", err, out)
 	}
-	final := filepath.Join(dir, "logrouter-integration-test")
+	if err := os.Chmod(tmp, 0o755); err != nil { // an up-to-date copy keeps CreateTemp's mode
+		return "", err
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
