@@ -56,22 +56,7 @@ func (s *system) explainDisorder(keys map[string]*wcont, n int) {
 			}
 			fmt.Fprintf(&b, "  seq %d [rot %d] %s@%d %s%s\n", a.seq, rot, filepath.Base(a.file), a.offset, a.src, again)
 		}
-		b.WriteString("  rotation inodes: ")
-		for r, ino := range c.ino {
-			fmt.Fprintf(&b, "%d:%d ", r, ino)
-		}
-		b.WriteString("\n")
-		dir := filepath.Dir(c.c.Path())
-		s.collector.mu.Lock()
-		for ri, p := range s.collector.runs {
-			fmt.Fprintf(&b, "  collector run %d:\n", ri)
-			for _, l := range strings.Split(p.stderr.String(), "\n") {
-				if strings.Contains(l, dir) {
-					fmt.Fprintf(&b, "    %s\n", tail(l, 400))
-				}
-			}
-		}
-		s.collector.mu.Unlock()
+		s.writeContainerLog(&b, c)
 		s.t.Log(b.String())
 	}
 }
@@ -120,22 +105,28 @@ func (s *system) explainDuplicates(keys map[string]*wcont, n int) {
 			}
 			fmt.Fprintf(&b, "  seq %d [rot %d] %s %s@%d %s %s/%d@%d%s\n", a.seq, rot, at, filepath.Base(a.file), a.offset, a.src, a.at.topic, a.at.partition, a.at.offset, again)
 		}
-		b.WriteString("  rotation inodes: ")
-		for r, ino := range c.ino {
-			fmt.Fprintf(&b, "%d:%d ", r, ino)
-		}
-		b.WriteString("\n")
-		dir := filepath.Dir(c.c.Path())
-		s.collector.mu.Lock()
-		for ri, p := range s.collector.runs {
-			fmt.Fprintf(&b, "  collector run %d:\n", ri)
-			for _, l := range strings.Split(p.stderr.String(), "\n") {
-				if strings.Contains(l, dir) {
-					fmt.Fprintf(&b, "    %s\n", tail(l, 400))
-				}
+		s.writeContainerLog(&b, c)
+		s.t.Log(b.String())
+	}
+}
+
+// writeContainerLog writes c's rotation inodes and every collector run's log lines about its
+// directory.
+func (s *system) writeContainerLog(b *strings.Builder, c *wcont) {
+	b.WriteString("  rotation inodes: ")
+	for r, ino := range c.ino {
+		fmt.Fprintf(b, "%d:%d ", r, ino)
+	}
+	b.WriteString("\n")
+	dir := filepath.Dir(c.c.Path())
+	s.collector.mu.Lock()
+	defer s.collector.mu.Unlock()
+	for ri, p := range s.collector.runs {
+		fmt.Fprintf(b, "  collector run %d:\n", ri)
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(l, dir) {
+				fmt.Fprintf(b, "    %s\n", tail(l, 400))
 			}
 		}
-		s.collector.mu.Unlock()
-		s.t.Log(b.String())
 	}
 }
